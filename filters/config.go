@@ -1,0 +1,207 @@
+package filters
+
+import (
+	"fmt"
+	"log/slog"
+	"math"
+	"strconv"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is a filter's validated config block, with defaults applied, plus
+// where the filter runs.
+type Config struct {
+	// Pipeline and Stage name where the filter runs.
+	Pipeline, Stage string
+	// Logger is scoped to the pipeline and stage; never nil after Parse.
+	Logger *slog.Logger
+
+	values map[string]any
+}
+
+// NewConfig returns a Config holding values, for tests and programmatic use.
+// Values must already have the Go types of their fields.
+func NewConfig(values map[string]any) Config {
+	return Config{Logger: slog.New(slog.DiscardHandler), values: values}
+}
+
+// Has reports whether the field is set, explicitly or by a default.
+func (c Config) Has(name string) bool { _, ok := c.values[name]; return ok }
+
+// String returns a String field, or "".
+func (c Config) String(name string) string { v, _ := c.values[name].(string); return v }
+
+// Int returns an Int field, or 0.
+func (c Config) Int(name string) int { v, _ := c.values[name].(int); return v }
+
+// Float returns a Float field, or 0.
+func (c Config) Float(name string) float64 { v, _ := c.values[name].(float64); return v }
+
+// Bool returns a Bool field, or false.
+func (c Config) Bool(name string) bool { v, _ := c.values[name].(bool); return v }
+
+// Duration returns a Duration field, or 0.
+func (c Config) Duration(name string) time.Duration { v, _ := c.values[name].(time.Duration); return v }
+
+// StringList returns a StringList field, or nil.
+func (c Config) StringList(name string) []string { v, _ := c.values[name].([]string); return v }
+
+// StringMap returns a StringMap field, or nil.
+func (c Config) StringMap(name string) map[string]string {
+	v, _ := c.values[name].(map[string]string)
+	return v
+}
+
+// Problem is one thing wrong with a config block, at a position in the YAML.
+type Problem struct {
+	Line, Column int
+	Message      string
+}
+
+// Parse checks a config block against the spec: unknown keys, missing
+// required fields and values of the wrong type are all reported, with
+// positions. node may be nil when the stage has no config block. Parse does
+// not call New. Positions of the fields that were set are returned so that
+// errors from New can be placed.
+func (s Spec) Parse(node *yaml.Node) (Config, map[string]Problem, []Problem) {
+	cfg := Config{Logger: slog.New(slog.DiscardHandler), values: map[string]any{}}
+	where := map[string]Problem{}
+	var problems []Problem
+	set := map[string]bool{}
+	if node != nil && node.Kind == yaml.AliasNode {
+		node = node.Alias
+	}
+	switch {
+	case node == nil || node.Tag == "!!null":
+	case node.Kind != yaml.MappingNode:
+		problems = append(problems, at(node, "config must be a mapping, got %s", kindName(node)))
+	default:
+		for i := 0; i+1 < len(node.Content); i += 2 {
+			k, v := node.Content[i], node.Content[i+1]
+			f, ok := s.field(k.Value)
+			if !ok {
+				problems = append(problems, at(k, "unknown config key %q for filter %q%s", k.Value, s.Name, s.knownKeys()))
+				continue
+			}
+			if set[f.Name] {
+				problems = append(problems, at(k, "config key %q is set twice", k.Value))
+				continue
+			}
+			set[f.Name] = true
+			where[f.Name] = at(v, "")
+			val, err := decodeField(f.Type, v)
+			if err != nil {
+				problems = append(problems, at(v, "%s: %v", f.Name, err))
+				continue
+			}
+			cfg.values[f.Name] = val
+		}
+	}
+	pos := Problem{Line: 1, Column: 1}
+	if node != nil {
+		pos = at(node, "")
+	}
+	for _, f := range s.Fields {
+		switch {
+		case set[f.Name]:
+		case f.Required:
+			problems = append(problems, Problem{pos.Line, pos.Column,
+				fmt.Sprintf("filter %q needs config key %q (%s)", s.Name, f.Name, f.Description)})
+		case f.Default != nil:
+			cfg.values[f.Name] = f.Default
+		}
+	}
+	return cfg, where, problems
+}
+
+func (s Spec) knownKeys() string {
+	if len(s.Fields) == 0 {
+		return " (it takes no config)"
+	}
+	out := " (known: "
+	for i, f := range s.Fields {
+		if i > 0 {
+			out += ", "
+		}
+		out += f.Name
+	}
+	return out + ")"
+}
+
+func at(n *yaml.Node, format string, args ...any) Problem {
+	return Problem{Line: n.Line, Column: n.Column, Message: fmt.Sprintf(format, args...)}
+}
+
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.MappingNode:
+		return "a mapping"
+	}
+	return fmt.Sprintf("%q", n.Value)
+}
+
+func decodeField(t Type, n *yaml.Node) (any, error) {
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	switch t {
+	case String:
+		if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
+			return nil, fmt.Errorf("want a string, got %s", kindName(n))
+		}
+		return n.Value, nil
+	case Int:
+		i, err := strconv.ParseInt(n.Value, 0, 64)
+		if n.Kind != yaml.ScalarNode || err != nil || i > math.MaxInt32 || i < math.MinInt32 {
+			return nil, fmt.Errorf("want a whole number, got %s", kindName(n))
+		}
+		return int(i), nil
+	case Float:
+		f, err := strconv.ParseFloat(n.Value, 64)
+		if n.Kind != yaml.ScalarNode || err != nil {
+			return nil, fmt.Errorf("want a number, got %s", kindName(n))
+		}
+		return f, nil
+	case Bool:
+		var b bool
+		if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" || n.Decode(&b) != nil {
+			return nil, fmt.Errorf("want true or false, got %s", kindName(n))
+		}
+		return b, nil
+	case Duration:
+		d, err := time.ParseDuration(n.Value)
+		if n.Kind != yaml.ScalarNode || err != nil {
+			return nil, fmt.Errorf("want a duration such as 500ms, 30s or 5m, got %s", kindName(n))
+		}
+		return d, nil
+	case StringList:
+		if n.Kind != yaml.SequenceNode {
+			return nil, fmt.Errorf("want a list of strings, got %s", kindName(n))
+		}
+		out := make([]string, 0, len(n.Content))
+		for _, c := range n.Content {
+			if c.Kind != yaml.ScalarNode || c.Tag == "!!null" {
+				return nil, fmt.Errorf("want a list of strings, got an item %s", kindName(c))
+			}
+			out = append(out, c.Value)
+		}
+		return out, nil
+	case StringMap:
+		if n.Kind != yaml.MappingNode {
+			return nil, fmt.Errorf("want a mapping of strings, got %s", kindName(n))
+		}
+		out := make(map[string]string, len(n.Content)/2)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if v := n.Content[i+1]; v.Kind != yaml.ScalarNode || v.Tag == "!!null" {
+				return nil, fmt.Errorf("want a mapping of strings, got %s for %q", kindName(v), n.Content[i].Value)
+			}
+			out[n.Content[i].Value] = n.Content[i+1].Value
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("unsupported type %s", t)
+}

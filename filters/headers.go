@@ -1,0 +1,21 @@
+package filters
+
+// Headers are record headers, by name.
+type Headers map[string]string
+
+// Record headers millrace sets. Filters use these constants, never literals.
+const (
+	// HeaderJob is the job id, given to each record by `millrace produce` (or
+	// the first stage when absent) and kept across every stage.
+	HeaderJob = "millrace-job"
+	// HeaderStage names the stage that produced the record.
+	HeaderStage = "millrace-stage"
+	// HeaderAttempt counts the attempts made to process the record.
+	HeaderAttempt = "millrace-attempt"
+	// HeaderError is the error text of the last failure.
+	HeaderError = "millrace-error"
+	// HeaderOrigin is "topic/partition/offset" of the failing record.
+	HeaderOrigin = "millrace-origin"
+	// HeaderReplays counts how often a quarantined record was replayed.
+	HeaderReplays = "millrace-replays"
+)

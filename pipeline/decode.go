@@ -1,0 +1,120 @@
+package pipeline
+
+import (
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+var (
+	nodeType      = reflect.TypeFor[*yaml.Node]()
+	positionsType = reflect.TypeFor[Positions]()
+)
+
+// decoder decodes YAML nodes into the model strictly: an unknown or repeated
+// key, or a value of the wrong kind, is a problem at its position. It keeps
+// going after a problem so that every problem is reported at once.
+type decoder struct {
+	p *problems
+}
+
+func pos(n *yaml.Node) Pos { return Pos{Line: n.Line, Column: n.Column} }
+
+func (d *decoder) decode(n *yaml.Node, v reflect.Value, what string) {
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	if v.Type() == nodeType {
+		v.Set(reflect.ValueOf(n))
+		return
+	}
+	if isNull(n) {
+		return
+	}
+	switch v.Kind() {
+	case reflect.Pointer:
+		v.Set(reflect.New(v.Type().Elem()))
+		d.decode(n, v.Elem(), what)
+	case reflect.Struct:
+		d.decodeStruct(n, v, what)
+	case reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			d.p.add(pos(n), "%s: want a list, got %s", what, describe(n))
+			return
+		}
+		v.Set(reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content)))
+		for i, item := range n.Content {
+			d.decode(item, v.Index(i), what)
+		}
+	case reflect.String:
+		if n.Kind != yaml.ScalarNode {
+			d.p.add(pos(n), "%s: want a string, got %s", what, describe(n))
+			return
+		}
+		v.SetString(n.Value)
+	case reflect.Int:
+		i, err := strconv.ParseInt(n.Value, 10, 32)
+		if n.Kind != yaml.ScalarNode || err != nil {
+			d.p.add(pos(n), "%s: want a whole number, got %s", what, describe(n))
+			return
+		}
+		v.SetInt(i)
+	default:
+		panic(fmt.Sprintf("pipeline: no decoder for %s", v.Type()))
+	}
+}
+
+func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, what string) {
+	if n.Kind != yaml.MappingNode {
+		d.p.add(pos(n), "%s: want a mapping, got %s", what, describe(n))
+		return
+	}
+	fields := map[string]int{}
+	var known []string
+	positions := -1
+	for i := 0; i < v.NumField(); i++ {
+		f := v.Type().Field(i)
+		if f.Type == positionsType {
+			positions = i
+		}
+		if tag := f.Tag.Get("yaml"); tag != "" && tag != "-" {
+			fields[tag] = i
+			known = append(known, tag)
+		}
+	}
+	ps := Positions{Self: pos(n), Keys: map[string]Pos{}}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := n.Content[i], n.Content[i+1]
+		idx, ok := fields[k.Value]
+		switch {
+		case !ok:
+			d.p.add(pos(k), "unknown key %q in %s (known keys: %s)", k.Value, what, strings.Join(known, ", "))
+			continue
+		case ps.Set(k.Value):
+			d.p.add(pos(k), "key %q is set twice in %s", k.Value, what)
+			continue
+		}
+		ps.Keys[k.Value] = pos(val)
+		d.decode(val, v.Field(idx), what+"."+k.Value)
+	}
+	if positions >= 0 {
+		v.Field(positions).Set(reflect.ValueOf(ps))
+	}
+}
+
+func isNull(n *yaml.Node) bool {
+	return n.Kind == yaml.ScalarNode && n.Tag == "!!null"
+}
+
+func describe(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	}
+	return strconv.Quote(n.Value)
+}

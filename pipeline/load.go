@@ -1,0 +1,78 @@
+package pipeline
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// DefaultFile is the file millrace reads when none is named.
+const DefaultFile = "pipelines.yaml"
+
+// Load reads, decodes and validates a pipelines file. If anything is wrong
+// the error is [Problems], listing every problem with its position.
+func Load(path string) (*File, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read pipelines file: %w", err)
+	}
+	return Parse(path, data, os.LookupEnv)
+}
+
+// Parse decodes and validates the pipelines file held in data; path is
+// only used in problems. lookupEnv resolves ${NAME} references (os.LookupEnv
+// in production).
+func Parse(path string, data []byte, lookupEnv func(string) (string, bool)) (*File, error) {
+	p := &problems{file: path}
+	var root yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&root); err != nil {
+		if strings.TrimSpace(string(data)) == "" || err.Error() == "EOF" {
+			p.add(Pos{1, 1}, "file is empty: it needs `version: 1` and a list of `pipelines:`")
+		} else {
+			p.add(syntaxPos(err), "%s", syntaxMessage(err))
+		}
+		return nil, p.list
+	}
+	var extra yaml.Node
+	if dec.Decode(&extra) == nil {
+		p.add(pos(&extra), "the file holds more than one YAML document; millrace reads only one")
+	}
+	doc := &root
+	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
+		doc = doc.Content[0]
+	}
+	interpolate(doc, lookupEnv, p)
+	f := &File{Path: path}
+	(&decoder{p: p}).decode(doc, reflect.ValueOf(f).Elem(), "pipelines file")
+	if f.Positions.Keys == nil {
+		return nil, p.list.sorted()
+	}
+	f.applyDefaults()
+	f.validate(p)
+	if len(p.list) > 0 {
+		return nil, p.list.sorted()
+	}
+	return f, nil
+}
+
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): `)
+
+func syntaxPos(err error) Pos {
+	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		return Pos{Line: line, Column: 1}
+	}
+	return Pos{Line: 1, Column: 1}
+}
+
+func syntaxMessage(err error) string {
+	msg := yamlLine.ReplaceAllString(err.Error(), "")
+	return "invalid YAML: " + strings.TrimPrefix(msg, "yaml: ")
+}

@@ -1,0 +1,158 @@
+package pipeline
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/millrace/millrace/filters"
+)
+
+// Plan is what the engine runs: every stage with its topics and consumer
+// group, and every topic to create.
+type Plan struct {
+	// Brokers of the Kafka cluster; empty means the embedded broker.
+	Brokers  []string
+	ClientID string
+	// ReplicationFactor of created topics (-1: the broker's default).
+	ReplicationFactor int
+	Pipelines         []PipelinePlan
+}
+
+// PipelinePlan is one pipeline of a [Plan].
+type PipelinePlan struct {
+	Name        string
+	Description string
+	Input       string
+	// Output is the topic the last stage writes; "" drops its outputs.
+	Output     string
+	Partitions int
+	Stages     []StagePlan
+}
+
+// StagePlan is one stage of a pipeline, as the engine runs it.
+type StagePlan struct {
+	Pipeline string
+	Name     string
+	// Index is the 0-based position of the stage in its pipeline.
+	Index  int
+	Filter filters.Spec
+	Config filters.Config
+	// Input is the topic the stage consumes; Output the topic it publishes
+	// to ("" for a last stage with no pipeline output).
+	Input, Output string
+	// Group is the stage's consumer group.
+	Group       string
+	Concurrency int
+}
+
+// ID is "pipeline/stage", the form `millrace run --stage` takes.
+func (s StagePlan) ID() string { return s.Pipeline + "/" + s.Name }
+
+// Topic is a topic the plan needs.
+type Topic struct {
+	Name       string
+	Partitions int
+}
+
+// GroupName is the consumer group of a stage.
+func GroupName(pipeline, stage string) string {
+	return "millrace." + pipeline + "." + stage
+}
+
+// Plan turns a validated file into the stages and topics to run.
+func (f *File) Plan() *Plan {
+	pl := &Plan{ReplicationFactor: f.Defaults.ReplicationFactor}
+	if f.Broker != nil {
+		pl.Brokers = f.Broker.Brokers
+		pl.ClientID = f.Broker.ClientID
+	}
+	for _, p := range f.Pipelines {
+		pp := PipelinePlan{Name: p.Name, Description: p.Description, Input: p.Input,
+			Output: p.Output, Partitions: p.Partitions}
+		for i, st := range p.Stages {
+			sp := StagePlan{Pipeline: p.Name, Name: st.Name, Index: i, Config: st.filterConfig,
+				Group: GroupName(p.Name, st.Name), Concurrency: st.Concurrency, Input: p.Input}
+			sp.Filter, _ = filters.Lookup(st.Filter)
+			if i > 0 {
+				sp.Input = stageTopic(p.Name, st)
+			}
+			if i+1 < len(p.Stages) {
+				sp.Output = stageTopic(p.Name, p.Stages[i+1])
+			} else {
+				sp.Output = p.Output
+			}
+			pp.Stages = append(pp.Stages, sp)
+		}
+		pl.Pipelines = append(pl.Pipelines, pp)
+	}
+	return pl
+}
+
+// Pipeline returns the pipeline called name.
+func (p *Plan) Pipeline(name string) (*PipelinePlan, error) {
+	var names []string
+	for i := range p.Pipelines {
+		if p.Pipelines[i].Name == name {
+			return &p.Pipelines[i], nil
+		}
+		names = append(names, p.Pipelines[i].Name)
+	}
+	return nil, fmt.Errorf("no pipeline %q (pipelines: %s)", name, strings.Join(names, ", "))
+}
+
+// Stages returns every stage of the plan, or those selected by ids: each
+// id is "pipeline/stage", or "pipeline" for all of its stages.
+func (p *Plan) Stages(ids ...string) ([]StagePlan, error) {
+	var all []StagePlan
+	for _, pp := range p.Pipelines {
+		all = append(all, pp.Stages...)
+	}
+	if len(ids) == 0 {
+		return all, nil
+	}
+	var out []StagePlan
+	seen := map[string]bool{}
+	for _, id := range ids {
+		found := false
+		for _, s := range all {
+			if (s.ID() == id || s.Pipeline == id) && !seen[s.ID()] {
+				out = append(out, s)
+				seen[s.ID()] = true
+			}
+			found = found || s.ID() == id || s.Pipeline == id
+		}
+		if !found {
+			var valid []string
+			for _, s := range all {
+				valid = append(valid, s.ID())
+			}
+			return nil, fmt.Errorf("no stage %q (stages: %s)", id, strings.Join(valid, ", "))
+		}
+	}
+	return out, nil
+}
+
+// Topics returns every topic the plan reads or writes, each with the
+// partition count of the pipeline that owns or first names it.
+func (p *Plan) Topics() []Topic {
+	parts := map[string]int{}
+	add := func(name string, n int) {
+		if name != "" && parts[name] < n {
+			parts[name] = n
+		}
+	}
+	for _, pp := range p.Pipelines {
+		add(pp.Input, pp.Partitions)
+		for _, s := range pp.Stages {
+			add(s.Input, pp.Partitions)
+			add(s.Output, pp.Partitions)
+		}
+	}
+	out := make([]Topic, 0, len(parts))
+	for name, n := range parts {
+		out = append(out, Topic{Name: name, Partitions: n})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}

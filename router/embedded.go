@@ -1,0 +1,109 @@
+package router
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+// DefaultEmbeddedPort is where the embedded broker listens by default, on
+// 127.0.0.1.
+const DefaultEmbeddedPort = 9092
+
+// DefaultEmbeddedDir is where the embedded broker keeps its data by default.
+const DefaultEmbeddedDir = ".millrace/broker"
+
+// EmbeddedConfig configures the embedded broker.
+type EmbeddedConfig struct {
+	// Port on 127.0.0.1; 0 picks a free one.
+	Port int
+	// DataDir holds the topics and committed offsets, so they survive a
+	// restart. Empty keeps everything in memory.
+	DataDir string
+	Logger  *slog.Logger
+}
+
+// Embedded is an in-process Kafka-protocol broker (franz-go's kfake): one
+// node on loopback that every Kafka client can talk to.
+type Embedded struct {
+	cluster *kfake.Cluster
+	lock    *os.File
+}
+
+// StartEmbedded starts the embedded broker.
+func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	e := &Embedded{}
+	opts := []kfake.Opt{
+		kfake.NumBrokers(1),
+		kfake.Ports(cfg.Port),
+		kfake.ClusterID("millrace-embedded"),
+		kfake.WithLogger(kfakeLogger{cfg.Logger}),
+	}
+	if cfg.DataDir != "" {
+		lock, err := lockDir(cfg.DataDir)
+		if err != nil {
+			return nil, err
+		}
+		e.lock = lock
+		opts = append(opts, kfake.DataDir(cfg.DataDir))
+	}
+	c, err := kfake.NewCluster(opts...)
+	if err != nil {
+		e.unlock()
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return nil, fmt.Errorf("embedded broker: 127.0.0.1:%d is already in use (is another `millrace broker` or Kafka running there? "+
+				"use it with --brokers 127.0.0.1:%d, or pick another port with --embedded-port)", cfg.Port, cfg.Port)
+		}
+		return nil, fmt.Errorf("embedded broker: %w", err)
+	}
+	e.cluster = c
+	return e, nil
+}
+
+// lockDir takes an exclusive lock on dir so that two brokers never share it.
+func lockDir(dir string) (*os.File, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("embedded broker: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("embedded broker: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("embedded broker: data dir %s is in use by another embedded broker", dir)
+	}
+	return f, nil
+}
+
+func (e *Embedded) unlock() {
+	if e.lock != nil {
+		e.lock.Close()
+		e.lock = nil
+	}
+}
+
+// Addr is the broker's host:port.
+func (e *Embedded) Addr() string { return e.cluster.ListenAddrs()[0] }
+
+// Close stops the broker, writing its data to disk first.
+func (e *Embedded) Close() {
+	e.cluster.Close()
+	e.unlock()
+}
+
+type kfakeLogger struct{ log *slog.Logger }
+
+func (l kfakeLogger) Logf(level kfake.LogLevel, msg string, args ...any) {
+	if level == kfake.LogLevelError {
+		l.log.Error("embedded broker: " + fmt.Sprintf(msg, args...))
+	}
+}

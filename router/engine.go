@@ -1,0 +1,191 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+
+	"github.com/millrace/millrace/pipeline"
+)
+
+// EngineConfig configures an [Engine].
+type EngineConfig struct {
+	Plan *pipeline.Plan
+	// Stages to run; empty runs every stage of the plan.
+	Stages []pipeline.StagePlan
+	// Brokers to use; empty means the plan's brokers.
+	Brokers []string
+	// StopTimeout bounds a graceful stop: records in flight get this long to
+	// finish. Default 30s.
+	StopTimeout time.Duration
+	// ConnectTimeout bounds waiting for the cluster at start. Default 30s.
+	ConnectTimeout time.Duration
+	// Sarama is the client config; nil means NewSaramaConfig(plan's client id).
+	Sarama *sarama.Config
+	Logger *slog.Logger
+}
+
+func (c *EngineConfig) setDefaults() {
+	if len(c.Stages) == 0 && c.Plan != nil {
+		c.Stages, _ = c.Plan.Stages()
+	}
+	if len(c.Brokers) == 0 && c.Plan != nil {
+		c.Brokers = c.Plan.Brokers
+	}
+	if c.StopTimeout <= 0 {
+		c.StopTimeout = 30 * time.Second
+	}
+	if c.ConnectTimeout <= 0 {
+		c.ConnectTimeout = 30 * time.Second
+	}
+	if c.Sarama == nil && c.Plan != nil {
+		c.Sarama = NewSaramaConfig(c.Plan.ClientID)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Validate reports what is missing from the config.
+func (c EngineConfig) Validate() error {
+	switch {
+	case c.Plan == nil:
+		return errors.New("no plan")
+	case len(c.Brokers) == 0:
+		return errors.New("no brokers")
+	case len(c.Stages) == 0:
+		return errors.New("no stages to run")
+	}
+	return nil
+}
+
+// Engine runs stages of a plan: each a Watermill handler reading its input
+// topic in its own consumer group and publishing to the next topic.
+type Engine struct {
+	cfg   EngineConfig
+	ready chan struct{}
+}
+
+// NewEngine checks cfg and returns an engine; Run starts it.
+func NewEngine(cfg EngineConfig) (*Engine, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid engine config: %w", err)
+	}
+	return &Engine{cfg: cfg, ready: make(chan struct{})}, nil
+}
+
+// Ready is closed once every stage has joined its consumer group's
+// subscription and is running.
+func (e *Engine) Ready() <-chan struct{} { return e.ready }
+
+// Run creates the plan's topics, runs the stages until ctx ends, then stops
+// them gracefully: no new records are fetched, records in flight finish and
+// are committed (bounded by StopTimeout). It returns nil after a clean stop.
+func (e *Engine) Run(ctx context.Context) error {
+	log := e.cfg.Logger
+	client, err := ConnectTimeout(ctx, e.cfg.Brokers, e.cfg.Sarama, e.cfg.ConnectTimeout)
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	if err := EnsureTopics(client, e.topics(), e.cfg.Plan.ReplicationFactor, log); err != nil {
+		return err
+	}
+	r, err := message.NewRouter(message.RouterConfig{CloseTimeout: e.cfg.StopTimeout + 5*time.Second},
+		watermill.NewSlogLogger(slog.New(levelAtLeast{log.Handler(), slog.LevelWarn})))
+	if err != nil {
+		return fmt.Errorf("create router: %w", err)
+	}
+	r.AddMiddleware(middleware.Recoverer)
+	var stages []*stage
+	defer func() {
+		for _, s := range stages {
+			s.close()
+		}
+	}()
+	for _, sp := range e.cfg.Stages {
+		s, err := e.addStage(r, client, sp)
+		if err != nil {
+			return err
+		}
+		stages = append(stages, s)
+	}
+	go func() {
+		select {
+		case <-r.Running():
+			for _, s := range stages {
+				s.log.Info("stage ready", "input", s.plan.Input, "output", s.plan.Output,
+					"group", s.plan.Group, "concurrency", s.plan.Concurrency)
+			}
+			close(e.ready)
+		case <-ctx.Done():
+		}
+	}()
+	if err := r.Run(ctx); err != nil {
+		return fmt.Errorf("router: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func (e *Engine) addStage(r *message.Router, client sarama.Client, sp pipeline.StagePlan) (*stage, error) {
+	s, err := newStage(sp, e.cfg.Logger)
+	if err != nil {
+		return nil, err
+	}
+	sub, err := NewSubscriber(SubscriberConfig{
+		Brokers: e.cfg.Brokers, Group: sp.Group, Sarama: e.cfg.Sarama,
+		DrainTimeout: e.cfg.StopTimeout, Logger: s.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if sp.Output == "" {
+		r.AddConsumerHandler(sp.ID(), sp.Input, sub, func(m *message.Message) error {
+			_, err := s.handle(m)
+			return err
+		})
+		return s, nil
+	}
+	pub, err := NewPublisher(client)
+	if err != nil {
+		return nil, err
+	}
+	r.AddHandler(sp.ID(), sp.Input, sub, sp.Output, pub, s.handle)
+	return s, nil
+}
+
+func (e *Engine) topics() []Topic {
+	var out []Topic
+	for _, t := range e.cfg.Plan.Topics() {
+		out = append(out, Topic{Name: t.Name, Partitions: t.Partitions})
+	}
+	return out
+}
+
+// levelAtLeast drops records below a level; Watermill logs every handler
+// start at info, which would bury millrace's own lines.
+type levelAtLeast struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h levelAtLeast) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h levelAtLeast) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return levelAtLeast{h.Handler.WithAttrs(attrs), h.min}
+}
+
+func (h levelAtLeast) WithGroup(name string) slog.Handler {
+	return levelAtLeast{h.Handler.WithGroup(name), h.min}
+}

@@ -1,0 +1,100 @@
+package router
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/ThreeDotsLabs/watermill/message"
+	wkafka "github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
+)
+
+// keyMetadata is the Watermill metadata entry that carries the record key
+// between the transport and the stage handler. It never becomes a header.
+const keyMetadata = "_millrace_key"
+
+// Marshaler converts Watermill messages to Kafka records and back. The
+// format is watermill-kafka's (the message UUID in the _watermill_message_uuid
+// header, metadata as headers), so stock Watermill consumers read millrace
+// topics, plus the record key.
+type Marshaler struct{}
+
+var _ wkafka.MarshalerUnmarshaler = Marshaler{}
+
+// Marshal implements watermill-kafka's Marshaler.
+func (Marshaler) Marshal(topic string, msg *message.Message) (*sarama.ProducerMessage, error) {
+	headers := make([]sarama.RecordHeader, 0, len(msg.Metadata)+1)
+	headers = append(headers, sarama.RecordHeader{Key: []byte(wkafka.UUIDHeaderKey), Value: []byte(msg.UUID)})
+	var key sarama.Encoder
+	for k, v := range msg.Metadata {
+		switch k {
+		case keyMetadata:
+			key = sarama.StringEncoder(v)
+		case wkafka.UUIDHeaderKey:
+			return nil, fmt.Errorf("metadata %s is reserved for the message UUID", k)
+		default:
+			headers = append(headers, sarama.RecordHeader{Key: []byte(k), Value: []byte(v)})
+		}
+	}
+	return &sarama.ProducerMessage{Topic: topic, Key: key, Value: sarama.ByteEncoder(msg.Payload), Headers: headers}, nil
+}
+
+// Unmarshal implements watermill-kafka's Unmarshaler.
+func (Marshaler) Unmarshal(r *sarama.ConsumerMessage) (*message.Message, error) {
+	var id string
+	md := make(message.Metadata, len(r.Headers)+1)
+	for _, h := range r.Headers {
+		if string(h.Key) == wkafka.UUIDHeaderKey {
+			id = string(h.Value)
+		} else {
+			md[string(h.Key)] = string(h.Value)
+		}
+	}
+	if r.Key != nil {
+		md[keyMetadata] = string(r.Key)
+	}
+	msg := message.NewMessage(id, r.Value)
+	msg.Metadata = md
+	return msg, nil
+}
+
+// Record says where a message came from.
+type Record struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	Timestamp time.Time
+}
+
+func (r Record) String() string { return fmt.Sprintf("%s/%d/%d", r.Topic, r.Partition, r.Offset) }
+
+type recordKey struct{}
+
+func withRecord(ctx context.Context, r Record) context.Context {
+	return context.WithValue(ctx, recordKey{}, r)
+}
+
+// RecordFrom returns the origin of the message whose context ctx is.
+func RecordFrom(ctx context.Context) (Record, bool) {
+	r, ok := ctx.Value(recordKey{}).(Record)
+	return r, ok
+}
+
+// MessageKey returns a message's record key and whether it has one.
+func MessageKey(msg *message.Message) ([]byte, bool) {
+	k, ok := msg.Metadata[keyMetadata]
+	if !ok {
+		return nil, false
+	}
+	return []byte(k), true
+}
+
+// SetMessageKey sets (or, with nil, removes) a message's record key.
+func SetMessageKey(msg *message.Message, key []byte) {
+	if key == nil {
+		delete(msg.Metadata, keyMetadata)
+		return
+	}
+	msg.Metadata[keyMetadata] = string(key)
+}

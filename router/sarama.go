@@ -1,0 +1,71 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/IBM/sarama"
+)
+
+// KafkaVersion is the protocol version millrace speaks. Kafka 4.x dropped
+// the oldest request versions, so it must not be lower than 2.8.
+var KafkaVersion = sarama.V3_6_0_0
+
+// NewSaramaConfig returns the client config millrace uses everywhere:
+// consumer groups start at the oldest offset, offsets are auto-committed
+// (only marked offsets, which the subscriber marks after an ack), producers
+// wait for all in-sync replicas and partition keys the way Java clients do.
+func NewSaramaConfig(clientID string) *sarama.Config {
+	c := sarama.NewConfig()
+	c.Version = KafkaVersion
+	c.ClientID = "millrace"
+	if clientID != "" {
+		c.ClientID = clientID
+	}
+	c.Consumer.Return.Errors = true
+	c.Consumer.Offsets.Initial = sarama.OffsetOldest
+	c.Consumer.Offsets.AutoCommit.Enable = true
+	c.Consumer.Offsets.AutoCommit.Interval = time.Second
+	c.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategySticky()}
+	c.Producer.RequiredAcks = sarama.WaitForAll
+	c.Producer.Return.Successes = true
+	c.Producer.Return.Errors = true
+	c.Producer.Retry.Max = 10
+	c.Producer.Retry.Backoff = 250 * time.Millisecond
+	c.Producer.Partitioner = NewMurmur2Partitioner
+	c.Metadata.Retry.Max = 5
+	c.Metadata.Retry.Backoff = 250 * time.Millisecond
+	return c
+}
+
+// Connect opens a sarama client, retrying with backoff until the cluster
+// answers or ctx ends; the error then says which brokers were tried.
+func Connect(ctx context.Context, brokers []string, cfg *sarama.Config) (sarama.Client, error) {
+	backoff := 250 * time.Millisecond
+	for {
+		client, err := sarama.NewClient(brokers, cfg)
+		if err == nil {
+			return client, nil
+		}
+		select {
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return nil, fmt.Errorf("cannot reach Kafka at %s (is the broker running?): %w",
+					strings.Join(brokers, ","), err)
+			}
+			return nil, ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// ConnectTimeout bounds [Connect] by a timeout.
+func ConnectTimeout(ctx context.Context, brokers []string, cfg *sarama.Config, timeout time.Duration) (sarama.Client, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return Connect(ctx, brokers, cfg)
+}
