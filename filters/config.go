@@ -63,7 +63,8 @@ type Problem struct {
 // Parse checks a config block against the spec: unknown keys, missing
 // required fields and values of the wrong type are all reported, with
 // positions. node may be nil when the stage has no config block. Parse does
-// not call New. Positions of the fields that were set are returned so that
+// not call New. Problems about a missing config block have line 0.
+// Positions of the fields that were set are returned so that
 // errors from New can be placed.
 func (s Spec) Parse(node *yaml.Node) (Config, map[string]Problem, []Problem) {
 	cfg := Config{Logger: slog.New(slog.DiscardHandler), values: map[string]any{}}
@@ -99,8 +100,8 @@ func (s Spec) Parse(node *yaml.Node) (Config, map[string]Problem, []Problem) {
 			cfg.values[f.Name] = val
 		}
 	}
-	pos := Problem{Line: 1, Column: 1}
-	if node != nil {
+	var pos Problem // line 0: no config block; the caller knows where the stage is
+	if node != nil && node.Tag != "!!null" {
 		pos = at(node, "")
 	}
 	for _, f := range s.Fields {

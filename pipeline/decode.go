@@ -14,6 +14,15 @@ var (
 	positionsType = reflect.TypeFor[Positions]()
 )
 
+// labels name the mappings of the model in problems.
+var labels = map[reflect.Type]string{
+	reflect.TypeFor[File]():     "the top level",
+	reflect.TypeFor[Broker]():   "broker",
+	reflect.TypeFor[Defaults](): "defaults",
+	reflect.TypeFor[Pipeline](): "pipeline",
+	reflect.TypeFor[Stage]():    "stage",
+}
+
 // decoder decodes YAML nodes into the model strictly: an unknown or repeated
 // key, or a value of the wrong kind, is a problem at its position. It keeps
 // going after a problem so that every problem is reported at once.
@@ -91,14 +100,14 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, what string) {
 		idx, ok := fields[k.Value]
 		switch {
 		case !ok:
-			d.p.add(pos(k), "unknown key %q in %s (known keys: %s)", k.Value, what, strings.Join(known, ", "))
+			d.p.add(pos(k), "unknown key %q in %s (known keys: %s)", k.Value, labels[v.Type()], strings.Join(known, ", "))
 			continue
 		case ps.Set(k.Value):
-			d.p.add(pos(k), "key %q is set twice in %s", k.Value, what)
+			d.p.add(pos(k), "key %q is set twice in %s", k.Value, labels[v.Type()])
 			continue
 		}
 		ps.Keys[k.Value] = pos(val)
-		d.decode(val, v.Field(idx), what+"."+k.Value)
+		d.decode(val, v.Field(idx), k.Value)
 	}
 	if positions >= 0 {
 		v.Field(positions).Set(reflect.ValueOf(ps))

@@ -47,6 +47,14 @@ type problems struct {
 	list Problems
 }
 
+// add records a problem, unless one is already recorded at the same
+// position: a value that failed to decode is not reported again by the
+// validation that follows.
 func (p *problems) add(at Pos, format string, args ...any) {
+	for _, q := range p.list {
+		if q.Pos == at {
+			return
+		}
+	}
 	p.list = append(p.list, Problem{File: p.file, Pos: at, Message: fmt.Sprintf(format, args...)})
 }

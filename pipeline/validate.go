@@ -60,7 +60,9 @@ func (pl *Pipeline) validate(p *problems) {
 	if pl.Input != "" && pl.Input == pl.Output {
 		p.add(pl.Of("output"), "%s: output is the same topic as input, records would loop forever", where)
 	}
-	checkRange(p, pl.Positions, "partitions", pl.Partitions, 1, maxPartitions)
+	if pl.Set("partitions") {
+		checkRange(p, pl.Positions, "partitions", pl.Partitions, 1, maxPartitions)
+	}
 	if len(pl.Stages) == 0 {
 		p.add(pl.Of("stages"), "%s has no stages: add at least one under `stages:`", where)
 	}
@@ -79,7 +81,9 @@ func (pl *Pipeline) validate(p *problems) {
 func (st *Stage) validate(p *problems, pipeline string, index int) {
 	where := fmt.Sprintf("pipeline %q stage %q", pipeline, st.Name)
 	checkName(p, st.Positions, "stage", st.Name)
-	checkRange(p, st.Positions, "concurrency", st.Concurrency, 1, maxConcurrency)
+	if st.Set("concurrency") {
+		checkRange(p, st.Positions, "concurrency", st.Concurrency, 1, maxConcurrency)
+	}
 	if st.Topic != "" && index == 0 {
 		p.add(st.Of("topic"), "%s: the first stage reads the pipeline's input; set `input:` on the pipeline instead of `topic:`", where)
 	}
@@ -95,7 +99,11 @@ func (st *Stage) validate(p *problems, pipeline string, index int) {
 	}
 	cfg, fieldPos, probs := spec.Parse(st.Config)
 	for _, pr := range probs {
-		p.add(Pos{pr.Line, pr.Column}, "%s: %s", where, pr.Message)
+		at := Pos{pr.Line, pr.Column}
+		if pr.Line == 0 {
+			at = st.Of("filter")
+		}
+		p.add(at, "%s: %s", where, pr.Message)
 	}
 	if len(probs) > 0 {
 		return

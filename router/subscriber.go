@@ -25,7 +25,10 @@ type SubscriberConfig struct {
 	// NackBackoff is the first wait before a nacked record is handed out
 	// again; it doubles up to NackBackoffMax. Defaults 100ms and 10s.
 	NackBackoff, NackBackoffMax time.Duration
-	Logger                      *slog.Logger
+	// InitializePartitions is the partition count SubscribeInitialize
+	// creates topics with. Default 8.
+	InitializePartitions int
+	Logger               *slog.Logger
 }
 
 func (c *SubscriberConfig) setDefaults() {
@@ -40,6 +43,9 @@ func (c *SubscriberConfig) setDefaults() {
 	}
 	if c.NackBackoffMax < c.NackBackoff {
 		c.NackBackoffMax = max(10*time.Second, c.NackBackoff)
+	}
+	if c.InitializePartitions <= 0 {
+		c.InitializePartitions = 8
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -143,6 +149,19 @@ func (s *Subscriber) consume(ctx context.Context, group sarama.ConsumerGroup, to
 		}
 		backoff = min(2*backoff, 10*time.Second)
 	}
+}
+
+var _ message.SubscribeInitializer = (*Subscriber)(nil)
+
+// SubscribeInitialize creates topic, with InitializePartitions partitions,
+// if it does not exist.
+func (s *Subscriber) SubscribeInitialize(topic string) error {
+	client, err := sarama.NewClient(s.cfg.Brokers, s.cfg.Sarama)
+	if err != nil {
+		return fmt.Errorf("initialize topic %s: %w", topic, err)
+	}
+	defer client.Close()
+	return EnsureTopics(client, []Topic{{Name: topic, Partitions: s.cfg.InitializePartitions}}, -1, s.cfg.Logger)
 }
 
 // Close stops every subscription gracefully; see [Subscriber].

@@ -1,0 +1,228 @@
+package std_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/millrace/millrace/filters"
+)
+
+// shell returns the config of an exec filter running script with sh -c.
+func shell(script string, extra ...string) string {
+	return fmt.Sprintf("command: [sh, -c, %q]\n", script) + strings.Join(extra, "\n")
+}
+
+func TestExec_pipes_payload_through_command(t *testing.T) {
+	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB
+	tests := []struct {
+		name, config string
+		payload      []byte
+		want         []byte
+	}{
+		{"cat", "command: [cat]", []byte("hello"), []byte("hello")},
+		{"arguments are not split", "command: [tr, 'a-z', 'A-Z']", []byte("hello"), []byte("HELLO")},
+		{"no shell expansion", `command: [echo, '$HOME *']`, nil, []byte("$HOME *\n")},
+		{"large payload", "command: [cat]", big, big},
+		{"empty payload", "command: [cat]", []byte{}, []byte{}},
+		{"empty output", shell("cat >/dev/null"), []byte("x"), []byte{}},
+		{"stdin not read", shell("echo done"), big, []byte("done\n")},
+		{"binary output", shell(`printf '\000\377'`), nil, []byte{0, 0xff}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := &filters.Message{Key: []byte("k"), Payload: tt.payload, Headers: filters.Headers{"h": "v"}}
+			out, err := build(t, "exec", tt.config).Process(context.Background(), in)
+			if err != nil {
+				t.Fatalf("Process: %v", err)
+			}
+			if len(out) != 1 {
+				t.Fatalf("got %d messages, want 1", len(out))
+			}
+			if m := out[0]; !bytes.Equal(m.Payload, tt.want) || m.Payload == nil {
+				t.Errorf("payload = %.40q (nil %v), want %.40q", m.Payload, m.Payload == nil, tt.want)
+			}
+			if m := out[0]; string(m.Key) != "k" || m.Headers["h"] != "v" {
+				t.Errorf("key %q headers %v, want them unchanged", m.Key, m.Headers)
+			}
+		})
+	}
+}
+
+func TestExec_passes_record_in_environment(t *testing.T) {
+	t.Setenv("MILLRACE_KEY", "inherited") // must not leak into records without a key
+	t.Setenv("FROM_PARENT", "parent")
+	script := `printf '%s|%s|%s|%s|%s|%s' "${MILLRACE_KEY-unset}" "${MILLRACE_JOB-unset}" "$MILLRACE_PIPELINE" "$MILLRACE_STAGE" "$EXTRA" "$FROM_PARENT"`
+	tests := []struct {
+		name    string
+		key     []byte
+		headers filters.Headers
+		want    string
+	}{
+		{"key and job", []byte("order-7"), filters.Headers{filters.HeaderJob: "job-1"}, "order-7|job-1|orders|enrich|extra value|parent"},
+		{"no key nor job", nil, nil, "unset|unset|orders|enrich|extra value|parent"},
+		{"empty key", []byte{}, nil, "|unset|orders|enrich|extra value|parent"},
+	}
+	spec, cfg := parse(t, "exec", shell(script, "env: {EXTRA: extra value}"))
+	cfg.Pipeline, cfg.Stage = "orders", "enrich"
+	f, err := spec.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := f.Process(context.Background(), &filters.Message{Key: tt.key, Headers: tt.headers})
+			if err != nil {
+				t.Fatalf("Process: %v", err)
+			}
+			if got := string(out[0].Payload); got != tt.want {
+				t.Errorf("environment = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestExec_runs_in_dir(t *testing.T) {
+	dir, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := filepath.Join(dir, "run.sh")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\necho \"ran in $(pwd)\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	want := "ran in " + dir + "\n"
+	tests := []struct{ name, config string }{
+		{"absolute path", fmt.Sprintf("command: [%q]\ndir: %q", script, dir)},
+		{"path relative to dir", fmt.Sprintf("command: [./run.sh]\ndir: %q", dir)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := build(t, "exec", tt.config).Process(context.Background(), &filters.Message{})
+			if err != nil {
+				t.Fatalf("Process: %v", err)
+			}
+			if got := string(out[0].Payload); got != want {
+				t.Errorf("output = %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+func TestExec_rejects_bad_config(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, config, field, want string
+	}{
+		{"empty command", "command: []", "command", "empty"},
+		{"empty program", "command: ['']", "command", "empty"},
+		{"unknown program", "command: [millrace-no-such-program]", "command", "millrace-no-such-program"},
+		{"missing relative program", "command: [./nope.sh]\ndir: /", "command", "nope.sh"},
+		{"zero timeout", "command: [cat]\ntimeout: 0s", "timeout", "positive"},
+		{"negative timeout", "command: [cat]\ntimeout: -1s", "timeout", "positive"},
+		{"reserved variable", "command: [cat]\nenv: {MILLRACE_KEY: x}", "env", "MILLRACE_KEY"},
+		{"bad variable name", "command: [cat]\nenv: {'A=B': x}", "env", "A=B"},
+		{"missing dir", "command: [cat]\ndir: /no/such/dir", "dir", "no such file"},
+		{"dir is a file", fmt.Sprintf("command: [cat]\ndir: %q", file), "dir", "not a directory"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := buildErr(t, "exec", tt.config)
+			if field, ok := filters.ErrorField(err); !ok || field != tt.field {
+				t.Errorf("error %q names field %q (%v), want %q", err, field, ok, tt.field)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q does not contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestExec_reports_failures(t *testing.T) {
+	tests := []struct {
+		name, config string
+		key          []byte
+		want         []string
+		permanent    bool
+	}{
+		{"exit status", shell("echo oops >&2; exit 3"), nil,
+			[]string{"command sh exited with status 3: oops"}, false},
+		{"no stderr", shell("exit 1"), nil,
+			[]string{"command sh exited with status 1"}, false},
+		{"bad data", shell("echo 'no customer id' >&2; exit 65"), nil,
+			[]string{"exited with status 65: no customer id"}, true},
+		{"signal", shell("kill -9 $$"), nil,
+			[]string{"command sh was killed by signal 9"}, false},
+		{"timeout", shell("echo started >&2; exec sleep 300", "timeout: 50ms"), nil,
+			[]string{"command sh timed out after 50ms"}, false},
+		{"too much output", "command: ['yes']", nil,
+			[]string{"command yes wrote more than 16 MiB to stdout"}, true},
+		{"NUL in key", "command: [cat]", []byte("a\x00b"), []string{"NUL"}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := &filters.Message{Key: tt.key, Payload: []byte("x")}
+			out, err := build(t, "exec", tt.config).Process(context.Background(), in)
+			if err == nil {
+				t.Fatalf("Process = %d messages, want an error", len(out))
+			}
+			if string(in.Payload) != "x" {
+				t.Errorf("failed record's payload changed to %q", in.Payload)
+			}
+			for _, want := range tt.want {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not contain %q", err, want)
+				}
+			}
+			if got := filters.IsPermanent(err); got != tt.permanent {
+				t.Errorf("error %q: permanent %v, want %v", err, got, tt.permanent)
+			}
+		})
+	}
+}
+
+func TestExec_quotes_end_of_long_stderr(t *testing.T) {
+	f := build(t, "exec", shell("i=0; while [ $i -lt 500 ]; do echo \"line $i\" >&2; i=$((i+1)); done; exit 2"))
+	_, err := f.Process(context.Background(), &filters.Message{})
+	if err == nil {
+		t.Fatal("Process succeeded, want an error")
+	}
+	msg := err.Error()
+	if !strings.HasSuffix(msg, "line 499") || !strings.Contains(msg, "…") || strings.Contains(msg, "line 1\n") {
+		t.Errorf("error does not end with the tail of stderr: %q", msg)
+	}
+	if len(msg) > 1200 {
+		t.Errorf("error is %d bytes long, want about 1 KiB", len(msg))
+	}
+}
+
+func TestExec_is_safe_for_concurrent_use(t *testing.T) {
+	f := build(t, "exec", shell(`printf '%s:' "$MILLRACE_KEY"; cat`))
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 10 {
+				key, payload := fmt.Sprintf("k%d-%d", g, i), fmt.Sprintf("p%d-%d", g, i)
+				out, err := f.Process(context.Background(), &filters.Message{Key: []byte(key), Payload: []byte(payload)})
+				if err != nil || string(out[0].Payload) != key+":"+payload {
+					errs <- fmt.Errorf("%s: got %v, %v", key, out, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}

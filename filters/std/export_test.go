@@ -1,0 +1,4 @@
+package std
+
+// ParseJSON exports parseJSON to the tests.
+var ParseJSON = parseJSON

@@ -1,0 +1,296 @@
+package std_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/millrace/millrace/filters"
+)
+
+// runJQ builds a jq filter from config and runs it on one message.
+func runJQ(t *testing.T, config string, msg *filters.Message) ([]*filters.Message, error) {
+	t.Helper()
+	return build(t, "jq", config).Process(context.Background(), msg)
+}
+
+func TestJQ_transforms_payload(t *testing.T) {
+	tests := []struct {
+		name, program, payload string
+		want                   []string
+	}{
+		{"identity compacts", ".", `{ "b": 1,  "a": [1, 2] }`, []string{`{"a":[1,2],"b":1}`}},
+		{"projection", "{id: .id, total: (.qty * .price)}", `{"id":"o-1","qty":3,"price":2.5}`, []string{`{"id":"o-1","total":7.5}`}},
+		{"scalar result", ".name", `{"name":"ada"}`, []string{`"ada"`}},
+		{"large integers stay exact", ".id", `{"id":123456789012345678901234567890}`, []string{`123456789012345678901234567890`}},
+		{"int64 ids stay exact", "{id}", `{"id":9007199254740993}`, []string{`{"id":9007199254740993}`}},
+		{"decimals keep their text", ".", `{"price":1.10}`, []string{`{"price":1.10}`}},
+		{"arithmetic on large integers", ".n + 1", `{"n":9007199254740993}`, []string{`9007199254740994`}},
+		{"unicode and escapes", ".s", `{"s":"h\u00e9\"<&>"}`, []string{`"hé\"<&>"`}},
+		{"top-level scalar input", ". * 2", `21`, []string{`42`}},
+		{"multiple results fan out", ".items[]", `{"items":[1,"two",{"three":3}]}`, []string{`1`, `"two"`, `{"three":3}`}},
+		{"null results are dropped", ".items[]", `{"items":[1,null,2]}`, []string{`1`, `2`}},
+		{"false is kept", ".ok", `{"ok":false}`, []string{`false`}},
+		{"select drops", "select(.ok)", `{"ok":false}`, []string{}},
+		{"empty drops", "empty", `{}`, []string{}},
+		{"null drops", "null", `{}`, []string{}},
+		{"missing field drops", ".missing", `{}`, []string{}},
+		{"halt ends without error", "1, halt, 2", `{}`, []string{`1`}},
+		{"debug passes its input on", "debug | .a", `{"a":1}`, []string{`1`}},
+		{"debug with a message", `debug("seen") | .a`, `{"a":1}`, []string{`1`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := runJQ(t, "program: '"+tt.program+"'", &filters.Message{Payload: []byte(tt.payload)})
+			if err != nil {
+				t.Fatalf("Process: %v", err)
+			}
+			if got := payloads(out); !slices.Equal(got, tt.want) {
+				t.Errorf("payloads = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestJQ_fans_out_multiple_results(t *testing.T) {
+	f := build(t, "jq", "program: .items[]")
+	in := &filters.Message{
+		Key:     []byte("order-1"),
+		Payload: []byte(`{"items":[{"sku":"a"},{"sku":"b"},{"sku":"c"}]}`),
+		Headers: filters.Headers{filters.HeaderJob: "job-1", "tenant": "acme"},
+	}
+	out, err := f.Process(context.Background(), in)
+	if err != nil {
+		t.Fatalf("Process: %v", err)
+	}
+	want := []string{`{"sku":"a"}`, `{"sku":"b"}`, `{"sku":"c"}`}
+	if got := payloads(out); !slices.Equal(got, want) {
+		t.Fatalf("payloads = %q, want %q", got, want)
+	}
+	for i, m := range out {
+		if string(m.Key) != "order-1" || m.Headers[filters.HeaderJob] != "job-1" || m.Headers["tenant"] != "acme" || len(m.Headers) != 2 {
+			t.Errorf("message %d: key %q headers %v, want the input's", i, m.Key, m.Headers)
+		}
+	}
+	// The messages must not share memory: the engine may change each.
+	out[1].Key[0] = 'X'
+	out[1].Headers["tenant"] = "changed"
+	for _, i := range []int{0, 2} {
+		if string(out[i].Key) != "order-1" || out[i].Headers["tenant"] != "acme" {
+			t.Errorf("message %d changed with message 1: key %q headers %v", i, out[i].Key, out[i].Headers)
+		}
+	}
+}
+
+func TestJQ_binds_key_and_headers(t *testing.T) {
+	tests := []struct {
+		name, program string
+		key           []byte
+		headers       filters.Headers
+		want          string
+	}{
+		{"key", "{key: $key}", []byte("k-1"), nil, `{"key":"k-1"}`},
+		{"no key is null", "{key: $key}", nil, nil, `{"key":null}`},
+		{"empty key is a string", "{key: $key}", []byte{}, nil, `{"key":""}`},
+		{"headers", "$headers", nil, filters.Headers{"a": "1", filters.HeaderJob: "j"}, `{"a":"1","millrace-job":"j"}`},
+		{"no headers is an empty object", "$headers", nil, nil, `{}`},
+		{"both", `"\($key)/\($headers.tenant)"`, []byte("k"), filters.Headers{"tenant": "acme"}, `"k/acme"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := runJQ(t, fmt.Sprintf("program: %q", tt.program),
+				&filters.Message{Key: tt.key, Payload: []byte(`{}`), Headers: tt.headers})
+			if err != nil {
+				t.Fatalf("Process: %v", err)
+			}
+			if got := payloads(out); len(got) != 1 || got[0] != tt.want {
+				t.Errorf("payloads = %q, want [%q]", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestJQ_sets_key_from_each_result(t *testing.T) {
+	tests := []struct {
+		name, key, payload string
+		wantKeys           []string // "<nil>" for no key
+	}{
+		{"string", ".customer_id", `[{"customer_id":"c-1"},{"customer_id":"c-2"}]`, []string{"c-1", "c-2"}},
+		{"number", ".n", `[{"n":42},{"n":1.5},{"n":123456789012345678901}]`, []string{"42", "1.5", "123456789012345678901"}},
+		{"bool", ".b", `[{"b":true}]`, []string{"true"}},
+		{"null keeps the key", ".missing", `[{"a":1}]`, []string{"old"}},
+		{"no result keeps the key", "empty", `[{"a":1}]`, []string{"old"}},
+		{"first result wins", ".a[]", `[{"a":["x","y"]}]`, []string{"x"}},
+		{"mixed", ".k", `[{"k":"new"},{"k":null},{"k":7}]`, []string{"new", "old", "7"}},
+		{"empty string", `""`, `[{}]`, []string{""}},
+		{"reads the old key", `$key + "-" + .s`, `[{"s":"a"},{"s":"b"}]`, []string{"old-a", "old-b"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := runJQ(t, fmt.Sprintf("program: '.[]'\nkey: '%s'", tt.key),
+				&filters.Message{Key: []byte("old"), Payload: []byte(tt.payload)})
+			if err != nil {
+				t.Fatalf("Process: %v", err)
+			}
+			var got []string
+			for _, m := range out {
+				got = append(got, string(m.Key))
+			}
+			if !slices.Equal(got, tt.wantKeys) {
+				t.Errorf("keys = %q, want %q", got, tt.wantKeys)
+			}
+		})
+	}
+}
+
+func TestJQ_rejects_bad_config(t *testing.T) {
+	tests := []struct {
+		name, config, field, want string
+	}{
+		{"parse error", "program: '{id: .id'", "program", "does not parse"},
+		{"unknown function", "program: 'nosuchfn(1)'", "program", "does not compile"},
+		{"unknown variable", "program: '$nope'", "program", "does not compile"},
+		{"empty program", "program: ' '", "program", "empty"},
+		{"input is not available", "program: 'input'", "program", "does not compile"},
+		{"bad key program", "program: .\nkey: '.a |'", "key", "does not parse"},
+		{"empty key program", "program: .\nkey: ''", "key", "empty"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := buildErr(t, "jq", tt.config)
+			if field, ok := filters.ErrorField(err); !ok || field != tt.field {
+				t.Errorf("error %q names field %q (%v), want %q", err, field, ok, tt.field)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q does not contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestJQ_requires_program(t *testing.T) {
+	spec, _ := filters.Lookup("jq")
+	if _, _, problems := spec.Parse(configNode(t, "key: .id")); len(problems) != 1 || !strings.Contains(problems[0].Message, `"program"`) {
+		t.Errorf("problems = %+v, want one about program", problems)
+	}
+}
+
+func TestJQ_fails_permanently_on_bad_records(t *testing.T) {
+	tests := []struct {
+		name, config, payload, want string
+	}{
+		{"not JSON", "program: .", `{"a":`, "payload is not JSON"},
+		{"empty payload", "program: .", ``, "payload is not JSON"},
+		{"two values", "program: .", `{} {}`, "payload is not JSON"},
+		{"runtime error", "program: '.a + 1'", `{"a":"x"}`, "jq program failed"},
+		{"error()", `program: 'error("bad order")'`, `{}`, "bad order"},
+		{"halt_error", `program: '"stop" | halt_error'`, `{}`, "stop"},
+		{"error after results", "program: '1, error(\"late\")'\nkey: tostring", `{}`, "late"},
+		{"too many results", "program: 'range(200000)'", `{}`, "more than 100000 results"},
+		{"key is an object", "program: .\nkey: '{a: 1}'", `{}`, `key program returned {"a":1}`},
+		{"key program error", "program: .\nkey: '.a.b'", `{"a":"s"}`, "key program failed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := &filters.Message{Key: []byte("k"), Payload: []byte(tt.payload)}
+			out, err := runJQ(t, tt.config, in)
+			if err == nil {
+				t.Fatalf("Process = %q, want an error", payloads(out))
+			}
+			if string(in.Key) != "k" || string(in.Payload) != tt.payload {
+				t.Errorf("failed record changed to key %q payload %q", in.Key, in.Payload)
+			}
+			if !filters.IsPermanent(err) {
+				t.Errorf("error %q is not permanent", err)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q does not contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestJQ_honours_context(t *testing.T) {
+	f := build(t, "jq", "program: 'last(repeat(1))'") // never ends
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	expired, cancel2 := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel2()
+	for name, ctx := range map[string]context.Context{"cancelled": cancelled, "deadline": expired} {
+		t.Run(name, func(t *testing.T) {
+			_, err := f.Process(ctx, &filters.Message{Payload: []byte(`{}`)})
+			if err == nil || !errors.Is(err, ctx.Err()) {
+				t.Fatalf("Process error = %v, want %v", err, ctx.Err())
+			}
+			if filters.IsPermanent(err) {
+				t.Errorf("error %q is permanent, want retryable", err)
+			}
+		})
+	}
+}
+
+func TestJQ_debug_logs_at_debug_level(t *testing.T) {
+	spec, cfg := parse(t, "jq", "program: '.a | debug'")
+	var buf bytes.Buffer
+	cfg.Logger = slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	f, err := spec.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Process(context.Background(), &filters.Message{Payload: []byte(`{"a":{"b":1}}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := buf.String(); !strings.Contains(got, `value="{\"b\":1}"`) {
+		t.Errorf("log = %q, want the debugged value", got)
+	}
+}
+
+func TestJQ_is_safe_for_concurrent_use(t *testing.T) {
+	f := build(t, "jq", "program: '{n: (.n * 2), k: $key}'\nkey: '.n | tostring'")
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 200 {
+				n := g*1000 + i
+				out, err := f.Process(context.Background(), &filters.Message{
+					Key: fmt.Appendf(nil, "k%d", n), Payload: fmt.Appendf(nil, `{"n":%d}`, n)})
+				want := fmt.Sprintf(`{"k":"k%d","n":%d}`, n, 2*n)
+				if err != nil || len(out) != 1 || string(out[0].Payload) != want || string(out[0].Key) != fmt.Sprint(2*n) {
+					errs <- fmt.Errorf("n=%d: got %q, %v; want %s", n, payloads(out), err, want)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// benchPayload is a ~256-byte order.
+var benchPayload = []byte(`{"id":"ord-20240611-000042","customer_id":"cust-7f3a9c","qty":3,"price":19.99,` +
+	`"currency":"EUR","status":"paid","created_at":"2024-06-11T09:42:17Z","tags":["priority","gift"],` +
+	`"shipping":{"method":"express","country":"DE","zip":"10115"},"note":"leave at the door"}`)
+
+func BenchmarkJQ(b *testing.B) {
+	f := build(b, "jq", "program: '{id: .id, total: (.qty * .price)}'")
+	ctx := context.Background()
+	b.SetBytes(int64(len(benchPayload)))
+	b.ReportAllocs()
+	for b.Loop() {
+		out, err := f.Process(ctx, &filters.Message{Key: []byte("cust-7f3a9c"), Payload: benchPayload})
+		if err != nil || len(out) != 1 {
+			b.Fatalf("Process: %v", err)
+		}
+	}
+}

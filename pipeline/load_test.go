@@ -1,0 +1,171 @@
+package pipeline_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	_ "github.com/millrace/millrace/filters/std"
+	"github.com/millrace/millrace/pipeline"
+)
+
+func noEnv(string) (string, bool) { return "", false }
+
+func load(t *testing.T, path string, env func(string) (string, bool)) (*pipeline.File, error) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pipeline.Parse(path, data, env)
+}
+
+func TestLoad_good_fixtures_are_valid(t *testing.T) {
+	files, _ := filepath.Glob("testdata/*.good.yaml")
+	if len(files) == 0 {
+		t.Fatal("no good fixtures")
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			if _, err := load(t, f, noEnv); err != nil {
+				t.Fatalf("want valid, got:\n%v", err)
+			}
+		})
+	}
+}
+
+// Each bad fixture must report exactly these problems, in this order, each
+// as file:line:col: followed by a message containing the text given.
+var badFixtures = map[string][]string{
+	"three-problems.bad.yaml": {
+		`6:5: unknown key "colour" in pipeline`,
+		`12:17: pipeline "orders" stage "price": unknown filter "no-such-filter" (known filters: exec, jq, log)`,
+		`13:15: pipeline "orders": duplicate stage name "validate" (first defined at line 8)`,
+	},
+	"config.bad.yaml": {
+		`12:11: pipeline "p" stage "a": unknown config key "colour" for filter "jq" (known: program`,
+		`16:22: pipeline "p" stage "b": max_bytes: want a whole number, got "lots"`,
+		`18:17: pipeline "p" stage "c": filter "jq" needs config key "program"`,
+		`22:20: pipeline "p" stage "d": filter "jq": program:`,
+	},
+	"names.bad.yaml": {
+		`2:10: unsupported version 2`,
+		`4:15: partitions must be between 1 and 10000, got 0`,
+		`6:11: pipeline name "Orders" must be lowercase`,
+		`7:12: pipeline "Orders": input "bad topic" is not a valid Kafka topic name`,
+		`11:22: concurrency must be between 1 and 10000, got -1`,
+		`14:13: pipeline "loop": output is the same topic as input`,
+		`18:16: pipeline "loop" stage "first": the first stage reads the pipeline's input`,
+		`20:12: environment variable MILLRACE_SURELY_UNSET_VAR is not set`,
+		`21:13: pipeline "env" has no stages`,
+	},
+	"collision.bad.yaml": {
+		`15:15: stage a.b/c would share consumer group "millrace.a.b.c" with stage a/b.c`,
+		`17:11: duplicate pipeline name "a" (first defined at line 5)`,
+	},
+	"syntax.bad.yaml": {
+		`4:1: invalid YAML:`,
+	},
+	"types.bad.yaml": {
+		`2:10: version: want a whole number, got "one"`,
+		`3:9: broker: want a mapping, got a list`,
+		`6:12: input: want a string, got a mapping`,
+		`7:5: key "input" is set twice in pipeline`,
+		`9:7: stages: want a list, got a mapping`,
+	},
+}
+
+func TestLoad_bad_fixtures_report_every_problem_with_its_position(t *testing.T) {
+	files, _ := filepath.Glob("testdata/*.bad.yaml")
+	if len(files) != len(badFixtures) {
+		t.Fatalf("%d bad fixtures on disk, %d in the table", len(files), len(badFixtures))
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			want, ok := badFixtures[filepath.Base(f)]
+			if !ok {
+				t.Fatalf("fixture %s has no expected problems", f)
+			}
+			_, err := load(t, f, noEnv)
+			var ps pipeline.Problems
+			if !errors.As(err, &ps) {
+				t.Fatalf("want Problems, got %v", err)
+			}
+			lines := strings.Split(ps.Error(), "\n")
+			if len(lines) != len(want) {
+				t.Fatalf("got %d problems, want %d:\n%s", len(lines), len(want), ps.Error())
+			}
+			for i, w := range want {
+				if !strings.HasPrefix(lines[i], f+":"+w) {
+					t.Errorf("problem %d:\n got  %s\n want %s:%s…", i+1, lines[i], f, w)
+				}
+			}
+		})
+	}
+}
+
+func TestParse_interpolates_environment_with_defaults_and_escapes(t *testing.T) {
+	env := map[string]string{"TOPIC": "events", "EMPTY": ""}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	src := `version: 1
+pipelines:
+  - name: p
+    description: "costs $${HOME} and ${EMPTY:-nothing}"
+    input: ${TOPIC}
+    output: ${OUT:-p.out}
+    stages: [{name: s, filter: log}]
+`
+	f, err := pipeline.Parse("x.yaml", []byte(src), lookup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := f.Pipelines[0]
+	if p.Input != "events" || p.Output != "p.out" || p.Description != "costs ${HOME} and nothing" {
+		t.Fatalf("got input %q output %q description %q", p.Input, p.Output, p.Description)
+	}
+}
+
+func TestPlan_names_topics_and_groups(t *testing.T) {
+	f, err := load(t, "testdata/full.good.yaml", noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := f.Plan()
+	if got := strings.Join(plan.Brokers, ","); got != "127.0.0.1:9092" {
+		t.Errorf("brokers %q", got)
+	}
+	stages, err := plan.Stages("orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, s := range stages {
+		got = append(got, s.ID()+" "+s.Input+">"+s.Output+" "+s.Group)
+	}
+	want := []string{
+		"orders/validate orders>orders.to-price millrace.orders.validate",
+		"orders/price orders.to-price>orders.audit millrace.orders.price",
+		"orders/audit orders.audit>orders.confirmed millrace.orders.audit",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("stages:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if stages[0].Concurrency != 4 || stages[1].Concurrency != 2 {
+		t.Errorf("concurrency %d %d, want 4 (stage) and 2 (defaults)", stages[0].Concurrency, stages[1].Concurrency)
+	}
+	var topics []string
+	for _, tp := range plan.Topics() {
+		topics = append(topics, tp.Name)
+		if tp.Partitions != 6 {
+			t.Errorf("topic %s has %d partitions, want 6", tp.Name, tp.Partitions)
+		}
+	}
+	if got := strings.Join(topics, " "); got != "orders orders.audit orders.confirmed orders.to-price" {
+		t.Errorf("topics %s", got)
+	}
+	if _, err := plan.Stages("orders/nope"); err == nil || !strings.Contains(err.Error(), "orders/validate") {
+		t.Errorf("unknown stage error should list stages, got %v", err)
+	}
+}
