@@ -25,7 +25,9 @@ type PipelinePlan struct {
 	Description string
 	Input       string
 	// Output is the topic the last stage writes; "" drops its outputs.
-	Output     string
+	Output string
+	// Quarantine is where records that failed for good go.
+	Quarantine string
 	Partitions int
 	Stages     []StagePlan
 }
@@ -41,6 +43,8 @@ type StagePlan struct {
 	// Input is the topic the stage consumes; Output the topic it publishes
 	// to ("" for a last stage with no pipeline output).
 	Input, Output string
+	// Quarantine is the pipeline's quarantine topic.
+	Quarantine string
 	// Group is the stage's consumer group.
 	Group       string
 	Concurrency int
@@ -60,6 +64,9 @@ func GroupName(pipeline, stage string) string {
 	return "millrace." + pipeline + "." + stage
 }
 
+// QuarantineTopic is the topic a pipeline's failed records go to.
+func QuarantineTopic(pipeline string) string { return pipeline + ".quarantine" }
+
 // Plan turns a validated file into the stages and topics to run.
 func (f *File) Plan() *Plan {
 	pl := &Plan{ReplicationFactor: f.Defaults.ReplicationFactor}
@@ -69,10 +76,11 @@ func (f *File) Plan() *Plan {
 	}
 	for _, p := range f.Pipelines {
 		pp := PipelinePlan{Name: p.Name, Description: p.Description, Input: p.Input,
-			Output: p.Output, Partitions: p.Partitions}
+			Output: p.Output, Quarantine: QuarantineTopic(p.Name), Partitions: p.Partitions}
 		for i, st := range p.Stages {
 			sp := StagePlan{Pipeline: p.Name, Name: st.Name, Index: i, Config: st.filterConfig,
-				Group: GroupName(p.Name, st.Name), Concurrency: st.Concurrency, Input: p.Input}
+				Group: GroupName(p.Name, st.Name), Concurrency: st.Concurrency, Input: p.Input,
+				Quarantine: pp.Quarantine}
 			sp.Filter, _ = filters.Lookup(st.Filter)
 			if i > 0 {
 				sp.Input = stageTopic(p.Name, st)
@@ -144,6 +152,7 @@ func (p *Plan) Topics() []Topic {
 	}
 	for _, pp := range p.Pipelines {
 		add(pp.Input, pp.Partitions)
+		add(pp.Quarantine, pp.Partitions)
 		for _, s := range pp.Stages {
 			add(s.Input, pp.Partitions)
 			add(s.Output, pp.Partitions)

@@ -135,6 +135,7 @@ func (f *File) validateTopics(p *problems) {
 	for _, pl := range f.Pipelines {
 		public[pl.Input] = true
 		public[pl.Output] = true
+		internal[QuarantineTopic(pl.Name)] = pl.Name + " (quarantine)"
 	}
 	for _, pl := range f.Pipelines {
 		for i, st := range pl.Stages {

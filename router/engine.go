@@ -148,18 +148,20 @@ func (e *Engine) addStage(r *message.Router, client sarama.Client, sp pipeline.S
 	if err != nil {
 		return nil, err
 	}
-	if sp.Output == "" {
-		r.AddConsumerHandler(sp.ID(), sp.Input, sub, func(m *message.Message) error {
-			_, err := s.handle(m)
-			return err
-		})
-		return s, nil
-	}
 	pub, err := NewPublisher(client)
 	if err != nil {
 		return nil, err
 	}
-	r.AddHandler(sp.ID(), sp.Input, sub, sp.Output, pub, s.handle)
+	if sp.Output == "" {
+		h := r.AddConsumerHandler(sp.ID(), sp.Input, sub, func(m *message.Message) error {
+			_, err := s.handle(m)
+			return err
+		})
+		h.AddMiddleware(quarantine(pub, sp.Quarantine, sp.Name, s.log))
+		return s, nil
+	}
+	h := r.AddHandler(sp.ID(), sp.Input, sub, sp.Output, pub, s.handle)
+	h.AddMiddleware(quarantine(pub, sp.Quarantine, sp.Name, s.log))
 	return s, nil
 }
 

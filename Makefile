@@ -1,0 +1,37 @@
+# millrace — `make run` runs the example pipelines on the embedded broker;
+# `make test` runs every test, on the embedded broker and on real Apache Kafka.
+GO      ?= go
+BIN     := bin/millrace
+PKGS    := ./...
+
+.PHONY: build run test test-unit lint kafka deps clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/millrace
+
+run: build
+	$(BIN) run
+
+# test installs what the tests need (kcat; the Kafka jars come from Maven
+# Central on first use), starts one real Kafka broker for every package, and
+# runs every test with the race detector.
+test: deps build
+	.ci/with-kafka $(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+# test-unit skips real Kafka (for a quick loop while coding; never in CI).
+test-unit:
+	MILLRACE_SKIP_KAFKA=1 $(GO) test -race -count=1 $(PKGS)
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "not gofmt'ed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+# kafka starts a real single-node Apache Kafka in the foreground.
+kafka:
+	$(GO) run ./testkit/realkafka/cmd/kafka
+
+deps:
+	@.ci/deps
+
+clean:
+	rm -rf bin .millrace

@@ -1,0 +1,204 @@
+package cli
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/google/uuid"
+	"github.com/itchyny/gojq"
+	"github.com/spf13/cobra"
+
+	"github.com/millrace/millrace/filters"
+	"github.com/millrace/millrace/router"
+)
+
+const produceBatch = 500
+
+func newProduceCmd(g *globals) *cobra.Command {
+	var (
+		pipelineName, key, keyJQ string
+		headers                  []string
+		timeout                  time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "produce --pipeline NAME",
+		Short: "Send stdin lines as records to a pipeline's input topic",
+		Long: `Read one record per line from standard input and send each to the input topic
+of a pipeline, with a new millrace-job id header. Blank lines are skipped. The
+key is --key for every record, or the result of the jq expression --key-jq on
+each line (a JSON document); without either, records have no key. Prints how
+many records were sent. A line whose key cannot be computed is reported with
+its line number and not sent; the exit code is then 1.`,
+		Example: `  echo '{"order_id":"o-1","qty":2,"price":9.5}' | millrace produce --pipeline orders
+  millrace produce --pipeline orders --key-jq .customer_id < orders.jsonl
+  millrace produce --pipeline thumbnails --key img-7 -H source=upload < event.json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if key != "" && keyJQ != "" {
+				return fmt.Errorf("use --key or --key-jq, not both")
+			}
+			hdrs, err := parseHeaders(headers)
+			if err != nil {
+				return err
+			}
+			keyOf, err := keyFunc(key, keyJQ)
+			if err != nil {
+				return err
+			}
+			f, err := g.load()
+			if err != nil {
+				return err
+			}
+			plan := f.Plan()
+			pl, err := plan.Pipeline(pipelineName)
+			if err != nil {
+				return err
+			}
+			cfg := router.NewSaramaConfig(plan.ClientID)
+			client, err := router.ConnectTimeout(cmd.Context(), g.clientBrokers(plan), cfg, timeout)
+			if err != nil {
+				return err
+			}
+			defer client.Close()
+			producer, err := sarama.NewSyncProducerFromClient(client)
+			if err != nil {
+				return fmt.Errorf("open producer: %w", err)
+			}
+			defer producer.Close()
+			p := &producing{topic: pl.Input, producer: producer, keyOf: keyOf, headers: hdrs, g: g}
+			if err := p.run(); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "sent %d %s to %s\n", p.sent, plural(p.sent, "record"), pl.Input)
+			if p.failed > 0 {
+				fmt.Fprintf(g.stderr, "%d lines were not sent\n", p.failed)
+				return exitError{1}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&pipelineName, "pipeline", "", "pipeline whose input topic receives the records (required)")
+	cmd.Flags().StringVar(&key, "key", "", "record key for every record")
+	cmd.Flags().StringVar(&keyJQ, "key-jq", "", "jq expression computing each record's key from the line's JSON")
+	cmd.Flags().StringArrayVarP(&headers, "header", "H", nil, "record header name=value (repeatable)")
+	cmd.Flags().DurationVar(&timeout, "connect-timeout", 10*time.Second, "how long to wait for the brokers")
+	_ = cmd.MarkFlagRequired("pipeline")
+	return cmd
+}
+
+type producing struct {
+	g            *globals
+	topic        string
+	producer     sarama.SyncProducer
+	keyOf        func([]byte) ([]byte, error)
+	headers      []sarama.RecordHeader
+	sent, failed int
+}
+
+func (p *producing) run() error {
+	sc := bufio.NewScanner(p.g.stdin)
+	sc.Buffer(make([]byte, 64*1024), 16<<20)
+	batch := make([]*sarama.ProducerMessage, 0, produceBatch)
+	line := 0
+	for sc.Scan() {
+		line++
+		text := sc.Bytes()
+		if len(strings.TrimSpace(string(text))) == 0 {
+			continue
+		}
+		value := append([]byte{}, text...)
+		k, err := p.keyOf(value)
+		if err != nil {
+			fmt.Fprintf(p.g.stderr, "stdin:%d: %v\n", line, err)
+			p.failed++
+			continue
+		}
+		m := &sarama.ProducerMessage{Topic: p.topic, Value: sarama.ByteEncoder(value),
+			Headers: append([]sarama.RecordHeader{{Key: []byte(filters.HeaderJob), Value: []byte(uuid.NewString())}}, p.headers...)}
+		if k != nil {
+			m.Key = sarama.ByteEncoder(k)
+		}
+		if batch = append(batch, m); len(batch) == produceBatch {
+			if err := p.flush(batch); err != nil {
+				return err
+			}
+			batch = batch[:0]
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("read stdin line %d: %w", line+1, err)
+	}
+	return p.flush(batch)
+}
+
+func (p *producing) flush(batch []*sarama.ProducerMessage) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	if err := p.producer.SendMessages(batch); err != nil {
+		return fmt.Errorf("send to %s (after %d sent): %w", p.topic, p.sent, err)
+	}
+	p.sent += len(batch)
+	return nil
+}
+
+func parseHeaders(hs []string) ([]sarama.RecordHeader, error) {
+	out := make([]sarama.RecordHeader, 0, len(hs))
+	for _, h := range hs {
+		k, v, ok := strings.Cut(h, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("header %q: want name=value", h)
+		}
+		if k == filters.HeaderJob {
+			return nil, fmt.Errorf("header %s is set by produce", k)
+		}
+		out = append(out, sarama.RecordHeader{Key: []byte(k), Value: []byte(v)})
+	}
+	return out, nil
+}
+
+// keyFunc returns how each line's key is computed.
+func keyFunc(key, keyJQ string) (func([]byte) ([]byte, error), error) {
+	switch {
+	case key != "":
+		return func([]byte) ([]byte, error) { return []byte(key), nil }, nil
+	case keyJQ == "":
+		return func([]byte) ([]byte, error) { return nil, nil }, nil
+	}
+	q, err := gojq.Parse(keyJQ)
+	if err != nil {
+		return nil, fmt.Errorf("--key-jq: %w", err)
+	}
+	code, err := gojq.Compile(q)
+	if err != nil {
+		return nil, fmt.Errorf("--key-jq: %w", err)
+	}
+	return func(line []byte) ([]byte, error) {
+		var v any
+		if err := json.Unmarshal(line, &v); err != nil {
+			return nil, fmt.Errorf("--key-jq needs JSON lines: %w", err)
+		}
+		res, ok := code.Run(v).Next()
+		if !ok || res == nil {
+			return nil, nil
+		}
+		if err, isErr := res.(error); isErr {
+			return nil, fmt.Errorf("--key-jq: %w", err)
+		}
+		if s, isStr := res.(string); isStr {
+			return []byte(s), nil
+		}
+		return json.Marshal(res)
+	}, nil
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
+}

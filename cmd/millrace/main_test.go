@@ -1,0 +1,204 @@
+package main_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/millrace/millrace/testkit"
+)
+
+func runTests(m *testing.M) int { return testkit.MainCode(m) }
+
+func TestValidate_reports_each_problem_and_exits_1(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "bad.yaml", `version: 1
+pipelines:
+  - name: orders
+    input: orders
+    retries: 3
+    stages:
+      - name: check
+        filter: jq
+        config: {program: .}
+      - name: ship
+        filter: teleport
+      - name: check
+        filter: log
+`)
+	_, stderr, code := cli(t, dir, "", "validate", "-f", "bad.yaml")
+	if code != 1 {
+		t.Fatalf("exit %d, want 1; stderr:\n%s", code, stderr)
+	}
+	want := []string{
+		`bad.yaml:5:5: unknown key "retries" in pipeline`,
+		`bad.yaml:11:17: pipeline "orders" stage "ship": unknown filter "teleport"`,
+		`bad.yaml:12:15: pipeline "orders": duplicate stage name "check"`,
+	}
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	if len(lines) != len(want)+1 {
+		t.Fatalf("want %d problem lines and a summary, got:\n%s", len(want), stderr)
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(lines[i], w) {
+			t.Errorf("line %d:\n got  %s\n want %s…", i+1, lines[i], w)
+		}
+	}
+	out, stderr, code := cli(t, ".", "", "validate", "-f", "../../pipelines.yaml")
+	if code != 0 || !strings.Contains(out, "ok") {
+		t.Fatalf("example pipelines.yaml: exit %d\n%s%s", code, out, stderr)
+	}
+}
+
+func TestRun_two_processes_split_a_stage_and_lose_nothing(t *testing.T) {
+	dir := t.TempDir()
+	port := freePort(t)
+	brokers := fmt.Sprintf("127.0.0.1:%d", port)
+	broker := start(t, "broker", dir, nil, "broker", "--port", fmt.Sprint(port), "--data-dir", "data")
+	broker.waitLog("embedded broker ready", 1, 30*time.Second)
+	writeFile(t, dir, "pipelines.yaml", `version: 1
+pipelines:
+  - name: split
+    input: split.in
+    output: split.out
+    partitions: 4
+    stages:
+      - name: work
+        filter: exec
+        config:
+          command: [sh, -c, 'printf "%s " "$WORKER_ID"; cat']
+`)
+	a := start(t, "worker a", dir, []string{"WORKER_ID=a"}, "run", "--brokers", brokers, "--stage", "split/work")
+	a.waitLog("stage ready", 1, 60*time.Second)
+	b := start(t, "worker b", dir, []string{"WORKER_ID=b"}, "run", "--brokers", brokers, "--stage", "split/work")
+	b.waitLog("stage ready", 1, 60*time.Second)
+	backend := testkit.Backend{Name: "broker", Brokers: []string{brokers}}
+	waitGroupMembers(t, backend, "millrace.split.work", 2)
+
+	const n = 2000
+	var lines strings.Builder
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&lines, `{"seq":%d,"k":"k%d"}`+"\n", i, i)
+	}
+	out, stderr, code := cli(t, dir, lines.String(), "produce", "--brokers", brokers, "--pipeline", "split", "--key-jq", ".k")
+	if code != 0 || !strings.Contains(out, fmt.Sprintf("sent %d records to split.in", n)) {
+		t.Fatalf("produce: exit %d\n%s%s", code, out, stderr)
+	}
+	recs := backend.Read(t, "split.out", n, 2*time.Minute)
+	seen := map[int]int{}
+	workers := map[string]int{}
+	for _, r := range recs {
+		worker, payload, _ := strings.Cut(string(r.Value), " ")
+		var v struct {
+			Seq int `json:"seq"`
+		}
+		if err := json.Unmarshal([]byte(payload), &v); err != nil {
+			t.Fatalf("output is not a worker name and JSON: %s", r.Value)
+		}
+		seen[v.Seq]++
+		workers[worker]++
+	}
+	for i := 0; i < n; i++ {
+		if seen[i] == 0 {
+			t.Fatalf("record %d was lost", i)
+		}
+	}
+	if workers["a"] == 0 || workers["b"] == 0 {
+		t.Fatalf("both processes should have worked, got %v", workers)
+	}
+	t.Logf("%d records, by worker: %v, duplicates: %d", n, workers, len(recs)-len(seen))
+	a.stop(30 * time.Second)
+	b.stop(30 * time.Second)
+}
+
+// waitGroupMembers waits until the group is stable with n members that
+// each own partitions.
+func waitGroupMembers(t *testing.T, b testkit.Backend, group string, n int) {
+	t.Helper()
+	admin := b.Admin(t)
+	testkit.Eventually(t, 60*time.Second, func() bool {
+		ds, err := admin.DescribeConsumerGroups([]string{group})
+		if err != nil || len(ds) != 1 || ds[0].State != "Stable" || len(ds[0].Members) != n {
+			return false
+		}
+		for _, m := range ds[0].Members {
+			a, err := m.GetMemberAssignment()
+			if err != nil || a == nil || len(a.Topics) == 0 {
+				return false
+			}
+		}
+		return true
+	}, "group %s never became stable with %d members owning partitions", group, n)
+}
+
+func TestRun_restart_processes_what_was_produced_while_stopped(t *testing.T) {
+	dir := t.TempDir()
+	port := freePort(t)
+	brokers := fmt.Sprintf("127.0.0.1:%d", port)
+	writeFile(t, dir, "pipelines.yaml", `version: 1
+pipelines:
+  - name: restart
+    input: restart.in
+    output: restart.out
+    partitions: 2
+    stages:
+      - {name: tag, filter: jq, config: {program: '.done = true'}}
+`)
+	produce := func(from, to int) {
+		var lines strings.Builder
+		for i := from; i < to; i++ {
+			fmt.Fprintf(&lines, `{"seq":%d}`+"\n", i)
+		}
+		out, stderr, code := cli(t, dir, lines.String(), "produce", "--brokers", brokers, "--pipeline", "restart")
+		if code != 0 {
+			t.Fatalf("produce: exit %d\n%s%s", code, out, stderr)
+		}
+	}
+	backend := testkit.Backend{Name: "embedded", Brokers: []string{brokers}}
+
+	// 1. millrace run with its own embedded broker: process 100 records.
+	run1 := start(t, "run 1", dir, nil, "run", "--embedded-port", fmt.Sprint(port))
+	run1.waitLog("stage ready", 1, 60*time.Second)
+	produce(0, 100)
+	backend.Read(t, "restart.out", 100, time.Minute)
+	run1.stop(30 * time.Second)
+
+	// 2. A separate broker on the same data: what was there survived, and
+	// records produced while no stage runs wait for it.
+	broker := start(t, "broker", dir, nil, "broker", "--port", fmt.Sprint(port))
+	broker.waitLog("embedded broker ready", 1, 30*time.Second)
+	if got := len(backend.ReadAll(t, "restart.out")); got != 100 {
+		t.Fatalf("after the broker restart the output holds %d records, want 100", got)
+	}
+	produce(100, 150)
+	run2 := start(t, "run 2", dir, nil, "run", "--brokers", brokers)
+	run2.waitLog("stage ready", 1, 60*time.Second)
+	backend.Read(t, "restart.out", 150, time.Minute)
+	testkit.Eventually(t, 30*time.Second, func() bool {
+		return backend.GroupLag(t, "millrace.restart.tag", "restart.in") == 0
+	}, "stage did not commit its input")
+	run2.stop(30 * time.Second)
+	broker.stop(30 * time.Second)
+
+	// A graceful stop committed everything: each record came out once.
+	seen := map[string]bool{}
+	for _, r := range backend2(t, dir, port).ReadAll(t, "restart.out") {
+		if seen[string(r.Value)] {
+			t.Fatalf("record %s came out twice", r.Value)
+		}
+		seen[string(r.Value)] = true
+	}
+	if len(seen) != 150 {
+		t.Fatalf("output holds %d distinct records, want 150", len(seen))
+	}
+}
+
+// backend2 restarts the broker on the test's data dir once more and returns it.
+func backend2(t *testing.T, dir string, port int) testkit.Backend {
+	t.Helper()
+	p := start(t, "broker again", dir, nil, "broker", "--port", fmt.Sprint(port))
+	p.waitLog("embedded broker ready", 1, 30*time.Second)
+	return testkit.Backend{Name: "embedded", Brokers: []string{fmt.Sprintf("127.0.0.1:%d", port)}}
+}

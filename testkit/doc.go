@@ -1,0 +1,9 @@
+// Package testkit is how millrace pipelines and filters are tested, by
+// millrace itself and by its users: brokers to run against (the embedded
+// broker, and a real Apache Kafka started from Maven Central jars), running
+// a pipelines file in-process, and producing and reading records.
+//
+// Tests that want both brokers call [Backends] and run as a table over
+// them; a package using real Kafka calls [Main] from its TestMain so the
+// broker is stopped when its tests end.
+package testkit

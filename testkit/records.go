@@ -1,0 +1,229 @@
+package testkit
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/millrace/millrace/router"
+)
+
+// Record is a Kafka record as tests produce and read it.
+type Record struct {
+	Key       []byte
+	Value     []byte
+	Headers   map[string]string
+	Partition int32
+	Offset    int64
+}
+
+// Client returns a sarama client for the backend, closed when the test ends.
+func (b Backend) Client(t testing.TB) sarama.Client {
+	t.Helper()
+	c, err := router.ConnectTimeout(context.Background(), b.Brokers, router.NewSaramaConfig("testkit"), 30*time.Second)
+	if err != nil {
+		t.Fatalf("connect to %s: %v", b.Name, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// CreateTopic creates a topic with the given partitions.
+func (b Backend) CreateTopic(t testing.TB, topic string, partitions int) {
+	t.Helper()
+	c := b.Client(t)
+	if err := router.EnsureTopics(c, []router.Topic{{Name: topic, Partitions: partitions}}, -1, discard()); err != nil {
+		t.Fatalf("create topic %s: %v", topic, err)
+	}
+}
+
+// Produce sends records to topic, waiting for the broker's acks.
+func (b Backend) Produce(t testing.TB, topic string, records []Record) {
+	t.Helper()
+	p, err := sarama.NewSyncProducerFromClient(b.Client(t))
+	if err != nil {
+		t.Fatalf("open producer: %v", err)
+	}
+	defer p.Close()
+	const batch = 1000
+	for start := 0; start < len(records); start += batch {
+		msgs := make([]*sarama.ProducerMessage, 0, batch)
+		for _, r := range records[start:min(start+batch, len(records))] {
+			m := &sarama.ProducerMessage{Topic: topic, Value: sarama.ByteEncoder(r.Value)}
+			if r.Key != nil {
+				m.Key = sarama.ByteEncoder(r.Key)
+			}
+			for k, v := range r.Headers {
+				m.Headers = append(m.Headers, sarama.RecordHeader{Key: []byte(k), Value: []byte(v)})
+			}
+			msgs = append(msgs, m)
+		}
+		if err := p.SendMessages(msgs); err != nil {
+			t.Fatalf("produce to %s: %v", topic, err)
+		}
+	}
+}
+
+// Read reads topic from the beginning until it holds n records or timeout
+// passes, and returns them ordered by partition and offset. It fails the
+// test on timeout, saying how many records had arrived.
+func (b Backend) Read(t testing.TB, topic string, n int, timeout time.Duration) []Record {
+	t.Helper()
+	recs, err := b.readUntil(topic, timeout, func(got int) bool { return got >= n })
+	if err != nil {
+		t.Fatalf("read %s: %v", topic, err)
+	}
+	if len(recs) < n {
+		t.Fatalf("read %s: got %d records within %s, want %d", topic, len(recs), timeout, n)
+	}
+	return recs
+}
+
+// ReadAll reads every record in topic now (up to the end offsets at call time).
+func (b Backend) ReadAll(t testing.TB, topic string) []Record {
+	t.Helper()
+	c := b.Client(t)
+	parts, err := c.Partitions(topic)
+	if err != nil {
+		t.Fatalf("partitions of %s: %v", topic, err)
+	}
+	total := 0
+	for _, p := range parts {
+		end, err1 := c.GetOffset(topic, p, sarama.OffsetNewest)
+		start, err2 := c.GetOffset(topic, p, sarama.OffsetOldest)
+		if err1 != nil || err2 != nil {
+			t.Fatalf("offsets of %s/%d: %v %v", topic, p, err1, err2)
+		}
+		total += int(end - start)
+	}
+	return b.Read(t, topic, total, 30*time.Second)
+}
+
+func (b Backend) readUntil(topic string, timeout time.Duration, done func(int) bool) ([]Record, error) {
+	c, err := router.ConnectTimeout(context.Background(), b.Brokers, router.NewSaramaConfig("testkit"), 30*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	consumer, err := sarama.NewConsumerFromClient(c)
+	if err != nil {
+		return nil, err
+	}
+	defer consumer.Close()
+	parts, err := c.Partitions(topic)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		mu   sync.Mutex
+		recs []Record
+	)
+	stop := make(chan struct{})
+	var once sync.Once
+	var wg sync.WaitGroup
+	for _, p := range parts {
+		pc, err := consumer.ConsumePartition(topic, p, sarama.OffsetOldest)
+		if err != nil {
+			return nil, err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer pc.Close()
+			for {
+				select {
+				case <-stop:
+					return
+				case m := <-pc.Messages():
+					mu.Lock()
+					recs = append(recs, fromSarama(m))
+					if done(len(recs)) {
+						once.Do(func() { close(stop) })
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	select {
+	case <-stop:
+	case <-time.After(timeout):
+		once.Do(func() { close(stop) })
+	}
+	wg.Wait()
+	sort.Slice(recs, func(i, j int) bool {
+		if recs[i].Partition != recs[j].Partition {
+			return recs[i].Partition < recs[j].Partition
+		}
+		return recs[i].Offset < recs[j].Offset
+	})
+	return recs, nil
+}
+
+func fromSarama(m *sarama.ConsumerMessage) Record {
+	h := make(map[string]string, len(m.Headers))
+	for _, x := range m.Headers {
+		h[string(x.Key)] = string(x.Value)
+	}
+	return Record{Key: m.Key, Value: m.Value, Headers: h, Partition: m.Partition, Offset: m.Offset}
+}
+
+// GroupLag returns how many records of topic the consumer group has not
+// committed yet.
+func (b Backend) GroupLag(t testing.TB, group, topic string) int64 {
+	t.Helper()
+	c := b.Client(t)
+	admin, err := sarama.NewClusterAdminFromClient(c)
+	if err != nil {
+		t.Fatalf("cluster admin: %v", err)
+	}
+	parts, err := c.Partitions(topic)
+	if err != nil {
+		t.Fatalf("partitions of %s: %v", topic, err)
+	}
+	resp, err := admin.ListConsumerGroupOffsets(group, map[string][]int32{topic: parts})
+	if err != nil {
+		t.Fatalf("offsets of group %s: %v", group, err)
+	}
+	var lag int64
+	for _, p := range parts {
+		end, err := c.GetOffset(topic, p, sarama.OffsetNewest)
+		if err != nil {
+			t.Fatalf("end offset %s/%d: %v", topic, p, err)
+		}
+		committed := int64(0)
+		if blk := resp.GetBlock(topic, p); blk != nil && blk.Offset >= 0 {
+			committed = blk.Offset
+		}
+		lag += end - committed
+	}
+	return lag
+}
+
+// Eventually polls cond every 50ms until it is true, failing the test
+// with msg after timeout.
+func Eventually(t testing.TB, timeout time.Duration, cond func() bool, format string, args ...any) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %s", timeout, fmt.Sprintf(format, args...))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Admin returns a cluster admin for the backend.
+func (b Backend) Admin(t testing.TB) sarama.ClusterAdmin {
+	t.Helper()
+	a, err := sarama.NewClusterAdminFromClient(b.Client(t))
+	if err != nil {
+		t.Fatalf("cluster admin: %v", err)
+	}
+	return a
+}
