@@ -16,7 +16,7 @@ run: build
 # Central on first use), starts one real Kafka broker for every package, and
 # runs every test with the race detector.
 test: deps build
-	.ci/with-kafka $(GO) test -race -count=1 -timeout 20m $(PKGS)
+	.ci/with-kafka .ci/gotest
 
 # test-unit skips real Kafka (for a quick loop while coding; never in CI).
 test-unit:
