@@ -25,6 +25,8 @@ type Broker struct {
 
 	Brokers  []string `yaml:"brokers"`
 	ClientID string   `yaml:"client_id"`
+	// Compression of produced records: none, gzip, snappy, lz4 or zstd.
+	Compression string `yaml:"compression"`
 }
 
 // Defaults apply to every pipeline and stage that does not set its own.
@@ -35,8 +37,12 @@ type Defaults struct {
 	Partitions int `yaml:"partitions"`
 	// ReplicationFactor of created topics; -1 means the broker's default.
 	ReplicationFactor int `yaml:"replication_factor"`
-	// Concurrency is how many records a stage processes at once per process.
+	// Concurrency is how many records a stage's filter processes at once
+	// per process.
 	Concurrency int `yaml:"concurrency"`
+	// MaxInFlight is how many records of one partition a stage may have
+	// handed out and not finished at once.
+	MaxInFlight int `yaml:"max_in_flight"`
 }
 
 // Pipeline is one job: an input topic and an ordered list of stages.
@@ -62,6 +68,7 @@ type Stage struct {
 	// Topic overrides the stage's input topic (stages after the first).
 	Topic       string `yaml:"topic"`
 	Concurrency int    `yaml:"concurrency"`
+	MaxInFlight int    `yaml:"max_in_flight"`
 
 	filterConfig filters.Config
 }

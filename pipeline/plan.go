@@ -12,8 +12,9 @@ import (
 // group, and every topic to create.
 type Plan struct {
 	// Brokers of the Kafka cluster; empty means the embedded broker.
-	Brokers  []string
-	ClientID string
+	Brokers     []string
+	ClientID    string
+	Compression string
 	// ReplicationFactor of created topics (-1: the broker's default).
 	ReplicationFactor int
 	Pipelines         []PipelinePlan
@@ -48,6 +49,7 @@ type StagePlan struct {
 	// Group is the stage's consumer group.
 	Group       string
 	Concurrency int
+	MaxInFlight int
 }
 
 // ID is "pipeline/stage", the form `millrace run --stage` takes.
@@ -73,13 +75,14 @@ func (f *File) Plan() *Plan {
 	if f.Broker != nil {
 		pl.Brokers = f.Broker.Brokers
 		pl.ClientID = f.Broker.ClientID
+		pl.Compression = f.Broker.Compression
 	}
 	for _, p := range f.Pipelines {
 		pp := PipelinePlan{Name: p.Name, Description: p.Description, Input: p.Input,
 			Output: p.Output, Quarantine: QuarantineTopic(p.Name), Partitions: p.Partitions}
 		for i, st := range p.Stages {
 			sp := StagePlan{Pipeline: p.Name, Name: st.Name, Index: i, Config: st.filterConfig,
-				Group: GroupName(p.Name, st.Name), Concurrency: st.Concurrency, Input: p.Input,
+				Group: GroupName(p.Name, st.Name), Concurrency: st.Concurrency, MaxInFlight: st.MaxInFlight, Input: p.Input,
 				Quarantine: pp.Quarantine}
 			sp.Filter, _ = filters.Lookup(st.Filter)
 			if i > 0 {

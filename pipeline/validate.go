@@ -14,7 +14,7 @@ var NamePattern = regexp.MustCompile(`^[a-z0-9]+([._-][a-z0-9]+)*$`)
 
 var topicPattern = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
 
-const maxPartitions, maxConcurrency = 10000, 10000
+const maxPartitions, maxConcurrency, maxInFlight = 10000, 10000, 100000
 
 func (f *File) validate(p *problems) {
 	switch {
@@ -24,6 +24,11 @@ func (f *File) validate(p *problems) {
 		p.add(f.Of("version"), "unsupported version %d: this millrace reads version 1", f.Version)
 	}
 	if f.Broker != nil {
+		switch f.Broker.Compression {
+		case "", "none", "gzip", "snappy", "lz4", "zstd":
+		default:
+			p.add(f.Broker.Of("compression"), "compression %q: want none, gzip, snappy, lz4 or zstd", f.Broker.Compression)
+		}
 		for i, b := range f.Broker.Brokers {
 			if !strings.Contains(b, ":") {
 				p.add(f.Broker.Of("brokers"), "broker %d (%q) needs host:port", i+1, b)
@@ -33,6 +38,7 @@ func (f *File) validate(p *problems) {
 	d := f.Defaults
 	checkRange(p, d.Positions, "partitions", d.Partitions, 1, maxPartitions)
 	checkRange(p, d.Positions, "concurrency", d.Concurrency, 1, maxConcurrency)
+	checkRange(p, d.Positions, "max_in_flight", d.MaxInFlight, 1, maxInFlight)
 	if rf := d.ReplicationFactor; rf != -1 && (rf < 1 || rf > 32767) {
 		p.add(d.Of("replication_factor"), "replication_factor must be -1 (the broker's default) or at least 1, got %d", rf)
 	}
@@ -83,6 +89,9 @@ func (st *Stage) validate(p *problems, pipeline string, index int) {
 	checkName(p, st.Positions, "stage", st.Name)
 	if st.Set("concurrency") {
 		checkRange(p, st.Positions, "concurrency", st.Concurrency, 1, maxConcurrency)
+	}
+	if st.Set("max_in_flight") {
+		checkRange(p, st.Positions, "max_in_flight", st.MaxInFlight, 1, maxInFlight)
 	}
 	if st.Topic != "" && index == 0 {
 		p.add(st.Of("topic"), "%s: the first stage reads the pipeline's input; set `input:` on the pipeline instead of `topic:`", where)

@@ -1,7 +1,6 @@
 package router_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -24,11 +23,7 @@ func testSaramaConfig() *sarama.Config {
 }
 
 func pubSub(t *testing.T, b testkit.Backend, group string, keyed bool) (message.Publisher, message.Subscriber) {
-	client, err := router.ConnectTimeout(context.Background(), b.Brokers, testSaramaConfig(), 30*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, err := router.NewPublisher(client)
+	pub, err := router.NewPublisher(b.Brokers, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,23 +35,11 @@ func pubSub(t *testing.T, b testkit.Backend, group string, keyed bool) (message.
 	if err != nil {
 		t.Fatal(err)
 	}
-	var p message.Publisher = closingPublisher{pub, client}
+	var p message.Publisher = pub
 	if keyed {
 		p = sameKeyPublisher{p}
 	}
 	return p, sub
-}
-
-// closingPublisher closes the client it owns with the publisher.
-type closingPublisher struct {
-	*router.Publisher
-	client sarama.Client
-}
-
-func (p closingPublisher) Close() error {
-	err := p.Publisher.Close()
-	p.client.Close()
-	return err
 }
 
 // sameKeyPublisher gives every message one key, so all of them share a

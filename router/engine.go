@@ -27,9 +27,13 @@ type EngineConfig struct {
 	StopTimeout time.Duration
 	// ConnectTimeout bounds waiting for the cluster at start. Default 30s.
 	ConnectTimeout time.Duration
-	// Sarama is the client config; nil means NewSaramaConfig(plan's client id).
+	// Sarama is the consumers' client config; nil means
+	// NewSaramaConfig(plan's client id).
 	Sarama *sarama.Config
-	Logger *slog.Logger
+	// Producer is the producer's client config; nil means
+	// NewProducerConfig(plan's client id) with the plan's compression.
+	Producer *sarama.Config
+	Logger   *slog.Logger
 }
 
 func (c *EngineConfig) setDefaults() {
@@ -47,6 +51,10 @@ func (c *EngineConfig) setDefaults() {
 	}
 	if c.Sarama == nil && c.Plan != nil {
 		c.Sarama = NewSaramaConfig(c.Plan.ClientID)
+	}
+	if c.Producer == nil && c.Plan != nil {
+		c.Producer = NewProducerConfig(c.Plan.ClientID)
+		_ = SetCompression(c.Producer, c.Plan.Compression)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -105,6 +113,11 @@ func (e *Engine) Run(ctx context.Context) error {
 		return fmt.Errorf("create router: %w", err)
 	}
 	r.AddMiddleware(middleware.Recoverer)
+	pub, err := NewPublisher(e.cfg.Brokers, e.cfg.Producer)
+	if err != nil {
+		return err
+	}
+	defer pub.Close()
 	var stages []*stage
 	defer func() {
 		for _, s := range stages {
@@ -112,7 +125,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		}
 	}()
 	for _, sp := range e.cfg.Stages {
-		s, err := e.addStage(r, client, sp)
+		s, err := e.addStage(r, sharedPublisher{pub}, sp)
 		if err != nil {
 			return err
 		}
@@ -136,19 +149,15 @@ func (e *Engine) Run(ctx context.Context) error {
 	return nil
 }
 
-func (e *Engine) addStage(r *message.Router, client sarama.Client, sp pipeline.StagePlan) (*stage, error) {
+func (e *Engine) addStage(r *message.Router, pub message.Publisher, sp pipeline.StagePlan) (*stage, error) {
 	s, err := newStage(sp, e.cfg.Logger)
 	if err != nil {
 		return nil, err
 	}
 	sub, err := NewSubscriber(SubscriberConfig{
 		Brokers: e.cfg.Brokers, Group: sp.Group, Sarama: e.cfg.Sarama,
-		DrainTimeout: e.cfg.StopTimeout, Logger: s.log,
+		DrainTimeout: e.cfg.StopTimeout, MaxInFlight: sp.MaxInFlight, Logger: s.log,
 	})
-	if err != nil {
-		return nil, err
-	}
-	pub, err := NewPublisher(client)
 	if err != nil {
 		return nil, err
 	}

@@ -4,57 +4,138 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill/message"
 )
 
-// Publisher is a Watermill [message.Publisher] on a sarama producer.
-// Publish returns once the broker has acknowledged every message (with
-// acks=all), so committing an input after Publish returns is safe.
+// Publisher is a Watermill [message.Publisher] on sarama's async producer.
+//
+// Publish returns once the broker has acknowledged every message it was
+// given (acks=all), so committing an input after Publish returns is safe.
+// Concurrent callers share the producer, and so share batches: while one
+// produce request is on the wire, the records of every caller queue up for
+// the next. The producer is idempotent where the config says so (the
+// default), so its retries do not duplicate records.
 type Publisher struct {
-	producer sarama.SyncProducer
+	client   sarama.Client
+	producer sarama.AsyncProducer
+	mu       sync.RWMutex
+	closed   bool
+	done     sync.WaitGroup
 	once     sync.Once
 	err      error
 }
 
 var _ message.Publisher = (*Publisher)(nil)
 
-// NewPublisher opens a producer on client; closing the publisher does not
-// close the client.
-func NewPublisher(client sarama.Client) (*Publisher, error) {
-	p, err := sarama.NewSyncProducerFromClient(client)
+// NewPublisher connects to brokers with cfg (nil: NewProducerConfig("")) and
+// opens the producer.
+func NewPublisher(brokers []string, cfg *sarama.Config) (*Publisher, error) {
+	if cfg == nil {
+		cfg = NewProducerConfig("")
+	}
+	client, err := sarama.NewClient(brokers, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open producer: %w", err)
 	}
-	return &Publisher{producer: p}, nil
+	producer, err := sarama.NewAsyncProducerFromClient(client)
+	if err != nil {
+		client.Close()
+		return nil, fmt.Errorf("open producer: %w", err)
+	}
+	p := &Publisher{client: client, producer: producer}
+	p.done.Add(2)
+	go p.collectSuccesses()
+	go p.collectErrors()
+	return p, nil
 }
 
-// Publish sends msgs to topic as one batch and waits for the broker's acks.
+// pending is one Publish call waiting for its acks.
+type pending struct {
+	left atomic.Int32
+	done chan struct{}
+	mu   sync.Mutex
+	err  error
+	n    int
+}
+
+func (b *pending) finish(err error) {
+	if err != nil {
+		b.mu.Lock()
+		if b.err == nil {
+			b.err = err
+		}
+		b.n++
+		b.mu.Unlock()
+	}
+	if b.left.Add(-1) == 0 {
+		close(b.done)
+	}
+}
+
+// Publish sends msgs to topic and waits until the broker acked all of them.
 func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
+	b := &pending{done: make(chan struct{})}
 	records := make([]*sarama.ProducerMessage, len(msgs))
 	for i, m := range msgs {
 		r, err := Marshaler{}.Marshal(topic, m)
 		if err != nil {
 			return fmt.Errorf("publish to %s: %w", topic, err)
 		}
+		r.Metadata = b
 		records[i] = r
 	}
-	if err := p.producer.SendMessages(records); err != nil {
-		var perrs sarama.ProducerErrors
-		if errors.As(err, &perrs) && len(perrs) > 0 {
-			return fmt.Errorf("publish to %s: %d of %d records failed, first: %w", topic, len(perrs), len(records), perrs[0].Err)
-		}
-		return fmt.Errorf("publish to %s: %w", topic, err)
+	b.left.Store(int32(len(records)))
+	p.mu.RLock()
+	if p.closed {
+		p.mu.RUnlock()
+		return errors.New("publish: publisher is closed")
+	}
+	for _, r := range records {
+		p.producer.Input() <- r
+	}
+	p.mu.RUnlock()
+	<-b.done
+	if b.err != nil {
+		return fmt.Errorf("publish to %s: %d of %d records failed, first: %w", topic, b.n, len(records), b.err)
 	}
 	return nil
 }
 
-// Close flushes and closes the producer.
+func (p *Publisher) collectSuccesses() {
+	defer p.done.Done()
+	for m := range p.producer.Successes() {
+		m.Metadata.(*pending).finish(nil)
+	}
+}
+
+func (p *Publisher) collectErrors() {
+	defer p.done.Done()
+	for e := range p.producer.Errors() {
+		e.Msg.Metadata.(*pending).finish(e.Err)
+	}
+}
+
+// Close flushes what is queued, waits for its acks and closes the producer.
 func (p *Publisher) Close() error {
-	p.once.Do(func() { p.err = p.producer.Close() })
+	p.once.Do(func() {
+		p.mu.Lock()
+		p.closed = true
+		p.mu.Unlock()
+		p.producer.AsyncClose()
+		p.done.Wait()
+		p.err = p.client.Close()
+	})
 	return p.err
 }
+
+// sharedPublisher lets several router handlers use one Publisher; the
+// router closes each handler's publisher, the engine closes the shared one.
+type sharedPublisher struct{ *Publisher }
+
+func (sharedPublisher) Close() error { return nil }

@@ -43,6 +43,38 @@ func NewSaramaConfig(clientID string) *sarama.Config {
 	return c
 }
 
+// NewProducerConfig is NewSaramaConfig for a producer client: idempotent
+// (so retries never duplicate or reorder records), one request in flight
+// per broker as idempotence requires, and records compressed with codec
+// ("none", "gzip", "snappy", "lz4" or "zstd"; empty means none).
+func NewProducerConfig(clientID string) *sarama.Config {
+	c := NewSaramaConfig(clientID)
+	c.Producer.Idempotent = true
+	c.Net.MaxOpenRequests = 1
+	c.Producer.Flush.MaxMessages = 0
+	c.ChannelBufferSize = 4096
+	return c
+}
+
+// SetCompression sets the producer's compression codec by name.
+func SetCompression(c *sarama.Config, codec string) error {
+	switch codec {
+	case "", "none":
+		c.Producer.Compression = sarama.CompressionNone
+	case "gzip":
+		c.Producer.Compression = sarama.CompressionGZIP
+	case "snappy":
+		c.Producer.Compression = sarama.CompressionSnappy
+	case "lz4":
+		c.Producer.Compression = sarama.CompressionLZ4
+	case "zstd":
+		c.Producer.Compression = sarama.CompressionZSTD
+	default:
+		return fmt.Errorf("unknown compression %q: want none, gzip, snappy, lz4 or zstd", codec)
+	}
+	return nil
+}
+
 // Connect opens a sarama client, retrying with backoff until the cluster
 // answers or ctx ends; the error then says which brokers were tried.
 func Connect(ctx context.Context, brokers []string, cfg *sarama.Config) (sarama.Client, error) {

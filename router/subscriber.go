@@ -25,6 +25,9 @@ type SubscriberConfig struct {
 	// NackBackoff is the first wait before a nacked record is handed out
 	// again; it doubles up to NackBackoffMax. Defaults 100ms and 10s.
 	NackBackoff, NackBackoffMax time.Duration
+	// MaxInFlight is how many records of one partition may be handed out
+	// and not yet acked at once. Default 256.
+	MaxInFlight int
 	// InitializePartitions is the partition count SubscribeInitialize
 	// creates topics with. Default 8.
 	InitializePartitions int
@@ -43,6 +46,9 @@ func (c *SubscriberConfig) setDefaults() {
 	}
 	if c.NackBackoffMax < c.NackBackoff {
 		c.NackBackoffMax = max(10*time.Second, c.NackBackoff)
+	}
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = 256
 	}
 	if c.InitializePartitions <= 0 {
 		c.InitializePartitions = 8
@@ -65,13 +71,18 @@ func (c SubscriberConfig) Validate() error {
 
 // Subscriber is a Watermill [message.Subscriber] on a Kafka consumer group.
 //
-// Each claimed partition hands out one record at a time and waits for its
-// ack before the next, so records of one partition (and so of one key) are
-// processed in offset order. An ack marks the record's offset for commit; a
-// nack hands the same record out again after a backoff. Offsets are never
-// committed past a record that was not acked. Close stops fetching, waits
-// (up to DrainTimeout) for the records in flight to be acked, commits and
-// leaves the group, so a graceful stop redelivers nothing.
+// Each claimed partition keeps a window of up to MaxInFlight records handed
+// out at once. Records with the same key are handed out strictly in offset
+// order, one at a time: the next waits until the one before is acked.
+// Records with different keys (and records without a key) run
+// concurrently. An ack lets the partition's committed offset advance to the
+// lowest offset not yet acked, never past it. A nack hands the same record
+// out again after a backoff, and later records of its key keep waiting
+// behind it. Memory is bounded by the window, not by the backlog.
+//
+// Close, or a rebalance that revokes a partition, stops fetching and waits
+// (up to DrainTimeout) for the records in flight to be acked, then commits
+// and releases the partition, so a graceful stop redelivers nothing.
 type Subscriber struct {
 	cfg     SubscriberConfig
 	closing chan struct{}
@@ -169,111 +180,4 @@ func (s *Subscriber) Close() error {
 	s.once.Do(func() { close(s.closing) })
 	s.wg.Wait()
 	return nil
-}
-
-type groupHandler struct {
-	s     *Subscriber
-	out   chan<- *message.Message
-	topic string
-	log   *slog.Logger
-	stop  <-chan struct{}
-}
-
-func (h *groupHandler) Setup(sess sarama.ConsumerGroupSession) error {
-	h.log.Debug("partitions assigned", "claims", sess.Claims()[h.topic], "generation", sess.GenerationID())
-	return nil
-}
-
-func (h *groupHandler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
-
-func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
-	for {
-		select {
-		case <-sess.Context().Done():
-			return nil
-		case <-h.stop:
-			return nil
-		case rec, ok := <-claim.Messages():
-			if !ok {
-				return nil
-			}
-			if !h.deliver(sess, rec) {
-				return nil
-			}
-		}
-	}
-}
-
-// deliver hands one record out until it is acked, and marks it. It returns
-// false when the claim must end (shutdown or rebalance).
-func (h *groupHandler) deliver(sess sarama.ConsumerGroupSession, rec *sarama.ConsumerMessage) bool {
-	msg, err := Marshaler{}.Unmarshal(rec)
-	if err != nil {
-		h.log.Error("cannot decode record, skipping it", "partition", rec.Partition, "offset", rec.Offset, "err", err)
-		sess.MarkMessage(rec, "")
-		return true
-	}
-	ctx, cancel := context.WithCancel(withRecord(context.Background(),
-		Record{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Timestamp: rec.Timestamp}))
-	defer cancel()
-	backoff := h.s.cfg.NackBackoff
-	for {
-		msg.SetContext(ctx)
-		select {
-		case h.out <- msg:
-		case <-sess.Context().Done():
-			return false
-		case <-h.stop:
-			return false
-		}
-		switch h.await(sess, msg) {
-		case acked:
-			sess.MarkMessage(rec, "")
-			return true
-		case abandoned:
-			h.log.Warn("record still in flight after the drain timeout; it will be redelivered",
-				"partition", rec.Partition, "offset", rec.Offset, "drain_timeout", h.s.cfg.DrainTimeout)
-			return false
-		}
-		select {
-		case <-time.After(backoff):
-		case <-sess.Context().Done():
-			return false
-		case <-h.stop:
-			return false
-		}
-		backoff = min(2*backoff, h.s.cfg.NackBackoffMax)
-		msg = msg.Copy()
-	}
-}
-
-type outcome int
-
-const (
-	acked outcome = iota
-	nacked
-	abandoned
-)
-
-// await waits for the message's ack or nack. Once the claim is told to stop
-// it keeps waiting, for DrainTimeout at most, so in-flight work finishes.
-func (h *groupHandler) await(sess sarama.ConsumerGroupSession, msg *message.Message) outcome {
-	stop, revoked := h.stop, sess.Context().Done()
-	var deadline <-chan time.Time
-	for {
-		select {
-		case <-msg.Acked():
-			return acked
-		case <-msg.Nacked():
-			return nacked
-		case <-stop:
-			stop, revoked = nil, nil
-			deadline = time.After(h.s.cfg.DrainTimeout)
-		case <-revoked:
-			stop, revoked = nil, nil
-			deadline = time.After(h.s.cfg.DrainTimeout)
-		case <-deadline:
-			return abandoned
-		}
-	}
 }
