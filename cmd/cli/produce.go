@@ -28,7 +28,8 @@ func newProduceCmd(g *globals) *cobra.Command {
 		Use:   "produce --pipeline NAME",
 		Short: "Send stdin lines as records to a pipeline's input topic",
 		Long: `Read one record per line from standard input and send each to the input topic
-of a pipeline, with a new millrace-job id header. Blank lines are skipped. The
+of a pipeline (created first if it does not exist), with a new millrace-job id
+header. Blank lines are skipped. The
 key is --key for every record, or the result of the jq expression --key-jq on
 each line (a JSON document); without either, records have no key. Prints how
 many records were sent. A line whose key cannot be computed is reported with
@@ -64,6 +65,15 @@ its line number and not sent; the exit code is then 1.`,
 				return err
 			}
 			defer client.Close()
+			// The pipeline may not have run yet: create its input topic as run would.
+			log, err := g.logger()
+			if err != nil {
+				return err
+			}
+			if err := router.EnsureTopics(client, []router.Topic{{Name: pl.Input, Partitions: pl.Partitions}},
+				plan.ReplicationFactor, log); err != nil {
+				return err
+			}
 			producer, err := sarama.NewSyncProducerFromClient(client)
 			if err != nil {
 				return fmt.Errorf("open producer: %w", err)

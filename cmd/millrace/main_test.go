@@ -202,3 +202,80 @@ func backend2(t *testing.T, dir string, port int) testkit.Backend {
 	p.waitLog("embedded broker ready", 1, 30*time.Second)
 	return testkit.Backend{Name: "embedded", Brokers: []string{fmt.Sprintf("127.0.0.1:%d", port)}}
 }
+
+func TestRun_kill_9_mid_stream_loses_nothing(t *testing.T) {
+	dir := t.TempDir()
+	port := freePort(t)
+	brokers := fmt.Sprintf("127.0.0.1:%d", port)
+	broker := start(t, "broker", dir, nil, "broker", "--port", fmt.Sprint(port), "--data-dir", "data")
+	broker.waitLog("embedded broker ready", 1, 30*time.Second)
+	writeFile(t, dir, "pipelines.yaml", `version: 1
+pipelines:
+  - name: crash
+    input: crash.in
+    output: crash.out
+    partitions: 4
+    stages:
+      - {name: one, filter: jq, config: {program: '.one = true'}}
+      - {name: two, filter: jq, config: {program: '.two = true'}}
+`)
+	const n = 50000
+	var lines strings.Builder
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&lines, `{"seq":%d,"k":"k%d"}`+"\n", i, i%100)
+	}
+	if out, stderr, code := cli(t, dir, lines.String(), "produce", "--brokers", brokers, "--pipeline", "crash", "--key-jq", ".k"); code != 0 {
+		t.Fatalf("produce: exit %d\n%s%s", code, out, stderr)
+	}
+	backend := testkit.Backend{Name: "broker", Brokers: []string{brokers}}
+	run1 := start(t, "run 1", dir, nil, "run", "--brokers", brokers)
+	run1.waitLog("stage ready", 2, 60*time.Second)
+	// Kill it once some, but not all, of the records came out.
+	client := backend.Client(t)
+	outCount := func() int64 {
+		var total int64
+		parts, _ := client.Partitions("crash.out")
+		for _, p := range parts {
+			end, _ := client.GetOffset("crash.out", p, -1)
+			total += end
+		}
+		return total
+	}
+	testkit.Eventually(t, time.Minute, func() bool { _ = client.RefreshMetadata("crash.out"); return outCount() > n/10 },
+		"no output before the kill")
+	if err := run1.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-run1.done
+	killedAt := outCount()
+	if killedAt >= n {
+		t.Fatalf("all %d records were through before the kill; the test proves nothing", n)
+	}
+	run2 := start(t, "run 2", dir, nil, "run", "--brokers", brokers)
+	run2.waitLog("stage ready", 2, 60*time.Second)
+	// Wait until both stages committed everything, then read all the output.
+	testkit.Eventually(t, 2*time.Minute, func() bool {
+		return backend.GroupLag(t, "millrace.crash.one", "crash.in") == 0 &&
+			backend.GroupLag(t, "millrace.crash.two", "crash.two") == 0
+	}, "the stages did not catch up")
+	recs := backend.ReadAll(t, "crash.out")
+	seen := map[int]bool{}
+	for _, r := range recs {
+		var v struct {
+			Seq int  `json:"seq"`
+			One bool `json:"one"`
+			Two bool `json:"two"`
+		}
+		if err := json.Unmarshal(r.Value, &v); err != nil || !v.One || !v.Two {
+			t.Fatalf("output is not JSON that went through both stages: %s", r.Value)
+		}
+		seen[v.Seq] = true
+	}
+	for i := 0; i < n; i++ {
+		if !seen[i] {
+			t.Fatalf("record %d was lost", i)
+		}
+	}
+	t.Logf("killed with %d of %d records out; after restart all arrived, %d duplicates", killedAt, n, len(recs)-len(seen))
+	run2.stop(30 * time.Second)
+}
