@@ -4,7 +4,7 @@ GO      ?= go
 BIN     := bin/millrace
 PKGS    := ./...
 
-.PHONY: build run test test-unit lint kafka deps clean
+.PHONY: build run test test-unit lint kafka deps clean bench
 
 build:
 	$(GO) build -o $(BIN) ./cmd/millrace
@@ -25,6 +25,13 @@ test-unit:
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "not gofmt'ed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+
+# bench measures millrace beside raw sarama and a stock watermill-kafka stage,
+# in one run, on the embedded broker and, where Java is present, on real Kafka
+# (testkit/bench). BENCHFLAGS adds flags, e.g. BENCHFLAGS='-rss-records 0 -out bench.md'.
+BENCHFLAGS ?=
+bench: build
+	$(GO) run ./testkit/bench -kafka -bin $(BIN) $(BENCHFLAGS)
 
 # kafka starts a real single-node Apache Kafka in the foreground.
 kafka:

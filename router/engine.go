@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 
@@ -108,11 +107,10 @@ func (e *Engine) Run(ctx context.Context) error {
 		return err
 	}
 	r, err := message.NewRouter(message.RouterConfig{CloseTimeout: e.cfg.StopTimeout + 5*time.Second},
-		watermill.NewSlogLogger(slog.New(levelAtLeast{log.Handler(), slog.LevelWarn})))
+		wmLogger{log})
 	if err != nil {
 		return fmt.Errorf("create router: %w", err)
 	}
-	r.AddMiddleware(middleware.Recoverer)
 	pub, err := NewPublisher(e.cfg.Brokers, e.cfg.Producer)
 	if err != nil {
 		return err
@@ -166,11 +164,10 @@ func (e *Engine) addStage(r *message.Router, pub message.Publisher, sp pipeline.
 			_, err := s.handle(m)
 			return err
 		})
-		h.AddMiddleware(quarantine(pub, sp.Quarantine, sp.Name, s.log))
+		addMiddleware(h, s, pub)
 		return s, nil
 	}
-	h := r.AddHandler(sp.ID(), sp.Input, sub, sp.Output, pub, s.handle)
-	h.AddMiddleware(quarantine(pub, sp.Quarantine, sp.Name, s.log))
+	addMiddleware(r.AddHandler(sp.ID(), sp.Input, sub, sp.Output, pub, s.handle), s, pub)
 	return s, nil
 }
 
@@ -182,21 +179,9 @@ func (e *Engine) topics() []Topic {
 	return out
 }
 
-// levelAtLeast drops records below a level; Watermill logs every handler
-// start at info, which would bury millrace's own lines.
-type levelAtLeast struct {
-	slog.Handler
-	min slog.Level
-}
-
-func (h levelAtLeast) Enabled(ctx context.Context, l slog.Level) bool {
-	return l >= h.min && h.Handler.Enabled(ctx, l)
-}
-
-func (h levelAtLeast) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return levelAtLeast{h.Handler.WithAttrs(attrs), h.min}
-}
-
-func (h levelAtLeast) WithGroup(name string) slog.Handler {
-	return levelAtLeast{h.Handler.WithGroup(name), h.min}
+// addMiddleware installs a stage's middleware, outermost first, in the order
+// of DESIGN.md: quarantine, then (with issue 5: retry, dedup, timeout) the
+// recoverer next to the filter, so that a panic is an ordinary failure.
+func addMiddleware(h *message.Handler, s *stage, pub message.Publisher) {
+	h.AddMiddleware(quarantine(pub, s.plan.Quarantine, s.plan.Name, s.log), middleware.Recoverer)
 }

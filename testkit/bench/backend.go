@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/millrace/millrace/router"
+	"github.com/millrace/millrace/testkit/realkafka"
+)
+
+// Backend kinds.
+const (
+	backendEmbedded  = "embedded broker"
+	backendRealKafka = "real Kafka"
+	backendExternal  = "external Kafka"
+)
+
+// errSkipBackend is wrapped by startBackend's error when a backend cannot
+// run here (no Java for real Kafka); the run goes on without it.
+var errSkipBackend = errors.New("backend not available")
+
+// backend is a broker the cases run on.
+type backend struct {
+	// name is short, for headings: "embedded", "kafka 4.1.1", "external".
+	name string
+	// describe says what the broker is, for the report.
+	describe string
+	brokers  []string
+	close    func()
+}
+
+// startBackend starts (or, for -brokers, just names) a broker of kind.
+func startBackend(ctx context.Context, kind string, o options) (*backend, error) {
+	switch kind {
+	case backendEmbedded:
+		b, err := router.StartEmbedded(router.EmbeddedConfig{Port: 0})
+		if err != nil {
+			return nil, fmt.Errorf("start the embedded broker: %w", err)
+		}
+		return &backend{
+			name:     "embedded",
+			describe: "embedded broker (franz-go kfake, in memory, in the bench process) on " + b.Addr(),
+			brokers:  []string{b.Addr()}, close: b.Close,
+		}, nil
+	case backendRealKafka:
+		fmt.Fprintln(os.Stderr, "bench: starting real Kafka (testkit/realkafka; the first run downloads the jars)…")
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+		defer cancel()
+		b, err := realkafka.Start(sctx, realkafka.Options{})
+		if errors.Is(err, realkafka.ErrNoJava) || errors.Is(err, realkafka.ErrNoMaven) {
+			return nil, fmt.Errorf("%w: %w", errSkipBackend, err)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("start real Kafka: %w", err)
+		}
+		fmt.Fprintf(os.Stderr, "bench: real Kafka %s ready on %s in %s\n", b.Version(), b.Addr(), b.StartupTime().Round(time.Millisecond))
+		return &backend{
+			name:     "kafka " + b.Version(),
+			describe: fmt.Sprintf("Apache Kafka %s, single-node KRaft on loopback (testkit/realkafka, 512 MiB heap) on %s", b.Version(), b.Addr()),
+			brokers:  []string{b.Addr()},
+			close: func() {
+				if err := b.Stop(); err != nil {
+					fmt.Fprintf(os.Stderr, "bench: stop real Kafka: %v\n", err)
+				}
+			},
+		}, nil
+	case backendExternal:
+		brokers := strings.Split(o.brokers, ",")
+		return &backend{
+			name:     "external",
+			describe: "Kafka at " + o.brokers + " (version not detected)",
+			brokers:  brokers, close: func() {},
+		}, nil
+	}
+	return nil, fmt.Errorf("unknown backend %q", kind)
+}

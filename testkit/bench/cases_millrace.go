@@ -1,0 +1,83 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/millrace/millrace/filters"
+	_ "github.com/millrace/millrace/filters/std" // jq
+	"github.com/millrace/millrace/pipeline"
+	"github.com/millrace/millrace/router"
+)
+
+// noopFilter is the name of the filter that passes records on unchanged.
+const noopFilter = "bench-noop"
+
+func init() {
+	filters.MustRegister(filters.Spec{
+		Name:        noopFilter,
+		Summary:     "Passes every record on unchanged (benchmarks only).",
+		Description: "Returns the message it is given, so a stage with it measures millrace's transport and engine alone.",
+		New: func(filters.Config) (filters.Filter, error) {
+			return filters.Func(func(_ context.Context, m *filters.Message) ([]*filters.Message, error) {
+				return []*filters.Message{m}, nil
+			}), nil
+		},
+	})
+}
+
+// stageYAML is the filter and config lines of one stage in pipelines.yaml.
+type stageYAML struct {
+	filter string
+	config string // a YAML flow mapping, or ""
+}
+
+var (
+	noopStage = stageYAML{filter: noopFilter}
+	jqStage   = stageYAML{filter: "jq", config: `{program: '.n = (.n + 1)'}`}
+)
+
+// pipelinesYAML is a pipelines file with one pipeline named name from in to
+// out through stages (named s1, s2, …; their topics are "<name>.s2", …).
+func pipelinesYAML(o options, name, in, out string, stages ...stageYAML) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "version: 1\ndefaults:\n  partitions: %d\n", o.partitions)
+	if o.concurrency > 0 {
+		fmt.Fprintf(&b, "  concurrency: %d\n", o.concurrency)
+	}
+	fmt.Fprintf(&b, "pipelines:\n  - name: %s\n    input: %s\n    output: %s\n    stages:\n", name, in, out)
+	for i, s := range stages {
+		fmt.Fprintf(&b, "      - name: s%d\n        filter: %s\n", i+1, s.filter)
+		if s.config != "" {
+			fmt.Fprintf(&b, "        config: %s\n", s.config)
+		}
+	}
+	return b.String()
+}
+
+// millraceRunner returns a system that runs a millrace pipeline of stages
+// in this process with router.NewEngine, as `millrace run` would, from a
+// pipelines file the bench writes. The pipeline is named after the case's
+// prefix, so its topics and consumer groups are fresh.
+func millraceRunner(stages ...stageYAML) func(ctx context.Context, e *env, prefix, in, out string) error {
+	return func(ctx context.Context, e *env, prefix, in, out string) error {
+		src := pipelinesYAML(e.opts, prefix, in, out, stages...)
+		f, err := pipeline.Parse(prefix+".yaml", []byte(src), os.LookupEnv)
+		if err != nil {
+			return fmt.Errorf("millrace: pipelines file:\n%s\n%w", src, err)
+		}
+		eng, err := router.NewEngine(router.EngineConfig{
+			Plan: f.Plan(), Brokers: e.brokers, StopTimeout: 15 * time.Second, Logger: e.log,
+		})
+		if err != nil {
+			return fmt.Errorf("millrace: %w", err)
+		}
+		if err := eng.Run(ctx); err != nil {
+			return fmt.Errorf("millrace: %w", err)
+		}
+		return nil
+	}
+}

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// pollInterval is how often the output topic's log end is read while a
+// backlog drains: the resolution of drain times.
+const pollInterval = 5 * time.Millisecond
+
+// drainResult is the outcome of a throughput case.
+type drainResult struct {
+	sys *system
+	// n is the backlog; delivered and duplicates count the distinct
+	// records of the backlog found in the output and the extra copies.
+	n, delivered, duplicates int
+	// startup is from starting the system to the first output record;
+	// elapsed to the last one (to the n-th distinct record).
+	startup, elapsed time.Duration
+	timedOut         bool
+	err              error
+}
+
+// complete says whether every record of the backlog reached the output.
+func (r drainResult) complete() bool {
+	return r.err == nil && !r.timedOut && r.delivered == r.n
+}
+
+// rate is the drain rate the issue asks for: n records over the time from
+// starting the system to the last output record. It is 0 unless complete.
+func (r drainResult) rate() float64 {
+	if !r.complete() || r.elapsed <= 0 {
+		return 0
+	}
+	return float64(r.n) / r.elapsed.Seconds()
+}
+
+// steadyRate leaves out the startup (joining the consumer group, creating
+// topics): n records over the time from the first output record to the last.
+func (r drainResult) steadyRate() float64 {
+	if !r.complete() || r.elapsed <= r.startup {
+		return 0
+	}
+	return float64(r.n) / (r.elapsed - r.startup).Seconds()
+}
+
+// status is "ok" or what went wrong.
+func (r drainResult) status() string {
+	switch {
+	case errors.Is(r.err, context.Canceled):
+		return "interrupted"
+	case r.err != nil:
+		return "ERROR: " + r.err.Error()
+	case r.timedOut:
+		return fmt.Sprintf("timed out after %s with %d records", fmtDur(r.elapsed), r.delivered)
+	case r.delivered < r.n:
+		return fmt.Sprintf("INCOMPLETE: %d of %d records", r.delivered, r.n)
+	case r.duplicates > 0:
+		return fmt.Sprintf("ok (%d duplicates)", r.duplicates)
+	}
+	return "ok"
+}
+
+// runDrain measures how fast sys drains a backlog: it fills a fresh input
+// topic with n records, starts sys, watches the output topic's log end
+// until it holds them all, then reads the output and counts the distinct
+// records before trusting the time.
+func runDrain(ctx context.Context, e *env, sys *system, n int) drainResult {
+	res := drainResult{sys: sys, n: n}
+	prefix := e.prefix(sys.name)
+	in, out := prefix+".in", prefix+".out"
+	defer e.cleanup(prefix)
+	e.logf("[%s] %s: draining %d records of %d bytes", sys.name, sys.label, res.n, e.opts.size)
+	if err := e.createTopics(in, out); err != nil {
+		res.err = err
+		return res
+	}
+	if err := e.produceBacklog(ctx, in, res.n); err != nil {
+		res.err = err
+		return res
+	}
+
+	cctx, cancel := context.WithTimeout(ctx, e.opts.timeout)
+	defer cancel()
+	began := time.Now()
+	inst := sys.start(ctx, e, prefix, in, out)
+	first, last, t, err := e.waitDelivered(cctx, inst, out, res.n)
+	res.delivered, res.duplicates = t.distinct, t.duplicates
+	if !first.IsZero() {
+		res.startup = first.Sub(began)
+	}
+	res.elapsed = last.Sub(began)
+	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		res.timedOut = true
+		res.elapsed = time.Since(began)
+		err = nil
+	}
+	stopErr := inst.stop()
+	res.err = errors.Join(err, stopErr)
+	if res.timedOut {
+		// Count what arrived, for the report.
+		if t, terr := e.countOutput(ctx, out, res.n); terr == nil {
+			res.delivered, res.duplicates = t.distinct, t.duplicates
+		}
+	}
+	e.logf("[%s] %s", sys.name, res.summary())
+	return res
+}
+
+// summary is a one-line description of the result for the progress log.
+func (r drainResult) summary() string {
+	if !r.complete() {
+		return r.status()
+	}
+	return fmt.Sprintf("%s: %d records in %s (startup %s): %s records/s, %s records/s after the first output",
+		r.status(), r.n, fmtDur(r.elapsed), fmtDur(r.startup), fmtRate(r.rate()), fmtRate(r.steadyRate()))
+}
+
+// waitDelivered polls the log end of out until it holds n records, then
+// reads it and counts the distinct records of the backlog; while some are
+// missing (the end held duplicates) it waits for more. It returns when the
+// first output record was seen and when the n-th distinct one was (the
+// poll that saw the log end reach it), and the last count.
+func (e *env) waitDelivered(ctx context.Context, inst *instance, out string, n int) (first, last time.Time, t tally, err error) {
+	tick := time.NewTicker(pollInterval)
+	defer tick.Stop()
+	var end, checkedAt int64
+	for {
+		select {
+		case <-ctx.Done():
+			return first, last, t, ctx.Err()
+		case <-inst.done:
+			return first, last, t, fmt.Errorf("the system stopped on its own: %w", inst.err)
+		case <-tick.C:
+		}
+		now := time.Now()
+		got, err := e.logEnd(out)
+		if err != nil {
+			return first, last, t, err
+		}
+		if got > 0 && first.IsZero() {
+			first = now
+		}
+		if got > end {
+			end, last = got, now
+		}
+		if end < int64(n) || end == checkedAt {
+			continue
+		}
+		checkedAt = end
+		t, err = e.countOutput(ctx, out, n)
+		if err != nil {
+			return first, last, t, err
+		}
+		if t.distinct == n {
+			return first, last, t, nil
+		}
+	}
+}

@@ -1,0 +1,281 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+)
+
+// Latency case ids: measured records are 0…want-1, warm-up records start
+// at warmBase.
+const (
+	warmBase = int64(1) << 40
+	// warmFor is how long records keep flowing after the first warm-up
+	// record came out, before the measured ones start.
+	warmFor = time.Second
+)
+
+// latencyResult is the outcome of a latency case.
+type latencyResult struct {
+	sys *system
+	// want records were offered at offered records/s; got distinct ones
+	// came out, plus duplicates.
+	want, got, duplicates int
+	offered               float64
+	p50, p99, max         time.Duration
+	elapsed               time.Duration
+	timedOut              bool
+	err                   error
+}
+
+func (r latencyResult) complete() bool {
+	return r.err == nil && !r.timedOut && r.got == r.want
+}
+
+// status is "ok" or what went wrong.
+func (r latencyResult) status() string {
+	switch {
+	case errors.Is(r.err, context.Canceled):
+		return "interrupted"
+	case r.err != nil:
+		return "ERROR: " + r.err.Error()
+	case r.timedOut:
+		return fmt.Sprintf("timed out after %s with %d records", fmtDur(r.elapsed), r.got)
+	case r.got < r.want:
+		return fmt.Sprintf("INCOMPLETE: %d of %d records", r.got, r.want)
+	case r.duplicates > 0:
+		return fmt.Sprintf("ok (%d duplicates)", r.duplicates)
+	}
+	return "ok"
+}
+
+// runLatency measures sys's end-to-end latency at a fixed offered load: it
+// starts sys on fresh topics, offers warm-up records at -rate until they
+// come out (so joining the group is not measured), then offers -rate ×
+// -duration records, each stamped with the producer's clock in its payload
+// just before it is handed to a sarama AsyncProducer, and times each at the
+// moment a reader of the output topic receives it.
+func runLatency(ctx context.Context, e *env, sys *system) latencyResult {
+	want := int(math.Round(float64(e.opts.rate) * e.opts.duration.Seconds()))
+	res := latencyResult{sys: sys, want: want}
+	prefix := e.prefix(sys.name + "-lat")
+	in, out := prefix+".in", prefix+".out"
+	defer e.cleanup(prefix)
+	e.logf("[%s latency] %s: %d records at %d records/s", sys.name, sys.label, want, e.opts.rate)
+	if err := e.createTopics(in, out); err != nil {
+		res.err = err
+		return res
+	}
+	cctx, cancel := context.WithTimeout(ctx, e.opts.timeout)
+	defer cancel()
+	began := time.Now()
+	rd, err := e.startLatencyReader(out, want)
+	if err != nil {
+		res.err = err
+		return res
+	}
+	inst := sys.start(ctx, e, prefix, in, out)
+	offered, err := e.offerLoad(cctx, in, rd, inst, want)
+	if err == nil {
+		select {
+		case <-rd.allIn:
+		case <-cctx.Done():
+			err = cctx.Err()
+		case <-inst.done:
+			err = fmt.Errorf("the system stopped on its own: %w", inst.err)
+		}
+	}
+	res.elapsed = time.Since(began)
+	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		res.timedOut, err = true, nil
+	}
+	res.err = errors.Join(err, inst.stop())
+	lats := rd.stop()
+	res.offered = offered
+	res.got, res.duplicates = len(lats), rd.dups
+	if len(lats) > 0 {
+		slices.Sort(lats)
+		res.p50, res.p99, res.max = percentile(lats, 50), percentile(lats, 99), lats[len(lats)-1]
+	}
+	if res.complete() {
+		e.logf("[%s latency] ok: p50 %s, p99 %s, max %s (offered %s records/s)",
+			sys.name, fmtMs(res.p50), fmtMs(res.p99), fmtMs(res.max), fmtRate(res.offered))
+	} else {
+		e.logf("[%s latency] %s", sys.name, res.status())
+	}
+	return res
+}
+
+// percentile is the nearest-rank p-th percentile of sorted values.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	i := int(math.Ceil(p/100*float64(len(sorted)))) - 1
+	return sorted[max(0, min(i, len(sorted)-1))]
+}
+
+// offerLoad produces warm-up records at -rate until the reader has seen
+// them for warmFor, then want measured records at the same pace, and waits
+// for their acks. It returns the offered rate of the measured records.
+func (e *env) offerLoad(ctx context.Context, in string, rd *latencyReader, inst *instance, want int) (float64, error) {
+	p, err := sarama.NewAsyncProducer(e.brokers, e.config("millrace-bench-load"))
+	if err != nil {
+		return 0, fmt.Errorf("open producer: %w", err)
+	}
+	var wg sync.WaitGroup
+	var produceErr error
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for range p.Successes() {
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for pe := range p.Errors() {
+			if produceErr == nil {
+				produceErr = pe.Err
+			}
+		}
+	}()
+	interval := time.Second / time.Duration(e.opts.rate)
+	next := time.Now()
+	send := func(id int64) error {
+		if d := time.Until(next); d > 0 {
+			time.Sleep(d)
+		}
+		next = next.Add(interval)
+		select {
+		case p.Input() <- e.record(in, id):
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-inst.done:
+			return fmt.Errorf("the system stopped on its own: %w", inst.err)
+		}
+	}
+	var offered float64
+	err = func() error {
+		for id := warmBase; !rd.warm(warmFor); id++ {
+			if err := send(id); err != nil {
+				return fmt.Errorf("warm-up: %w", err)
+			}
+		}
+		start := time.Now()
+		for id := range int64(want) {
+			if err := send(id); err != nil {
+				return err
+			}
+		}
+		offered = float64(want) / time.Since(start).Seconds()
+		return nil
+	}()
+	p.AsyncClose()
+	wg.Wait()
+	if err == nil && produceErr != nil {
+		err = fmt.Errorf("produce: %w", produceErr)
+	}
+	return offered, err
+}
+
+// latencyReader reads an output topic outside any consumer group and
+// records, for each measured record, the time from its producer stamp to
+// its arrival.
+type latencyReader struct {
+	consumer sarama.Consumer
+	pcs      []sarama.PartitionConsumer
+	wg       sync.WaitGroup
+	allIn    chan struct{} // closed when every measured record arrived
+
+	mu        sync.Mutex
+	lat       []time.Duration
+	seen      []bool
+	dups      int
+	firstWarm time.Time
+}
+
+// startLatencyReader starts reading every partition of topic from its
+// start.
+func (e *env) startLatencyReader(topic string, want int) (*latencyReader, error) {
+	cfg := e.config("millrace-bench-reader")
+	cfg.Consumer.Return.Errors = false
+	c, err := sarama.NewConsumer(e.brokers, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("latency reader: %w", err)
+	}
+	parts, err := c.Partitions(topic)
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("latency reader: partitions of %s: %w", topic, err)
+	}
+	rd := &latencyReader{consumer: c, allIn: make(chan struct{}), seen: make([]bool, want),
+		lat: make([]time.Duration, 0, want)}
+	for _, part := range parts {
+		pc, err := c.ConsumePartition(topic, part, sarama.OffsetOldest)
+		if err != nil {
+			rd.stop()
+			return nil, fmt.Errorf("latency reader: %s/%d: %w", topic, part, err)
+		}
+		rd.pcs = append(rd.pcs, pc)
+		rd.wg.Add(1)
+		go func() {
+			defer rd.wg.Done()
+			for m := range pc.Messages() {
+				rd.arrived(time.Now(), m.Value)
+			}
+		}()
+	}
+	return rd, nil
+}
+
+// arrived records one output record read at now.
+func (rd *latencyReader) arrived(now time.Time, payload []byte) {
+	id, ts, ok := parsePayload(payload)
+	if !ok {
+		return
+	}
+	rd.mu.Lock()
+	defer rd.mu.Unlock()
+	switch {
+	case id >= warmBase:
+		if rd.firstWarm.IsZero() {
+			rd.firstWarm = now
+		}
+	case id < 0 || id >= int64(len(rd.seen)):
+	case rd.seen[id]:
+		rd.dups++
+	default:
+		rd.seen[id] = true
+		rd.lat = append(rd.lat, now.Sub(time.Unix(0, ts)))
+		if len(rd.lat) == len(rd.seen) {
+			close(rd.allIn)
+		}
+	}
+}
+
+// warm says whether warm-up records have been coming out for d.
+func (rd *latencyReader) warm(d time.Duration) bool {
+	rd.mu.Lock()
+	defer rd.mu.Unlock()
+	return !rd.firstWarm.IsZero() && time.Since(rd.firstWarm) >= d
+}
+
+// stop stops reading and returns the latencies of the measured records
+// that arrived.
+func (rd *latencyReader) stop() []time.Duration {
+	for _, pc := range rd.pcs {
+		pc.AsyncClose()
+	}
+	rd.wg.Wait()
+	if err := rd.consumer.Close(); err != nil {
+		fmt.Fprintf(os.Stderr, "bench: latency reader: close: %v\n", err)
+	}
+	rd.mu.Lock()
+	defer rd.mu.Unlock()
+	return rd.lat
+}

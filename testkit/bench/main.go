@@ -1,0 +1,286 @@
+// Command bench measures how fast millrace moves records, beside a raw
+// sarama consume→produce loop (the ceiling) and a stock watermill-kafka
+// router stage, in one run on the same broker, and prints the figures next
+// to millrace's performance targets.
+//
+//	go run ./testkit/bench [-records 200000] [-size 256] [-partitions 8]
+//	    [-cases raw,stock,noop,jq,pipeline,latency,rss] [-kafka | -brokers H:P]
+//	    [-rss-records 1000000] [-timeout 5m] [-out FILE]
+//
+// Every case runs alone, one after another, on fresh topics and fresh
+// consumer groups of one broker: an in-memory embedded broker started for
+// the run, and real Apache Kafka too with -kafka (started with
+// testkit/realkafka) or -brokers. Throughput cases drain a backlog produced
+// before the system under test starts; the latency case offers a fixed load
+// and measures produce-to-read time at the output. Every case counts the
+// distinct records in its output topic before its figures are trusted.
+//
+// How it measures:
+//
+//   - Records are JSON objects of exactly -size bytes carrying a unique id
+//     and the producer's clock ({"id":…,"n":0,"ts":…,"pad":"xx…"}), keyed
+//     round-robin over -keys keys and partitioned as millrace does (murmur2).
+//   - Before the cases, one unreported drain through the raw loop warms the
+//     broker up (a fresh broker creates __consumer_offsets on the first
+//     group join; a fresh JVM is not yet compiled). After creating topics the
+//     bench waits until every partition's leader answers.
+//   - Throughput: the backlog is produced with a sarama AsyncProducer, then
+//     the system starts; the output topic's log end is polled every 5 ms.
+//     records/s is the backlog over start → last output record; steady/s
+//     over first → last output record (without the group join). The time
+//     counts only once the output was read back and held every id.
+//   - Latency: warm-up records at -rate until they come out for 1 s, then
+//     -rate × -duration records, each stamped just before it is handed to
+//     the producer and timed when a reader (sarama partition consumers,
+//     outside any group) receives it from the output topic.
+//   - RSS: bin/millrace run drains -rss-records records through one jq '.'
+//     stage as a child process; VmHWM is read from /proc once the output
+//     holds them all.
+//   - Topics of each case are deleted after it, so the in-memory broker does
+//     not carry one case's data into the next.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Case names accepted by -cases, in the order they run.
+const (
+	caseRaw      = "raw"
+	caseStock    = "stock"
+	caseNoop     = "noop"
+	caseJQ       = "jq"
+	casePipeline = "pipeline"
+	caseLatency  = "latency"
+	caseRSS      = "rss"
+)
+
+var allCases = []string{caseRaw, caseStock, caseNoop, caseJQ, casePipeline, caseLatency, caseRSS}
+
+// options are the command-line flags.
+type options struct {
+	records     int
+	size        int
+	partitions  int
+	keys        int
+	concurrency int
+	cases       map[string]bool
+	kafka       bool
+	brokers     string
+	embedded    bool
+	out         string
+	timeout     time.Duration
+	rate        int
+	duration    time.Duration
+	rssRecords  int
+	bin         string
+	cpuProfile  string
+}
+
+func main() {
+	opts, err := parseFlags(os.Args[1:], os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if opts.cpuProfile != "" {
+		f, err := os.Create(opts.cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench: cpu profile:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if err := run(ctx, opts); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// parseFlags reads the flags in args and checks them.
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	var o options
+	var cases string
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.IntVar(&o.records, "records", 200_000, "records per throughput case (the backlog drained)")
+	fs.IntVar(&o.size, "size", 256, "payload size in bytes (a JSON object padded to this size)")
+	fs.IntVar(&o.partitions, "partitions", 8, "partitions of every topic")
+	fs.IntVar(&o.keys, "keys", 10_000, "distinct record keys, used round-robin (0: records have no key)")
+	fs.IntVar(&o.concurrency, "concurrency", 0, "millrace stage concurrency (0: the pipelines file default)")
+	fs.StringVar(&cases, "cases", strings.Join(allCases, ","),
+		"cases to run: "+strings.Join(allCases, ",")+
+			"; latency measures each of raw, stock, noop and pipeline that is also listed (all four when none is)")
+	fs.BoolVar(&o.kafka, "kafka", false, "also run on a real Apache Kafka broker started with testkit/realkafka (needs java)")
+	fs.StringVar(&o.brokers, "brokers", "", "also run on this existing Kafka cluster (host:port,...)")
+	fs.BoolVar(&o.embedded, "embedded", true, "run on the embedded broker")
+	fs.StringVar(&o.out, "out", "", "also write the results as Markdown to this file")
+	fs.DurationVar(&o.timeout, "timeout", 5*time.Minute, "time limit of each case")
+	fs.IntVar(&o.rate, "rate", 1000, "offered load of the latency case, records/s")
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long the latency case offers its load (after a warm-up)")
+	fs.IntVar(&o.rssRecords, "rss-records", 1_000_000, "backlog the rss case drains through bin/millrace (0 skips it)")
+	fs.StringVar(&o.bin, "bin", "bin/millrace", "the millrace binary the rss case runs")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	o.cases = map[string]bool{}
+	for _, c := range strings.Split(cases, ",") {
+		c = strings.TrimSpace(c)
+		if c == "" {
+			continue
+		}
+		if !slices.Contains(allCases, c) {
+			return o, fmt.Errorf("-cases: unknown case %q (cases: %s)", c, strings.Join(allCases, ","))
+		}
+		o.cases[c] = true
+	}
+	switch {
+	case len(o.cases) == 0:
+		return o, errors.New("-cases: no case to run")
+	case o.records <= 0:
+		return o, errors.New("-records must be positive")
+	case o.size < minPayloadSize:
+		return o, fmt.Errorf("-size must be at least %d bytes (the JSON fields the bench needs)", minPayloadSize)
+	case o.partitions <= 0:
+		return o, errors.New("-partitions must be positive")
+	case o.keys < 0 || o.concurrency < 0 || o.rssRecords < 0:
+		return o, errors.New("-keys, -concurrency and -rss-records must not be negative")
+	case o.timeout <= 0:
+		return o, errors.New("-timeout must be positive")
+	case o.rate <= 0 || o.duration <= 0:
+		return o, errors.New("-rate and -duration must be positive")
+	case !o.embedded && !o.kafka && o.brokers == "":
+		return o, errors.New("nothing to run on: -embedded=false needs -kafka or -brokers")
+	case o.kafka && o.brokers != "":
+		return o, errors.New("-kafka and -brokers are exclusive")
+	}
+	return o, nil
+}
+
+// latencySystems are the systems the latency case measures: those also
+// named in -cases, or all four when none is.
+func (o options) latencySystems() []string {
+	all := []string{caseRaw, caseStock, caseNoop, casePipeline}
+	var out []string
+	for _, c := range all {
+		if o.cases[c] {
+			out = append(out, c)
+		}
+	}
+	if len(out) == 0 {
+		return all
+	}
+	return out
+}
+
+// run runs the chosen cases on each backend in turn and prints the report.
+func run(ctx context.Context, o options) error {
+	began := time.Now()
+	m := describeMachine()
+	var reports []*report
+	for _, kind := range o.backendKinds() {
+		if ctx.Err() != nil {
+			break
+		}
+		b, err := startBackend(ctx, kind, o)
+		if errors.Is(err, errSkipBackend) {
+			fmt.Fprintf(os.Stderr, "bench: SKIPPING %s: %v\n", kind, err)
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		r, err := runBackend(ctx, b, o)
+		b.close()
+		if err != nil {
+			return err
+		}
+		reports = append(reports, r)
+	}
+	m.elapsed = time.Since(began)
+	text := renderText(m, o, reports)
+	fmt.Print(text)
+	if o.out != "" {
+		if err := os.WriteFile(o.out, []byte(renderMarkdown(m, o, reports)), 0o644); err != nil {
+			return fmt.Errorf("write %s: %w", o.out, err)
+		}
+		fmt.Fprintf(os.Stderr, "bench: wrote %s\n", o.out)
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("interrupted: %w", ctx.Err())
+	}
+	return nil
+}
+
+// runBackend runs every chosen case on one backend, one after another.
+func runBackend(ctx context.Context, b *backend, o options) (*report, error) {
+	e, err := newEnv(ctx, o, b)
+	if err != nil {
+		return nil, err
+	}
+	defer e.close()
+	r := &report{backend: b}
+	e.logf("== %s: %s", b.name, b.describe)
+	// A first drain, not reported, so that no case pays for what a fresh
+	// broker does once: creating __consumer_offsets on the first group,
+	// and on real Kafka the JVM's JIT warm-up.
+	warm := &system{name: "warmup", label: "warm-up, not reported (raw loop)", run: runRaw}
+	if w := runDrain(ctx, e, warm, min(o.records, 50_000)); !w.complete() {
+		e.logf("warning: the warm-up did not complete: %s", w.status())
+	}
+	for _, name := range []string{caseRaw, caseStock, caseNoop, caseJQ, casePipeline} {
+		if o.cases[name] && ctx.Err() == nil {
+			r.drains = append(r.drains, runDrain(ctx, e, systems[name], o.records))
+		}
+	}
+	if o.cases[caseLatency] {
+		for _, name := range o.latencySystems() {
+			if ctx.Err() == nil {
+				r.latencies = append(r.latencies, runLatency(ctx, e, systems[name]))
+			}
+		}
+	}
+	if o.cases[caseRSS] && o.rssRecords > 0 && ctx.Err() == nil {
+		res := runRSS(ctx, e)
+		r.rss = &res
+	}
+	return r, nil
+}
+
+// backendKinds lists the backends to run on, in order.
+func (o options) backendKinds() []string {
+	var kinds []string
+	if o.embedded {
+		kinds = append(kinds, backendEmbedded)
+	}
+	switch {
+	case o.kafka:
+		kinds = append(kinds, backendRealKafka)
+	case o.brokers != "":
+		kinds = append(kinds, backendExternal)
+	}
+	return kinds
+}

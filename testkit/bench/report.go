@@ -1,0 +1,359 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Targets of the issue.
+const (
+	targetVsStock     = 5.0    // no-op stage ≥ 5× the stock watermill-kafka stage
+	targetVsRaw       = 0.5    // no-op stage ≥ 50% of raw sarama
+	targetPipeline    = 50_000 // 3-stage pipeline records/s
+	targetP99         = 25 * time.Millisecond
+	targetRSSMB       = 300.0
+	targetRSSRecords  = 1_000_000
+	targetLatencyRate = 1000
+)
+
+// machine describes where the bench ran.
+type machine struct {
+	cpu     string
+	cores   int
+	goVer   string
+	osArch  string
+	date    time.Time
+	elapsed time.Duration
+}
+
+// describeMachine reads the CPU model from /proc/cpuinfo.
+func describeMachine() machine {
+	m := machine{cpu: "unknown CPU", cores: runtime.NumCPU(), goVer: runtime.Version(),
+		osArch: runtime.GOOS + "/" + runtime.GOARCH, date: time.Now()}
+	if f, err := os.Open("/proc/cpuinfo"); err == nil {
+		defer f.Close()
+		s := bufio.NewScanner(f)
+		for s.Scan() {
+			if name, value, ok := strings.Cut(s.Text(), ":"); ok && strings.TrimSpace(name) == "model name" {
+				m.cpu = strings.TrimSpace(value)
+				break
+			}
+		}
+	}
+	return m
+}
+
+// report is what one backend's cases measured.
+type report struct {
+	backend   *backend
+	drains    []drainResult
+	latencies []latencyResult
+	rss       *rssResult
+}
+
+func (r *report) drain(name string) *drainResult {
+	for i := range r.drains {
+		if r.drains[i].sys.name == name {
+			return &r.drains[i]
+		}
+	}
+	return nil
+}
+
+func (r *report) latency(name string) *latencyResult {
+	for i := range r.latencies {
+		if r.latencies[i].sys.name == name {
+			return &r.latencies[i]
+		}
+	}
+	return nil
+}
+
+// row is one line of the results table.
+type row struct {
+	label                        string
+	rate, steady, drain, startup string
+	p50, p99, max, status        string
+}
+
+// rows joins each system's throughput and latency results.
+func (r *report) rows() []row {
+	var rows []row
+	for _, name := range []string{caseRaw, caseStock, caseNoop, caseJQ, casePipeline} {
+		d, l := r.drain(name), r.latency(name)
+		if d == nil && l == nil {
+			continue
+		}
+		w := row{label: systems[name].label, rate: "-", steady: "-", drain: "-", startup: "-",
+			p50: "-", p99: "-", max: "-"}
+		var status []string
+		if d != nil {
+			if d.complete() {
+				w.rate, w.steady = fmtRate(d.rate()), fmtRate(d.steadyRate())
+				w.drain, w.startup = fmtDur(d.elapsed), fmtDur(d.startup)
+			}
+			status = append(status, d.status())
+		}
+		if l != nil {
+			if l.complete() {
+				w.p50, w.p99, w.max = fmtMs(l.p50), fmtMs(l.p99), fmtMs(l.max)
+			}
+			if s := l.status(); s != "ok" || d == nil {
+				status = append(status, "latency: "+s)
+			}
+		}
+		w.status = strings.Join(status, "; ")
+		rows = append(rows, w)
+	}
+	return rows
+}
+
+// ratio is a/b of two complete drains' rates, or 0.
+func (r *report) ratio(a, b string) float64 {
+	da, db := r.drain(a), r.drain(b)
+	if da == nil || db == nil || da.rate() == 0 || db.rate() == 0 {
+		return 0
+	}
+	return da.rate() / db.rate()
+}
+
+// steadyRatio is a/b of two complete drains' steady rates, or 0.
+func (r *report) steadyRatio(a, b string) float64 {
+	da, db := r.drain(a), r.drain(b)
+	if da == nil || db == nil || da.steadyRate() == 0 || db.steadyRate() == 0 {
+		return 0
+	}
+	return da.steadyRate() / db.steadyRate()
+}
+
+// target is one line of the targets table.
+type target struct{ name, measured, verdict string }
+
+func verdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "missed"
+}
+
+// targets compares the results with the issue's targets.
+func (r *report) targets(o options) []target {
+	var ts []target
+	add := func(name string, measured float64, format func(float64) string, ok func(float64) bool, note string) {
+		t := target{name: name, measured: "not measured", verdict: "n/a"}
+		if measured > 0 {
+			t.measured, t.verdict = format(measured)+note, verdict(ok(measured))
+		}
+		ts = append(ts, t)
+	}
+	// Ratios are judged on records/s as the issue defines it; the ratio of
+	// steady rates (without the startup) is shown beside it.
+	steady := func(a, b string, format func(float64) string) string {
+		if v := r.steadyRatio(a, b); v > 0 {
+			return " (steady " + format(v) + ")"
+		}
+		return ""
+	}
+	times := func(v float64) string { return fmt.Sprintf("%.2f×", v) }
+	percent := func(v float64) string { return fmt.Sprintf("%.0f%%", 100*v) }
+	add("millrace no-op stage ≥ 5× stock watermill-kafka stage (c/b)", r.ratio(caseNoop, caseStock),
+		times, func(v float64) bool { return v >= targetVsStock }, steady(caseNoop, caseStock, times))
+	add("millrace no-op stage ≥ 50% of raw sarama (c/a)", r.ratio(caseNoop, caseRaw),
+		percent, func(v float64) bool { return v >= targetVsRaw }, steady(caseNoop, caseRaw, percent))
+	var pipeRate float64
+	if d := r.drain(casePipeline); d != nil {
+		pipeRate = d.rate()
+	}
+	add("3-stage pipeline ≥ 50,000 records/s", pipeRate,
+		func(v float64) string { return fmtRate(v) + " records/s" }, func(v float64) bool { return v >= targetPipeline }, "")
+	var p99 float64
+	note := ""
+	if l := r.latency(casePipeline); l != nil && l.complete() {
+		p99 = l.p99.Seconds()
+		if o.rate != targetLatencyRate {
+			note = fmt.Sprintf(" (at %d records/s)", o.rate)
+		}
+	}
+	add("p99 through 3 stages < 25 ms at 1,000 records/s", p99,
+		func(v float64) string { return fmtMs(time.Duration(v * float64(time.Second))) },
+		func(v float64) bool { return v < targetP99.Seconds() }, note)
+	var peak float64
+	note = ""
+	if r.rss != nil && r.rss.complete() {
+		peak = r.rss.peakMB
+		if r.rss.n != targetRSSRecords {
+			note = fmt.Sprintf(" (with %s records)", fmtCount(r.rss.n))
+		}
+	}
+	add("peak RSS < 300 MB draining 1,000,000 records", peak,
+		func(v float64) string { return fmt.Sprintf("%.1f MB", v) }, func(v float64) bool { return v < targetRSSMB }, note)
+	return ts
+}
+
+// header is the lines above the tables.
+func header(m machine, o options) []string {
+	return []string{
+		"millrace bench, " + m.date.Format("2006-01-02 15:04 MST"),
+		fmt.Sprintf("machine: %s, %d cores (GOMAXPROCS %d), %s, %s", m.cpu, m.cores, runtime.GOMAXPROCS(0), m.osArch, m.goVer),
+		fmt.Sprintf("workload: %s records × %d B per throughput case, %d partitions, %s; latency at %s records/s for %s after a warm-up; the run took %s",
+			fmtCount(o.records), o.size, o.partitions, keysText(o), fmtCount(o.rate), o.duration, fmtDur(m.elapsed)),
+	}
+}
+
+func keysText(o options) string {
+	if o.keys == 0 {
+		return "no keys"
+	}
+	return fmtCount(o.keys) + " keys"
+}
+
+// notes explain the columns.
+var notes = []string{
+	"records/s: the backlog over the time from starting the system to its last output record (the output's log end, polled every 5 ms);",
+	"  steady/s leaves out the startup (start → first output record: joining the group, creating topics).",
+	"p50/p99/max: producer stamp in the payload → read by a consumer of the output topic, at a fixed offered load, after a warm-up.",
+	"Every figure is printed only after the output topic was read back and held every record (distinct ids); else INCOMPLETE.",
+}
+
+// renderText is the plain-text report.
+func renderText(m machine, o options, reports []*report) string {
+	var b strings.Builder
+	b.WriteString("\n")
+	for _, l := range header(m, o) {
+		b.WriteString(l + "\n")
+	}
+	for _, r := range reports {
+		fmt.Fprintf(&b, "\n== %s: %s\n\n", r.backend.name, r.backend.describe)
+		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+		if rows := r.rows(); len(rows) > 0 {
+			fmt.Fprintln(tw, "case\trecords/s\tsteady/s\tdrain\tstartup\tp50\tp99\tmax\tstatus")
+			for _, w := range rows {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+					w.label, w.rate, w.steady, w.drain, w.startup, w.p50, w.p99, w.max, w.status)
+			}
+		}
+		tw.Flush()
+		for _, l := range r.extraLines(o) {
+			b.WriteString(l + "\n")
+		}
+		b.WriteString("\n")
+		tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "target\tmeasured\t")
+		for _, t := range r.targets(o) {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", t.name, t.measured, t.verdict)
+		}
+		tw.Flush()
+	}
+	b.WriteString("\n")
+	for _, n := range notes {
+		b.WriteString(n + "\n")
+	}
+	return b.String()
+}
+
+// renderMarkdown is the report as Markdown.
+func renderMarkdown(m machine, o options, reports []*report) string {
+	var b strings.Builder
+	b.WriteString("## " + header(m, o)[0] + "\n\n")
+	for _, l := range header(m, o)[1:] {
+		b.WriteString("- " + l + "\n")
+	}
+	for _, r := range reports {
+		fmt.Fprintf(&b, "\n### %s\n\n%s\n\n", r.backend.name, r.backend.describe)
+		if rows := r.rows(); len(rows) > 0 {
+			b.WriteString("| case | records/s | steady/s | drain | startup | p50 | p99 | max | status |\n")
+			b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---|\n")
+			for _, w := range rows {
+				fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+					w.label, w.rate, w.steady, w.drain, w.startup, w.p50, w.p99, w.max, mdEscape(w.status))
+			}
+			b.WriteString("\n")
+		}
+		for _, l := range r.extraLines(o) {
+			b.WriteString("- " + l + "\n")
+		}
+		b.WriteString("\n| target | measured | |\n|---|---:|---|\n")
+		for _, t := range r.targets(o) {
+			fmt.Fprintf(&b, "| %s | %s | %s |\n", t.name, t.measured, t.verdict)
+		}
+	}
+	b.WriteString("\n")
+	for _, n := range notes {
+		b.WriteString(strings.TrimSpace(n) + "\n")
+	}
+	return b.String()
+}
+
+// extraLines are the ratios, the 3-stage p99 and the RSS, under the table.
+func (r *report) extraLines(o options) []string {
+	var ls []string
+	ratio := func(a, b string) string {
+		v := r.ratio(a, b)
+		if v == 0 {
+			return "n/a"
+		}
+		return fmt.Sprintf("%.2f (steady %.2f)", v, r.steadyRatio(a, b))
+	}
+	if r.drain(caseNoop) != nil || r.drain(caseJQ) != nil {
+		ls = append(ls, fmt.Sprintf("ratios of records/s: no-op c/a %s, c/b %s; jq c/a %s, c/b %s",
+			ratio(caseNoop, caseRaw), ratio(caseNoop, caseStock), ratio(caseJQ, caseRaw), ratio(caseJQ, caseStock)))
+	}
+	if l := r.latency(casePipeline); l != nil {
+		if l.complete() {
+			ls = append(ls, fmt.Sprintf("p99 through 3 stages at %s records/s (offered %s): %s (p50 %s, max %s, %s records)",
+				fmtCount(o.rate), fmtRate(l.offered), fmtMs(l.p99), fmtMs(l.p50), fmtMs(l.max), fmtCount(l.want)))
+		} else {
+			ls = append(ls, "p99 through 3 stages: "+l.status())
+		}
+	}
+	if x := r.rss; x != nil {
+		if x.complete() {
+			ls = append(ls, fmt.Sprintf("peak RSS of `bin/millrace run` draining %s records through one jq '.' stage: %.1f MB (VmHWM; VmRSS at the end %.1f MB; drained at %s records/s)",
+				fmtCount(x.n), x.peakMB, x.rssMB, fmtRate(float64(x.n)/x.elapsed.Seconds())))
+		} else {
+			ls = append(ls, "peak RSS: "+x.status())
+		}
+	}
+	return ls
+}
+
+func mdEscape(s string) string {
+	return strings.NewReplacer("|", `\|`, "\n", " ").Replace(s)
+}
+
+// fmtRate formats a rate with thousands separators.
+func fmtRate(v float64) string { return fmtCount(int(v + 0.5)) }
+
+// fmtCount formats n with thousands separators.
+func fmtCount(n int) string {
+	s := fmt.Sprint(n)
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 && s[i-1] != '-' {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+// fmtDur formats a duration of a run.
+func fmtDur(d time.Duration) string {
+	switch {
+	case d >= time.Minute:
+		return d.Round(time.Second).String()
+	case d >= time.Second:
+		return fmt.Sprintf("%.2fs", d.Seconds())
+	}
+	return fmt.Sprintf("%dms", d.Milliseconds())
+}
+
+// fmtMs formats a latency in milliseconds.
+func fmtMs(d time.Duration) string {
+	return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond))
+}

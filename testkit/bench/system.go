@@ -1,0 +1,53 @@
+package main
+
+import (
+	"context"
+)
+
+// system is what a case measures: something that moves every record of an
+// input topic to an output topic.
+type system struct {
+	// name is the case name: raw, stock, noop, jq or pipeline.
+	name string
+	// label names the system in the report.
+	label string
+	// run moves records from in to out until ctx ends, then stops cleanly
+	// and returns. prefix is unique to the case: topics the system creates
+	// must be named "<prefix>.…" (so they are deleted after the case) and
+	// consumer groups must contain it (so they are fresh).
+	run func(ctx context.Context, e *env, prefix, in, out string) error
+}
+
+// systems are the measured systems by case name.
+var systems = map[string]*system{
+	caseRaw:      {name: caseRaw, label: "(a) raw sarama consume→async produce", run: runRaw},
+	caseStock:    {name: caseStock, label: "(b) stock watermill-kafka stage", run: runStock},
+	caseNoop:     {name: caseNoop, label: "(c) millrace stage, no-op", run: millraceRunner(noopStage)},
+	caseJQ:       {name: caseJQ, label: "(c) millrace stage, jq", run: millraceRunner(jqStage)},
+	casePipeline: {name: casePipeline, label: "(d) millrace 3 stages, no-op", run: millraceRunner(noopStage, noopStage, noopStage)},
+}
+
+// instance is a running system.
+type instance struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error
+}
+
+// start runs s in a goroutine until stop is called (or it fails).
+func (s *system) start(parent context.Context, e *env, prefix, in, out string) *instance {
+	ctx, cancel := context.WithCancel(parent)
+	inst := &instance{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(inst.done)
+		inst.err = s.run(ctx, e, prefix, in, out)
+	}()
+	return inst
+}
+
+// stop stops the system, waits until it has stopped and returns its error.
+func (i *instance) stop() error {
+	i.cancel()
+	<-i.done
+	return i.err
+}
