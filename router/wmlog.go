@@ -31,9 +31,11 @@ func (w wmLogger) Error(msg string, err error, fields watermill.LogFields) {
 	w.log(slog.LevelError, msg, fields, "err", err)
 }
 
-func (w wmLogger) Info(msg string, fields watermill.LogFields)  { w.log(slog.LevelDebug, msg, fields) }
-func (w wmLogger) Debug(msg string, fields watermill.LogFields) { w.log(slog.LevelDebug-2, msg, fields) }
-func (w wmLogger) Trace(string, watermill.LogFields)            {}
+func (w wmLogger) Info(msg string, fields watermill.LogFields) { w.log(slog.LevelDebug, msg, fields) }
+func (w wmLogger) Debug(msg string, fields watermill.LogFields) {
+	w.log(slog.LevelDebug-2, msg, fields)
+}
+func (w wmLogger) Trace(string, watermill.LogFields) {}
 
 func (w wmLogger) With(fields watermill.LogFields) watermill.LoggerAdapter {
 	args := make([]any, 0, 2*len(fields))
