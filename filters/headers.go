@@ -18,4 +18,8 @@ const (
 	HeaderOrigin = "millrace-origin"
 	// HeaderReplays counts how often a quarantined record was replayed.
 	HeaderReplays = "millrace-replays"
+	// HeaderFirstFailure and HeaderLastFailure are the RFC 3339 times of a
+	// quarantined record's first and last failure.
+	HeaderFirstFailure = "millrace-first-failure"
+	HeaderLastFailure  = "millrace-last-failure"
 )

@@ -13,13 +13,6 @@ import (
 	"github.com/millrace/millrace/filters"
 )
 
-// Header names of quarantined records, beside those in package filters.
-const (
-	// HeaderFirstFailure and HeaderLastFailure are RFC 3339 times.
-	HeaderFirstFailure = "millrace-first-failure"
-	HeaderLastFailure  = "millrace-last-failure"
-)
-
 // quarantine returns a middleware that moves a record whose handler failed
 // with a permanent error (see filters.Permanent) to the quarantine topic,
 // unchanged (same key and payload, original headers) plus headers saying
@@ -61,10 +54,10 @@ func quarantined(msg *message.Message, err error, stage string) *message.Message
 	if r, ok := RecordFrom(msg.Context()); ok {
 		q.Metadata[filters.HeaderOrigin] = r.String()
 	}
-	if q.Metadata[HeaderFirstFailure] == "" {
-		q.Metadata[HeaderFirstFailure] = now
+	if q.Metadata[filters.HeaderFirstFailure] == "" {
+		q.Metadata[filters.HeaderFirstFailure] = now
 	}
-	q.Metadata[HeaderLastFailure] = now
+	q.Metadata[filters.HeaderLastFailure] = now
 	if q.Metadata[filters.HeaderJob] == "" {
 		q.Metadata[filters.HeaderJob] = jobID(msg.Context())
 	}

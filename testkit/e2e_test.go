@@ -1,12 +1,15 @@
 package testkit_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/millrace/millrace/filters"
 	_ "github.com/millrace/millrace/filters/std"
 	"github.com/millrace/millrace/testkit"
 )
@@ -136,4 +139,39 @@ pipelines:
 			t.Errorf("error header %q does not say what was wrong", q.Headers["millrace-error"])
 		}
 	})
+}
+
+func init() {
+	filters.MustRegister(filters.Spec{
+		Name:    "test-panic-once",
+		Summary: "Panics on the first record whose payload is \"boom\", then passes everything.",
+		New: func(filters.Config) (filters.Filter, error) {
+			var panicked atomic.Bool
+			return filters.Func(func(_ context.Context, m *filters.Message) ([]*filters.Message, error) {
+				if string(m.Payload) == "boom" && panicked.CompareAndSwap(false, true) {
+					panic("filter bug")
+				}
+				return []*filters.Message{m}, nil
+			}), nil
+		},
+	})
+}
+
+func TestPipeline_a_panicking_filter_fails_the_record_and_it_is_retried(t *testing.T) {
+	b := testkit.Embedded(t)
+	name := "panic-" + testkit.Unique()
+	plan := testkit.LoadYAML(t, fmt.Sprintf(`
+version: 1
+pipelines:
+  - name: %[1]s
+    input: %[1]s.in
+    output: %[1]s.out
+    stages: [{name: risky, filter: test-panic-once}]
+`, name))
+	testkit.Run(t, b, plan, testkit.RunOptions{})
+	b.Produce(t, name+".in", []testkit.Record{{Key: []byte("k"), Value: []byte("boom")}, {Key: []byte("k"), Value: []byte("after")}})
+	out := b.Read(t, name+".out", 2, time.Minute)
+	if string(out[0].Value) != "boom" || string(out[1].Value) != "after" {
+		t.Fatalf("got %q then %q, want the panicked record retried first, then the next of its key", out[0].Value, out[1].Value)
+	}
 }
