@@ -51,7 +51,16 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 }
 
+// usageError is a mistake in how a command was called (exit code 2).
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
 func isUsage(err error) bool {
+	var ue usageError
+	if errors.As(err, &ue) {
+		return true
+	}
 	msg := err.Error()
 	for _, s := range []string{"unknown command", "unknown flag", "unknown shorthand", "flag needs an argument",
 		"accepts ", "requires at least", "invalid argument", "required flag", "if any flags in the group"} {

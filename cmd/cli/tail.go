@@ -33,7 +33,12 @@ It reads outside any consumer group, so it never moves a stage's offsets.`,
 		Example: `  millrace tail orders.confirmed --from-beginning
   millrace tail orders.confirmed --from-beginning --exit --json | jq .payload
   millrace tail thumbnails.done -n 1`,
-		Args: cobra.ExactArgs(1),
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usageError{"tail takes one TOPIC, for example: millrace tail orders.confirmed --from-beginning"}
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			log, err := g.logger()
 			if err != nil {
