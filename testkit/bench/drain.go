@@ -49,17 +49,23 @@ func (r drainResult) steadyRate() float64 {
 
 // status is "ok" or what went wrong.
 func (r drainResult) status() string {
+	return outcome(r.err, r.timedOut, r.elapsed, r.delivered, r.n, r.duplicates)
+}
+
+// outcome is "ok" or what went wrong with a case that wanted want records
+// and got got of them.
+func outcome(err error, timedOut bool, elapsed time.Duration, got, want, duplicates int) string {
 	switch {
-	case errors.Is(r.err, context.Canceled):
+	case errors.Is(err, context.Canceled):
 		return "interrupted"
-	case r.err != nil:
-		return "ERROR: " + r.err.Error()
-	case r.timedOut:
-		return fmt.Sprintf("timed out after %s with %d records", fmtDur(r.elapsed), r.delivered)
-	case r.delivered < r.n:
-		return fmt.Sprintf("INCOMPLETE: %d of %d records", r.delivered, r.n)
-	case r.duplicates > 0:
-		return fmt.Sprintf("ok (%d duplicates)", r.duplicates)
+	case err != nil:
+		return "ERROR: " + err.Error()
+	case timedOut:
+		return fmt.Sprintf("timed out after %s with %d records", fmtDur(elapsed), got)
+	case got < want:
+		return fmt.Sprintf("INCOMPLETE: %d of %d records", got, want)
+	case duplicates > 0:
+		return fmt.Sprintf("ok (%d duplicates)", duplicates)
 	}
 	return "ok"
 }

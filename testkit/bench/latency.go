@@ -41,19 +41,7 @@ func (r latencyResult) complete() bool {
 
 // status is "ok" or what went wrong.
 func (r latencyResult) status() string {
-	switch {
-	case errors.Is(r.err, context.Canceled):
-		return "interrupted"
-	case r.err != nil:
-		return "ERROR: " + r.err.Error()
-	case r.timedOut:
-		return fmt.Sprintf("timed out after %s with %d records", fmtDur(r.elapsed), r.got)
-	case r.got < r.want:
-		return fmt.Sprintf("INCOMPLETE: %d of %d records", r.got, r.want)
-	case r.duplicates > 0:
-		return fmt.Sprintf("ok (%d duplicates)", r.duplicates)
-	}
-	return "ok"
+	return outcome(r.err, r.timedOut, r.elapsed, r.got, r.want, r.duplicates)
 }
 
 // runLatency measures sys's end-to-end latency at a fixed offered load: it

@@ -32,9 +32,7 @@ func (r rssResult) complete() bool {
 
 // status is "ok" or what went wrong.
 func (r rssResult) status() string {
-	d := drainResult{n: r.n, delivered: r.delivered, duplicates: r.duplicates, elapsed: r.elapsed,
-		timedOut: r.timedOut, err: r.err}
-	return d.status()
+	return outcome(r.err, r.timedOut, r.elapsed, r.delivered, r.n, r.duplicates)
 }
 
 // runRSS measures the peak memory of the real binary: it fills a fresh
