@@ -3,6 +3,7 @@ package main_test
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -278,4 +279,18 @@ pipelines:
 	}
 	t.Logf("killed with %d of %d records out; after restart all arrived, %d duplicates", killedAt, n, len(recs)-len(seen))
 	run2.stop(30 * time.Second)
+}
+
+func TestFiltersDocs_match_docs_filters_md(t *testing.T) {
+	out, stderr, code := cli(t, ".", "", "filters", "docs")
+	if code != 0 {
+		t.Fatalf("filters docs: exit %d: %s", code, stderr)
+	}
+	want, err := os.ReadFile("../../docs/filters.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out != string(want) {
+		t.Fatal("docs/filters.md is out of date: regenerate it with `bin/millrace filters docs > docs/filters.md`")
+	}
 }
