@@ -148,26 +148,22 @@ func (e *Engine) Run(ctx context.Context) error {
 }
 
 func (e *Engine) addStage(r *message.Router, pub message.Publisher, sp pipeline.StagePlan) (*stage, error) {
-	s, err := newStage(sp, e.cfg.Logger)
+	s, err := newStage(sp, pub, e.cfg.Logger)
 	if err != nil {
 		return nil, err
 	}
 	sub, err := NewSubscriber(SubscriberConfig{
 		Brokers: e.cfg.Brokers, Group: sp.Group, Sarama: e.cfg.Sarama,
-		DrainTimeout: e.cfg.StopTimeout, MaxInFlight: sp.MaxInFlight, Logger: s.log,
+		DrainTimeout: e.cfg.StopTimeout, MaxInFlight: sp.MaxInFlight, Logger: s.log, SettleFromContext: true,
 	})
 	if err != nil {
 		return nil, err
 	}
-	if sp.Output == "" {
-		h := r.AddConsumerHandler(sp.ID(), sp.Input, sub, func(m *message.Message) error {
-			_, err := s.handle(m)
-			return err
-		})
-		addMiddleware(h, s, pub)
-		return s, nil
-	}
-	addMiddleware(r.AddHandler(sp.ID(), sp.Input, sub, sp.Output, pub, s.handle), s, pub)
+	h := r.AddConsumerHandler(sp.ID(), sp.Input, sub, func(m *message.Message) error {
+		_, err := s.handle(m)
+		return err
+	})
+	addMiddleware(h, s, pub)
 	return s, nil
 }
 
@@ -182,6 +178,19 @@ func (e *Engine) topics() []Topic {
 // addMiddleware installs a stage's middleware, outermost first, in the order
 // of DESIGN.md: quarantine, then (with issue 5: retry, dedup, timeout) the
 // recoverer next to the filter, so that a panic is an ordinary failure.
+//
+// The stage handler publishes its outputs itself (see stage.handle), so
+// that the outermost middleware, settle, sees the record's final outcome
+// and reports it to the subscriber's window directly.
 func addMiddleware(h *message.Handler, s *stage, pub message.Publisher) {
-	h.AddMiddleware(quarantine(pub, s.plan.Quarantine, s.plan.Name, s.log), middleware.Recoverer)
+	h.AddMiddleware(settle, quarantine(pub, s.plan.Quarantine, s.plan.Name, s.log), middleware.Recoverer)
+}
+
+// settle reports each record's outcome to the subscriber (see Settle).
+func settle(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		out, err := h(msg)
+		Settle(msg.Context(), err == nil)
+		return out, err
+	}
 }

@@ -16,12 +16,13 @@ import (
 // stage runs one filter as a Watermill handler.
 type stage struct {
 	plan   pipeline.StagePlan
+	pub    message.Publisher
 	filter filters.Filter
 	sem    chan struct{}
 	log    *slog.Logger
 }
 
-func newStage(plan pipeline.StagePlan, log *slog.Logger) (*stage, error) {
+func newStage(plan pipeline.StagePlan, pub message.Publisher, log *slog.Logger) (*stage, error) {
 	log = log.With("pipeline", plan.Pipeline, "stage", plan.Name)
 	cfg := plan.Config
 	cfg.Pipeline, cfg.Stage, cfg.Logger = plan.Pipeline, plan.Name, log
@@ -29,11 +30,24 @@ func newStage(plan pipeline.StagePlan, log *slog.Logger) (*stage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("stage %s: build filter %q: %w", plan.ID(), plan.Filter.Name, err)
 	}
-	return &stage{plan: plan, filter: f, sem: make(chan struct{}, plan.Concurrency), log: log}, nil
+	return &stage{plan: plan, pub: pub, filter: f, sem: make(chan struct{}, plan.Concurrency), log: log}, nil
 }
 
-// handle is the stage's Watermill handler: record in, filter, records out.
+// handle is the stage's Watermill handler: record in, filter, records out
+// published to the stage's output topic. It returns once they are acked.
 func (s *stage) handle(msg *message.Message) ([]*message.Message, error) {
+	outs, err := s.process(msg)
+	if err != nil || len(outs) == 0 {
+		return nil, err
+	}
+	if err := s.pub.Publish(s.plan.Output, outs...); err != nil {
+		return nil, fmt.Errorf("pipeline %q stage %q: %w", s.plan.Pipeline, s.plan.Name, err)
+	}
+	return nil, nil
+}
+
+// process runs the filter on one record, at most Concurrency at once.
+func (s *stage) process(msg *message.Message) ([]*message.Message, error) {
 	ctx := msg.Context()
 	select {
 	case s.sem <- struct{}{}:

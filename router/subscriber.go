@@ -28,6 +28,11 @@ type SubscriberConfig struct {
 	// MaxInFlight is how many records of one partition may be handed out
 	// and not yet acked at once. Default 256.
 	MaxInFlight int
+	// SettleFromContext makes the subscriber learn each message's outcome
+	// from [Settle] called with the message's context, instead of watching
+	// its Ack and Nack (which costs a goroutine per message). The engine
+	// uses it; plain Watermill users leave it false.
+	SettleFromContext bool
 	// InitializePartitions is the partition count SubscribeInitialize
 	// creates topics with. Default 8.
 	InitializePartitions int

@@ -148,13 +148,43 @@ func (w *window) add(rec *sarama.ConsumerMessage) {
 func (w *window) setContext(e *entry) {
 	ctx, cancel := context.WithCancel(withRecord(context.Background(), Record{
 		Topic: e.rec.Topic, Partition: e.rec.Partition, Offset: e.rec.Offset, Timestamp: e.rec.Timestamp}))
+	if w.h.s.cfg.SettleFromContext {
+		ctx = context.WithValue(ctx, settleKey{}, settler(func(acked bool) { w.report(result{e: e, acked: acked}) }))
+	}
 	e.msg.SetContext(ctx)
 	e.cancel = cancel
 }
 
-// dispatched watches a handed-out message for its ack or nack.
+func (w *window) report(r result) {
+	select {
+	case w.results <- r:
+	case <-w.exit:
+	}
+}
+
+type settleKey struct{}
+
+type settler func(acked bool)
+
+// Settle reports the outcome of a message handed out by a Subscriber with
+// SettleFromContext: acked true finishes it, false hands it out again after
+// a backoff. It reports whether ctx belonged to such a message. Call it
+// once per hand-out, after the message's outputs were published.
+func Settle(ctx context.Context, acked bool) bool {
+	f, ok := ctx.Value(settleKey{}).(settler)
+	if ok {
+		f(acked)
+	}
+	return ok
+}
+
+// dispatched watches a handed-out message for its ack or nack, unless its
+// outcome comes through Settle.
 func (w *window) dispatched(e *entry) {
 	w.inFlight++
+	if w.h.s.cfg.SettleFromContext {
+		return
+	}
 	msg := e.msg
 	go func() {
 		r := result{e: e}
@@ -165,10 +195,7 @@ func (w *window) dispatched(e *entry) {
 		case <-w.exit:
 			return
 		}
-		select {
-		case w.results <- r:
-		case <-w.exit:
-		}
+		w.report(r)
 	}()
 }
 
