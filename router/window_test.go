@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/millrace/millrace/router"
@@ -210,5 +209,3 @@ func TestSubscriber_drains_in_flight_records_on_rebalance(t *testing.T) {
 		}
 	})
 }
-
-var _ = sarama.OffsetOldest

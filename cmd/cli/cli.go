@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/millrace/millrace/pipeline"
+	"github.com/millrace/millrace/router"
 )
 
 // Main runs the millrace command line with args (without the program name)
@@ -165,7 +166,7 @@ func (g *globals) clientBrokers(plan *pipeline.Plan) []string {
 	if b := g.resolveBrokers(plan); len(b) > 0 {
 		return b
 	}
-	return []string{fmt.Sprintf("127.0.0.1:%d", 9092)}
+	return []string{fmt.Sprintf("127.0.0.1:%d", router.DefaultEmbeddedPort)}
 }
 
 // signalContext is cancelled by the first SIGINT or SIGTERM; a second one

@@ -55,10 +55,8 @@ pipelines:
 
 func TestRun_two_processes_split_a_stage_and_lose_nothing(t *testing.T) {
 	dir := t.TempDir()
-	port := freePort(t)
-	brokers := fmt.Sprintf("127.0.0.1:%d", port)
-	broker := start(t, "broker", dir, nil, "broker", "--port", fmt.Sprint(port), "--data-dir", "data")
-	broker.waitLog("embedded broker ready", 1, 30*time.Second)
+	_, backend := startBroker(t, "broker", dir, freePort(t))
+	brokers := backend.Brokers[0]
 	writeFile(t, dir, "pipelines.yaml", `version: 1
 pipelines:
   - name: split
@@ -75,7 +73,6 @@ pipelines:
 	a.waitLog("stage ready", 1, 60*time.Second)
 	b := start(t, "worker b", dir, []string{"WORKER_ID=b"}, "run", "--brokers", brokers, "--stage", "split/work")
 	b.waitLog("stage ready", 1, 60*time.Second)
-	backend := testkit.Backend{Name: "broker", Brokers: []string{brokers}}
 	waitGroupMembers(t, backend, "millrace.split.work", 2)
 
 	const n = 2000
@@ -168,8 +165,7 @@ pipelines:
 
 	// 2. A separate broker on the same data: what was there survived, and
 	// records produced while no stage runs wait for it.
-	broker := start(t, "broker", dir, nil, "broker", "--port", fmt.Sprint(port))
-	broker.waitLog("embedded broker ready", 1, 30*time.Second)
+	broker, _ := startBroker(t, "broker", dir, port)
 	if got := len(backend.ReadAll(t, "restart.out")); got != 100 {
 		t.Fatalf("after the broker restart the output holds %d records, want 100", got)
 	}
@@ -185,7 +181,8 @@ pipelines:
 
 	// A graceful stop committed everything: each record came out once.
 	seen := map[string]bool{}
-	for _, r := range backend2(t, dir, port).ReadAll(t, "restart.out") {
+	_, again := startBroker(t, "broker again", dir, port)
+	for _, r := range again.ReadAll(t, "restart.out") {
 		if seen[string(r.Value)] {
 			t.Fatalf("record %s came out twice", r.Value)
 		}
@@ -196,20 +193,10 @@ pipelines:
 	}
 }
 
-// backend2 restarts the broker on the test's data dir once more and returns it.
-func backend2(t *testing.T, dir string, port int) testkit.Backend {
-	t.Helper()
-	p := start(t, "broker again", dir, nil, "broker", "--port", fmt.Sprint(port))
-	p.waitLog("embedded broker ready", 1, 30*time.Second)
-	return testkit.Backend{Name: "embedded", Brokers: []string{fmt.Sprintf("127.0.0.1:%d", port)}}
-}
-
 func TestRun_kill_9_mid_stream_loses_nothing(t *testing.T) {
 	dir := t.TempDir()
-	port := freePort(t)
-	brokers := fmt.Sprintf("127.0.0.1:%d", port)
-	broker := start(t, "broker", dir, nil, "broker", "--port", fmt.Sprint(port), "--data-dir", "data")
-	broker.waitLog("embedded broker ready", 1, 30*time.Second)
+	_, backend := startBroker(t, "broker", dir, freePort(t))
+	brokers := backend.Brokers[0]
 	writeFile(t, dir, "pipelines.yaml", `version: 1
 pipelines:
   - name: crash
@@ -228,7 +215,6 @@ pipelines:
 	if out, stderr, code := cli(t, dir, lines.String(), "produce", "--brokers", brokers, "--pipeline", "crash", "--key-jq", ".k"); code != 0 {
 		t.Fatalf("produce: exit %d\n%s%s", code, out, stderr)
 	}
-	backend := testkit.Backend{Name: "broker", Brokers: []string{brokers}}
 	run1 := start(t, "run 1", dir, nil, "run", "--brokers", brokers)
 	run1.waitLog("stage ready", 2, 60*time.Second)
 	// Kill it once some, but not all, of the records came out.

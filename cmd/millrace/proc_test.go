@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/millrace/millrace/testkit"
 )
 
 // bin is the millrace binary built for these tests.
@@ -150,4 +152,14 @@ func writeFile(t *testing.T, dir, name, text string) {
 	if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// startBroker runs `millrace broker` on port with its data under dir (the
+// default .millrace/broker there) and waits until it is ready. It returns
+// the process, named name in logs, and a backend for it.
+func startBroker(t *testing.T, name, dir string, port int) (*proc, testkit.Backend) {
+	t.Helper()
+	p := start(t, name, dir, nil, "broker", "--port", fmt.Sprint(port))
+	p.waitLog("embedded broker ready", 1, 30*time.Second)
+	return p, testkit.Backend{Name: "embedded", Brokers: []string{fmt.Sprintf("127.0.0.1:%d", port)}}
 }

@@ -119,9 +119,7 @@ func TestExec_rejects_bad_config(t *testing.T) {
 	if err := os.WriteFile(file, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	tests := []struct {
-		name, config, field, want string
-	}{
+	checkFieldErrors(t, "exec", []fieldErrorCase{
 		{"empty command", "command: []", "command", "empty"},
 		{"empty program", "command: ['']", "command", "empty"},
 		{"unknown program", "command: [millrace-no-such-program]", "command", "millrace-no-such-program"},
@@ -132,18 +130,7 @@ func TestExec_rejects_bad_config(t *testing.T) {
 		{"bad variable name", "command: [cat]\nenv: {'A=B': x}", "env", "A=B"},
 		{"missing dir", "command: [cat]\ndir: /no/such/dir", "dir", "no such file"},
 		{"dir is a file", fmt.Sprintf("command: [cat]\ndir: %q", file), "dir", "not a directory"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := buildErr(t, "exec", tt.config)
-			if field, ok := filters.ErrorField(err); !ok || field != tt.field {
-				t.Errorf("error %q names field %q (%v), want %q", err, field, ok, tt.field)
-			}
-			if !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("error %q does not contain %q", err, tt.want)
-			}
-		})
-	}
+	})
 }
 
 func TestExec_reports_failures(t *testing.T) {

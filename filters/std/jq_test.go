@@ -151,9 +151,7 @@ func TestJQ_sets_key_from_each_result(t *testing.T) {
 }
 
 func TestJQ_rejects_bad_config(t *testing.T) {
-	tests := []struct {
-		name, config, field, want string
-	}{
+	checkFieldErrors(t, "jq", []fieldErrorCase{
 		{"parse error", "program: '{id: .id'", "program", "does not parse"},
 		{"unknown function", "program: 'nosuchfn(1)'", "program", "does not compile"},
 		{"unknown variable", "program: '$nope'", "program", "does not compile"},
@@ -161,18 +159,7 @@ func TestJQ_rejects_bad_config(t *testing.T) {
 		{"input is not available", "program: 'input'", "program", "does not compile"},
 		{"bad key program", "program: .\nkey: '.a |'", "key", "does not parse"},
 		{"empty key program", "program: .\nkey: ''", "key", "empty"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := buildErr(t, "jq", tt.config)
-			if field, ok := filters.ErrorField(err); !ok || field != tt.field {
-				t.Errorf("error %q names field %q (%v), want %q", err, field, ok, tt.field)
-			}
-			if !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("error %q does not contain %q", err, tt.want)
-			}
-		})
-	}
+	})
 }
 
 func TestJQ_requires_program(t *testing.T) {

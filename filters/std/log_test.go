@@ -105,22 +105,9 @@ func TestLog_skips_disabled_levels(t *testing.T) {
 }
 
 func TestLog_rejects_bad_config(t *testing.T) {
-	tests := []struct {
-		name, config, field, want string
-	}{
+	checkFieldErrors(t, "log", []fieldErrorCase{
 		{"unknown level", "level: verbose", "level", `"verbose"`},
 		{"upper-case level", "level: INFO", "level", `"INFO"`},
 		{"negative max_bytes", "max_bytes: -1", "max_bytes", "negative"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := buildErr(t, "log", tt.config)
-			if field, ok := filters.ErrorField(err); !ok || field != tt.field {
-				t.Errorf("error %q names field %q (%v), want %q", err, field, ok, tt.field)
-			}
-			if !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("error %q does not contain %q", err, tt.want)
-			}
-		})
-	}
+	})
 }

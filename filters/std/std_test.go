@@ -119,3 +119,24 @@ func TestStd_examples_are_documented_and_valid(t *testing.T) {
 		})
 	}
 }
+
+// fieldErrorCase is a config that building a filter must reject with a
+// FieldError naming field, its text containing want.
+type fieldErrorCase struct {
+	name, config, field, want string
+}
+
+func checkFieldErrors(t *testing.T, filter string, cases []fieldErrorCase) {
+	t.Helper()
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			err := buildErr(t, filter, tt.config)
+			if field, ok := filters.ErrorField(err); !ok || field != tt.field {
+				t.Errorf("error %q names field %q (%v), want %q", err, field, ok, tt.field)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q does not contain %q", err, tt.want)
+			}
+		})
+	}
+}
