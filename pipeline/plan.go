@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/millrace/millrace/filters"
 )
@@ -30,7 +31,10 @@ type PipelinePlan struct {
 	// Quarantine is where records that failed for good go.
 	Quarantine string
 	Partitions int
-	Stages     []StagePlan
+	// Priority lists the input topics with their weights, heaviest first;
+	// Input is one of them. Without a priority list it is just Input.
+	Priority []WeightedTopic
+	Stages   []StagePlan
 }
 
 // StagePlan is one stage of a pipeline, as the engine runs it.
@@ -50,6 +54,20 @@ type StagePlan struct {
 	Group       string
 	Concurrency int
 	MaxInFlight int
+
+	// Inputs are every topic the stage reads records from, with weights:
+	// for the first stage the pipeline's priority topics (Input among
+	// them), otherwise just Input with weight 1. Retry tier topics are not
+	// in it.
+	Inputs []WeightedTopic
+	// RetryTopics are the stage's retry tier topics, one per Retry.Tiers.
+	RetryTopics []string
+	Retry       RetryPlan
+	Ordering    Ordering
+	// Timeout bounds one filter call; 0 means none.
+	Timeout time.Duration
+	// Dedup is nil unless the stage deduplicates.
+	Dedup *DedupPlan
 }
 
 // ID is "pipeline/stage", the form `millrace run --stage` takes.
@@ -59,6 +77,8 @@ func (s StagePlan) ID() string { return s.Pipeline + "/" + s.Name }
 type Topic struct {
 	Name       string
 	Partitions int
+	// Config holds topic configs to create it with (e.g. cleanup.policy).
+	Config map[string]string
 }
 
 // GroupName is the consumer group of a stage.
