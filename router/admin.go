@@ -12,6 +12,8 @@ import (
 type Topic struct {
 	Name       string
 	Partitions int
+	// Config holds topic configs to create it with (e.g. cleanup.policy).
+	Config map[string]string
 }
 
 // EnsureTopics creates the topics that do not exist yet, with
@@ -36,9 +38,17 @@ func EnsureTopics(client sarama.Client, topics []Topic, replicationFactor int, l
 			}
 			continue
 		}
+		var configs map[string]*string
+		for k, v := range t.Config {
+			if configs == nil {
+				configs = map[string]*string{}
+			}
+			configs[k] = &v
+		}
 		err := admin.CreateTopic(t.Name, &sarama.TopicDetail{
 			NumPartitions:     int32(t.Partitions),
 			ReplicationFactor: int16(replicationFactor),
+			ConfigEntries:     configs,
 		}, false)
 		if err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
 			return fmt.Errorf("create topic %s: %w", t.Name, err)

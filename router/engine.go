@@ -170,7 +170,7 @@ func (e *Engine) addStage(r *message.Router, pub message.Publisher, sp pipeline.
 func (e *Engine) topics() []Topic {
 	var out []Topic
 	for _, t := range e.cfg.Plan.Topics() {
-		out = append(out, Topic{Name: t.Name, Partitions: t.Partitions})
+		out = append(out, Topic{Name: t.Name, Partitions: t.Partitions, Config: t.Config})
 	}
 	return out
 }

@@ -3,6 +3,7 @@ package router
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -13,6 +14,10 @@ import (
 // keyMetadata is the Watermill metadata entry that carries the record key
 // between the transport and the stage handler. It never becomes a header.
 const keyMetadata = "_millrace_key"
+
+// partitionMetadata pins a message to a partition (see SetMessagePartition).
+// It never becomes a header.
+const partitionMetadata = "_millrace_partition"
 
 // Marshaler converts Watermill messages to Kafka records and back. The
 // format is watermill-kafka's (the message UUID in the _watermill_message_uuid
@@ -27,17 +32,48 @@ func (Marshaler) Marshal(topic string, msg *message.Message) (*sarama.ProducerMe
 	headers := make([]sarama.RecordHeader, 0, len(msg.Metadata)+1)
 	headers = append(headers, sarama.RecordHeader{Key: []byte(wkafka.UUIDHeaderKey), Value: []byte(msg.UUID)})
 	var key sarama.Encoder
+	pin := int32(-1)
 	for k, v := range msg.Metadata {
 		switch k {
 		case keyMetadata:
 			key = sarama.StringEncoder(v)
+		case partitionMetadata:
+			n, err := strconv.ParseInt(v, 10, 32)
+			if err != nil || n < 0 {
+				return nil, fmt.Errorf("metadata %s: bad partition %q", k, v)
+			}
+			pin = int32(n)
 		case wkafka.UUIDHeaderKey:
 			return nil, fmt.Errorf("metadata %s is reserved for the message UUID", k)
 		default:
 			headers = append(headers, sarama.RecordHeader{Key: []byte(k), Value: []byte(v)})
 		}
 	}
+	if pin >= 0 {
+		key = pinned{key: key, partition: pin}
+	}
 	return &sarama.ProducerMessage{Topic: topic, Key: key, Value: sarama.ByteEncoder(msg.Payload), Headers: headers}, nil
+}
+
+// pinned is a record key that carries the partition the record must go to;
+// the murmur2 partitioner honours it.
+type pinned struct {
+	key       sarama.Encoder
+	partition int32
+}
+
+func (p pinned) Encode() ([]byte, error) {
+	if p.key == nil {
+		return nil, nil
+	}
+	return p.key.Encode()
+}
+
+func (p pinned) Length() int {
+	if p.key == nil {
+		return 0
+	}
+	return p.key.Length()
 }
 
 // Unmarshal implements watermill-kafka's Unmarshaler.
@@ -79,6 +115,12 @@ func withRecord(ctx context.Context, r Record) context.Context {
 func RecordFrom(ctx context.Context) (Record, bool) {
 	r, ok := ctx.Value(recordKey{}).(Record)
 	return r, ok
+}
+
+// SetMessagePartition makes the Publisher send msg to partition n of its
+// topic, whatever its key (a Publisher built with NewProducerConfig).
+func SetMessagePartition(msg *message.Message, n int32) {
+	msg.Metadata[partitionMetadata] = strconv.Itoa(int(n))
 }
 
 // MessageKey returns a message's record key and whether it has one.

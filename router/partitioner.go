@@ -1,6 +1,10 @@
 package router
 
-import "github.com/IBM/sarama"
+import (
+	"fmt"
+
+	"github.com/IBM/sarama"
+)
 
 // NewMurmur2Partitioner returns a partitioner that places keyed records as
 // the Java client's default partitioner does (murmur2 of the key, positive,
@@ -14,6 +18,12 @@ func NewMurmur2Partitioner(topic string) sarama.Partitioner {
 type murmur2Partitioner struct{ fallback sarama.Partitioner }
 
 func (p *murmur2Partitioner) Partition(m *sarama.ProducerMessage, n int32) (int32, error) {
+	if pin, ok := m.Key.(pinned); ok {
+		if pin.partition >= n {
+			return -1, fmt.Errorf("partition %d does not exist: topic %s has %d partitions", pin.partition, m.Topic, n)
+		}
+		return pin.partition, nil
+	}
 	if m.Key == nil {
 		return p.fallback.Partition(m, n)
 	}
