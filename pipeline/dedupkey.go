@@ -1,0 +1,132 @@
+package pipeline
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/itchyny/gojq"
+
+	"github.com/millrace/millrace/filters"
+)
+
+// KeyFunc computes the idempotency key of a record. ok is false when the
+// record has no key; err is set when the key cannot be computed.
+type KeyFunc func(msg *filters.Message) (key string, ok bool, err error)
+
+// HeaderKeyPrefix starts a dedup key that names a record header.
+const HeaderKeyPrefix = "header:"
+
+// CompileKey compiles a dedup key expression:
+//
+//   - "header:NAME" takes the value of header NAME; a record without it, or
+//     with an empty value, has no key.
+//   - Anything else is a jq expression run on the payload parsed as JSON,
+//     with the record key as $key (null when the record has none) and the
+//     headers as $headers. Its first result is the key: a string as is,
+//     another number, boolean, object or array as its compact JSON text
+//     (object keys sorted). No result, null or "" mean no key. A payload
+//     that is not JSON and a runtime error of the expression are errors,
+//     marked [filters.Permanent] as trying again cannot change them.
+//
+// The returned function is safe for concurrent use.
+func CompileKey(expr string) (KeyFunc, error) {
+	if name, ok := strings.CutPrefix(expr, HeaderKeyPrefix); ok {
+		name = strings.TrimSpace(name)
+		if name == "" {
+			return nil, errors.New(`"header:" needs a header name, like header:idempotency-key`)
+		}
+		return headerKey(name), nil
+	}
+	if strings.TrimSpace(expr) == "" {
+		return nil, errors.New(`key is empty: want a jq expression such as .order_id, or "header:NAME"`)
+	}
+	return jqKey(expr)
+}
+
+func headerKey(name string) KeyFunc {
+	return func(msg *filters.Message) (string, bool, error) {
+		v := msg.Headers[name]
+		return v, v != "", nil
+	}
+}
+
+// Variables a jq key expression can read.
+const (
+	keyVarKey     = "$key"
+	keyVarHeaders = "$headers"
+)
+
+func jqKey(src string) (KeyFunc, error) {
+	q, err := gojq.Parse(src)
+	if err != nil {
+		return nil, fmt.Errorf("jq expression does not parse: %w", err)
+	}
+	code, err := gojq.Compile(q, gojq.WithVariables([]string{keyVarKey, keyVarHeaders}))
+	if err != nil {
+		return nil, fmt.Errorf("jq expression does not compile: %w", err)
+	}
+	// The headers are copied into a map only for expressions that name
+	// them.
+	bindHeaders := strings.Contains(src, keyVarHeaders)
+	// gojq's compiled code holds no state of a run, so concurrent calls
+	// share it.
+	return func(msg *filters.Message) (string, bool, error) {
+		input, err := decodeJSON(msg.Payload)
+		if err != nil {
+			return "", false, filters.Permanent(fmt.Errorf("dedup key %s: payload is not JSON: %w", src, err))
+		}
+		var key any // null when the record has no key
+		if msg.Key != nil {
+			key = string(msg.Key)
+		}
+		headers := map[string]any{}
+		if bindHeaders {
+			for k, v := range msg.Headers {
+				headers[k] = v
+			}
+		}
+		v, ok := code.Run(input, key, headers).Next()
+		if !ok {
+			return "", false, nil
+		}
+		switch v := v.(type) {
+		case error:
+			var h *gojq.HaltError
+			if errors.As(v, &h) && h.Value() == nil {
+				return "", false, nil // halt: no result
+			}
+			return "", false, filters.Permanent(fmt.Errorf("dedup key %s failed: %w", src, v))
+		case nil:
+			return "", false, nil
+		case string:
+			return v, v != "", nil
+		}
+		b, err := gojq.Marshal(v)
+		if err != nil {
+			return "", false, filters.Permanent(fmt.Errorf("dedup key %s: %w", src, err))
+		}
+		return string(b), true, nil
+	}, nil
+}
+
+// decodeJSON parses data, which must hold exactly one JSON value, keeping
+// numbers as json.Number so that their text is kept.
+func decodeJSON(data []byte) (any, error) {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, errors.New("empty")
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("more than one JSON value")
+	}
+	return v, nil
+}
