@@ -2,9 +2,11 @@ package pipeline
 
 import (
 	"fmt"
+	"math"
 	"reflect"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -12,15 +14,20 @@ import (
 var (
 	nodeType      = reflect.TypeFor[*yaml.Node]()
 	positionsType = reflect.TypeFor[Positions]()
+	durationType  = reflect.TypeFor[time.Duration]()
 )
 
 // labels name the mappings of the model in problems.
 var labels = map[reflect.Type]string{
-	reflect.TypeFor[File]():     "the top level",
-	reflect.TypeFor[Broker]():   "broker",
-	reflect.TypeFor[Defaults](): "defaults",
-	reflect.TypeFor[Pipeline](): "pipeline",
-	reflect.TypeFor[Stage]():    "stage",
+	reflect.TypeFor[File]():          "the top level",
+	reflect.TypeFor[Broker]():        "broker",
+	reflect.TypeFor[Defaults]():      "defaults",
+	reflect.TypeFor[Pipeline]():      "pipeline",
+	reflect.TypeFor[Stage]():         "stage",
+	reflect.TypeFor[Retry]():         "retry",
+	reflect.TypeFor[Backoff]():       "backoff",
+	reflect.TypeFor[Dedup]():         "dedup",
+	reflect.TypeFor[PriorityTopic](): "priority entry",
 }
 
 // decoder decodes YAML nodes into the model strictly: an unknown or repeated
@@ -41,6 +48,15 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, what string) {
 		return
 	}
 	if isNull(n) {
+		return
+	}
+	if v.Type() == durationType {
+		dur, err := time.ParseDuration(n.Value)
+		if n.Kind != yaml.ScalarNode || err != nil {
+			d.p.add(pos(n), "%s: want a duration like 30s or 5m, got %s", what, describe(n))
+			return
+		}
+		v.SetInt(int64(dur))
 		return
 	}
 	switch v.Kind() {
@@ -65,12 +81,19 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, what string) {
 		}
 		v.SetString(n.Value)
 	case reflect.Int:
-		i, err := strconv.ParseInt(n.Value, 10, 32)
+		i, err := strconv.ParseInt(numberText(n), 10, 32)
 		if n.Kind != yaml.ScalarNode || err != nil {
 			d.p.add(pos(n), "%s: want a whole number, got %s", what, describe(n))
 			return
 		}
 		v.SetInt(i)
+	case reflect.Float64:
+		f, err := strconv.ParseFloat(numberText(n), 64)
+		if n.Kind != yaml.ScalarNode || err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+			d.p.add(pos(n), "%s: want a number, got %s", what, describe(n))
+			return
+		}
+		v.SetFloat(f)
 	default:
 		panic(fmt.Sprintf("pipeline: no decoder for %s", v.Type()))
 	}
@@ -95,6 +118,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, what string) {
 		}
 	}
 	ps := Positions{Self: pos(n), Keys: map[string]Pos{}}
+	seen := map[string]bool{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
 		idx, ok := fields[k.Value]
@@ -102,16 +126,35 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, what string) {
 		case !ok:
 			d.p.add(pos(k), "unknown key %q in %s (known keys: %s)", k.Value, labels[v.Type()], strings.Join(known, ", "))
 			continue
-		case ps.Set(k.Value):
+		case seen[k.Value]:
 			d.p.add(pos(k), "key %q is set twice in %s", k.Value, labels[v.Type()])
 			continue
 		}
-		ps.Keys[k.Value] = pos(val)
+		seen[k.Value] = true
+		if val.Kind == yaml.AliasNode {
+			val = val.Alias
+		}
+		// A key with a null value (`key:` alone, or `~`) counts as absent.
+		if !isNull(val) || v.Field(idx).Type() == nodeType {
+			ps.Keys[k.Value] = pos(val)
+		}
+		if val.Kind == yaml.SequenceNode {
+			ps.recordItems(k.Value, val)
+		}
 		d.decode(val, v.Field(idx), k.Value)
 	}
 	if positions >= 0 {
 		v.Field(positions).Set(reflect.ValueOf(ps))
 	}
+}
+
+// numberText is the text of a scalar to parse as a number: YAML allows '_'
+// between digits (1_000_000).
+func numberText(n *yaml.Node) string {
+	if n.Tag == "!!int" || n.Tag == "!!float" {
+		return strings.ReplaceAll(n.Value, "_", "")
+	}
+	return n.Value
 }
 
 func isNull(n *yaml.Node) bool {

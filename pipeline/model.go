@@ -1,6 +1,8 @@
 package pipeline
 
 import (
+	"time"
+
 	"gopkg.in/yaml.v3"
 
 	"github.com/millrace/millrace/filters"
@@ -43,18 +45,44 @@ type Defaults struct {
 	// MaxInFlight is how many records of one partition a stage may have
 	// handed out and not finished at once.
 	MaxInFlight int `yaml:"max_in_flight"`
+
+	// Retry, Ordering and Timeout apply to stages whose pipeline and
+	// themselves set none; see [Stage].
+	Retry    Retry         `yaml:"retry"`
+	Ordering Ordering      `yaml:"ordering"`
+	Timeout  time.Duration `yaml:"timeout"`
 }
 
 // Pipeline is one job: an input topic and an ordered list of stages.
 type Pipeline struct {
 	Positions `yaml:"-"`
 
-	Name        string  `yaml:"name"`
-	Description string  `yaml:"description"`
-	Input       string  `yaml:"input"`
-	Output      string  `yaml:"output"`
-	Partitions  int     `yaml:"partitions"`
-	Stages      []Stage `yaml:"stages"`
+	Name        string `yaml:"name"`
+	Description string `yaml:"description"`
+	Input       string `yaml:"input"`
+	Output      string `yaml:"output"`
+	Partitions  int    `yaml:"partitions"`
+	// Priority lists more input topics with weights; Input is one of them
+	// (weight 1 unless listed).
+	Priority []PriorityTopic `yaml:"priority"`
+	Stages   []Stage         `yaml:"stages"`
+
+	// Retry, Ordering and Timeout apply to the pipeline's stages that set
+	// none; see [Stage].
+	Retry    Retry         `yaml:"retry"`
+	Ordering Ordering      `yaml:"ordering"`
+	Timeout  time.Duration `yaml:"timeout"`
+}
+
+// PriorityTopic is one entry of a pipeline's priority list.
+type PriorityTopic struct {
+	Positions `yaml:"-"`
+
+	Topic string `yaml:"topic"`
+	// Weight is the topic's share of the records read (default 1).
+	Weight int `yaml:"weight"`
+	// Name is what `millrace produce --priority` calls it; default Topic.
+	Name string `yaml:"name"`
 }
 
 // Stage is one filter of a pipeline and its policies.
@@ -70,7 +98,49 @@ type Stage struct {
 	Concurrency int    `yaml:"concurrency"`
 	MaxInFlight int    `yaml:"max_in_flight"`
 
+	// Retry, Ordering and Timeout are taken from the nearest of the stage,
+	// its pipeline and the defaults that sets them, else the built-in
+	// defaults. A retry block applies as a whole: its unset fields take the
+	// built-in defaults, not those of an outer level.
+	Retry    Retry         `yaml:"retry"`
+	Ordering Ordering      `yaml:"ordering"`
+	Timeout  time.Duration `yaml:"timeout"`
+	// Dedup is nil unless the stage deduplicates.
+	Dedup *Dedup `yaml:"dedup"`
+
 	filterConfig filters.Config
+}
+
+// Retry is a retry block: how a failed record is tried again. Which fields
+// are set is in its Positions.
+type Retry struct {
+	Positions `yaml:"-"`
+
+	Attempts int             `yaml:"attempts"`
+	Backoff  Backoff         `yaml:"backoff"`
+	Tiers    []time.Duration `yaml:"tiers"`
+}
+
+// Backoff spaces the inline attempts of a [Retry].
+type Backoff struct {
+	Positions `yaml:"-"`
+
+	Initial    time.Duration `yaml:"initial"`
+	Max        time.Duration `yaml:"max"`
+	Multiplier float64       `yaml:"multiplier"`
+	Jitter     float64       `yaml:"jitter"`
+}
+
+// Dedup makes a stage process each idempotency key once per window.
+type Dedup struct {
+	Positions `yaml:"-"`
+
+	// Key is a jq expression evaluated on the payload, or "header:NAME".
+	Key     string        `yaml:"key"`
+	Window  time.Duration `yaml:"window"`
+	MaxKeys int           `yaml:"max_keys"`
+
+	keyOf KeyFunc
 }
 
 // Pos is a position in the YAML file, 1-based.
@@ -78,10 +148,33 @@ type Pos struct {
 	Line, Column int
 }
 
-// Positions records where a mapping and each of its keys' values are.
+// Positions records where a mapping and each of its keys' values are. A
+// key whose value is null counts as absent.
 type Positions struct {
 	Self Pos
 	Keys map[string]Pos
+	// Items holds, for each key whose value is a list, where its items are.
+	Items map[string][]Pos
+}
+
+// Item returns the position of item i of the list under key, or of the key
+// when there is no such item.
+func (p Positions) Item(key string, i int) Pos {
+	if items := p.Items[key]; i < len(items) {
+		return items[i]
+	}
+	return p.Of(key)
+}
+
+func (p *Positions) recordItems(key string, list *yaml.Node) {
+	if p.Items == nil {
+		p.Items = map[string][]Pos{}
+	}
+	items := make([]Pos, len(list.Content))
+	for i, n := range list.Content {
+		items[i] = pos(n)
+	}
+	p.Items[key] = items
 }
 
 // Of returns the position of the value of key, or of the mapping itself
@@ -93,7 +186,11 @@ func (p Positions) Of(key string) Pos {
 	return p.Self
 }
 
-// Set reports whether key was present in the YAML.
+// decoded reports whether the mapping was decoded (it was not when its
+// value was of another kind, which is a problem already).
+func (p Positions) decoded() bool { return p.Keys != nil }
+
+// Set reports whether key was present in the YAML with a value (not null).
 func (p Positions) Set(key string) bool {
 	_, ok := p.Keys[key]
 	return ok

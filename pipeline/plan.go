@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -97,17 +98,26 @@ func (f *File) Plan() *Plan {
 		pl.ClientID = f.Broker.ClientID
 		pl.Compression = f.Broker.Compression
 	}
-	for _, p := range f.Pipelines {
+	for pi := range f.Pipelines {
+		p := &f.Pipelines[pi]
 		pp := PipelinePlan{Name: p.Name, Description: p.Description, Input: p.Input,
-			Output: p.Output, Quarantine: QuarantineTopic(p.Name), Partitions: p.Partitions}
-		for i, st := range p.Stages {
+			Output: p.Output, Quarantine: QuarantineTopic(p.Name), Partitions: p.Partitions,
+			Priority: p.inputs()}
+		for i := range p.Stages {
+			st := &p.Stages[i]
 			sp := StagePlan{Pipeline: p.Name, Name: st.Name, Index: i, Config: st.filterConfig,
 				Group: GroupName(p.Name, st.Name), Concurrency: st.Concurrency, MaxInFlight: st.MaxInFlight, Input: p.Input,
-				Quarantine: pp.Quarantine}
+				Quarantine: pp.Quarantine, Inputs: slices.Clone(pp.Priority)}
 			sp.Filter, _ = filters.Lookup(st.Filter)
 			if i > 0 {
-				sp.Input = stageTopic(p.Name, st)
+				sp.Input = stageTopic(p.Name, *st)
+				sp.Inputs = []WeightedTopic{{Name: sp.Input, Topic: sp.Input, Weight: 1}}
 			}
+			sp.Retry, sp.Ordering, sp.Timeout = f.policies(p, st)
+			for n := range sp.Retry.Tiers {
+				sp.RetryTopics = append(sp.RetryTopics, RetryTopic(p.Name, st.Name, n+1))
+			}
+			sp.Dedup = st.Dedup.dedupPlan(p.Name, st.Name)
 			if i+1 < len(p.Stages) {
 				sp.Output = stageTopic(p.Name, p.Stages[i+1])
 			} else {
@@ -164,10 +174,13 @@ func (p *Plan) Stages(ids ...string) ([]StagePlan, error) {
 	return out, nil
 }
 
-// Topics returns every topic the plan reads or writes, each with the
-// partition count of the pipeline that owns or first names it.
+// Topics returns every topic the plan reads or writes: inputs (priority
+// topics among them), topics between stages, outputs, quarantine and retry
+// tier topics, and dedup changelogs (compacted). Each has the partition
+// count of the pipeline that owns or first names it.
 func (p *Plan) Topics() []Topic {
 	parts := map[string]int{}
+	configs := map[string]map[string]string{}
 	add := func(name string, n int) {
 		if name != "" && parts[name] < n {
 			parts[name] = n
@@ -176,14 +189,24 @@ func (p *Plan) Topics() []Topic {
 	for _, pp := range p.Pipelines {
 		add(pp.Input, pp.Partitions)
 		add(pp.Quarantine, pp.Partitions)
+		for _, wt := range pp.Priority {
+			add(wt.Topic, pp.Partitions)
+		}
 		for _, s := range pp.Stages {
 			add(s.Input, pp.Partitions)
 			add(s.Output, pp.Partitions)
+			for _, t := range s.RetryTopics {
+				add(t, pp.Partitions)
+			}
+			if s.Dedup != nil {
+				add(s.Dedup.Changelog, pp.Partitions)
+				configs[s.Dedup.Changelog] = map[string]string{"cleanup.policy": "compact"}
+			}
 		}
 	}
 	out := make([]Topic, 0, len(parts))
 	for name, n := range parts {
-		out = append(out, Topic{Name: name, Partitions: n})
+		out = append(out, Topic{Name: name, Partitions: n, Config: configs[name]})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out

@@ -42,6 +42,7 @@ func (f *File) validate(p *problems) {
 	if rf := d.ReplicationFactor; rf != -1 && (rf < 1 || rf > 32767) {
 		p.add(d.Of("replication_factor"), "replication_factor must be -1 (the broker's default) or at least 1, got %d", rf)
 	}
+	validatePolicies(p, d.Positions, d.Retry, d.Ordering, d.Timeout)
 	if len(f.Pipelines) == 0 {
 		p.add(f.Of("pipelines"), "no pipelines: add at least one under `pipelines:`")
 	}
@@ -69,6 +70,8 @@ func (pl *Pipeline) validate(p *problems) {
 	if pl.Set("partitions") {
 		checkRange(p, pl.Positions, "partitions", pl.Partitions, 1, maxPartitions)
 	}
+	pl.validatePriority(p, where)
+	validatePolicies(p, pl.Positions, pl.Retry, pl.Ordering, pl.Timeout)
 	if len(pl.Stages) == 0 {
 		p.add(pl.Of("stages"), "%s has no stages: add at least one under `stages:`", where)
 	}
@@ -97,6 +100,10 @@ func (st *Stage) validate(p *problems, pipeline string, index int) {
 		p.add(st.Of("topic"), "%s: the first stage reads the pipeline's input; set `input:` on the pipeline instead of `topic:`", where)
 	}
 	checkTopic(p, st.Positions, where, "topic", st.Topic, false)
+	validatePolicies(p, st.Positions, st.Retry, st.Ordering, st.Timeout)
+	if st.Dedup != nil {
+		st.Dedup.validate(p, where)
+	}
 	if st.Filter == "" {
 		p.add(st.Of("filter"), "%s: missing key \"filter\" (one of: %s)", where, filterNames())
 		return
@@ -136,15 +143,27 @@ func (st *Stage) validate(p *problems, pipeline string, index int) {
 }
 
 // validateTopics checks that no two stages share a consumer group and that
-// topics between stages (owned by one pipeline) are used by nobody else.
+// topics owned by one pipeline (between stages, quarantine, retry tiers,
+// dedup changelogs) are used by nobody else.
 func (f *File) validateTopics(p *problems) {
 	groups := map[string]string{}
 	internal := map[string]string{}
-	public := map[string]bool{}
+	// public names the first user of each input, priority and output topic.
+	public := map[string]string{}
+	addPublic := func(topic, format, pipeline string) {
+		if _, ok := public[topic]; !ok && topic != "" {
+			public[topic] = fmt.Sprintf(format, pipeline)
+		}
+	}
+	quarantine := map[string]string{}
 	for _, pl := range f.Pipelines {
-		public[pl.Input] = true
-		public[pl.Output] = true
+		addPublic(pl.Input, "the input of pipeline %q", pl.Name)
+		addPublic(pl.Output, "the output of pipeline %q", pl.Name)
+		for _, pt := range pl.Priority {
+			addPublic(pt.Topic, "a priority topic of pipeline %q", pl.Name)
+		}
 		internal[QuarantineTopic(pl.Name)] = pl.Name + " (quarantine)"
+		quarantine[QuarantineTopic(pl.Name)] = pl.Name
 	}
 	for _, pl := range f.Pipelines {
 		for i, st := range pl.Stages {
@@ -160,10 +179,66 @@ func (f *File) validateTopics(p *problems) {
 			topic := stageTopic(pl.Name, st)
 			if other, dup := internal[topic]; dup && other != id {
 				p.add(st.Of("name"), "stage %s would read topic %q, which stage %s reads too: rename one or set `topic:`", id, topic, other)
-			} else if !dup && public[topic] {
-				p.add(st.Of("name"), "stage %s would read topic %q, which is also a pipeline's input or output: rename one or set `topic:`", id, topic)
+			} else if user, ok := public[topic]; !dup && ok {
+				p.add(st.Of("name"), "stage %s would read topic %q, which is also %s: rename one or set `topic:`", id, topic, user)
 			}
 			internal[topic] = id
+		}
+	}
+	f.validateStageTopics(p, quarantine, internal, public)
+	for i := range f.Pipelines {
+		pl := &f.Pipelines[i]
+		for j := range pl.Priority {
+			pt := &pl.Priority[j]
+			if owner, ok := quarantine[pt.Topic]; ok {
+				p.add(pt.Of("topic"), "pipeline %q priority entry %d: topic %q is the quarantine topic of pipeline %q: pick another topic",
+					pl.Name, j+1, pt.Topic, owner)
+			}
+		}
+	}
+}
+
+// validateStageTopics checks that the retry tier topics and dedup changelog
+// of each stage are used by nobody else: quarantine maps quarantine topics
+// to their pipelines, internal the topics between stages to the stages
+// that read them, and public inputs, priority topics and outputs to what
+// they are.
+func (f *File) validateStageTopics(p *problems, quarantine, internal, public map[string]string) {
+	owned := map[string]string{}
+	check := func(at Pos, what, topic string) bool {
+		other, dup := owned[topic]
+		if q, ok := quarantine[topic]; !dup && ok {
+			other, dup = "the quarantine topic of pipeline "+q, true
+		} else if stage, ok := internal[topic]; !dup && ok {
+			other, dup = "the topic stage "+stage+" reads", true
+		} else if user, ok := public[topic]; !dup && ok {
+			other, dup = user, true
+		}
+		if dup {
+			p.add(at, "%s %q is also %s: rename one", what, topic, other)
+		}
+		return !dup
+	}
+	for i := range f.Pipelines {
+		pl := &f.Pipelines[i]
+		for j := range pl.Stages {
+			st := &pl.Stages[j]
+			id := pl.Name + "/" + st.Name
+			retry, _, _ := f.policies(pl, st)
+			for n := range retry.Tiers {
+				topic := RetryTopic(pl.Name, st.Name, n+1)
+				what := fmt.Sprintf("stage %s's retry tier %d topic", id, n+1)
+				if !check(st.Of("retry"), what, topic) {
+					break
+				}
+				owned[topic] = what
+			}
+			if st.Dedup != nil {
+				topic := DedupTopic(pl.Name, st.Name)
+				what := fmt.Sprintf("stage %s's dedup changelog", id)
+				check(st.Of("dedup"), what, topic)
+				owned[topic] = what
+			}
 		}
 	}
 }
