@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/millrace/millrace/filters"
+	"github.com/millrace/millrace/pipeline"
 	"github.com/millrace/millrace/router"
 )
 
@@ -20,22 +21,25 @@ const produceBatch = 500
 
 func newProduceCmd(g *globals) *cobra.Command {
 	var (
-		pipelineName, key, keyJQ string
-		headers                  []string
-		timeout                  time.Duration
+		pipelineName, priority, key, keyJQ string
+		headers                            []string
+		timeout                            time.Duration
 	)
 	cmd := &cobra.Command{
-		Use:   "produce --pipeline NAME",
+		Use:   "produce --pipeline NAME [--priority NAME]",
 		Short: "Send stdin lines as records to a pipeline's input topic",
 		Long: `Read one record per line from standard input and send each to the input topic
 of a pipeline (created first if it does not exist), with a new millrace-job id
-header. Blank lines are skipped. The
-key is --key for every record, or the result of the jq expression --key-jq on
-each line (a JSON document); without either, records have no key. Prints how
-many records were sent. A line whose key cannot be computed is reported with
-its line number and not sent; the exit code is then 1.`,
+header. Blank lines are skipped. With --priority, the records go to one of the
+pipeline's priority topics instead, named by its name or its topic (created
+first too). The key is --key for every record, or the result of the jq
+expression --key-jq on each line (a JSON document); without either, records
+have no key. Prints how many records were sent. A line whose key cannot be
+computed is reported with its line number and not sent; the exit code is
+then 1.`,
 		Example: `  echo '{"order_id":"o-1","qty":2,"price":9.5}' | millrace produce --pipeline orders
   millrace produce --pipeline orders --key-jq .customer_id < orders.jsonl
+  millrace produce --pipeline orders --priority high < rush-orders.jsonl
   millrace produce --pipeline thumbnails --key img-7 -H source=upload < event.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -59,18 +63,22 @@ its line number and not sent; the exit code is then 1.`,
 			if err != nil {
 				return err
 			}
+			topic, err := produceTopic(pl, priority)
+			if err != nil {
+				return err
+			}
 			cfg := router.NewSaramaConfig(plan.ClientID)
 			client, err := router.ConnectTimeout(cmd.Context(), g.clientBrokers(plan), cfg, timeout)
 			if err != nil {
 				return err
 			}
 			defer client.Close()
-			// The pipeline may not have run yet: create its input topic as run would.
+			// The pipeline may not have run yet: create the topic as run would.
 			log, err := g.logger()
 			if err != nil {
 				return err
 			}
-			if err := router.EnsureTopics(client, []router.Topic{{Name: pl.Input, Partitions: pl.Partitions}},
+			if err := router.EnsureTopics(client, []router.Topic{{Name: topic, Partitions: pl.Partitions}},
 				plan.ReplicationFactor, log); err != nil {
 				return err
 			}
@@ -79,11 +87,11 @@ its line number and not sent; the exit code is then 1.`,
 				return fmt.Errorf("open producer: %w", err)
 			}
 			defer producer.Close()
-			p := &producing{topic: pl.Input, producer: producer, keyOf: keyOf, headers: hdrs, g: g}
+			p := &producing{topic: topic, producer: producer, keyOf: keyOf, headers: hdrs, g: g}
 			if err := p.run(); err != nil {
 				return err
 			}
-			fmt.Fprintf(g.stdout, "sent %d %s to %s\n", p.sent, plural(p.sent, "record"), pl.Input)
+			fmt.Fprintf(g.stdout, "sent %d %s to %s\n", p.sent, plural(p.sent, "record"), topic)
 			if p.failed > 0 {
 				fmt.Fprintf(g.stderr, "%d lines were not sent\n", p.failed)
 				return exitError{1}
@@ -92,12 +100,31 @@ its line number and not sent; the exit code is then 1.`,
 		},
 	}
 	cmd.Flags().StringVar(&pipelineName, "pipeline", "", "pipeline whose input topic receives the records (required)")
+	cmd.Flags().StringVar(&priority, "priority", "",
+		"send to this priority topic of the pipeline, by its name or topic (default: the input topic)")
 	cmd.Flags().StringVar(&key, "key", "", "record key for every record")
 	cmd.Flags().StringVar(&keyJQ, "key-jq", "", "jq expression computing each record's key from the line's JSON")
 	cmd.Flags().StringArrayVarP(&headers, "header", "H", nil, "record header name=value (repeatable)")
 	cmd.Flags().DurationVar(&timeout, "connect-timeout", 10*time.Second, "how long to wait for the brokers")
 	_ = cmd.MarkFlagRequired("pipeline")
 	return cmd
+}
+
+// produceTopic is the topic produce sends to: the pipeline's input, or the
+// priority topic called priority (by name or topic).
+func produceTopic(pl *pipeline.PipelinePlan, priority string) (string, error) {
+	if priority == "" {
+		return pl.Input, nil
+	}
+	var names []string
+	for _, wt := range pl.Priority {
+		if wt.Name == priority || wt.Topic == priority {
+			return wt.Topic, nil
+		}
+		names = append(names, wt.Name)
+	}
+	return "", usageError{fmt.Sprintf("--priority %q: pipeline %q has no such priority topic (names: %s)",
+		priority, pl.Name, strings.Join(names, ", "))}
 }
 
 type producing struct {
