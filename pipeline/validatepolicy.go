@@ -148,6 +148,14 @@ func (pl *Pipeline) validatePriority(p *problems, where string) {
 		}
 		names[name] = at
 	}
+	// `produce --priority` takes a name or a topic: a name may not be
+	// another entry's topic.
+	for i, pt := range pl.Priority {
+		if prev, ok := topics[pt.Name]; ok && pt.Set("name") && pt.Name != pt.Topic {
+			p.add(pt.Of("name"), "%s priority entry %d: name %q is the topic of another entry (line %d): pick another name",
+				where, i+1, pt.Name, prev.Line)
+		}
+	}
 }
 
 // checkDuration reports d outside lo..hi; loNote follows lo in the message.
