@@ -22,4 +22,16 @@ const (
 	// quarantined record's first and last failure.
 	HeaderFirstFailure = "millrace-first-failure"
 	HeaderLastFailure  = "millrace-last-failure"
+	// HeaderStack is a short stack summary of a filter that panicked.
+	HeaderStack = "millrace-stack"
+	// HeaderRetryAt is the RFC 3339 time a record in a retry tier is due.
+	HeaderRetryAt = "millrace-retry-at"
 )
+
+// failureHeaders are the headers that describe a failure; they stay with
+// a record in retry tiers and quarantine, never on a stage's outputs.
+var failureHeaders = []string{HeaderError, HeaderOrigin, HeaderFirstFailure, HeaderLastFailure, HeaderStack, HeaderRetryAt}
+
+// FailureHeaders returns the names of the headers that describe a failure
+// (error, origin, failure times, stack, retry time).
+func FailureHeaders() []string { return append([]string(nil), failureHeaders...) }

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 
+	"github.com/millrace/millrace/filters"
 	"github.com/millrace/millrace/pipeline"
 )
 
@@ -123,7 +125,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		}
 	}()
 	for _, sp := range e.cfg.Stages {
-		s, err := e.addStage(r, sharedPublisher{pub}, sp)
+		s, err := e.addStage(r, client, sharedPublisher{pub}, sp)
 		if err != nil {
 			return err
 		}
@@ -147,23 +149,32 @@ func (e *Engine) Run(ctx context.Context) error {
 	return nil
 }
 
-func (e *Engine) addStage(r *message.Router, pub message.Publisher, sp pipeline.StagePlan) (*stage, error) {
+func (e *Engine) addStage(r *message.Router, client sarama.Client, pub message.Publisher, sp pipeline.StagePlan) (*stage, error) {
 	s, err := newStage(sp, pub, e.cfg.Logger)
 	if err != nil {
 		return nil, err
 	}
+	if sp.Dedup != nil {
+		return nil, errors.New("dedup: TODO(wire newDedupStore)")
+	}
 	sub, err := NewSubscriber(SubscriberConfig{
 		Brokers: e.cfg.Brokers, Group: sp.Group, Sarama: e.cfg.Sarama,
 		DrainTimeout: e.cfg.StopTimeout, MaxInFlight: sp.MaxInFlight, Logger: s.log, SettleFromContext: true,
+		Unordered: sp.Ordering == pipeline.OrderNone,
+		DueHeader: filters.HeaderRetryAt, DueTopics: sp.RetryTopics,
+		OnAssign: func(ctx context.Context, sess sarama.ConsumerGroupSession) error {
+			return s.assigned(ctx, client, sess)
+		},
+		OnRevoke: s.revoked,
 	})
 	if err != nil {
 		return nil, err
 	}
-	h := r.AddConsumerHandler(sp.ID(), sp.Input, sub, func(m *message.Message) error {
+	h := r.AddConsumerHandler(sp.ID(), strings.Join(s.topics(), ","), sub, func(m *message.Message) error {
 		_, err := s.handle(m)
 		return err
 	})
-	addMiddleware(h, s, pub)
+	addMiddleware(h, s)
 	return s, nil
 }
 
@@ -176,21 +187,18 @@ func (e *Engine) topics() []Topic {
 }
 
 // addMiddleware installs a stage's middleware, outermost first, in the order
-// of DESIGN.md: quarantine, then (with issue 5: retry, dedup, timeout) the
-// recoverer next to the filter, so that a panic is an ordinary failure.
+// of DESIGN.md: settle, the recoverer (for middleware bugs; filter panics
+// are caught next to the filter), quarantine (poison wraps retry), retry,
+// dedup; the stage handler applies the timeout and recovers the filter's
+// panics.
 //
 // The stage handler publishes its outputs itself (see stage.handle), so
 // that the outermost middleware, settle, sees the record's final outcome
 // and reports it to the subscriber's window directly.
-func addMiddleware(h *message.Handler, s *stage, pub message.Publisher) {
-	h.AddMiddleware(settle, quarantine(pub, s.plan.Quarantine, s.plan.Name, s.log), middleware.Recoverer)
-}
-
-// settle reports each record's outcome to the subscriber (see Settle).
-func settle(h message.HandlerFunc) message.HandlerFunc {
-	return func(msg *message.Message) ([]*message.Message, error) {
-		out, err := h(msg)
-		Settle(msg.Context(), err == nil)
-		return out, err
+func addMiddleware(h *message.Handler, s *stage) {
+	mw := []message.HandlerMiddleware{settle, middleware.Recoverer, s.quarantine, s.retry}
+	if s.dedup != nil {
+		mw = append(mw, s.dedupe)
 	}
+	h.AddMiddleware(mw...)
 }

@@ -29,9 +29,12 @@ func NewSaramaConfig(clientID string) *sarama.Config {
 	c.Consumer.Offsets.Initial = sarama.OffsetOldest
 	c.Consumer.Offsets.AutoCommit.Enable = true
 	c.Consumer.Offsets.AutoCommit.Interval = time.Second
-	// Round robin is stateless; sarama's sticky strategy keeps state and
-	// races when one config serves several consumer groups.
-	c.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyRoundRobin()}
+	// Range co-partitions: a member that owns partition p of a stage's
+	// input also owns partition p of its retry tiers (same partition
+	// counts), which parking records behind a retried key relies on. It is
+	// also stateless; sarama's sticky strategy keeps state and races when
+	// one config serves several consumer groups.
+	c.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyRange()}
 	c.Producer.RequiredAcks = sarama.WaitForAll
 	c.Producer.Return.Successes = true
 	c.Producer.Return.Errors = true

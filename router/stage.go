@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strconv"
 
+	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/uuid"
@@ -18,7 +21,11 @@ type stage struct {
 	plan   pipeline.StagePlan
 	pub    message.Publisher
 	filter filters.Filter
-	sem    chan struct{}
+	slots  *slots
+	lanes  map[string]int // input topic → lane of slots
+	tiers  map[string]int // retry tier topic → tier number (1-based)
+	parks  *parking       // nil unless ordering by key with retry tiers
+	dedup  dedupper       // nil unless the stage deduplicates
 	log    *slog.Logger
 }
 
@@ -30,7 +37,49 @@ func newStage(plan pipeline.StagePlan, pub message.Publisher, log *slog.Logger) 
 	if err != nil {
 		return nil, fmt.Errorf("stage %s: build filter %q: %w", plan.ID(), plan.Filter.Name, err)
 	}
-	return &stage{plan: plan, pub: pub, filter: f, sem: make(chan struct{}, plan.Concurrency), log: log}, nil
+	s := &stage{plan: plan, pub: pub, filter: f, log: log,
+		lanes: map[string]int{}, tiers: map[string]int{}}
+	var weights []int
+	top := 1
+	for _, in := range plan.Inputs {
+		s.lanes[in.Topic] = len(weights)
+		weights = append(weights, in.Weight)
+		top = max(top, in.Weight)
+	}
+	if len(weights) == 0 {
+		s.lanes[plan.Input] = 0
+		weights = append(weights, 1)
+	}
+	if len(weights) > 1 {
+		// Records due in a retry tier run as if from the heaviest input.
+		for i, t := range plan.RetryTopics {
+			s.tiers[t] = i + 1
+			s.lanes[t] = len(weights)
+			weights = append(weights, top)
+		}
+	} else {
+		for i, t := range plan.RetryTopics {
+			s.tiers[t] = i + 1
+		}
+	}
+	s.slots = newSlots(plan.Concurrency, weights)
+	if plan.Ordering != pipeline.OrderNone && len(plan.RetryTopics) > 0 {
+		s.parks = newParking()
+	}
+	return s, nil
+}
+
+// topics are what the stage's consumer group reads: its inputs, then its
+// retry tiers.
+func (s *stage) topics() []string {
+	var ts []string
+	for _, in := range s.plan.Inputs {
+		ts = append(ts, in.Topic)
+	}
+	if len(ts) == 0 {
+		ts = append(ts, s.plan.Input)
+	}
+	return append(ts, s.plan.RetryTopics...)
 }
 
 // handle is the stage's Watermill handler: record in, filter, records out
@@ -41,7 +90,7 @@ func (s *stage) handle(msg *message.Message) ([]*message.Message, error) {
 		return nil, err
 	}
 	if err := s.pub.Publish(s.plan.Output, outs...); err != nil {
-		return nil, fmt.Errorf("pipeline %q stage %q: %w", s.plan.Pipeline, s.plan.Name, err)
+		return nil, &transient{err: fmt.Errorf("pipeline %q stage %q: %w", s.plan.Pipeline, s.plan.Name, err)}
 	}
 	return nil, nil
 }
@@ -49,12 +98,11 @@ func (s *stage) handle(msg *message.Message) ([]*message.Message, error) {
 // process runs the filter on one record, at most Concurrency at once.
 func (s *stage) process(msg *message.Message) ([]*message.Message, error) {
 	ctx := msg.Context()
-	select {
-	case s.sem <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	r, _ := RecordFrom(ctx)
+	if err := s.slots.acquire(ctx, s.lanes[r.Topic]); err != nil {
+		return nil, err
 	}
-	defer func() { <-s.sem }()
+	defer s.slots.release()
 
 	in := toFilterMessage(msg)
 	job := in.Headers[filters.HeaderJob]
@@ -62,7 +110,9 @@ func (s *stage) process(msg *message.Message) ([]*message.Message, error) {
 		job = jobID(ctx)
 		in.Headers[filters.HeaderJob] = job
 	}
-	outs, err := s.filter.Process(ctx, in)
+	outs, err := s.withTimeout(ctx, func(ctx context.Context) ([]*filters.Message, error) {
+		return s.filter.Process(ctx, in)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("pipeline %q stage %q: %w", s.plan.Pipeline, s.plan.Name, err)
 	}
@@ -70,11 +120,12 @@ func (s *stage) process(msg *message.Message) ([]*message.Message, error) {
 		return nil, nil
 	}
 	res := make([]*message.Message, 0, len(outs))
+	attempt := strconv.Itoa(s.attempt(msg))
 	for _, o := range outs {
 		if o == nil {
 			continue
 		}
-		res = append(res, s.toWatermill(o, job))
+		res = append(res, s.toWatermill(o, job, attempt))
 	}
 	return res, nil
 }
@@ -90,14 +141,18 @@ func toFilterMessage(msg *message.Message) *filters.Message {
 	return &filters.Message{Key: key, Payload: msg.Payload, Headers: h}
 }
 
-func (s *stage) toWatermill(o *filters.Message, job string) *message.Message {
+func (s *stage) toWatermill(o *filters.Message, job, attempt string) *message.Message {
 	m := message.NewMessage(watermill.NewUUID(), o.Payload)
-	m.Metadata = make(message.Metadata, len(o.Headers)+3)
+	m.Metadata = make(message.Metadata, len(o.Headers)+4)
 	for k, v := range o.Headers {
 		m.Metadata[k] = v
 	}
+	for _, h := range failureHeaders {
+		delete(m.Metadata, h)
+	}
 	m.Metadata[filters.HeaderJob] = job
 	m.Metadata[filters.HeaderStage] = s.plan.Name
+	m.Metadata[filters.HeaderAttempt] = attempt
 	SetMessageKey(m, o.Key)
 	return m
 }
@@ -118,4 +173,65 @@ func (s *stage) close() {
 			s.log.Warn("closing filter", "err", err)
 		}
 	}
+}
+
+// failureHeaders never go on a stage's outputs.
+var failureHeaders = filters.FailureHeaders()
+
+// dedupper is the stage's view of its deduplication store (dedup.go).
+type dedupper interface {
+	restore(ctx context.Context, partitions []int32) error
+	release(partitions []int32)
+	seen(partition int32, key string) bool
+	record(partition int32, key string) error
+}
+
+// assigned prepares the partitions a session claims before their records
+// run: the keys parked in retry tiers and the dedup keys are restored.
+func (s *stage) assigned(ctx context.Context, client sarama.Client, sess sarama.ConsumerGroupSession) error {
+	ps := claimedPartitions(sess)
+	if s.parks != nil {
+		if err := s.parks.restore(ctx, client, s.plan.Group, s.plan.RetryTopics, ps); err != nil {
+			return err
+		}
+		n := 0
+		for _, p := range ps {
+			n += s.parks.parked(p)
+		}
+		if n > 0 {
+			s.log.Info("restored keys parked in retry tiers", "keys", n, "partitions", ps)
+		}
+	}
+	if s.dedup != nil {
+		if err := s.dedup.restore(ctx, ps); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// revoked forgets the partitions of a session that ended.
+func (s *stage) revoked(sess sarama.ConsumerGroupSession) {
+	ps := claimedPartitions(sess)
+	if s.parks != nil {
+		s.parks.release(ps)
+	}
+	if s.dedup != nil {
+		s.dedup.release(ps)
+	}
+}
+
+// claimedPartitions are the partition numbers a session claims, of any of
+// the stage's topics.
+func claimedPartitions(sess sarama.ConsumerGroupSession) []int32 {
+	var ps []int32
+	for _, parts := range sess.Claims() {
+		for _, p := range parts {
+			if !slices.Contains(ps, p) {
+				ps = append(ps, p)
+			}
+		}
+	}
+	slices.Sort(ps)
+	return ps
 }

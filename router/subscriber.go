@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,6 +34,18 @@ type SubscriberConfig struct {
 	// its Ack and Nack (which costs a goroutine per message). The engine
 	// uses it; plain Watermill users leave it false.
 	SettleFromContext bool
+	// Unordered hands out records of the same key concurrently too.
+	Unordered bool
+	// DueHeader names a header holding the RFC 3339 time before which a
+	// record of one of DueTopics must not be handed out (retry tiers). A
+	// record not due yet holds back the records behind it in its partition.
+	DueHeader string
+	DueTopics []string
+	// OnAssign is called when a session starts, with its claims, before any
+	// record is fetched; an error ends the session (it is retried).
+	OnAssign func(ctx context.Context, sess sarama.ConsumerGroupSession) error
+	// OnRevoke is called when a session ends, after its claims drained.
+	OnRevoke func(sess sarama.ConsumerGroupSession)
 	// InitializePartitions is the partition count SubscribeInitialize
 	// creates topics with. Default 8.
 	InitializePartitions int
@@ -107,7 +120,9 @@ func NewSubscriber(cfg SubscriberConfig) (*Subscriber, error) {
 }
 
 // Subscribe joins the consumer group for topic and returns the records as
-// messages. The channel is closed after Close, or when ctx ends.
+// messages. topic may list several topics, separated by commas, to read
+// them all in one group member. The channel is closed after Close, or when
+// ctx ends.
 func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
 	select {
 	case <-s.closing:
@@ -137,7 +152,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		defer close(out)
 		defer cancel()
 		h := &groupHandler{s: s, out: out, topic: topic, log: log, stop: runCtx.Done()}
-		s.consume(runCtx, group, topic, h, log)
+		s.consume(runCtx, group, strings.Split(topic, ","), h, log)
 		if err := group.Close(); err != nil {
 			log.Warn("closing consumer group", "err", err)
 		}
@@ -150,10 +165,10 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	return out, nil
 }
 
-func (s *Subscriber) consume(ctx context.Context, group sarama.ConsumerGroup, topic string, h *groupHandler, log *slog.Logger) {
+func (s *Subscriber) consume(ctx context.Context, group sarama.ConsumerGroup, topics []string, h *groupHandler, log *slog.Logger) {
 	backoff := 250 * time.Millisecond
 	for ctx.Err() == nil {
-		err := group.Consume(ctx, []string{topic}, h)
+		err := group.Consume(ctx, topics, h)
 		if err == nil || ctx.Err() != nil {
 			backoff = 250 * time.Millisecond
 			continue
@@ -177,7 +192,11 @@ func (s *Subscriber) SubscribeInitialize(topic string) error {
 		return fmt.Errorf("initialize topic %s: %w", topic, err)
 	}
 	defer client.Close()
-	return EnsureTopics(client, []Topic{{Name: topic, Partitions: s.cfg.InitializePartitions}}, -1, s.cfg.Logger)
+	var ts []Topic
+	for _, t := range strings.Split(topic, ",") {
+		ts = append(ts, Topic{Name: t, Partitions: s.cfg.InitializePartitions})
+	}
+	return EnsureTopics(client, ts, -1, s.cfg.Logger)
 }
 
 // Close stops every subscription gracefully; see [Subscriber].

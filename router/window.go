@@ -3,6 +3,7 @@ package router
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -18,11 +19,19 @@ type groupHandler struct {
 }
 
 func (h *groupHandler) Setup(sess sarama.ConsumerGroupSession) error {
-	h.log.Debug("partitions assigned", "claims", sess.Claims()[h.topic], "generation", sess.GenerationID())
+	h.log.Debug("partitions assigned", "claims", sess.Claims(), "generation", sess.GenerationID())
+	if h.s.cfg.OnAssign != nil {
+		return h.s.cfg.OnAssign(sess.Context(), sess)
+	}
 	return nil
 }
 
-func (h *groupHandler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
+func (h *groupHandler) Cleanup(sess sarama.ConsumerGroupSession) error {
+	if h.s.cfg.OnRevoke != nil {
+		h.s.cfg.OnRevoke(sess)
+	}
+	return nil
+}
 
 func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
 	w := &window{
@@ -31,6 +40,10 @@ func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 		results: make(chan result, h.s.cfg.MaxInFlight),
 		retries: make(chan *entry, h.s.cfg.MaxInFlight),
 		exit:    make(chan struct{}),
+		ordered: !h.s.cfg.Unordered,
+	}
+	if slices.Contains(h.s.cfg.DueTopics, claim.Topic()) {
+		w.dueHeader = h.s.cfg.DueHeader
 	}
 	w.run()
 	return nil
@@ -44,11 +57,24 @@ type entry struct {
 	keyed   bool
 	acked   bool
 	backoff time.Duration
+	due     time.Time // not before (records of delayed topics)
+	del     Delivery
+}
+
+// Delivery is what the subscriber knows of a record's hand-outs; the
+// handler reads it with DeliveryFrom.
+type Delivery struct {
+	// N counts hand-outs of this record in this window, from 1.
+	N int
+	// FirstFailure is when a handler first reported failing it (zero if
+	// none did); the handler sets it.
+	FirstFailure time.Time
 }
 
 type result struct {
 	e     *entry
 	acked bool
+	delay time.Duration // before handing a nacked record out again; 0: backoff
 }
 
 // window runs one claimed partition: it fetches records while fewer than
@@ -64,10 +90,16 @@ type window struct {
 	ready    []*entry            // to hand out, in order
 	inFlight int                 // handed out, not yet acked or nacked
 
-	results  chan result
-	retries  chan *entry
-	exit     chan struct{}
-	stopping bool
+	delayed []*entry // records not due yet, in offset order
+	timer   *time.Timer
+	due     <-chan time.Time
+
+	results   chan result
+	retries   chan *entry
+	exit      chan struct{}
+	stopping  bool
+	ordered   bool
+	dueHeader string
 }
 
 func (w *window) run() {
@@ -99,10 +131,13 @@ func (w *window) run() {
 			if r.acked {
 				w.ack(r.e)
 			} else {
-				w.nack(r.e)
+				w.nack(r.e, r.delay)
 			}
 		case e := <-w.retries:
-			w.ready = append(w.ready, e)
+			w.makeReady(e)
+		case <-w.due:
+			w.due = nil
+			w.releaseDue()
 		case <-stop:
 			stop, revoked = nil, nil
 			w.stopping = true
@@ -129,11 +164,75 @@ func (w *window) add(rec *sarama.ConsumerMessage) {
 		w.h.log.Error("cannot decode record, skipping it", "partition", rec.Partition, "offset", rec.Offset, "err", err)
 		return
 	}
-	e := &entry{rec: rec, msg: msg, keyed: rec.Key != nil, backoff: w.h.s.cfg.NackBackoff}
+	e := &entry{rec: rec, msg: msg, keyed: w.ordered && rec.Key != nil, backoff: w.h.s.cfg.NackBackoff}
 	w.setContext(e)
 	w.entries = append(w.entries, e)
+	if name := w.dueHeader; name != "" {
+		e.due = dueTime(rec, name)
+		if len(w.delayed) > 0 || time.Until(e.due) > 0 {
+			w.delayed = append(w.delayed, e)
+			if len(w.delayed) == 1 {
+				w.armDue()
+			}
+			return
+		}
+	}
+	w.schedule(e)
+}
+
+// dueTime reads the time a delayed record is due from its header.
+func dueTime(rec *sarama.ConsumerMessage, name string) time.Time {
+	for _, h := range rec.Headers {
+		if string(h.Key) == name {
+			t, err := time.Parse(time.RFC3339Nano, string(h.Value))
+			if err == nil {
+				return t
+			}
+		}
+	}
+	return time.Time{}
+}
+
+// armDue sets the timer for the first delayed record.
+func (w *window) armDue() {
+	d := time.Until(w.delayed[0].due)
+	if w.timer == nil {
+		w.timer = time.NewTimer(d)
+	} else {
+		w.timer.Reset(d)
+	}
+	w.due = w.timer.C
+}
+
+// releaseDue schedules the delayed records that are due, in order; a record
+// not due yet holds back those behind it (they are due later, or were
+// delayed behind it on purpose).
+func (w *window) releaseDue() {
+	n := 0
+	for n < len(w.delayed) && time.Until(w.delayed[n].due) <= 0 {
+		w.schedule(w.delayed[n])
+		n++
+	}
+	clear(w.delayed[:n])
+	w.delayed = w.delayed[n:]
+	if len(w.delayed) > 0 {
+		w.armDue()
+	}
+}
+
+// makeReady queues e to be handed out, counting the hand-out now: once it
+// is sent, the handler may read the count at once.
+func (w *window) makeReady(e *entry) {
+	e.del.N++
+	w.ready = append(w.ready, e)
+}
+
+// schedule makes a record ready to hand out, or queues it behind the
+// record of its key in flight.
+func (w *window) schedule(e *entry) {
+	rec := e.rec
 	if !e.keyed {
-		w.ready = append(w.ready, e)
+		w.makeReady(e)
 		return
 	}
 	key := string(rec.Key)
@@ -142,14 +241,17 @@ func (w *window) add(rec *sarama.ConsumerMessage) {
 		return
 	}
 	w.waiting[key] = nil
-	w.ready = append(w.ready, e)
+	w.makeReady(e)
 }
 
 func (w *window) setContext(e *entry) {
 	ctx, cancel := context.WithCancel(withRecord(context.Background(), Record{
 		Topic: e.rec.Topic, Partition: e.rec.Partition, Offset: e.rec.Offset, Timestamp: e.rec.Timestamp}))
 	if w.h.s.cfg.SettleFromContext {
-		ctx = context.WithValue(ctx, settleKey{}, settler(func(acked bool) { w.report(result{e: e, acked: acked}) }))
+		ctx = context.WithValue(ctx, settleKey{}, settler(func(acked bool, delay time.Duration) {
+			w.report(result{e: e, acked: acked, delay: delay})
+		}))
+		ctx = context.WithValue(ctx, deliveryKey{}, &e.del)
 	}
 	e.msg.SetContext(ctx)
 	e.cancel = cancel
@@ -164,7 +266,7 @@ func (w *window) report(r result) {
 
 type settleKey struct{}
 
-type settler func(acked bool)
+type settler func(acked bool, delay time.Duration)
 
 // Settle reports the outcome of a message handed out by a Subscriber with
 // SettleFromContext: acked true finishes it, false hands it out again after
@@ -173,9 +275,29 @@ type settler func(acked bool)
 func Settle(ctx context.Context, acked bool) bool {
 	f, ok := ctx.Value(settleKey{}).(settler)
 	if ok {
-		f(acked)
+		f(acked, 0)
 	}
 	return ok
+}
+
+// SettleRetry is Settle(ctx, false) with the wait before the message is
+// handed out again chosen by the caller.
+func SettleRetry(ctx context.Context, after time.Duration) bool {
+	f, ok := ctx.Value(settleKey{}).(settler)
+	if ok {
+		f(false, max(after, time.Nanosecond))
+	}
+	return ok
+}
+
+type deliveryKey struct{}
+
+// DeliveryFrom returns the delivery state of the message whose context ctx
+// is (a Subscriber with SettleFromContext); the handler may set
+// FirstFailure, and must not keep the pointer past settling.
+func DeliveryFrom(ctx context.Context) (*Delivery, bool) {
+	d, ok := ctx.Value(deliveryKey{}).(*Delivery)
+	return d, ok
 }
 
 // dispatched watches a handed-out message for its ack or nack, unless its
@@ -224,20 +346,22 @@ func (w *window) ack(e *entry) {
 		return
 	}
 	w.waiting[key] = q[1:]
-	w.ready = append(w.ready, q[0])
+	w.makeReady(q[0])
 }
 
 // nack hands the record out again after its backoff; its key stays busy,
 // so later records of the key wait behind it.
-func (w *window) nack(e *entry) {
+func (w *window) nack(e *entry, delay time.Duration) {
 	if w.stopping {
 		return
 	}
 	e.cancel()
 	e.msg = e.msg.Copy()
 	w.setContext(e)
-	delay := e.backoff
-	e.backoff = min(2*e.backoff, w.h.s.cfg.NackBackoffMax)
+	if delay <= 0 {
+		delay = e.backoff
+		e.backoff = min(2*e.backoff, w.h.s.cfg.NackBackoffMax)
+	}
 	time.AfterFunc(delay, func() {
 		select {
 		case w.retries <- e:
@@ -250,6 +374,9 @@ func (w *window) nack(e *entry) {
 // running see their message context cancelled.
 func (w *window) abandon() {
 	close(w.exit)
+	if w.timer != nil {
+		w.timer.Stop()
+	}
 	for _, e := range w.entries {
 		if e.cancel != nil {
 			e.cancel()

@@ -105,6 +105,9 @@ func (b Backend) ReadAll(t testing.TB, topic string) []Record {
 }
 
 func (b Backend) readUntil(topic string, timeout time.Duration, done func(int) bool) ([]Record, error) {
+	if done(0) {
+		return nil, nil
+	}
 	c, err := router.ConnectTimeout(context.Background(), b.Brokers, router.NewSaramaConfig("testkit"), 30*time.Second)
 	if err != nil {
 		return nil, err

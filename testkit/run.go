@@ -44,7 +44,8 @@ type Running struct {
 type RunOptions struct {
 	// Stages to run, as pipeline/stage ids; empty runs all.
 	Stages []string
-	// Logger; nil logs to the test log at warn level.
+	// Logger; nil logs to the test log at warn level, or at the level
+	// $MILLRACE_TEST_LOG names (debug, info, warn, error).
 	Logger *slog.Logger
 }
 
@@ -58,7 +59,9 @@ func Run(t testing.TB, b Backend, plan *pipeline.Plan, opts RunOptions) *Running
 	}
 	log := opts.Logger
 	if log == nil {
-		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		level := slog.LevelWarn
+		_ = level.UnmarshalText([]byte(os.Getenv("MILLRACE_TEST_LOG")))
+		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: level}))
 	}
 	cfg := router.NewSaramaConfig("testkit")
 	eng, err := router.NewEngine(router.EngineConfig{Plan: plan, Stages: stages, Brokers: b.Brokers,
