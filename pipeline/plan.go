@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -200,7 +201,7 @@ func (p *Plan) Topics() []Topic {
 			}
 			if s.Dedup != nil {
 				add(s.Dedup.Changelog, pp.Partitions)
-				configs[s.Dedup.Changelog] = map[string]string{"cleanup.policy": "compact"}
+				configs[s.Dedup.Changelog] = ChangelogConfig(s.Dedup.Window)
 			}
 		}
 	}
@@ -210,4 +211,17 @@ func (p *Plan) Topics() []Topic {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
+}
+
+// ChangelogConfig is the topic config of a dedup changelog: compacted (one
+// record per key) and, so that keys of a window long past do not pile up,
+// records older than twice the window are deleted, in segments of at most
+// one window.
+func ChangelogConfig(window time.Duration) map[string]string {
+	ms := func(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
+	return map[string]string{
+		"cleanup.policy": "compact,delete",
+		"retention.ms":   ms(2 * window),
+		"segment.ms":     ms(max(window, time.Hour)),
+	}
 }

@@ -159,10 +159,10 @@ func TestPlan_topics_include_priority_retry_and_compacted_dedup_topics(t *testin
 	}
 	want := []string{
 		"bare.in/3", "bare.quarantine/3",
-		"orders/4", "orders.confirm/4", "orders.confirm.dedup/4map[cleanup.policy:compact]",
+		"orders/4", "orders.confirm/4", "orders.confirm.dedup/4map[cleanup.policy:compact,delete retention.ms:172800000 segment.ms:86400000]",
 		"orders.confirm.retry.1/4", "orders.confirm.retry.2/4", "orders.confirm.retry.3/4",
 		"orders.done/4", "orders.high/4", "orders.low/4", "orders.mid/4",
-		"orders.price.dedup/4map[cleanup.policy:compact]", "orders.price.retry.1/4",
+		"orders.price.dedup/4map[cleanup.policy:compact,delete retention.ms:172800000 segment.ms:86400000]", "orders.price.retry.1/4",
 		"orders.quarantine/4", "orders.ship/4",
 		"plain.in/3", "plain.quarantine/3",
 	}

@@ -155,7 +155,7 @@ func (e *Engine) addStage(r *message.Router, client sarama.Client, pub message.P
 		return nil, err
 	}
 	if sp.Dedup != nil {
-		return nil, errors.New("dedup: TODO(wire newDedupStore)")
+		s.dedup = newDedupStore(*sp.Dedup, client, pub, s.log)
 	}
 	sub, err := NewSubscriber(SubscriberConfig{
 		Brokers: e.cfg.Brokers, Group: sp.Group, Sarama: e.cfg.Sarama,

@@ -405,3 +405,43 @@ pipelines:
 		}
 	})
 }
+
+func TestDedup_an_idempotency_key_is_processed_once_also_across_a_restart(t *testing.T) {
+	testkit.ForEachBackend(t, func(t *testing.T, b testkit.Backend) {
+		name := "dedup-" + testkit.Unique()
+		plan := testkit.LoadYAML(t, flakyPlan(t, name, "dedup: {key: .seq, window: 1h}"))
+		rec := func(seq int) testkit.Record {
+			return testkit.Record{Key: []byte("k"), Value: fmt.Appendf(nil, `{"k":"k","seq":%d}`, seq)}
+		}
+		r := testkit.Run(t, b, plan, testkit.RunOptions{})
+		b.Produce(t, name+".in", []testkit.Record{rec(1), rec(2), rec(1), rec(3), rec(2)})
+		testkit.Eventually(t, time.Minute, func() bool {
+			return b.GroupLag(t, "millrace."+name+".flaky", name+".in") == 0
+		}, "stage did not commit its input")
+		if got := seqsOf(t, b.ReadAll(t, name+".out")); !slices.Equal(got, []int{1, 2, 3}) {
+			t.Fatalf("output seqs %v, want [1 2 3]: duplicates must be skipped", got)
+		}
+		if err := r.Stop(); err != nil {
+			t.Fatal(err)
+		}
+
+		// A new engine (a restarted stage) restores the keys from Kafka.
+		testkit.Run(t, b, plan, testkit.RunOptions{})
+		b.Produce(t, name+".in", []testkit.Record{rec(2), rec(4), rec(1)})
+		testkit.Eventually(t, time.Minute, func() bool {
+			return b.GroupLag(t, "millrace."+name+".flaky", name+".in") == 0
+		}, "restarted stage did not commit its input")
+		if got := seqsOf(t, b.ReadAll(t, name+".out")); !slices.Equal(got, []int{1, 2, 3, 4}) {
+			t.Fatalf("output seqs after restart %v, want [1 2 3 4]", got)
+		}
+	})
+}
+
+func seqsOf(t *testing.T, recs []testkit.Record) []int {
+	t.Helper()
+	var out []int
+	for _, j := range decode(t, recs) {
+		out = append(out, j.Seq)
+	}
+	return out
+}
