@@ -151,7 +151,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		defer s.wg.Done()
 		defer close(out)
 		defer cancel()
-		h := &groupHandler{s: s, out: out, topic: topic, log: log, stop: runCtx.Done()}
+		h := &groupHandler{s: s, out: out, log: log, stop: runCtx.Done()}
 		s.consume(runCtx, group, strings.Split(topic, ","), h, log)
 		if err := group.Close(); err != nil {
 			log.Warn("closing consumer group", "err", err)

@@ -13,7 +13,6 @@ import (
 type groupHandler struct {
 	s     *Subscriber
 	out   chan<- *message.Message
-	topic string
 	log   *slog.Logger
 	stop  <-chan struct{}
 }

@@ -283,8 +283,9 @@ func TestRetry_ordering_none_lets_later_records_of_a_key_pass_a_retried_one(t *t
 	testkit.Run(t, b, plan, testkit.RunOptions{})
 	b.Produce(t, name+".in", jobs(3, func(int) string { return "k" }, func(i int) int { return []int{1, 0, 0}[i] }))
 	js := decode(t, b.Read(t, name+".out", 3, time.Minute))
-	if js[0].Seq != 1 || js[1].Seq != 2 || js[2].Seq != 0 {
-		t.Fatalf("output seqs %d %d %d; want 1 2 0 (the retried record passed)", js[0].Seq, js[1].Seq, js[2].Seq)
+	// 1 and 2 run concurrently, so either may come first; 0 comes last.
+	if js[0].Seq+js[1].Seq != 3 || js[2].Seq != 0 {
+		t.Fatalf("output seqs %d %d %d; want 1 and 2, then 0 (the retried record passed)", js[0].Seq, js[1].Seq, js[2].Seq)
 	}
 }
 
