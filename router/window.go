@@ -11,10 +11,10 @@ import (
 )
 
 type groupHandler struct {
-	s     *Subscriber
-	out   chan<- *message.Message
-	log   *slog.Logger
-	stop  <-chan struct{}
+	s    *Subscriber
+	out  chan<- *message.Message
+	log  *slog.Logger
+	stop <-chan struct{}
 }
 
 func (h *groupHandler) Setup(sess sarama.ConsumerGroupSession) error {
