@@ -14,7 +14,6 @@ import (
 	"unsafe"
 
 	"github.com/IBM/sarama"
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/millrace/millrace/pipeline"
@@ -204,7 +203,7 @@ func (d *dedupStore) seen(partition int32, key string) bool {
 // a partition that is not held is only written to the changelog.
 func (d *dedupStore) record(partition int32, key string) error {
 	at := time.Now().UTC().Truncate(time.Millisecond)
-	msg := message.NewMessage(watermill.NewUUID(), []byte(at.Format(dedupTimeLayout)))
+	msg := message.NewMessage(newMessageID(), []byte(at.Format(dedupTimeLayout)))
 	SetMessageKey(msg, []byte(key))
 	SetMessagePartition(msg, partition)
 	if err := d.pub.Publish(d.plan.Changelog, msg); err != nil {

@@ -168,6 +168,7 @@ func (e *Engine) addStage(r *message.Router, client sarama.Client, pub message.P
 		OnRevoke: s.revoked,
 	})
 	if err != nil {
+		s.close()
 		return nil, err
 	}
 	h := r.AddConsumerHandler(sp.ID(), strings.Join(s.topics(), ","), sub, func(m *message.Message) error {

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/millrace/millrace/filters"
@@ -46,8 +45,12 @@ type transient struct{ err error }
 func (e *transient) Error() string { return e.err.Error() }
 func (e *transient) Unwrap() error { return e.err }
 
-// stopping reports whether msg was abandoned because the process stops.
-func stopping(msg *message.Message) bool { return msg.Context().Err() != nil }
+// stopping reports whether msg was abandoned because the process stops
+// (its context was cancelled, and not by the stage's timeout).
+func stopping(msg *message.Message) bool {
+	ctx := msg.Context()
+	return ctx.Err() != nil && !timedOut(ctx)
+}
 
 // settle reports each record's outcome to the subscriber (see Settle).
 func settle(h message.HandlerFunc) message.HandlerFunc {
@@ -114,7 +117,7 @@ func (s *stage) quarantine(h message.HandlerFunc) message.HandlerFunc {
 // failed is msg as it goes to a retry tier or quarantine: same key,
 // payload and headers, plus the failure's headers.
 func (s *stage) failed(msg *message.Message, err error) *message.Message {
-	q := message.NewMessage(watermill.NewUUID(), msg.Payload)
+	q := message.NewMessage(newMessageID(), msg.Payload)
 	q.Metadata = make(message.Metadata, len(msg.Metadata)+8)
 	for k, v := range msg.Metadata {
 		q.Metadata[k] = v
@@ -233,7 +236,7 @@ func (s *stage) toTier(msg *message.Message, n int, cause error) error {
 		due = due.Add(s.plan.Retry.Tiers[n-1])
 	} else {
 		m = msg.Copy()
-		m.UUID = watermill.NewUUID()
+		m.UUID = newMessageID()
 		if s.tierOf(msg) == 0 {
 			m.Metadata[filters.HeaderAttempt] = "0"
 			if r, ok := RecordFrom(msg.Context()); ok {
@@ -301,51 +304,23 @@ type panicError struct {
 
 func (e *panicError) Error() string { return fmt.Sprintf("panic: %v", e.value) }
 
-// withTimeout runs f with ctx bounded by the stage's timeout; past it the
-// call fails (retryably) even if f ignores ctx.
+// withTimeout runs f, watched by the stage's watchdog: past the timeout
+// the record's context is cancelled and the call fails (retryably).
 func (s *stage) withTimeout(ctx context.Context, f func(context.Context) ([]*filters.Message, error)) ([]*filters.Message, error) {
-	if s.plan.Timeout <= 0 {
+	d, ok := DeliveryFrom(ctx)
+	if s.watch == nil || !ok {
 		return callFilter(ctx, f)
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.plan.Timeout)
-	defer cancel()
-	type res struct {
-		outs []*filters.Message
-		err  error
+	s.watch.watch(d)
+	outs, err := callFilter(ctx, f)
+	s.watch.done(d)
+	if timedOut(ctx) {
+		if err == nil || errors.Is(err, context.Canceled) {
+			return nil, fmt.Errorf("filter call timed out after %s", s.plan.Timeout)
+		}
+		return nil, fmt.Errorf("filter call timed out after %s: %w", s.plan.Timeout, err)
 	}
-	done := make(chan res, 1)
-	go func() {
-		outs, err := callFilter(ctx, f)
-		done <- res{outs, err}
-	}()
-	select {
-	case r := <-done:
-		return r.outs, s.timedOut(ctx, r.err)
-	case <-ctx.Done():
-	}
-	if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return nil, ctx.Err() // the process is stopping
-	}
-	select {
-	case r := <-done:
-		return nil, s.timedOut(ctx, r.err)
-	case <-time.After(timeoutGrace):
-		s.log.Warn("filter call timed out and ignores cancellation; leaving it running", "timeout", s.plan.Timeout)
-		return nil, s.timedOut(ctx, nil)
-	}
-}
-
-// timeoutGrace is how long a filter past its timeout gets to return.
-const timeoutGrace = 100 * time.Millisecond
-
-func (s *stage) timedOut(ctx context.Context, err error) error {
-	if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return err
-	}
-	if err == nil {
-		return fmt.Errorf("filter call timed out after %s", s.plan.Timeout)
-	}
-	return fmt.Errorf("filter call timed out after %s: %w", s.plan.Timeout, err)
+	return outs, err
 }
 
 // callFilter runs f, turning a panic into a *panicError with a short

@@ -8,7 +8,6 @@ import (
 	"strconv"
 
 	"github.com/IBM/sarama"
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/uuid"
 
@@ -26,6 +25,7 @@ type stage struct {
 	tiers  map[string]int // retry tier topic → tier number (1-based)
 	parks  *parking       // nil unless ordering by key with retry tiers
 	dedup  dedupper       // nil unless the stage deduplicates
+	watch  *watchdog      // nil without a timeout
 	log    *slog.Logger
 }
 
@@ -63,6 +63,9 @@ func newStage(plan pipeline.StagePlan, pub message.Publisher, log *slog.Logger) 
 		}
 	}
 	s.slots = newSlots(plan.Concurrency, weights)
+	if plan.Timeout > 0 {
+		s.watch = newWatchdog(plan.Timeout, log)
+	}
 	if plan.Ordering != pipeline.OrderNone && len(plan.RetryTopics) > 0 {
 		s.parks = newParking()
 	}
@@ -142,7 +145,7 @@ func toFilterMessage(msg *message.Message) *filters.Message {
 }
 
 func (s *stage) toWatermill(o *filters.Message, job, attempt string) *message.Message {
-	m := message.NewMessage(watermill.NewUUID(), o.Payload)
+	m := message.NewMessage(newMessageID(), o.Payload)
 	m.Metadata = make(message.Metadata, len(o.Headers)+4)
 	for k, v := range o.Headers {
 		m.Metadata[k] = v
@@ -168,6 +171,9 @@ func jobID(ctx context.Context) string {
 }
 
 func (s *stage) close() {
+	if s.watch != nil {
+		s.watch.close()
+	}
 	if c, ok := s.filter.(filters.Closer); ok {
 		if err := c.Close(); err != nil {
 			s.log.Warn("closing filter", "err", err)

@@ -68,6 +68,18 @@ type Delivery struct {
 	// FirstFailure is when a handler first reported failing it (zero if
 	// none did); the handler sets it.
 	FirstFailure time.Time
+
+	cancel          context.CancelCauseFunc // of the current hand-out's context
+	start           time.Time               // of the filter call being watched
+	expired, warned bool                    // by the watchdog
+	prev, next      *Delivery               // in the watchdog's list
+}
+
+// Cancel cancels the context of the current hand-out with cause.
+func (d *Delivery) Cancel(cause error) {
+	if d.cancel != nil {
+		d.cancel(cause)
+	}
 }
 
 type result struct {
@@ -244,7 +256,7 @@ func (w *window) schedule(e *entry) {
 }
 
 func (w *window) setContext(e *entry) {
-	ctx, cancel := context.WithCancel(withRecord(context.Background(), Record{
+	ctx, cancel := context.WithCancelCause(withRecord(context.Background(), Record{
 		Topic: e.rec.Topic, Partition: e.rec.Partition, Offset: e.rec.Offset, Timestamp: e.rec.Timestamp}))
 	if w.h.s.cfg.SettleFromContext {
 		ctx = context.WithValue(ctx, settleKey{}, settler(func(acked bool, delay time.Duration) {
@@ -253,7 +265,8 @@ func (w *window) setContext(e *entry) {
 		ctx = context.WithValue(ctx, deliveryKey{}, &e.del)
 	}
 	e.msg.SetContext(ctx)
-	e.cancel = cancel
+	e.cancel = func() { cancel(nil) }
+	e.del.cancel = cancel
 }
 
 func (w *window) report(r result) {

@@ -1,0 +1,99 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// errTimedOut is the cause a record's context is cancelled with when its
+// filter call outlives the stage's timeout.
+var errTimedOut = errors.New("filter call timed out")
+
+// watchdog enforces a stage's timeout on filter calls without a timer or
+// goroutine per call: calls are listed in start order (one timeout for
+// all, so the oldest is first), and one goroutine per stage cancels the
+// record's context, with cause errTimedOut, of calls past the timeout. A
+// filter that ignores its context is waited for, and logged.
+type watchdog struct {
+	timeout time.Duration
+	log     *slog.Logger
+
+	mu         sync.Mutex
+	head, tail *Delivery
+	stop       chan struct{}
+	once       sync.Once
+}
+
+func newWatchdog(timeout time.Duration, log *slog.Logger) *watchdog {
+	w := &watchdog{timeout: timeout, log: log, stop: make(chan struct{})}
+	go w.run(min(max(timeout/8, time.Millisecond), time.Second))
+	return w
+}
+
+func (w *watchdog) watch(d *Delivery) {
+	d.start, d.expired, d.warned = time.Now(), false, false
+	w.mu.Lock()
+	d.prev, d.next = w.tail, nil
+	if w.tail != nil {
+		w.tail.next = d
+	} else {
+		w.head = d
+	}
+	w.tail = d
+	w.mu.Unlock()
+}
+
+func (w *watchdog) done(d *Delivery) {
+	w.mu.Lock()
+	if d.prev != nil {
+		d.prev.next = d.next
+	} else if w.head == d {
+		w.head = d.next
+	}
+	if d.next != nil {
+		d.next.prev = d.prev
+	} else if w.tail == d {
+		w.tail = d.prev
+	}
+	d.prev, d.next = nil, nil
+	w.mu.Unlock()
+}
+
+func (w *watchdog) run(tick time.Duration) {
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-w.stop:
+			return
+		case now := <-t.C:
+			w.expire(now)
+		}
+	}
+}
+
+// expire cancels the calls past the timeout; they stay listed until they
+// return, and one running twice the timeout is logged.
+func (w *watchdog) expire(now time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for d := w.head; d != nil && now.Sub(d.start) >= w.timeout; d = d.next {
+		switch running := now.Sub(d.start); {
+		case !d.expired:
+			d.expired = true
+			d.Cancel(errTimedOut)
+		case running >= 2*w.timeout && !d.warned:
+			d.warned = true
+			w.log.Warn("filter call ignores its cancelled context; waiting for it", "timeout", w.timeout,
+				"running_for", running.Round(time.Millisecond))
+		}
+	}
+}
+
+func (w *watchdog) close() { w.once.Do(func() { close(w.stop) }) }
+
+// timedOut reports whether ctx was cancelled by the watchdog.
+func timedOut(ctx context.Context) bool { return errors.Is(context.Cause(ctx), errTimedOut) }
