@@ -1,0 +1,270 @@
+package main_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/millrace/millrace/router"
+	"github.com/millrace/millrace/testkit"
+	"github.com/millrace/millrace/testkit/realkafka"
+)
+
+// produceTimed sends records {"seq":i} for i in [from, to) to topic, keyed
+// k<i%7>, record i stamped base + i seconds.
+func produceTimed(t *testing.T, b testkit.Backend, topic string, from, to int, base time.Time) {
+	t.Helper()
+	p, err := sarama.NewSyncProducer(b.Brokers, router.NewSaramaConfig("replay-test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	var msgs []*sarama.ProducerMessage
+	for i := from; i < to; i++ {
+		msgs = append(msgs, &sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder(fmt.Sprintf("k%d", i%7)),
+			Value: sarama.StringEncoder(fmt.Sprintf(`{"seq":%d}`, i)), Timestamp: base.Add(time.Duration(i) * time.Second),
+			Headers: []sarama.RecordHeader{{Key: []byte("x-seq"), Value: []byte(strconv.Itoa(i))}}})
+	}
+	if err := p.SendMessages(msgs); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// kafkaTool runs a Kafka CLI main class against real Kafka: on the broker
+// testkit started, or with the cached jars when $KAFKA_BROKERS names one.
+func kafkaTool(t *testing.T, mainClass string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if br := testkit.SharedRealKafka(); br != nil {
+		out, err := br.RunTool(ctx, mainClass, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(out)
+	}
+	libs, _, err := realkafka.Fetch(ctx, realkafka.Options{})
+	if err != nil {
+		t.Skipf("SKIPPING: no Kafka tools: %v", err)
+	}
+	cmd := exec.CommandContext(ctx, "java", append([]string{"-Xmx256m", "-cp", filepath.Join(libs, "*"), mainClass}, args...)...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %v: %v\n%s", mainClass, args, err, out)
+	}
+	return string(out)
+}
+
+// kafkaResetPlan runs Kafka's ConsumerGroupCommand --reset-offsets
+// --dry-run and returns its NEW-OFFSET per partition of topic.
+func kafkaResetPlan(t *testing.T, b testkit.Backend, group, topic string, args ...string) map[int32]int64 {
+	t.Helper()
+	argv := append([]string{"--bootstrap-server", strings.Join(b.Brokers, ","), "--group", group, "--topic", topic,
+		"--reset-offsets", "--dry-run"}, args...)
+	out := kafkaTool(t, "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand", argv...)
+	plan := map[int32]int64{}
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 4 && f[0] == group && f[1] == topic {
+			p, err1 := strconv.Atoi(f[2])
+			o, err2 := strconv.ParseInt(f[3], 10, 64)
+			if err1 != nil || err2 != nil {
+				t.Fatalf("cannot read Kafka's plan line %q", line)
+			}
+			plan[int32(p)] = o
+		}
+	}
+	if len(plan) == 0 {
+		t.Fatalf("Kafka's tool printed no plan for %v:\n%s", args, out)
+	}
+	return plan
+}
+
+type offsetsJSON struct {
+	Group      string `json:"group"`
+	Executed   bool   `json:"executed"`
+	Reprocess  int64  `json:"reprocess"`
+	Partitions []struct {
+		Topic     string `json:"topic"`
+		Partition int32  `json:"partition"`
+		Current   int64  `json:"current"`
+		Target    int64  `json:"target"`
+		Reprocess int64  `json:"reprocess"`
+	} `json:"partitions"`
+}
+
+func replayOffsets(t *testing.T, dir string, b testkit.Backend, args ...string) offsetsJSON {
+	t.Helper()
+	argv := append([]string{"replay", "offsets", "--brokers", strings.Join(b.Brokers, ","), "--json"}, args...)
+	out, stderr, code := cli(t, dir, "", argv...)
+	if code != 0 {
+		t.Fatalf("millrace %s: exit %d\n%s%s", strings.Join(argv, " "), code, out, stderr)
+	}
+	var r offsetsJSON
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("replay offsets --json printed %q: %v", out, err)
+	}
+	return r
+}
+
+func singleStagePipeline(name string, partitions int) string {
+	return fmt.Sprintf(`version: 1
+pipelines:
+  - name: %[1]s
+    input: %[1]s.in
+    output: %[1]s.out
+    partitions: %[2]d
+    stages:
+      - {name: tag, filter: jq, config: {program: '.tagged = true'}}
+`, name, partitions)
+}
+
+// TestReplayOffsets_plan_matches_kafka_consumer_groups_tool compares the
+// plan of `millrace replay offsets` with the one Kafka's own
+// ConsumerGroupCommand --reset-offsets --dry-run prints for the same group.
+func TestReplayOffsets_plan_matches_kafka_consumer_groups_tool(t *testing.T) {
+	b := testkit.RealKafka(t)
+	t.Setenv("TZ", "UTC") // Kafka's tool reads a time without a zone in the JVM's zone
+	dir := t.TempDir()
+	name := "rewind-" + testkit.Unique()
+	writeFile(t, dir, "pipelines.yaml", singleStagePipeline(name, 3))
+	topic, group := name+".in", "millrace."+name+".tag"
+	b.CreateTopic(t, topic, 3)
+	base := time.Now().UTC().Truncate(time.Second).Add(-30 * time.Minute)
+	produceTimed(t, b, topic, 0, 90, base)
+	client := b.Client(t)
+	commits := map[int32]int64{}
+	for p := int32(0); p < 3; p++ {
+		end, err := client.GetOffset(topic, p, sarama.OffsetNewest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		commits[p] = end / int64(p+2)
+	}
+	if err := router.CommitOffsets(client, group, map[string]map[int32]int64{topic: commits}); err != nil {
+		t.Fatal(err)
+	}
+	at := base.Add(40*time.Second + 500*time.Millisecond)
+	const kafkaTime = "2006-01-02T15:04:05.000"
+	cases := []struct{ ours, kafkas []string }{
+		{[]string{"--to-time", at.Format(kafkaTime)}, []string{"--to-datetime", at.Format(kafkaTime)}},
+		{[]string{"--to-time", at.In(time.FixedZone("", 2*3600)).Format(time.RFC3339Nano)},
+			[]string{"--to-datetime", at.In(time.FixedZone("", 2*3600)).Format(kafkaTime + "-07:00")}},
+		{[]string{"--to-time", base.Add(time.Hour).Format(kafkaTime)}, []string{"--to-datetime", base.Add(time.Hour).Format(kafkaTime)}},
+		{[]string{"--to-time", base.Add(-time.Hour).Format(kafkaTime)}, []string{"--to-datetime", base.Add(-time.Hour).Format(kafkaTime)}},
+		{[]string{"--to-earliest"}, []string{"--to-earliest"}},
+		{[]string{"--to-latest"}, []string{"--to-latest"}},
+		{[]string{"--shift-by", "-4"}, []string{"--shift-by", "-4"}},
+		{[]string{"--shift-by", "-1000"}, []string{"--shift-by", "-1000"}},
+		{[]string{"--shift-by", "7"}, []string{"--shift-by", "7"}},
+		{[]string{"--to-offset", "12"}, []string{"--to-offset", "12"}},
+	}
+	for _, c := range cases {
+		ours := replayOffsets(t, dir, b, append([]string{"--pipeline", name, "--stage", "tag"}, c.ours...)...)
+		theirs := kafkaResetPlan(t, b, group, topic, c.kafkas...)
+		got := map[int32]int64{}
+		for _, p := range ours.Partitions {
+			got[p.Partition] = p.Target
+		}
+		if fmt.Sprint(got) != fmt.Sprint(theirs) {
+			t.Errorf("%v: millrace plans %v, Kafka's tool plans %v", c.ours, got, theirs)
+		} else {
+			t.Logf("%v: both plan %v (committed %v)", c.ours, got, commits)
+		}
+		if ours.Executed {
+			t.Fatal("a plan without --execute says it was executed")
+		}
+	}
+	// Nothing was changed by the dry runs.
+	after, err := router.CommittedOffsets(client, group, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(after) != fmt.Sprint(commits) {
+		t.Fatalf("dry runs changed the committed offsets: %v, were %v", after, commits)
+	}
+}
+
+// TestReplayOffsets_rewinding_a_stopped_stage_reprocesses_from_the_time
+// rewinds a stage to a time and checks that exactly the records stamped at
+// or after it come out again; while the stage runs the command refuses.
+func TestReplayOffsets_rewinding_a_stopped_stage_reprocesses_from_the_time(t *testing.T) {
+	testkit.ForEachBackend(t, func(t *testing.T, b testkit.Backend) {
+		dir := t.TempDir()
+		name := "rewind-" + testkit.Unique()
+		writeFile(t, dir, "pipelines.yaml", singleStagePipeline(name, 3))
+		brokers := strings.Join(b.Brokers, ",")
+		b.CreateTopic(t, name+".in", 3)
+		const n, from = 60, 37
+		base := time.Now().UTC().Truncate(time.Second).Add(-20 * time.Minute)
+		produceTimed(t, b, name+".in", 0, n, base)
+
+		run := start(t, "run", dir, nil, "run", "--brokers", brokers)
+		run.waitLog("stage ready", 1, 60*time.Second)
+		b.Read(t, name+".out", n, time.Minute)
+		testkit.Eventually(t, 30*time.Second, func() bool {
+			return b.GroupLag(t, "millrace."+name+".tag", name+".in") == 0
+		}, "stage did not commit its input")
+
+		at := base.Add(from * time.Second).Format("2006-01-02T15:04:05")
+		out, stderr, code := cli(t, dir, "", "replay", "offsets", "--brokers", brokers, "--pipeline", name, "--stage", "tag",
+			"--to-time", at, "--execute")
+		if code != 1 || !strings.Contains(stderr, "is running") {
+			t.Fatalf("replay offsets while the stage runs: exit %d, want 1 with 'is running'\n%s%s", code, out, stderr)
+		}
+		run.stop(30 * time.Second)
+
+		dry := replayOffsets(t, dir, b, "--pipeline", name, "--stage", "tag", "--to-time", at)
+		if dry.Reprocess != n-from || dry.Executed {
+			t.Fatalf("dry run plans %d records to reprocess (executed %v), want %d", dry.Reprocess, dry.Executed, n-from)
+		}
+		if got := b.GroupLag(t, "millrace."+name+".tag", name+".in"); got != 0 {
+			t.Fatalf("the dry run moved the offsets: lag %d", got)
+		}
+		done := replayOffsets(t, dir, b, "--pipeline", name, "--stage", "tag", "--to-time", at, "--execute")
+		if done.Reprocess != n-from || !done.Executed {
+			t.Fatalf("--execute reports %d records to reprocess (executed %v), want %d", done.Reprocess, done.Executed, n-from)
+		}
+		if got := b.GroupLag(t, "millrace."+name+".tag", name+".in"); got != n-from {
+			t.Fatalf("after the reset the stage's lag is %d, want %d", got, n-from)
+		}
+
+		run2 := start(t, "run 2", dir, nil, "run", "--brokers", brokers)
+		run2.waitLog("stage ready", 1, 60*time.Second)
+		b.Read(t, name+".out", n+(n-from), time.Minute)
+		testkit.Eventually(t, 30*time.Second, func() bool {
+			return b.GroupLag(t, "millrace."+name+".tag", name+".in") == 0
+		}, "stage did not commit its input after the rewind")
+		run2.stop(30 * time.Second)
+		recs := b.ReadAll(t, name+".out")
+		if len(recs) != n+(n-from) {
+			t.Fatalf("output holds %d records, want %d (%d, then %d reprocessed)", len(recs), n+(n-from), n, n-from)
+		}
+		count := map[int]int{}
+		for _, r := range recs {
+			var v struct{ Seq int }
+			if err := json.Unmarshal(r.Value, &v); err != nil {
+				t.Fatal(err)
+			}
+			count[v.Seq]++
+		}
+		for i := 0; i < n; i++ {
+			want := 1
+			if i >= from {
+				want = 2
+			}
+			if count[i] != want {
+				t.Fatalf("record %d came out %d times, want %d", i, count[i], want)
+			}
+		}
+		t.Logf("%s: rewound to record %d's time; %d records reprocessed, the %d before it were not", b.Name, from, n-from, from)
+	})
+}
