@@ -40,6 +40,7 @@ func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 		retries: make(chan *entry, h.s.cfg.MaxInFlight),
 		exit:    make(chan struct{}),
 		ordered: !h.s.cfg.Unordered,
+		high:    -1,
 	}
 	if slices.Contains(h.s.cfg.DueTopics, claim.Topic()) {
 		w.dueHeader = h.s.cfg.DueHeader
@@ -111,6 +112,26 @@ type window struct {
 	stopping  bool
 	ordered   bool
 	dueHeader string
+	high      int64 // highest offset handed out
+}
+
+// pick returns the index in ready of the record to hand out next, or -1.
+// While stopping, only records below the highest offset handed out are:
+// finishing them lets the commit pass every record that was finished, so
+// a graceful stop leaves nothing done-but-uncommitted to redo.
+func (w *window) pick() int {
+	if !w.stopping {
+		if len(w.ready) > 0 {
+			return 0
+		}
+		return -1
+	}
+	for i, e := range w.ready {
+		if e.rec.Offset < w.high {
+			return i
+		}
+	}
+	return -1
 }
 
 func (w *window) run() {
@@ -124,8 +145,9 @@ func (w *window) run() {
 		}
 		var out chan<- *message.Message
 		var next *message.Message
-		if !w.stopping && len(w.ready) > 0 {
-			out, next = w.h.out, w.ready[0].msg
+		i := w.pick()
+		if i >= 0 {
+			out, next = w.h.out, w.ready[i].msg
 		}
 		select {
 		case rec, ok := <-fetch:
@@ -135,8 +157,8 @@ func (w *window) run() {
 			}
 			w.add(rec)
 		case out <- next:
-			w.dispatched(w.ready[0])
-			w.ready = w.ready[1:]
+			w.dispatched(w.ready[i])
+			w.ready = append(w.ready[:i], w.ready[i+1:]...)
 		case r := <-w.results:
 			w.inFlight--
 			if r.acked {
@@ -162,7 +184,7 @@ func (w *window) run() {
 				"partition", w.claim.Partition(), "in_flight", w.inFlight, "drain_timeout", w.h.s.cfg.DrainTimeout)
 			return
 		}
-		if w.stopping && w.inFlight == 0 {
+		if w.stopping && w.inFlight == 0 && w.pick() < 0 {
 			return
 		}
 	}
@@ -316,6 +338,7 @@ func DeliveryFrom(ctx context.Context) (*Delivery, bool) {
 // outcome comes through Settle.
 func (w *window) dispatched(e *entry) {
 	w.inFlight++
+	w.high = max(w.high, e.rec.Offset)
 	if w.h.s.cfg.SettleFromContext {
 		return
 	}

@@ -352,6 +352,15 @@ pipelines:
 		if q := b.ReadAll(t, name+".quarantine"); len(q) != 0 {
 			t.Fatalf("stopping quarantined %d records: %s", len(q), q[0].Headers["millrace-error"])
 		}
+		distinct := map[string]int{}
+		for _, r := range out {
+			distinct[string(r.Value)]++
+		}
+		for v, n := range distinct {
+			if n > 1 {
+				t.Errorf("record %s came out %d times", v, n)
+			}
+		}
 		lag := b.GroupLag(t, "millrace."+name+".slow", name+".in")
 		if done := int64(n) - lag; done != int64(len(out)) {
 			t.Fatalf("committed %d input records but %d outputs exist: finished work must be committed, and only it", done, len(out))
