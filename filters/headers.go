@@ -26,11 +26,16 @@ const (
 	HeaderStack = "millrace-stack"
 	// HeaderRetryAt is the RFC 3339 time a record in a retry tier is due.
 	HeaderRetryAt = "millrace-retry-at"
+	// HeaderDedup marks the outputs of a deduplicating stage with the
+	// stage, input partition, output index and count, and dedup key of the
+	// record they came from ("stage partition i n key"); millrace's own
+	// bookkeeping (see router: dedup).
+	HeaderDedup = "millrace-dedup"
 )
 
 // failureHeaders are the headers that describe a failure; they stay with
 // a record in retry tiers and quarantine, never on a stage's outputs.
-var failureHeaders = []string{HeaderError, HeaderOrigin, HeaderFirstFailure, HeaderLastFailure, HeaderStack, HeaderRetryAt}
+var failureHeaders = []string{HeaderError, HeaderOrigin, HeaderFirstFailure, HeaderLastFailure, HeaderStack, HeaderRetryAt, HeaderDedup}
 
 // FailureHeaders returns the names of the headers that describe a failure
 // (error, origin, failure times, stack, retry time).

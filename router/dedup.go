@@ -123,6 +123,8 @@ type dedupPartition struct {
 	peak int
 	// gone is set when the partition is released.
 	gone bool
+	// last is when the newest key restored from the changelog was recorded.
+	last time.Time
 }
 
 // dedupStore is the deduplication state of a stage in one process: the keys
@@ -560,6 +562,9 @@ func (d *dedupStore) restoreRecord(p *dedupPartition, m *sarama.ConsumerMessage,
 		}
 		at = m.Timestamp
 	}
+	if at.After(p.last) {
+		p.last = at
+	}
 	expires := at.Add(d.window)
 	if !expires.After(now) {
 		st.expired++
@@ -567,4 +572,16 @@ func (d *dedupStore) restoreRecord(p *dedupPartition, m *sarama.ConsumerMessage,
 	}
 	st.keys++
 	d.remember(p, digest, expires.UnixNano(), now.UnixNano())
+}
+
+// lastRecorded is when the newest key restored for partition was recorded
+// (zero if none, or the partition is not held).
+func (d *dedupStore) lastRecorded(partition int32) time.Time {
+	p := d.part(partition)
+	if p == nil {
+		return time.Time{}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.last
 }

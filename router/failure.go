@@ -280,6 +280,9 @@ func (s *stage) dedupe(h message.HandlerFunc) message.HandlerFunc {
 			s.log.Debug("duplicate skipped", "dedup_key", key, "origin", recordString(msg))
 			return nil, nil
 		}
+		if ok {
+			withDedupKey(msg, key)
+		}
 		out, err := h(msg)
 		if err != nil || !ok {
 			return out, err

@@ -192,27 +192,9 @@ func (pk *parking) restorePartition(ctx context.Context, client sarama.Client, o
 			return err
 		}
 	}
-	if from >= end {
-		return nil
-	}
-	pc, err := consumer.ConsumePartition(topic, p, from)
-	if err != nil {
-		return err
-	}
-	defer pc.AsyncClose()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case err := <-pc.Errors():
-			return err
-		case m := <-pc.Messages():
-			if m.Key != nil {
-				pk.moved(p, string(m.Key), 0, tier)
-			}
-			if m.Offset+1 >= end {
-				return nil
-			}
+	return readRange(ctx, consumer, topic, p, from, end, func(m *sarama.ConsumerMessage) {
+		if m.Key != nil {
+			pk.moved(p, string(m.Key), 0, tier)
 		}
-	}
+	})
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -130,6 +131,13 @@ func (s *stage) process(msg *message.Message) ([]*message.Message, error) {
 		}
 		res = append(res, s.toWatermill(o, job, attempt))
 	}
+	if s.dedup != nil {
+		for i, m := range res {
+			if mark := s.dedupMark(msg, i, len(res)); mark != "" {
+				m.Metadata[filters.HeaderDedup] = mark
+			}
+		}
+	}
 	return res, nil
 }
 
@@ -190,6 +198,7 @@ type dedupper interface {
 	release(partitions []int32)
 	seen(partition int32, key string) bool
 	record(partition int32, key string) error
+	lastRecorded(partition int32) time.Time
 }
 
 // assigned prepares the partitions a session claims before their records
@@ -210,6 +219,9 @@ func (s *stage) assigned(ctx context.Context, client sarama.Client, sess sarama.
 	}
 	if s.dedup != nil {
 		if err := s.dedup.restore(ctx, ps); err != nil {
+			return err
+		}
+		if err := s.recoverDedupGap(ctx, client, ps); err != nil {
 			return err
 		}
 	}

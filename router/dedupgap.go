@@ -1,0 +1,135 @@
+package router
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/millrace/millrace/filters"
+)
+
+// A dedup stage records a key after the record's outputs are acknowledged
+// (never before: that could lose the record). A crash between the two
+// leaves outputs in Kafka whose key is not recorded. To find them, the
+// stage marks each output with HeaderDedup ("stage partition i n key"), and
+// when it is assigned partitions it reads its output topic from a little
+// before the newest key recorded for them: a key all n of whose outputs are
+// there is recorded now, so the redelivered record is skipped. Missing one
+// output, the record runs again (a duplicate at worst, never a loss).
+
+// dedupGapMargin is how long before the newest recorded key the scan
+// starts: a bound on the time between a record's outputs being acked and
+// its key being recorded, and on clock differences.
+const dedupGapMargin = time.Minute
+
+type dedupKeyCtx struct{}
+
+// withDedupKey remembers a record's dedup key for its outputs.
+func withDedupKey(msg *message.Message, key string) {
+	msg.SetContext(context.WithValue(msg.Context(), dedupKeyCtx{}, key))
+}
+
+// dedupMark returns the HeaderDedup value of output i of n of msg, or "".
+func (s *stage) dedupMark(msg *message.Message, i, n int) string {
+	key, ok := msg.Context().Value(dedupKeyCtx{}).(string)
+	if !ok {
+		return ""
+	}
+	return fmt.Sprintf("%s %d %d %d %s", s.plan.Name, partitionOf(msg), i, n, key)
+}
+
+// recoverDedupGap records the keys of partitions ps whose outputs are all
+// in the output topic though the key was not recorded (see above).
+func (s *stage) recoverDedupGap(ctx context.Context, client sarama.Client, ps []int32) error {
+	if s.dedup == nil || s.plan.Output == "" || len(ps) == 0 {
+		return nil
+	}
+	var from time.Time
+	for _, p := range ps {
+		if t := s.dedup.lastRecorded(p); !t.IsZero() && (from.IsZero() || t.Before(from)) {
+			from = t
+		}
+	}
+	if from.IsZero() {
+		from = time.Now()
+	}
+	from = from.Add(-dedupGapMargin)
+	topic := s.plan.Output
+	parts, err := client.Partitions(topic)
+	if err != nil {
+		return fmt.Errorf("dedup: partitions of %s: %w", topic, err)
+	}
+	consumer, err := sarama.NewConsumerFromClient(client)
+	if err != nil {
+		return err
+	}
+	defer consumer.Close()
+	type rec struct {
+		p   int32
+		key string
+	}
+	outs := map[rec]map[int]bool{}
+	count := map[rec]int{}
+	scanned := 0
+	for _, q := range parts {
+		start, err := client.GetOffset(topic, q, from.UnixMilli())
+		if err != nil {
+			return fmt.Errorf("dedup: offset of %s/%d at %s: %w", topic, q, from, err)
+		}
+		end, err := client.GetOffset(topic, q, sarama.OffsetNewest)
+		if err != nil {
+			return fmt.Errorf("dedup: end of %s/%d: %w", topic, q, err)
+		}
+		if start < 0 {
+			continue
+		}
+		err = readRange(ctx, consumer, topic, q, start, end, func(m *sarama.ConsumerMessage) {
+			scanned++
+			for _, h := range m.Headers {
+				if string(h.Key) != filters.HeaderDedup {
+					continue
+				}
+				f := strings.SplitN(string(h.Value), " ", 5)
+				if len(f) != 5 || f[0] != s.plan.Name {
+					return
+				}
+				p, err1 := strconv.Atoi(f[1])
+				i, err2 := strconv.Atoi(f[2])
+				n, err3 := strconv.Atoi(f[3])
+				if err1 != nil || err2 != nil || err3 != nil || !slices.Contains(ps, int32(p)) {
+					return
+				}
+				r := rec{int32(p), f[4]}
+				if outs[r] == nil {
+					outs[r] = map[int]bool{}
+				}
+				outs[r][i] = true
+				count[r] = n
+			}
+		})
+		if err != nil {
+			return fmt.Errorf("dedup: scan %s for outputs of unrecorded keys: %w", topic, err)
+		}
+	}
+	recovered := 0
+	for r, got := range outs {
+		if len(got) < count[r] || s.dedup.seen(r.p, r.key) {
+			continue
+		}
+		if err := s.dedup.record(r.p, r.key); err != nil {
+			return err
+		}
+		recovered++
+	}
+	if recovered > 0 {
+		s.log.Info("dedup: recorded keys whose outputs were published before a crash", "keys", recovered,
+			"scanned", scanned, "output", topic, "since", from.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
