@@ -107,7 +107,7 @@ millrace runs an embedded Kafka-protocol broker on 127.0.0.1:9092.`,
 	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	pf.StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
 	root.AddCommand(newRunCmd(g), newBrokerCmd(g), newValidateCmd(g), newProduceCmd(g),
-		newTailCmd(g), newFiltersCmd(g), newReplayCmd(g))
+		newTailCmd(g), newFiltersCmd(g), newQuarantineCmd(g), newReplayCmd(g))
 	return root
 }
 

@@ -268,3 +268,185 @@ func TestReplayOffsets_rewinding_a_stopped_stage_reprocesses_from_the_time(t *te
 		t.Logf("%s: rewound to record %d's time; %d records reprocessed, the %d before it were not", b.Name, from, n-from, from)
 	})
 }
+
+func failingPipeline(name, command string) string {
+	return fmt.Sprintf(`version: 1
+pipelines:
+  - name: %[1]s
+    input: %[1]s.in
+    output: %[1]s.out
+    partitions: 2
+    retry: {attempts: 1}
+    stages:
+      - {name: first, filter: jq, config: {program: '.first = true'}}
+      - {name: work, filter: exec, config: {command: [sh, -c, '%[2]s']}}
+`, name, command)
+}
+
+type replayJSON struct {
+	Sent    int            `json:"sent"`
+	SentTo  map[string]int `json:"sent_to"`
+	Skipped map[string]int `json:"skipped"`
+	Failed  map[string]int `json:"failed"`
+	DryRun  bool           `json:"dry_run"`
+}
+
+func replayQuarantine(t *testing.T, dir string, b testkit.Backend, args ...string) replayJSON {
+	t.Helper()
+	argv := append([]string{"replay", "quarantine", "--brokers", strings.Join(b.Brokers, ","), "--json"}, args...)
+	out, stderr, code := cli(t, dir, "", argv...)
+	if code != 0 {
+		t.Fatalf("millrace %s: exit %d\n%s%s", strings.Join(argv, " "), code, out, stderr)
+	}
+	var r replayJSON
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("replay quarantine --json printed %q: %v", out, err)
+	}
+	return r
+}
+
+// TestReplayQuarantine_after_fixing_the_config_sends_each_record_once: a
+// misconfigured stage quarantines 100 records; once fixed, the replay
+// sends all 100 to the stage, they reach the output, and a second replay
+// sends none.
+func TestReplayQuarantine_after_fixing_the_config_sends_each_record_once(t *testing.T) {
+	testkit.ForEachBackend(t, func(t *testing.T, b testkit.Backend) {
+		dir := t.TempDir()
+		name := "requeue-" + testkit.Unique()
+		brokers := strings.Join(b.Brokers, ",")
+		writeFile(t, dir, "pipelines.yaml", failingPipeline(name, "echo misconfigured >&2; exit 3"))
+		run := start(t, "run", dir, nil, "run", "--brokers", brokers)
+		run.waitLog("stage ready", 2, 60*time.Second)
+		const n = 100
+		var lines strings.Builder
+		for i := 0; i < n; i++ {
+			fmt.Fprintf(&lines, `{"seq":%d,"k":"k%d"}`+"\n", i, i%9)
+		}
+		if out, stderr, code := cli(t, dir, lines.String(), "produce", "--brokers", brokers, "--pipeline", name, "--key-jq", ".k"); code != 0 {
+			t.Fatalf("produce: exit %d\n%s%s", code, out, stderr)
+		}
+		b.Read(t, name+".quarantine", n, time.Minute)
+		run.stop(30 * time.Second)
+
+		out, stderr, code := cli(t, dir, "", "quarantine", "ls", "--brokers", brokers, "--pipeline", name, "--json")
+		var ls struct {
+			Total  int `json:"total"`
+			Errors []struct {
+				Stage, Error string
+				Count        int
+				FirstFailure string `json:"first_failure"`
+				LastFailure  string `json:"last_failure"`
+			} `json:"errors"`
+		}
+		if code != 0 || json.Unmarshal([]byte(out), &ls) != nil {
+			t.Fatalf("quarantine ls: exit %d\n%s%s", code, out, stderr)
+		}
+		if ls.Total != n || len(ls.Errors) != 1 || ls.Errors[0].Stage != "work" || ls.Errors[0].Count != n ||
+			ls.Errors[0].FirstFailure == "" || ls.Errors[0].LastFailure < ls.Errors[0].FirstFailure {
+			t.Fatalf("quarantine ls: %s", out)
+		}
+		out, stderr, code = cli(t, dir, "", "quarantine", "show", "--brokers", brokers, "--pipeline", name,
+			"--stage", "work", "--match", "exit status 3|misconfigured", "--limit", "3", "--json")
+		if code != 0 || strings.Count(out, "\n") != 3 || !strings.Contains(out, `"millrace-error"`) {
+			t.Fatalf("quarantine show --limit 3: exit %d\n%s%s", code, out, stderr)
+		}
+		if out, _, _ := cli(t, dir, "", "quarantine", "show", "--brokers", brokers, "--pipeline", name, "--stage", "first"); !strings.HasPrefix(out, "0 records shown") {
+			t.Fatalf("quarantine show --stage first: %s", out)
+		}
+
+		writeFile(t, dir, "pipelines.yaml", failingPipeline(name, "cat"))
+		if dry := replayQuarantine(t, dir, b, "--pipeline", name, "--dry-run"); dry.Sent != n || !dry.DryRun {
+			t.Fatalf("dry run: %+v, want %d to send", dry, n)
+		}
+		if got := len(b.ReadAll(t, name+".work")); got != n {
+			t.Fatalf("the dry run sent records: %s.work holds %d records, want the %d first sent", name, got, n)
+		}
+		first := replayQuarantine(t, dir, b, "--pipeline", name, "--rate", "1000/s")
+		if first.Sent != n || first.SentTo[name+".work"] != n || len(first.Failed) != 0 {
+			t.Fatalf("replay: %+v, want %d sent to %s.work", first, n, name)
+		}
+		replayed := 0
+		for _, r := range b.ReadAll(t, name+".work") {
+			if r.Headers["millrace-replays"] == "" {
+				continue
+			}
+			replayed++
+			for _, h := range []string{"millrace-error", "millrace-attempt", "millrace-origin", "millrace-first-failure", "millrace-last-failure", "millrace-stage"} {
+				if r.Headers[h] != "" {
+					t.Fatalf("replayed record still has %s: %v", h, r.Headers)
+				}
+			}
+		}
+		if replayed != n {
+			t.Fatalf("%s.work holds %d replayed records, want %d", name, replayed, n)
+		}
+		again := replayQuarantine(t, dir, b, "--pipeline", name)
+		if again.Sent != 0 || again.Skipped["already replayed"] != n {
+			t.Fatalf("second replay: %+v, want 0 sent and %d already replayed", again, n)
+		}
+
+		run2 := start(t, "run 2", dir, nil, "run", "--brokers", brokers)
+		run2.waitLog("stage ready", 2, 60*time.Second)
+		recs := b.Read(t, name+".out", n, time.Minute)
+		testkit.Eventually(t, 30*time.Second, func() bool {
+			return b.GroupLag(t, "millrace."+name+".work", name+".work") == 0
+		}, "the fixed stage did not commit the replayed records")
+		run2.stop(30 * time.Second)
+		recs = b.ReadAll(t, name+".out")
+		seen := map[int]bool{}
+		for _, r := range recs {
+			var v struct {
+				Seq   int
+				K     string
+				First bool
+			}
+			if err := json.Unmarshal(r.Value, &v); err != nil || !v.First {
+				t.Fatalf("output %s is not the first stage's output", r.Value)
+			}
+			if string(r.Key) != v.K || r.Headers["millrace-replays"] != "1" || r.Headers["millrace-error"] != "" ||
+				r.Headers["millrace-job"] == "" {
+				t.Fatalf("output record key %q headers %v: want the key %q, millrace-replays 1, the job id and no failure headers",
+					r.Key, r.Headers, v.K)
+			}
+			seen[v.Seq] = true
+		}
+		if len(recs) != n || len(seen) != n {
+			t.Fatalf("output holds %d records (%d distinct), want %d", len(recs), len(seen), n)
+		}
+		t.Logf("%s: %d quarantined, %d replayed and processed, second replay sent 0", b.Name, n, first.Sent)
+	})
+}
+
+// TestReplayQuarantine_stops_replaying_a_record_that_keeps_failing
+func TestReplayQuarantine_stops_replaying_a_record_that_keeps_failing(t *testing.T) {
+	testkit.ForEachBackend(t, func(t *testing.T, b testkit.Backend) {
+		dir := t.TempDir()
+		name := "poison-" + testkit.Unique()
+		brokers := strings.Join(b.Brokers, ",")
+		writeFile(t, dir, "pipelines.yaml", failingPipeline(name, "exit 4"))
+		run := start(t, "run", dir, nil, "run", "--brokers", brokers)
+		run.waitLog("stage ready", 2, 60*time.Second)
+		if out, stderr, code := cli(t, dir, `{"poison":true}`+"\n", "produce", "--brokers", brokers, "--pipeline", name, "--key", "p"); code != 0 {
+			t.Fatalf("produce: exit %d\n%s%s", code, out, stderr)
+		}
+		b.Read(t, name+".quarantine", 1, time.Minute)
+		for i := 1; i <= 2; i++ {
+			r := replayQuarantine(t, dir, b, "--pipeline", name, "--max-replays", "2")
+			if r.Sent != 1 {
+				t.Fatalf("replay %d: %+v, want 1 sent", i, r)
+			}
+			recs := b.Read(t, name+".quarantine", i+1, time.Minute)
+			if got := recs[len(recs)-1].Headers["millrace-replays"]; got != fmt.Sprint(i) {
+				t.Fatalf("after replay %d the record is back in quarantine with millrace-replays %q", i, got)
+			}
+		}
+		r := replayQuarantine(t, dir, b, "--pipeline", name, "--max-replays", "2")
+		if r.Sent != 0 || r.Skipped["max replays reached"] != 1 || r.Skipped["already replayed"] != 2 {
+			t.Fatalf("third replay: %+v, want 0 sent, 1 at max replays, 2 already replayed", r)
+		}
+		run.stop(30 * time.Second)
+		if got := len(b.ReadAll(t, name+".quarantine")); got != 3 {
+			t.Fatalf("quarantine holds %d records, want 3 (the failure and 2 replays)", got)
+		}
+	})
+}
