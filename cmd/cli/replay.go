@@ -34,7 +34,7 @@ Each prints what it would do with --dry-run (replay offsets: without
 			return usageError{"replay needs a subcommand: offsets, quarantine or topic (see millrace replay --help)"}
 		},
 	}
-	cmd.AddCommand(newReplayOffsetsCmd(g), newReplayQuarantineCmd(g))
+	cmd.AddCommand(newReplayOffsetsCmd(g), newReplayQuarantineCmd(g), newReplayTopicCmd(g))
 	return cmd
 }
 
