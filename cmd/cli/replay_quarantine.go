@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -92,7 +93,7 @@ sent.`,
 					return err
 				}
 			}
-			r := &quarantineReplay{pl: pl, brokers: g.clientBrokers(plan), sel: &sel, limit: limit, perSec: perSec, max: maxReplays, dry: dryRun,
+			r := &quarantineReplay{pl: pl, brokers: g.clientBrokers(plan), sel: &sel, limit: limit, perSec: perSec, max: maxReplays, dry: dryRun, progressTo: g.stderr,
 				sum: replaySummary{Pipeline: pl.Name, DryRun: dryRun, SentTo: map[string]int{}, Skipped: map[string]int{}, Failed: map[string]int{}}}
 			runErr := r.run(cmd, client, plan, log)
 			if asJSON {
@@ -184,6 +185,8 @@ type quarantineReplay struct {
 	max     int
 	dry     bool
 	sum     replaySummary
+	// progressTo gets a progress bar if it is a terminal.
+	progressTo io.Writer
 }
 
 func (r *quarantineReplay) run(cmd *cobra.Command, client sarama.Client, plan *pipeline.Plan, log *slog.Logger) error {
@@ -232,58 +235,69 @@ func (r *quarantineReplay) run(cmd *cobra.Command, client sarama.Client, plan *p
 		tick = time.NewTicker(time.Duration(float64(time.Second) / r.perSec))
 		defer tick.Stop()
 	}
+	bar := newProgress(r.progressTo, recordsBetween(ctx, client, r.pl.Quarantine, nil))
+	defer bar.done()
 	return scanTopic(ctx, client, r.pl.Quarantine, nil, func(m *sarama.ConsumerMessage) (bool, error) {
-		id := fmt.Sprintf("%d/%d", m.Partition, m.Offset)
-		switch {
-		case !r.sel.selects(m):
-			r.sum.Skipped[skipNotSelected]++
-			return true, nil
-		case replayed[id]:
-			r.sum.Skipped[skipReplayed]++
-			return true, nil
-		}
-		n, _ := strconv.Atoi(header(m, filters.HeaderReplays))
-		if n >= r.max {
-			r.sum.Skipped[skipMaxReplays]++
-			return true, nil
-		}
-		st, err := stagePlan(r.pl, header(m, filters.HeaderStage))
-		if err != nil {
-			r.sum.Failed[failNoStage]++
-			return true, nil
-		}
-		if r.limit > 0 && r.sum.Sent >= r.limit {
-			r.sum.Skipped[skipLimit]++
-			return true, nil
-		}
-		if r.dry {
-			r.sum.Sent++
-			r.sum.SentTo[st.Input]++
-			return true, nil
-		}
-		if tick != nil {
-			select {
-			case <-tick.C:
-			case <-ctx.Done():
-				return false, ctx.Err()
-			}
-		}
-		out := &sarama.ProducerMessage{Topic: st.Input, Value: sarama.ByteEncoder(m.Value), Headers: replayHeaders(m, n+1)}
-		if m.Key != nil {
-			out.Key = sarama.ByteEncoder(m.Key)
-		}
-		if _, _, err := producer.SendMessage(out); err != nil {
-			return false, fmt.Errorf("send %s/%s to %s: %w", m.Topic, id, st.Input, err)
-		}
-		mark := &sarama.ProducerMessage{Topic: done, Key: sarama.StringEncoder(id),
-			Value: sarama.StringEncoder(fmt.Sprintf("%s/%d/%d", st.Input, out.Partition, out.Offset))}
-		if _, _, err := producer.SendMessage(mark); err != nil {
-			return false, fmt.Errorf("record %s/%s as replayed (it was sent to %s): %w", m.Topic, id, st.Input, err)
-		}
+		sent := r.sum.Sent
+		more, err := r.one(ctx, m, replayed, done, producer, tick)
+		bar.step(r.sum.Sent > sent)
+		return more, err
+	})
+}
+
+// one replays quarantined record m, or counts why not.
+func (r *quarantineReplay) one(ctx context.Context, m *sarama.ConsumerMessage, replayed map[string]bool, done string,
+	producer sarama.SyncProducer, tick *time.Ticker) (bool, error) {
+	id := fmt.Sprintf("%d/%d", m.Partition, m.Offset)
+	switch {
+	case !r.sel.selects(m):
+		r.sum.Skipped[skipNotSelected]++
+		return true, nil
+	case replayed[id]:
+		r.sum.Skipped[skipReplayed]++
+		return true, nil
+	}
+	n, _ := strconv.Atoi(header(m, filters.HeaderReplays))
+	if n >= r.max {
+		r.sum.Skipped[skipMaxReplays]++
+		return true, nil
+	}
+	st, err := stagePlan(r.pl, header(m, filters.HeaderStage))
+	if err != nil {
+		r.sum.Failed[failNoStage]++
+		return true, nil
+	}
+	if r.limit > 0 && r.sum.Sent >= r.limit {
+		r.sum.Skipped[skipLimit]++
+		return true, nil
+	}
+	if r.dry {
 		r.sum.Sent++
 		r.sum.SentTo[st.Input]++
 		return true, nil
-	})
+	}
+	if tick != nil {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
+	}
+	out := &sarama.ProducerMessage{Topic: st.Input, Value: sarama.ByteEncoder(m.Value), Headers: replayHeaders(m, n+1)}
+	if m.Key != nil {
+		out.Key = sarama.ByteEncoder(m.Key)
+	}
+	if _, _, err := producer.SendMessage(out); err != nil {
+		return false, fmt.Errorf("send %s/%s to %s: %w", m.Topic, id, st.Input, err)
+	}
+	mark := &sarama.ProducerMessage{Topic: done, Key: sarama.StringEncoder(id),
+		Value: sarama.StringEncoder(fmt.Sprintf("%s/%d/%d", st.Input, out.Partition, out.Offset))}
+	if _, _, err := producer.SendMessage(mark); err != nil {
+		return false, fmt.Errorf("record %s/%s as replayed (it was sent to %s): %w", m.Topic, id, st.Input, err)
+	}
+	r.sum.Sent++
+	r.sum.SentTo[st.Input]++
+	return true, nil
 }
 
 // replayHeaders are a quarantined record's headers as it goes back to its

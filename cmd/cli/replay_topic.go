@@ -77,7 +77,7 @@ record could not be copied.`,
 					return fmt.Errorf("topic %s: %w", t, err)
 				}
 			}
-			c := topicCopy{from: from, to: to, since: lo, until: hi, perSec: perSec, dry: dryRun,
+			c := topicCopy{from: from, to: to, since: lo, until: hi, perSec: perSec, dry: dryRun, progressTo: g.stderr,
 				sum: copySummary{From: from, To: to, DryRun: dryRun, PerPartition: map[int32]int{}}}
 			if !dryRun {
 				producer, err := sarama.NewSyncProducer(brokers, router.NewProducerConfig(clientID))
@@ -145,6 +145,7 @@ type topicCopy struct {
 	producer     sarama.SyncProducer
 	batch        []*sarama.ProducerMessage
 	sum          copySummary
+	progressTo   io.Writer // gets a progress bar if it is a terminal
 }
 
 // copyBatch is how many records go to the broker in one request.
@@ -192,14 +193,19 @@ func (c *topicCopy) run(cmd *cobra.Command, client sarama.Client) error {
 		tick = time.NewTicker(time.Duration(float64(time.Second) / c.perSec))
 		defer tick.Stop()
 	}
+	bar := newProgress(c.progressTo, recordsBetween(ctx, client, c.from, start))
+	defer bar.done()
 	err = scanTopic(ctx, client, c.from, start, func(m *sarama.ConsumerMessage) (bool, error) {
 		if !c.until.IsZero() && !m.Timestamp.Before(c.until) {
 			c.sum.Skipped++
+			bar.step(false)
 			return true, nil
 		}
 		if !c.since.IsZero() && m.Timestamp.Before(c.since) {
+			bar.step(false)
 			return true, nil // out of timestamp order, before the range
 		}
+		bar.step(true)
 		if !c.dry {
 			if tick != nil {
 				select {
