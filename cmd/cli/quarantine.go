@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/millrace/millrace/filters"
+	"github.com/millrace/millrace/router"
 )
 
 func newQuarantineCmd(g *globals) *cobra.Command {
@@ -131,41 +132,12 @@ func scanTopic(ctx context.Context, client sarama.Client, topic string, start ma
 		if first >= end {
 			continue
 		}
-		more, err := scanPartition(ctx, consumer, topic, p, first, end, fn)
+		more, err := router.ReadRange(ctx, consumer, topic, p, first, end, fn)
 		if err != nil || !more {
 			return err
 		}
 	}
 	return nil
-}
-
-func scanPartition(ctx context.Context, consumer sarama.Consumer, topic string, p int32, first, end int64,
-	fn func(*sarama.ConsumerMessage) (bool, error)) (bool, error) {
-	pc, err := consumer.ConsumePartition(topic, p, first)
-	if err != nil {
-		return false, fmt.Errorf("topic %s partition %d: %w", topic, p, err)
-	}
-	defer pc.Close()
-	for {
-		select {
-		case <-ctx.Done():
-			return false, ctx.Err()
-		case err := <-pc.Errors():
-			return false, fmt.Errorf("read %s/%d: %w", topic, p, err)
-		case m := <-pc.Messages():
-			more, err := fn(m)
-			if err != nil || !more {
-				return false, err
-			}
-			if m.Offset+1 >= end {
-				return true, nil
-			}
-		case <-time.After(10 * time.Second):
-			// The offsets left before end hold no records (compacted away,
-			// or transaction markers).
-			return true, nil
-		}
-	}
 }
 
 type errorCount struct {
