@@ -125,7 +125,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		}
 	}()
 	for _, sp := range e.cfg.Stages {
-		s, err := e.addStage(r, client, sharedPublisher{pub}, sp)
+		s, err := e.addStage(r, client, pub, sp)
 		if err != nil {
 			return err
 		}
@@ -149,13 +149,13 @@ func (e *Engine) Run(ctx context.Context) error {
 	return nil
 }
 
-func (e *Engine) addStage(r *message.Router, client sarama.Client, pub message.Publisher, sp pipeline.StagePlan) (*stage, error) {
+func (e *Engine) addStage(r *message.Router, client sarama.Client, pub *Publisher, sp pipeline.StagePlan) (*stage, error) {
 	s, err := newStage(sp, pub, e.cfg.Logger)
 	if err != nil {
 		return nil, err
 	}
 	if sp.Dedup != nil {
-		s.dedup = newDedupStore(*sp.Dedup, client, pub, s.log)
+		s.dedup = newDedupStore(*sp.Dedup, client, s.pub, s.log)
 	}
 	sub, err := NewSubscriber(SubscriberConfig{
 		Brokers: e.cfg.Brokers, Group: sp.Group, Sarama: e.cfg.Sarama,

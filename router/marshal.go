@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+	"unsafe"
 
 	"github.com/IBM/sarama"
 	wkafka "github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/millrace/millrace/filters"
 )
 
 // keyMetadata is the Watermill metadata entry that carries the record key
@@ -30,13 +33,13 @@ var _ wkafka.MarshalerUnmarshaler = Marshaler{}
 // Marshal implements watermill-kafka's Marshaler.
 func (Marshaler) Marshal(topic string, msg *message.Message) (*sarama.ProducerMessage, error) {
 	headers := make([]sarama.RecordHeader, 0, len(msg.Metadata)+1)
-	headers = append(headers, sarama.RecordHeader{Key: []byte(wkafka.UUIDHeaderKey), Value: []byte(msg.UUID)})
+	headers = append(headers, sarama.RecordHeader{Key: uuidHeaderKey, Value: readOnlyBytes(msg.UUID)})
 	var key sarama.Encoder
 	pin := int32(-1)
 	for k, v := range msg.Metadata {
 		switch k {
 		case keyMetadata:
-			key = sarama.StringEncoder(v)
+			key = sarama.ByteEncoder(readOnlyBytes(v))
 		case partitionMetadata:
 			n, err := strconv.ParseInt(v, 10, 32)
 			if err != nil || n < 0 {
@@ -46,7 +49,7 @@ func (Marshaler) Marshal(topic string, msg *message.Message) (*sarama.ProducerMe
 		case wkafka.UUIDHeaderKey:
 			return nil, fmt.Errorf("metadata %s is reserved for the message UUID", k)
 		default:
-			headers = append(headers, sarama.RecordHeader{Key: []byte(k), Value: []byte(v)})
+			headers = append(headers, sarama.RecordHeader{Key: readOnlyBytes(k), Value: readOnlyBytes(v)})
 		}
 	}
 	if pin >= 0 {
@@ -84,7 +87,7 @@ func (Marshaler) Unmarshal(r *sarama.ConsumerMessage) (*message.Message, error) 
 		if string(h.Key) == wkafka.UUIDHeaderKey {
 			id = string(h.Value)
 		} else {
-			md[string(h.Key)] = string(h.Value)
+			md[headerName(h.Key)] = string(h.Value)
 		}
 	}
 	if r.Key != nil {
@@ -93,6 +96,41 @@ func (Marshaler) Unmarshal(r *sarama.ConsumerMessage) (*message.Message, error) 
 	msg := message.NewMessage(id, r.Value)
 	msg.Metadata = md
 	return msg, nil
+}
+
+// uuidHeaderKey is wkafka.UUIDHeaderKey as header bytes (read only).
+var uuidHeaderKey = []byte(wkafka.UUIDHeaderKey)
+
+// readOnlyBytes returns the bytes of s without copying them. sarama only
+// reads the keys, values and headers of a record it encodes, so records
+// may share the strings of a message's metadata: a copy per header was 3%
+// of a stage's CPU.
+// An empty string gives an empty, non-nil slice: nil would encode as a
+// null key or header value.
+func readOnlyBytes(s string) []byte {
+	if s == "" {
+		return []byte{}
+	}
+	return unsafe.Slice(unsafe.StringData(s), len(s))
+}
+
+// knownHeaders are the header names millrace writes, so that decoding a
+// record does not allocate a string for each of their names.
+var knownHeaders = map[string]string{}
+
+func init() {
+	for _, h := range append(filters.FailureHeaders(), filters.HeaderJob, filters.HeaderStage,
+		filters.HeaderAttempt, filters.HeaderReplays, filters.HeaderDedup) {
+		knownHeaders[h] = h
+	}
+}
+
+// headerName returns a header's name as a string, shared for known names.
+func headerName(b []byte) string {
+	if s, ok := knownHeaders[string(b)]; ok { // no allocation to look up
+		return s
+	}
+	return string(b)
 }
 
 // Record says where a message came from.
@@ -107,14 +145,13 @@ func (r Record) String() string { return fmt.Sprintf("%s/%d/%d", r.Topic, r.Part
 
 type recordKey struct{}
 
-func withRecord(ctx context.Context, r Record) context.Context {
-	return context.WithValue(ctx, recordKey{}, r)
-}
-
 // RecordFrom returns the origin of the message whose context ctx is.
 func RecordFrom(ctx context.Context) (Record, bool) {
-	r, ok := ctx.Value(recordKey{}).(Record)
-	return r, ok
+	r, ok := ctx.Value(recordKey{}).(*Record)
+	if !ok {
+		return Record{}, false
+	}
+	return *r, true
 }
 
 // SetMessagePartition makes the Publisher send msg to partition n of its

@@ -52,7 +52,8 @@ func NewPublisher(brokers []string, cfg *sarama.Config) (*Publisher, error) {
 	return p, nil
 }
 
-// pending is one Publish call waiting for its acks.
+// pending is one Publish call waiting for its acks. They are pooled: the
+// call takes the one token sent on done once all are acked.
 type pending struct {
 	left atomic.Int32
 	done chan struct{}
@@ -60,6 +61,8 @@ type pending struct {
 	err  error
 	n    int
 }
+
+var pendings = sync.Pool{New: func() any { return &pending{done: make(chan struct{}, 1)} }}
 
 func (b *pending) finish(err error) {
 	if err != nil {
@@ -71,7 +74,7 @@ func (b *pending) finish(err error) {
 		b.mu.Unlock()
 	}
 	if b.left.Add(-1) == 0 {
-		close(b.done)
+		b.done <- struct{}{}
 	}
 }
 
@@ -80,20 +83,32 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
-	b := &pending{done: make(chan struct{})}
 	records := make([]*sarama.ProducerMessage, len(msgs))
 	for i, m := range msgs {
 		r, err := Marshaler{}.Marshal(topic, m)
 		if err != nil {
 			return fmt.Errorf("publish to %s: %w", topic, err)
 		}
-		r.Metadata = b
 		records[i] = r
 	}
+	return p.send(topic, records)
+}
+
+// send produces records and waits until the broker acked all of them.
+func (p *Publisher) send(topic string, records []*sarama.ProducerMessage) error {
+	if len(records) == 0 {
+		return nil
+	}
+	b := pendings.Get().(*pending)
+	b.err, b.n = nil, 0
 	b.left.Store(int32(len(records)))
+	for _, r := range records {
+		r.Metadata = b
+	}
 	p.mu.RLock()
 	if p.closed {
 		p.mu.RUnlock()
+		pendings.Put(b)
 		return errors.New("publish: publisher is closed")
 	}
 	for _, r := range records {
@@ -101,8 +116,10 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	}
 	p.mu.RUnlock()
 	<-b.done
-	if b.err != nil {
-		return fmt.Errorf("publish to %s: %d of %d records failed, first: %w", topic, b.n, len(records), b.err)
+	err, failed := b.err, b.n
+	pendings.Put(b)
+	if err != nil {
+		return fmt.Errorf("publish to %s: %d of %d records failed, first: %w", topic, failed, len(records), err)
 	}
 	return nil
 }

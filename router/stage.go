@@ -2,13 +2,16 @@ package router
 
 import (
 	"context"
+	"crypto/sha1"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strconv"
 	"time"
 
 	"github.com/IBM/sarama"
+	wkafka "github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/uuid"
 
@@ -19,7 +22,8 @@ import (
 // stage runs one filter as a Watermill handler.
 type stage struct {
 	plan   pipeline.StagePlan
-	pub    message.Publisher
+	out    *Publisher        // of the stage's outputs
+	pub    message.Publisher // the same, for quarantine, retry tiers and dedup
 	filter filters.Filter
 	slots  *slots
 	lanes  map[string]int // input topic → lane of slots
@@ -30,7 +34,7 @@ type stage struct {
 	log    *slog.Logger
 }
 
-func newStage(plan pipeline.StagePlan, pub message.Publisher, log *slog.Logger) (*stage, error) {
+func newStage(plan pipeline.StagePlan, pub *Publisher, log *slog.Logger) (*stage, error) {
 	log = log.With("pipeline", plan.Pipeline, "stage", plan.Name)
 	cfg := plan.Config
 	cfg.Pipeline, cfg.Stage, cfg.Logger = plan.Pipeline, plan.Name, log
@@ -38,7 +42,7 @@ func newStage(plan pipeline.StagePlan, pub message.Publisher, log *slog.Logger) 
 	if err != nil {
 		return nil, fmt.Errorf("stage %s: build filter %q: %w", plan.ID(), plan.Filter.Name, err)
 	}
-	s := &stage{plan: plan, pub: pub, filter: f, log: log,
+	s := &stage{plan: plan, out: pub, pub: sharedPublisher{pub}, filter: f, log: log,
 		lanes: map[string]int{}, tiers: map[string]int{}}
 	var weights []int
 	top := 1
@@ -93,14 +97,15 @@ func (s *stage) handle(msg *message.Message) ([]*message.Message, error) {
 	if err != nil || len(outs) == 0 {
 		return nil, err
 	}
-	if err := s.pub.Publish(s.plan.Output, outs...); err != nil {
+	if err := s.out.send(s.plan.Output, outs); err != nil {
 		return nil, &transient{err: fmt.Errorf("pipeline %q stage %q: %w", s.plan.Pipeline, s.plan.Name, err)}
 	}
 	return nil, nil
 }
 
-// process runs the filter on one record, at most Concurrency at once.
-func (s *stage) process(msg *message.Message) ([]*message.Message, error) {
+// process runs the filter on one record, at most Concurrency at once, and
+// returns its outputs as records for the output topic.
+func (s *stage) process(msg *message.Message) ([]*sarama.ProducerMessage, error) {
 	ctx := msg.Context()
 	r, _ := RecordFrom(ctx)
 	if err := s.slots.acquire(ctx, s.lanes[r.Topic]); err != nil {
@@ -123,59 +128,106 @@ func (s *stage) process(msg *message.Message) ([]*message.Message, error) {
 	if s.plan.Output == "" {
 		return nil, nil
 	}
-	res := make([]*message.Message, 0, len(outs))
+	n := 0
+	for _, o := range outs {
+		if o != nil {
+			n++
+		}
+	}
+	res := make([]*sarama.ProducerMessage, 0, n)
 	attempt := strconv.Itoa(s.attempt(msg))
 	for _, o := range outs {
 		if o == nil {
 			continue
 		}
-		res = append(res, s.toWatermill(o, job, attempt))
-	}
-	if s.dedup != nil {
-		for i, m := range res {
-			if mark := s.dedupMark(msg, i, len(res)); mark != "" {
-				m.Metadata[filters.HeaderDedup] = mark
-			}
+		var mark string
+		if s.dedup != nil {
+			mark = s.dedupMark(msg, len(res), n)
 		}
+		res = append(res, s.output(o, job, attempt, mark))
 	}
 	return res, nil
 }
 
 func toFilterMessage(msg *message.Message) *filters.Message {
 	key, _ := MessageKey(msg)
-	h := make(filters.Headers, len(msg.Metadata))
-	for k, v := range msg.Metadata {
-		if k != keyMetadata {
-			h[k] = v
-		}
+	h := filters.Headers(maps.Clone(msg.Metadata))
+	if h == nil {
+		h = filters.Headers{}
 	}
+	delete(h, keyMetadata)
 	return &filters.Message{Key: key, Payload: msg.Payload, Headers: h}
 }
 
-func (s *stage) toWatermill(o *filters.Message, job, attempt string) *message.Message {
-	m := message.NewMessage(newMessageID(), o.Payload)
-	m.Metadata = make(message.Metadata, len(o.Headers)+4)
+// output is the record a filter's output o becomes: its key, payload and
+// headers, less the failure headers, plus the job, the stage, the attempt
+// and the dedup mark (if any), in watermill-kafka's format (a fresh
+// message UUID header). It is built straight from o, without a Watermill
+// message in between: outputs are the hot path.
+func (s *stage) output(o *filters.Message, job, attempt, mark string) *sarama.ProducerMessage {
+	hs := make([]sarama.RecordHeader, 0, len(o.Headers)+5)
+	hs = append(hs, sarama.RecordHeader{Key: uuidHeaderKey, Value: readOnlyBytes(newMessageID())})
 	for k, v := range o.Headers {
-		m.Metadata[k] = v
+		if _, drop := notCopiedToOutputs[k]; !drop {
+			hs = append(hs, sarama.RecordHeader{Key: readOnlyBytes(k), Value: readOnlyBytes(v)})
+		}
 	}
-	for _, h := range failureHeaders {
-		delete(m.Metadata, h)
+	hs = append(hs,
+		sarama.RecordHeader{Key: headerJob, Value: readOnlyBytes(job)},
+		sarama.RecordHeader{Key: headerStage, Value: readOnlyBytes(s.plan.Name)},
+		sarama.RecordHeader{Key: headerAttempt, Value: readOnlyBytes(attempt)})
+	if mark != "" {
+		hs = append(hs, sarama.RecordHeader{Key: headerDedup, Value: readOnlyBytes(mark)})
 	}
-	m.Metadata[filters.HeaderJob] = job
-	m.Metadata[filters.HeaderStage] = s.plan.Name
-	m.Metadata[filters.HeaderAttempt] = attempt
-	SetMessageKey(m, o.Key)
-	return m
+	var key sarama.Encoder
+	if o.Key != nil {
+		key = sarama.ByteEncoder(o.Key)
+	}
+	return &sarama.ProducerMessage{Topic: s.plan.Output, Key: key, Value: sarama.ByteEncoder(o.Payload), Headers: hs}
+}
+
+var (
+	headerJob     = []byte(filters.HeaderJob)
+	headerStage   = []byte(filters.HeaderStage)
+	headerAttempt = []byte(filters.HeaderAttempt)
+	headerDedup   = []byte(filters.HeaderDedup)
+)
+
+// notCopiedToOutputs are the headers of a filter's output that its record
+// does not get: the failure headers, the ones the stage sets, and
+// millrace's and Watermill's internal metadata.
+var notCopiedToOutputs = map[string]struct{}{}
+
+func init() {
+	for _, h := range append(filters.FailureHeaders(), filters.HeaderJob, filters.HeaderStage,
+		filters.HeaderAttempt, keyMetadata, partitionMetadata, wkafka.UUIDHeaderKey) {
+		notCopiedToOutputs[h] = struct{}{}
+	}
 }
 
 // jobID names a job that arrived without a millrace-job header after the
-// record it came in, so a redelivered record gets the same id.
+// record it came in, so a redelivered record gets the same id: the
+// name-based (SHA-1, version 5) UUID of "kafka:topic/partition/offset" in
+// the URL namespace, computed without allocating but the string.
 func jobID(ctx context.Context) string {
 	r, ok := RecordFrom(ctx)
 	if !ok {
 		return uuid.NewString()
 	}
-	return uuid.NewSHA1(uuid.NameSpaceURL, []byte("kafka:"+r.String())).String()
+	var buf [256]byte
+	b := append(buf[:0], uuid.NameSpaceURL[:]...)
+	b = append(b, "kafka:"...)
+	b = append(b, r.Topic...)
+	b = append(b, '/')
+	b = strconv.AppendInt(b, int64(r.Partition), 10)
+	b = append(b, '/')
+	b = strconv.AppendInt(b, r.Offset, 10)
+	sum := sha1.Sum(b)
+	var u uuid.UUID
+	copy(u[:], sum[:])
+	u[6] = u[6]&0x0f | 0x50 // version 5
+	u[8] = u[8]&0x3f | 0x80 // RFC 4122 variant
+	return u.String()
 }
 
 func (s *stage) close() {

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"runtime/pprof"
+	"strings"
 	"time"
 )
 
@@ -91,9 +94,11 @@ func runDrain(ctx context.Context, e *env, sys *system, n int) drainResult {
 
 	cctx, cancel := context.WithTimeout(ctx, e.opts.timeout)
 	defer cancel()
+	stopProfile := e.startProfile(sys.name)
 	began := time.Now()
 	inst := sys.start(ctx, e, prefix, in, out)
 	first, last, t, err := e.waitDelivered(cctx, inst, out, res.n)
+	stopProfile()
 	res.delivered, res.duplicates = t.distinct, t.duplicates
 	if !first.IsZero() {
 		res.startup = first.Sub(began)
@@ -165,4 +170,40 @@ func (e *env) waitDelivered(ctx context.Context, inst *instance, out string, n i
 			return first, last, t, nil
 		}
 	}
+}
+
+// startProfile starts a CPU profile of one drain if -cpuprofile-prefix was
+// given; the returned func stops it.
+func (e *env) startProfile(name string) (stop func()) {
+	if e.opts.cpuProfile == "" {
+		return func() {}
+	}
+	path := fmt.Sprintf("%s-%s-%s.prof", e.opts.cpuProfile, strings.Fields(e.backend.name)[0], name)
+	writeAllocs(strings.TrimSuffix(path, ".prof") + ".allocs-before.prof")
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.StartCPUProfile(f)
+	}
+	if err != nil {
+		e.logf("cpu profile %s: %v", path, err)
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+		writeAllocs(strings.TrimSuffix(path, ".prof") + ".allocs.prof")
+		e.logf("cpu profile of the drain written to %s (allocations: go tool pprof -base %s %s)", path,
+			strings.TrimSuffix(path, ".prof")+".allocs-before.prof", strings.TrimSuffix(path, ".prof")+".allocs.prof")
+	}
+}
+
+// writeAllocs writes the allocation profile so far to path; the drain's own
+// allocations are the difference of the profiles after and before it.
+func writeAllocs(path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	pprof.Lookup("allocs").WriteTo(f, 0)
 }
