@@ -42,6 +42,11 @@ func newSlots(n int, weights []int) *slots {
 func (s *slots) acquire(ctx context.Context, l int) error {
 	if s.ch != nil {
 		select {
+		case s.ch <- struct{}{}: // a free slot: ctx.Done would allocate a channel
+			return nil
+		default:
+		}
+		select {
 		case s.ch <- struct{}{}:
 			return nil
 		case <-ctx.Done():

@@ -165,7 +165,11 @@ func toFilterMessage(msg *message.Message) *filters.Message {
 // message UUID header). It is built straight from o, without a Watermill
 // message in between: outputs are the hot path.
 func (s *stage) output(o *filters.Message, job, attempt, mark string) *sarama.ProducerMessage {
-	hs := make([]sarama.RecordHeader, 0, len(o.Headers)+5)
+	r := &outRecord{value: o.Payload}
+	hs := r.headers[:0]
+	if n := len(o.Headers) + 5; n > len(r.headers) {
+		hs = make([]sarama.RecordHeader, 0, n)
+	}
 	hs = append(hs, sarama.RecordHeader{Key: uuidHeaderKey, Value: readOnlyBytes(newMessageID())})
 	for k, v := range o.Headers {
 		if _, drop := notCopiedToOutputs[k]; !drop {
@@ -179,12 +183,29 @@ func (s *stage) output(o *filters.Message, job, attempt, mark string) *sarama.Pr
 	if mark != "" {
 		hs = append(hs, sarama.RecordHeader{Key: headerDedup, Value: readOnlyBytes(mark)})
 	}
-	var key sarama.Encoder
+	r.msg = sarama.ProducerMessage{Topic: s.plan.Output, Value: &r.value, Headers: hs}
 	if o.Key != nil {
-		key = sarama.ByteEncoder(o.Key)
+		r.key = o.Key
+		r.msg.Key = &r.key
 	}
-	return &sarama.ProducerMessage{Topic: s.plan.Output, Key: key, Value: sarama.ByteEncoder(o.Payload), Headers: hs}
+	return &r.msg
 }
+
+// outRecord is an output record in one allocation: the producer message,
+// its key and value encoders, and room for a few headers (a separate
+// allocation each cost the stage about 3% of its CPU).
+type outRecord struct {
+	msg        sarama.ProducerMessage
+	key, value bytesEncoder
+	headers    [8]sarama.RecordHeader
+}
+
+// bytesEncoder is sarama.ByteEncoder behind a pointer, so that it can live
+// inside an outRecord (an interface holding a slice allocates).
+type bytesEncoder []byte
+
+func (b *bytesEncoder) Encode() ([]byte, error) { return *b, nil }
+func (b *bytesEncoder) Length() int             { return len(*b) }
 
 var (
 	headerJob     = []byte(filters.HeaderJob)
