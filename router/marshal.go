@@ -82,19 +82,22 @@ func (p pinned) Length() int {
 // Unmarshal implements watermill-kafka's Unmarshaler.
 func (Marshaler) Unmarshal(r *sarama.ConsumerMessage) (*message.Message, error) {
 	var id string
-	md := make(message.Metadata, len(r.Headers)+1)
 	for _, h := range r.Headers {
 		if string(h.Key) == wkafka.UUIDHeaderKey {
 			id = string(h.Value)
-		} else {
+			break
+		}
+	}
+	msg := message.NewMessage(id, r.Value)
+	md := msg.Metadata // NewMessage made it; a map of our own would be a second one
+	for _, h := range r.Headers {
+		if string(h.Key) != wkafka.UUIDHeaderKey {
 			md[headerName(h.Key)] = string(h.Value)
 		}
 	}
 	if r.Key != nil {
 		md[keyMetadata] = string(r.Key)
 	}
-	msg := message.NewMessage(id, r.Value)
-	msg.Metadata = md
 	return msg, nil
 }
 

@@ -60,6 +60,10 @@ type pending struct {
 	mu   sync.Mutex
 	err  error
 	n    int
+	// then, if set, is called instead of sending on done (sendAsync).
+	then  func(error)
+	topic string
+	total int
 }
 
 var pendings = sync.Pool{New: func() any { return &pending{done: make(chan struct{}, 1)} }}
@@ -73,9 +77,25 @@ func (b *pending) finish(err error) {
 		b.n++
 		b.mu.Unlock()
 	}
-	if b.left.Add(-1) == 0 {
-		b.done <- struct{}{}
+	if b.left.Add(-1) != 0 {
+		return
 	}
+	if b.then == nil {
+		b.done <- struct{}{}
+		return
+	}
+	then, err := b.then, b.failure()
+	b.then = nil
+	pendings.Put(b)
+	then(err)
+}
+
+// failure is the error of a finished send, or nil.
+func (b *pending) failure() error {
+	if b.err == nil {
+		return nil
+	}
+	return fmt.Errorf("publish to %s: %d of %d records failed, first: %w", b.topic, b.n, b.total, b.err)
 }
 
 // Publish sends msgs to topic and waits until the broker acked all of them.
@@ -99,29 +119,48 @@ func (p *Publisher) send(topic string, records []*sarama.ProducerMessage) error 
 	if len(records) == 0 {
 		return nil
 	}
+	b := p.start(topic, records, nil)
+	if b == nil {
+		return errClosed
+	}
+	<-b.done
+	err := b.failure()
+	pendings.Put(b)
+	return err
+}
+
+// sendAsync produces records and returns; once the broker acked all of
+// them, then is called with nil, or with the error of the first that
+// failed. then runs on the producer's goroutine: it must not block. If the
+// publisher is closed, sendAsync returns an error and then is not called.
+func (p *Publisher) sendAsync(topic string, records []*sarama.ProducerMessage, then func(error)) error {
+	if p.start(topic, records, then) == nil {
+		return errClosed
+	}
+	return nil
+}
+
+var errClosed = errors.New("publish: publisher is closed")
+
+// start hands records (at least one) to the producer; nil if it is closed.
+func (p *Publisher) start(topic string, records []*sarama.ProducerMessage, then func(error)) *pending {
 	b := pendings.Get().(*pending)
-	b.err, b.n = nil, 0
+	b.err, b.n, b.then, b.topic, b.total = nil, 0, then, topic, len(records)
 	b.left.Store(int32(len(records)))
 	for _, r := range records {
 		r.Metadata = b
 	}
 	p.mu.RLock()
+	defer p.mu.RUnlock()
 	if p.closed {
-		p.mu.RUnlock()
+		b.then = nil
 		pendings.Put(b)
-		return errors.New("publish: publisher is closed")
+		return nil
 	}
 	for _, r := range records {
 		p.producer.Input() <- r
 	}
-	p.mu.RUnlock()
-	<-b.done
-	err, failed := b.err, b.n
-	pendings.Put(b)
-	if err != nil {
-		return fmt.Errorf("publish to %s: %d of %d records failed, first: %w", topic, failed, len(records), err)
-	}
-	return nil
+	return b
 }
 
 func (p *Publisher) collectSuccesses() {

@@ -92,15 +92,48 @@ func (s *stage) topics() []string {
 
 // handle is the stage's Watermill handler: record in, filter, records out
 // published to the stage's output topic. It returns once they are acked.
+//
+// A stage that neither deduplicates nor parks keys in retry tiers does not
+// wait: the record is settled when the broker acks its outputs (see
+// settleLater), so the handler's goroutine ends at once instead of
+// sleeping through the produce round trip. The others wait, because their
+// middleware acts on the published outcome.
 func (s *stage) handle(msg *message.Message) ([]*message.Message, error) {
 	outs, err := s.process(msg)
 	if err != nil || len(outs) == 0 {
 		return nil, err
 	}
+	if s.dedup == nil && s.parks == nil {
+		if h, ok := handOutFrom(msg.Context()); ok {
+			return nil, s.publishThenSettle(h, outs)
+		}
+	}
 	if err := s.out.send(s.plan.Output, outs); err != nil {
-		return nil, &transient{err: fmt.Errorf("pipeline %q stage %q: %w", s.plan.Pipeline, s.plan.Name, err)}
+		return nil, s.publishFailed(err)
 	}
 	return nil, nil
+}
+
+// publishThenSettle publishes outs and settles the hand-out when the
+// broker acked them; a failure hands the record out again, as a failed
+// synchronous publish does.
+func (s *stage) publishThenSettle(h *recordCtx, outs []*sarama.ProducerMessage) error {
+	h.settleLater = true
+	err := s.out.sendAsync(s.plan.Output, outs, func(err error) {
+		if err != nil {
+			s.log.Warn("publishing outputs failed; the record will be handed out again", "err", s.publishFailed(err))
+		}
+		h.e.settle(err == nil, 0)
+	})
+	if err != nil {
+		h.settleLater = false
+		return s.publishFailed(err)
+	}
+	return nil
+}
+
+func (s *stage) publishFailed(err error) error {
+	return &transient{err: fmt.Errorf("pipeline %q stage %q: %w", s.plan.Pipeline, s.plan.Name, err)}
 }
 
 // process runs the filter on one record, at most Concurrency at once, and
@@ -170,20 +203,24 @@ func (s *stage) output(o *filters.Message, job, attempt, mark string) *sarama.Pr
 	if n := len(o.Headers) + 5; n > len(r.headers) {
 		hs = make([]sarama.RecordHeader, 0, n)
 	}
+	// Headers are appended one by one and the message filled in field by
+	// field: composite temporaries grow this frame, and with it the
+	// handler goroutine's stack (see quarantine).
 	hs = append(hs, sarama.RecordHeader{Key: uuidHeaderKey, Value: readOnlyBytes(newMessageID())})
 	for k, v := range o.Headers {
 		if _, drop := notCopiedToOutputs[k]; !drop {
 			hs = append(hs, sarama.RecordHeader{Key: readOnlyBytes(k), Value: readOnlyBytes(v)})
 		}
 	}
-	hs = append(hs,
-		sarama.RecordHeader{Key: headerJob, Value: readOnlyBytes(job)},
-		sarama.RecordHeader{Key: headerStage, Value: readOnlyBytes(s.plan.Name)},
-		sarama.RecordHeader{Key: headerAttempt, Value: readOnlyBytes(attempt)})
+	hs = append(hs, sarama.RecordHeader{Key: headerJob, Value: readOnlyBytes(job)})
+	hs = append(hs, sarama.RecordHeader{Key: headerStage, Value: readOnlyBytes(s.plan.Name)})
+	hs = append(hs, sarama.RecordHeader{Key: headerAttempt, Value: readOnlyBytes(attempt)})
 	if mark != "" {
 		hs = append(hs, sarama.RecordHeader{Key: headerDedup, Value: readOnlyBytes(mark)})
 	}
-	r.msg = sarama.ProducerMessage{Topic: s.plan.Output, Value: &r.value, Headers: hs}
+	r.msg.Topic = s.plan.Output
+	r.msg.Value = &r.value
+	r.msg.Headers = hs
 	if o.Key != nil {
 		r.key = o.Key
 		r.msg.Key = &r.key
@@ -235,7 +272,7 @@ func jobID(ctx context.Context) string {
 	if !ok {
 		return uuid.NewString()
 	}
-	var buf [256]byte
+	var buf [112]byte // longer topic names spill to the heap
 	b := append(buf[:0], uuid.NameSpaceURL[:]...)
 	b = append(b, "kafka:"...)
 	b = append(b, r.Topic...)

@@ -2,9 +2,17 @@ package router
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"testing"
+	"time"
 
+	"github.com/IBM/sarama/mocks"
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/uuid"
+
+	"github.com/millrace/millrace/filters"
+	"github.com/millrace/millrace/pipeline"
 )
 
 // Job ids of records that came without one are documented as the
@@ -25,5 +33,56 @@ func TestJobID_is_the_sha1_uuid_of_the_record_origin(t *testing.T) {
 	a, b := jobID(context.Background()), jobID(context.Background())
 	if a == b {
 		t.Errorf("jobID without a record gave %s twice, want random ids", a)
+	}
+}
+
+// A stage that does not wait for its outputs' acks settles the record from
+// the producer's ack: a failed publish must hand the record out again (not
+// ack it, not count an attempt), a later successful one acks it. The
+// failure is injected with sarama's mock producer: a real broker cannot be
+// made to refuse one produce request on cue.
+func TestStage_outputs_published_without_waiting_settle_on_the_broker_ack(t *testing.T) {
+	cfg := NewProducerConfig("")
+	mp := mocks.NewAsyncProducer(t, cfg)
+	mp.ExpectInputAndFail(errors.New("broker down"))
+	mp.ExpectInputAndSucceed()
+	pub := &Publisher{producer: mp}
+	pub.done.Add(2)
+	go pub.collectSuccesses()
+	go pub.collectErrors()
+	defer func() {
+		pub.producer.AsyncClose()
+		pub.done.Wait()
+	}()
+
+	s := &stage{
+		plan: pipeline.StagePlan{Pipeline: "p", Name: "s", Output: "p.out"},
+		out:  pub, pub: sharedPublisher{pub}, log: slog.New(slog.DiscardHandler),
+		slots: newSlots(1, nil), lanes: map[string]int{}, tiers: map[string]int{},
+		filter: filters.Func(func(_ context.Context, m *filters.Message) ([]*filters.Message, error) {
+			return []*filters.Message{m}, nil
+		}),
+	}
+	handler := settle(func(m *message.Message) ([]*message.Message, error) { return s.handle(m) })
+	w := &window{wake: make(chan struct{}, 1)}
+	e := &entry{w: w}
+	for i, wantAcked := range []bool{false, true} {
+		msg := message.NewMessage(newMessageID(), []byte(`{"n":1}`))
+		msg.SetContext(&recordCtx{Context: context.Background(), rec: Record{Topic: "p.in", Offset: 7}, e: e})
+		if _, err := handler(msg); err != nil {
+			t.Fatalf("hand-out %d: handler returned %v; a publish outcome must not be an error of the call", i+1, err)
+		}
+		select {
+		case <-w.wake:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("hand-out %d: never settled", i+1)
+		}
+		w.mu.Lock()
+		got := w.inbox.results
+		w.inbox = inbox{}
+		w.mu.Unlock()
+		if len(got) != 1 || got[0].e != e || got[0].acked != wantAcked || got[0].delay != 0 {
+			t.Fatalf("hand-out %d settled as %+v, want one result acked=%v with the subscriber's backoff", i+1, got, wantAcked)
+		}
 	}
 }

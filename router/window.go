@@ -392,12 +392,29 @@ type recordCtx struct {
 	context.Context
 	rec Record
 	e   *entry
+	// settleLater is set by the handler (on its goroutine) when the
+	// hand-out will be settled once its outputs are acked, not on return.
+	settleLater bool
+}
+
+type handOutKey struct{}
+
+// handOutFrom returns the hand-out whose context ctx is, if it comes from
+// a window with SettleFromContext.
+func handOutFrom(ctx context.Context) (*recordCtx, bool) {
+	c, ok := ctx.Value(handOutKey{}).(*recordCtx)
+	return c, ok
 }
 
 func (c *recordCtx) Value(key any) any {
 	switch key.(type) {
 	case recordKey:
 		return &c.rec
+	case handOutKey:
+		if c.e != nil {
+			return c
+		}
+		return nil
 	case settleKey:
 		if c.e != nil {
 			return c.e
@@ -500,13 +517,12 @@ func (w *window) ack(e *entry) {
 	if !e.keyed {
 		return
 	}
-	key := string(e.rec.Key)
-	q := w.waiting[key]
+	q := w.waiting[string(e.rec.Key)] // no string allocated to look up
 	if len(q) == 0 {
-		delete(w.waiting, key)
+		delete(w.waiting, string(e.rec.Key))
 		return
 	}
-	w.waiting[key] = q[1:]
+	w.waiting[string(e.rec.Key)] = q[1:]
 	w.makeReady(q[0])
 }
 
