@@ -55,6 +55,7 @@ func stopping(msg *message.Message) bool {
 // settle reports each record's outcome to the subscriber (see Settle).
 func settle(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
+		growStack()
 		out, err := h(msg)
 		if err == nil {
 			if c, ok := handOutFrom(msg.Context()); !ok || !c.settleLater { // else when its outputs are acked (stage.handle)
@@ -66,6 +67,24 @@ func settle(h message.HandlerFunc) message.HandlerFunc {
 		return out, err
 	}
 }
+
+// growStack makes the handler's goroutine grow its stack now, while it
+// holds four frames, rather than deep in the filter call. Watermill starts a
+// goroutine per record, with a 2 KiB stack (the runtime's adaptive start
+// stays there: most goroutines are small), and a record's handling needs
+// more: the stack was copied, with a dozen frames to adjust, once per
+// record — 9% of a no-op stage's CPU. Growing it here costs a third of that
+// (measured with testkit/bench -cpuprofile-prefix: runtime.newstack 9.2%
+// -> 2.6%). The frame stays below the 4 KiB the stack grows to.
+//
+//go:noinline
+func growStack() {
+	var frame [1500]byte
+	keep(frame[:])
+}
+
+//go:noinline
+func keep([]byte) {}
 
 func settleFailed(msg *message.Message, err error) {
 	var r *retryIn
