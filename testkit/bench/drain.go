@@ -1,11 +1,13 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"time"
 )
@@ -25,6 +27,29 @@ type drainResult struct {
 	startup, elapsed time.Duration
 	timedOut         bool
 	err              error
+	// rates are the records/s of every run of the case, sorted, when it
+	// ran more than once (see median).
+	rates []float64
+}
+
+// median is the run of rs with the median rate (the lower of the two
+// middle ones), carrying every run's rate; a run that did not complete
+// stands for the case instead, so that no failure is hidden.
+func median(rs []drainResult) drainResult {
+	for _, r := range rs {
+		if !r.complete() {
+			return r
+		}
+	}
+	sorted := slices.Clone(rs)
+	slices.SortFunc(sorted, func(a, b drainResult) int { return cmp.Compare(a.rate(), b.rate()) })
+	m := sorted[(len(sorted)-1)/2]
+	if len(rs) > 1 {
+		for _, r := range sorted {
+			m.rates = append(m.rates, r.rate())
+		}
+	}
+	return m
 }
 
 // complete says whether every record of the backlog reached the output.

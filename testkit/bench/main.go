@@ -3,7 +3,7 @@
 // router stage, in one run on the same broker, and prints the figures next
 // to millrace's performance targets.
 //
-//	go run ./testkit/bench [-records 200000] [-size 256] [-partitions 8]
+//	go run ./testkit/bench [-records 200000] [-repeat 3] [-size 256] [-partitions 8]
 //	    [-cases raw,stock,noop,jq,pipeline,latency,rss] [-kafka | -brokers H:P]
 //	    [-rss-records 1000000] [-timeout 5m] [-out FILE]
 //
@@ -28,7 +28,9 @@
 //     the system starts; the output topic's log end is polled every 5 ms.
 //     records/s is the backlog over start → last output record; steady/s
 //     over first → last output record (without the group join). The time
-//     counts only once the output was read back and held every id.
+//     counts only once the output was read back and held every id. Each
+//     throughput case runs -repeat times, in rounds over the cases (raw,
+//     stock, …, raw, stock, …), and reports its median run and the range.
 //   - Latency: warm-up records at -rate until they come out for 1 s, then
 //     -rate × -duration records, each stamped just before it is handed to
 //     the producer and timed when a reader (sarama partition consumers,
@@ -70,6 +72,7 @@ var allCases = []string{caseRaw, caseStock, caseNoop, caseJQ, casePipeline, case
 // options are the command-line flags.
 type options struct {
 	records     int
+	repeat      int
 	size        int
 	partitions  int
 	keys        int
@@ -111,6 +114,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.IntVar(&o.records, "records", 200_000, "records per throughput case (the backlog drained)")
+	fs.IntVar(&o.repeat, "repeat", 3, "runs of each throughput case, interleaved (raw, stock, …, raw, stock, …); the report shows the median run and the range")
 	fs.IntVar(&o.size, "size", 256, "payload size in bytes (a JSON object padded to this size)")
 	fs.IntVar(&o.partitions, "partitions", 8, "partitions of every topic")
 	fs.IntVar(&o.keys, "keys", 10_000, "distinct record keys, used round-robin (0: records have no key)")
@@ -150,6 +154,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("-cases: no case to run")
 	case o.records <= 0:
 		return o, errors.New("-records must be positive")
+	case o.repeat <= 0:
+		return o, errors.New("-repeat must be positive")
 	case o.size < minPayloadSize:
 		return o, fmt.Errorf("-size must be at least %d bytes (the JSON fields the bench needs)", minPayloadSize)
 	case o.partitions <= 0:
@@ -239,9 +245,20 @@ func runBackend(ctx context.Context, b *backend, o options) (*report, error) {
 	if w := runDrain(ctx, e, warm, min(o.records, 50_000)); !w.complete() {
 		e.logf("warning: the warm-up did not complete: %s", w.status())
 	}
-	for _, name := range []string{caseRaw, caseStock, caseNoop, caseJQ, casePipeline} {
-		if o.cases[name] && ctx.Err() == nil {
-			r.drains = append(r.drains, runDrain(ctx, e, systems[name], o.records))
+	// Rounds over the cases, so that a slow spell of the machine hits
+	// every case alike; each case reports its median run.
+	runs := map[string][]drainResult{}
+	throughput := []string{caseRaw, caseStock, caseNoop, caseJQ, casePipeline}
+	for round := 0; round < o.repeat; round++ {
+		for _, name := range throughput {
+			if o.cases[name] && ctx.Err() == nil {
+				runs[name] = append(runs[name], runDrain(ctx, e, systems[name], o.records))
+			}
+		}
+	}
+	for _, name := range throughput {
+		if len(runs[name]) > 0 {
+			r.drains = append(r.drains, median(runs[name]))
 		}
 	}
 	if o.cases[caseLatency] {

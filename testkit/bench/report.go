@@ -79,6 +79,7 @@ type row struct {
 	label                        string
 	rate, steady, drain, startup string
 	p50, p99, max, status        string
+	runs                         string // range of the runs' records/s
 }
 
 // rows joins each system's throughput and latency results.
@@ -90,12 +91,15 @@ func (r *report) rows() []row {
 			continue
 		}
 		w := row{label: systems[name].label, rate: "-", steady: "-", drain: "-", startup: "-",
-			p50: "-", p99: "-", max: "-"}
+			p50: "-", p99: "-", max: "-", runs: "-"}
 		var status []string
 		if d != nil {
 			if d.complete() {
 				w.rate, w.steady = fmtRate(d.rate()), fmtRate(d.steadyRate())
 				w.drain, w.startup = fmtDur(d.elapsed), fmtDur(d.startup)
+				if n := len(d.rates); n > 1 {
+					w.runs = fmt.Sprintf("%s–%s (%d)", fmtRate(d.rates[0]), fmtRate(d.rates[n-1]), n)
+				}
 			}
 			status = append(status, d.status())
 		}
@@ -200,9 +204,16 @@ func header(m machine, o options) []string {
 	return []string{
 		"millrace bench, " + m.date.Format("2006-01-02 15:04 MST"),
 		fmt.Sprintf("machine: %s, %d cores (GOMAXPROCS %d), %s, %s", m.cpu, m.cores, runtime.GOMAXPROCS(0), m.osArch, m.goVer),
-		fmt.Sprintf("workload: %s records × %d B per throughput case, %d partitions, %s; latency at %s records/s for %s after a warm-up; the run took %s",
-			fmtCount(o.records), o.size, o.partitions, keysText(o), fmtCount(o.rate), o.duration, fmtDur(m.elapsed)),
+		fmt.Sprintf("workload: %s records × %d B per throughput case, %d partitions, %s, %s; latency at %s records/s for %s after a warm-up; the run took %s",
+			fmtCount(o.records), o.size, o.partitions, keysText(o), runsText(o), fmtCount(o.rate), o.duration, fmtDur(m.elapsed)),
 	}
+}
+
+func runsText(o options) string {
+	if o.repeat <= 1 {
+		return "one run per case"
+	}
+	return fmt.Sprintf("%d interleaved runs per throughput case (median shown)", o.repeat)
 }
 
 func keysText(o options) string {
@@ -216,6 +227,7 @@ func keysText(o options) string {
 var notes = []string{
 	"records/s: the backlog over the time from starting the system to its last output record (the output's log end, polled every 5 ms);",
 	"  steady/s leaves out the startup (start → first output record: joining the group, creating topics).",
+	"runs: the lowest and highest records/s of the case's runs; records/s, steady/s, drain and the ratios are those of the median run.",
 	"p50/p99/max: producer stamp in the payload → read by a consumer of the output topic, at a fixed offered load, after a warm-up.",
 	"Every figure is printed only after the output topic was read back and held every record (distinct ids); else INCOMPLETE.",
 }
@@ -231,10 +243,10 @@ func renderText(m machine, o options, reports []*report) string {
 		fmt.Fprintf(&b, "\n== %s: %s\n\n", r.backend.name, r.backend.describe)
 		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 		if rows := r.rows(); len(rows) > 0 {
-			fmt.Fprintln(tw, "case\trecords/s\tsteady/s\tdrain\tstartup\tp50\tp99\tmax\tstatus")
+			fmt.Fprintln(tw, "case\trecords/s\truns\tsteady/s\tdrain\tstartup\tp50\tp99\tmax\tstatus")
 			for _, w := range rows {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-					w.label, w.rate, w.steady, w.drain, w.startup, w.p50, w.p99, w.max, w.status)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+					w.label, w.rate, w.runs, w.steady, w.drain, w.startup, w.p50, w.p99, w.max, w.status)
 			}
 		}
 		tw.Flush()
@@ -266,11 +278,11 @@ func renderMarkdown(m machine, o options, reports []*report) string {
 	for _, r := range reports {
 		fmt.Fprintf(&b, "\n### %s\n\n%s\n\n", r.backend.name, r.backend.describe)
 		if rows := r.rows(); len(rows) > 0 {
-			b.WriteString("| case | records/s | steady/s | drain | startup | p50 | p99 | max | status |\n")
-			b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---|\n")
+			b.WriteString("| case | records/s | runs | steady/s | drain | startup | p50 | p99 | max | status |\n")
+			b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 			for _, w := range rows {
-				fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
-					w.label, w.rate, w.steady, w.drain, w.startup, w.p50, w.p99, w.max, mdEscape(w.status))
+				fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+					w.label, w.rate, w.runs, w.steady, w.drain, w.startup, w.p50, w.p99, w.max, mdEscape(w.status))
 			}
 			b.WriteString("\n")
 		}
