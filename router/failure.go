@@ -92,6 +92,11 @@ func settleFailed(msg *message.Message, err error) {
 		SettleRetry(msg.Context(), r.delay)
 		return
 	}
+	var t *transient
+	if h, ok := handOutFrom(msg.Context()); ok && errors.As(err, &t) {
+		h.e.retryNotAttempt()
+		return
+	}
 	Settle(msg.Context(), false)
 }
 

@@ -122,8 +122,10 @@ func (s *stage) publishThenSettle(h *recordCtx, outs []*sarama.ProducerMessage) 
 	err := s.out.sendAsync(s.plan.Output, outs, func(err error) {
 		if err != nil {
 			s.log.Warn("publishing outputs failed; the record will be handed out again", "err", s.publishFailed(err))
+			h.e.retryNotAttempt()
+			return
 		}
-		h.e.settle(err == nil, 0)
+		h.e.settle(true, 0)
 	})
 	if err != nil {
 		h.settleLater = false

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/IBM/sarama/mocks"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/uuid"
@@ -38,7 +39,7 @@ func TestJobID_is_the_sha1_uuid_of_the_record_origin(t *testing.T) {
 
 // A stage that does not wait for its outputs' acks settles the record from
 // the producer's ack: a failed publish must hand the record out again (not
-// ack it, not count an attempt), a later successful one acks it. The
+// ack it, and not as a new attempt), a later successful one acks it. The
 // failure is injected with sarama's mock producer: a real broker cannot be
 // made to refuse one produce request on cue.
 func TestStage_outputs_published_without_waiting_settle_on_the_broker_ack(t *testing.T) {
@@ -81,8 +82,50 @@ func TestStage_outputs_published_without_waiting_settle_on_the_broker_ack(t *tes
 		got := w.inbox.results
 		w.inbox = inbox{}
 		w.mu.Unlock()
-		if len(got) != 1 || got[0].e != e || got[0].acked != wantAcked || got[0].delay != 0 {
-			t.Fatalf("hand-out %d settled as %+v, want one result acked=%v with the subscriber's backoff", i+1, got, wantAcked)
+		want := result{e: e, acked: wantAcked, notAttempt: !wantAcked}
+		if len(got) != 1 || got[0] != want {
+			t.Fatalf("hand-out %d settled as %+v, want %+v (a failed publish is not an attempt)", i+1, got, want)
+		}
+	}
+}
+
+// A record handed out again because its outputs could not be published (a
+// broker outage) repeats its attempt: the attempt number, which decides
+// inline retries and goes into millrace-attempt, does not grow. A failure
+// of the record's own does count.
+func TestWindow_a_failed_publish_is_not_an_attempt(t *testing.T) {
+	s := &Subscriber{cfg: SubscriberConfig{NackBackoff: time.Millisecond, NackBackoffMax: time.Millisecond, SettleFromContext: true}}
+	w := &window{h: &groupHandler{s: s}, wake: make(chan struct{}, 1), exit: make(chan struct{})}
+	defer close(w.exit)
+	e := &entry{w: w, rec: &sarama.ConsumerMessage{Topic: "in", Offset: 3}, msg: message.NewMessage("id", nil)}
+	w.setContext(e)
+	w.makeReady(e)
+	redeliver := func(r result) {
+		t.Helper()
+		w.ready = nil
+		w.nack(r.e, r.delay, r.notAttempt)
+		select {
+		case <-w.wake:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the record was not handed out again")
+		}
+		w.readInbox()
+		if len(w.ready) != 1 || w.ready[0] != e {
+			t.Fatalf("ready holds %d records after the backoff, want the record", len(w.ready))
+		}
+	}
+	for _, step := range []struct {
+		r     result
+		wantN int
+	}{
+		{result{e: e, notAttempt: true}, 1}, // publish failed
+		{result{e: e, notAttempt: true}, 1}, // and again
+		{result{e: e}, 2},                   // the filter failed
+		{result{e: e, notAttempt: true}, 2},
+	} {
+		redeliver(step.r)
+		if e.del.N != step.wantN {
+			t.Fatalf("after %+v the record is on attempt %d, want %d", step.r, e.del.N, step.wantN)
 		}
 	}
 }

@@ -51,20 +51,24 @@ func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 
 // entry is one fetched record, from fetch until its offset is committable.
 type entry struct {
-	rec     *sarama.ConsumerMessage
-	msg     *message.Message
-	w       *window
-	keyed   bool
-	acked   bool
-	backoff time.Duration
-	due     time.Time // not before (records of delayed topics)
-	del     Delivery
+	rec   *sarama.ConsumerMessage
+	msg   *message.Message
+	w     *window
+	keyed bool
+	acked bool
+	// notAttempt: the next hand-out repeats the last attempt (see result).
+	notAttempt bool
+	backoff    time.Duration
+	due        time.Time // not before (records of delayed topics)
+	del        Delivery
 }
 
 // Delivery is what the subscriber knows of a record's hand-outs; the
 // handler reads it with DeliveryFrom.
 type Delivery struct {
-	// N counts hand-outs of this record in this window, from 1.
+	// N counts the attempts handed out in this window, from 1. A record
+	// handed out again because its outputs could not be published repeats
+	// its attempt (the failure was not its own).
 	N int
 	// FirstFailure is when a handler first reported failing it (zero if
 	// none did); the handler sets it.
@@ -87,6 +91,10 @@ type result struct {
 	e     *entry
 	acked bool
 	delay time.Duration // before handing a nacked record out again; 0: backoff
+	// notAttempt: the record failed for a reason that is not its own (its
+	// outputs could not be published), so handing it out again does not
+	// count as another attempt.
+	notAttempt bool
 }
 
 // window runs one claimed partition: it fetches records while fewer than
@@ -275,7 +283,7 @@ func (w *window) readInbox() bool {
 		if r.acked {
 			w.ack(r.e)
 		} else {
-			w.nack(r.e, r.delay)
+			w.nack(r.e, r.delay, r.notAttempt)
 		}
 		in.results[i] = result{}
 	}
@@ -352,7 +360,11 @@ func (w *window) releaseDue() {
 // makeReady queues e to be handed out, counting the hand-out now: once it
 // is sent, the handler may read the count at once.
 func (w *window) makeReady(e *entry) {
-	e.del.N++
+	if e.notAttempt {
+		e.notAttempt = false
+	} else {
+		e.del.N++
+	}
 	w.ready = append(w.ready, e)
 }
 
@@ -432,6 +444,12 @@ func (c *recordCtx) Value(key any) any {
 // settle reports the outcome of the entry's hand-out to its window.
 func (e *entry) settle(acked bool, delay time.Duration) {
 	e.w.report(result{e: e, acked: acked, delay: delay})
+}
+
+// retryNotAttempt hands the record out again after the backoff, as the
+// same attempt: its failure was not its own.
+func (e *entry) retryNotAttempt() {
+	e.w.report(result{e: e, notAttempt: true})
 }
 
 // report hands the outcome of a hand-out to the window's goroutine.
@@ -528,10 +546,11 @@ func (w *window) ack(e *entry) {
 
 // nack hands the record out again after its backoff; its key stays busy,
 // so later records of the key wait behind it.
-func (w *window) nack(e *entry, delay time.Duration) {
+func (w *window) nack(e *entry, delay time.Duration, notAttempt bool) {
 	if w.stopping {
 		return
 	}
+	e.notAttempt = notAttempt
 	e.del.Cancel(nil)
 	e.msg = e.msg.Copy()
 	w.setContext(e)
