@@ -301,9 +301,6 @@ func (s *stage) close() {
 	}
 }
 
-// failureHeaders never go on a stage's outputs.
-var failureHeaders = filters.FailureHeaders()
-
 // dedupper is the stage's view of its deduplication store (dedup.go).
 type dedupper interface {
 	restore(ctx context.Context, partitions []int32) error
