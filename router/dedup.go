@@ -11,7 +11,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -59,7 +58,7 @@ func dedupDigestOf(key []byte) dedupDigest {
 // dedupDigestOfString is dedupDigestOf without copying the key (a copy of
 // a key over 32 bytes, such as a UUID, would be allocated on the heap).
 func dedupDigestOfString(key string) dedupDigest {
-	return dedupDigestOf(unsafe.Slice(unsafe.StringData(key), len(key))) // only read
+	return dedupDigestOf(readOnlyBytes(key))
 }
 
 // dedupEntry is a key in a partition's queue: its digest and when it

@@ -155,7 +155,7 @@ func (e *Engine) addStage(r *message.Router, client sarama.Client, pub *Publishe
 		return nil, err
 	}
 	if sp.Dedup != nil {
-		s.dedup = newDedupStore(*sp.Dedup, client, s.pub, s.log)
+		s.dedup = newDedupStore(*sp.Dedup, client, pub, s.log)
 	}
 	sub, err := NewSubscriber(SubscriberConfig{
 		Brokers: e.cfg.Brokers, Group: sp.Group, Sarama: e.cfg.Sarama,
@@ -194,8 +194,9 @@ func (e *Engine) topics() []Topic {
 // panics.
 //
 // The stage handler publishes its outputs itself (see stage.handle), so
-// that the outermost middleware, settle, sees the record's final outcome
-// and reports it to the subscriber's window directly.
+// that the outermost middleware, settle, sees the record's outcome and
+// reports it to the subscriber's window directly — or, when the handler
+// leaves the record to be settled on its outputs' acks, leaves it alone.
 func addMiddleware(h *message.Handler, s *stage) {
 	mw := []message.HandlerMiddleware{settle, middleware.Recoverer, s.quarantine, s.retry}
 	if s.dedup != nil {

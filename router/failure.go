@@ -58,8 +58,10 @@ func settle(h message.HandlerFunc) message.HandlerFunc {
 		growStack()
 		out, err := h(msg)
 		if err == nil {
-			if c, ok := handOutFrom(msg.Context()); !ok || !c.settleLater { // else when its outputs are acked (stage.handle)
+			if c, ok := handOutFrom(msg.Context()); !ok {
 				Settle(msg.Context(), true)
+			} else if !c.settleLater { // else when its outputs are acked (stage.handle)
+				c.e.settle(true, 0)
 			}
 			return out, nil
 		}
@@ -147,7 +149,7 @@ func (s *stage) quarantineFailed(msg *message.Message, out []*message.Message, e
 		return out, err
 	}
 	q := s.failed(msg, err)
-	if perr := s.pub.Publish(s.plan.Quarantine, q); perr != nil {
+	if perr := s.out.Publish(s.plan.Quarantine, q); perr != nil {
 		s.log.Error("cannot quarantine record; it will be retried", "err", perr, "record_err", err)
 		return nil, &transient{err: perr}
 	}
@@ -309,7 +311,7 @@ func (s *stage) toTier(msg *message.Message, n int, cause error) error {
 	}
 	m.Metadata[filters.HeaderRetryAt] = due.UTC().Format(time.RFC3339Nano)
 	SetMessagePartition(m, partitionOf(msg))
-	if err := s.pub.Publish(s.plan.RetryTopics[n-1], m); err != nil {
+	if err := s.out.Publish(s.plan.RetryTopics[n-1], m); err != nil {
 		return &transient{err: fmt.Errorf("move record to retry tier %d: %w", n, err)}
 	}
 	return nil

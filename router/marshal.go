@@ -81,17 +81,12 @@ func (p pinned) Length() int {
 
 // Unmarshal implements watermill-kafka's Unmarshaler.
 func (Marshaler) Unmarshal(r *sarama.ConsumerMessage) (*message.Message, error) {
-	var id string
-	for _, h := range r.Headers {
-		if string(h.Key) == wkafka.UUIDHeaderKey {
-			id = string(h.Value)
-			break
-		}
-	}
-	msg := message.NewMessage(id, r.Value)
+	msg := message.NewMessage("", r.Value)
 	md := msg.Metadata // NewMessage made it; a map of our own would be a second one
 	for _, h := range r.Headers {
-		if string(h.Key) != wkafka.UUIDHeaderKey {
+		if string(h.Key) == wkafka.UUIDHeaderKey {
+			msg.UUID = string(h.Value)
+		} else {
 			md[headerName(h.Key)] = string(h.Value)
 		}
 	}

@@ -91,12 +91,7 @@ func (pk *parking) follow(p int32, key string, t int) (to int, ok bool) {
 
 // unfollow undoes follow when moving the record failed.
 func (pk *parking) unfollow(p int32, key string, t, to int) {
-	pk.mu.Lock()
-	defer pk.mu.Unlock()
-	k := pk.get(p, key)
-	k.add(t, 1)
-	k.add(to, -1)
-	pk.tidy(p, key, k)
+	pk.moved(p, key, to, t)
 }
 
 // moved counts a record of key moved from tier from (0: the input) to tier

@@ -189,9 +189,3 @@ func (p *Publisher) Close() error {
 	})
 	return p.err
 }
-
-// sharedPublisher lets several router handlers use one Publisher; the
-// router closes each handler's publisher, the engine closes the shared one.
-type sharedPublisher struct{ *Publisher }
-
-func (sharedPublisher) Close() error { return nil }

@@ -22,8 +22,7 @@ import (
 // stage runs one filter as a Watermill handler.
 type stage struct {
 	plan   pipeline.StagePlan
-	out    *Publisher        // of the stage's outputs
-	pub    message.Publisher // the same, for quarantine, retry tiers and dedup
+	out    *Publisher // outputs, quarantine, retry tiers (shared by the engine's stages)
 	filter filters.Filter
 	slots  *slots
 	lanes  map[string]int // input topic → lane of slots
@@ -42,7 +41,7 @@ func newStage(plan pipeline.StagePlan, pub *Publisher, log *slog.Logger) (*stage
 	if err != nil {
 		return nil, fmt.Errorf("stage %s: build filter %q: %w", plan.ID(), plan.Filter.Name, err)
 	}
-	s := &stage{plan: plan, out: pub, pub: sharedPublisher{pub}, filter: f, log: log,
+	s := &stage{plan: plan, out: pub, filter: f, log: log,
 		lanes: map[string]int{}, tiers: map[string]int{}}
 	var weights []int
 	top := 1
@@ -91,13 +90,13 @@ func (s *stage) topics() []string {
 }
 
 // handle is the stage's Watermill handler: record in, filter, records out
-// published to the stage's output topic. It returns once they are acked.
+// published to the stage's output topic.
 //
-// A stage that neither deduplicates nor parks keys in retry tiers does not
-// wait: the record is settled when the broker acks its outputs (see
-// settleLater), so the handler's goroutine ends at once instead of
-// sleeping through the produce round trip. The others wait, because their
-// middleware acts on the published outcome.
+// A stage that deduplicates or parks keys in retry tiers returns once the
+// outputs are acked, because its middleware acts on the published outcome.
+// The others do not wait: the record is settled when the broker acks its
+// outputs (see recordCtx.settleLater), so the handler's goroutine ends at
+// once instead of sleeping through the produce round trip.
 func (s *stage) handle(msg *message.Message) ([]*message.Message, error) {
 	outs, err := s.process(msg)
 	if err != nil || len(outs) == 0 {

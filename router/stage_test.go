@@ -58,7 +58,7 @@ func TestStage_outputs_published_without_waiting_settle_on_the_broker_ack(t *tes
 
 	s := &stage{
 		plan: pipeline.StagePlan{Pipeline: "p", Name: "s", Output: "p.out"},
-		out:  pub, pub: sharedPublisher{pub}, log: slog.New(slog.DiscardHandler),
+		out:  pub, log: slog.New(slog.DiscardHandler),
 		slots: newSlots(1, nil), lanes: map[string]int{}, tiers: map[string]int{},
 		filter: filters.Func(func(_ context.Context, m *filters.Message) ([]*filters.Message, error) {
 			return []*filters.Message{m}, nil
