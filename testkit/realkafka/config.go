@@ -102,13 +102,19 @@ func (c brokerConfig) writeFiles() error {
 }
 
 // newClusterID returns a random 22-character base64url cluster id, as
-// StorageTool random-uuid prints.
+// StorageTool random-uuid prints. Like Kafka's Uuid.randomUuid it never
+// starts with '-': StorageTool's argument parser reads "-t -Xyz…" as a
+// missing value followed by an option (1 format in 64 failed that way).
 func newClusterID() (string, error) {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", err
+	for {
+		var b [16]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return "", err
+		}
+		if id := base64.RawURLEncoding.EncodeToString(b[:]); id[0] != '-' {
+			return id, nil
+		}
 	}
-	return base64.RawURLEncoding.EncodeToString(b[:]), nil
 }
 
 // pickPorts returns the PLAINTEXT port (want, or a free one when want is 0)
