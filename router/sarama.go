@@ -18,6 +18,7 @@ var KafkaVersion = sarama.V3_6_0_0
 // consumer groups start at the oldest offset, offsets are auto-committed
 // (only marked offsets, which the subscriber marks after an ack), producers
 // wait for all in-sync replicas and partition keys the way Java clients do.
+// Sarama's go-metrics are off (millrace exports its own, to Prometheus).
 func NewSaramaConfig(clientID string) *sarama.Config {
 	c := sarama.NewConfig()
 	c.Version = KafkaVersion
@@ -43,6 +44,7 @@ func NewSaramaConfig(clientID string) *sarama.Config {
 	c.Producer.Partitioner = NewMurmur2Partitioner
 	c.Metadata.Retry.Max = 5
 	c.Metadata.Retry.Backoff = 250 * time.Millisecond
+	c.MetricRegistry = noMetrics{}
 	return c
 }
 
