@@ -3,6 +3,7 @@ package router
 import (
 	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"sync/atomic"
 
 	"github.com/google/uuid"
@@ -25,10 +26,26 @@ func init() {
 
 // newMessageID returns a unique id for a message millrace publishes.
 func newMessageID() string {
+	var b [36]byte
+	putMessageID(&b)
+	return string(b[:])
+}
+
+// putMessageID writes a new message id into b, in the canonical UUID text
+// form, for an output record that holds its own id (no allocation).
+func putMessageID(b *[36]byte) {
 	var u uuid.UUID
 	copy(u[:8], idPrefix[:])
 	binary.BigEndian.PutUint64(u[8:], idCounter.Add(1))
 	u[6] = u[6]&0x0f | 0x80 // version 8
 	u[8] = u[8]&0x3f | 0x80 // RFC 9562 variant
-	return u.String()
+	hex.Encode(b[0:8], u[0:4])
+	b[8] = '-'
+	hex.Encode(b[9:13], u[4:6])
+	b[13] = '-'
+	hex.Encode(b[14:18], u[6:8])
+	b[18] = '-'
+	hex.Encode(b[19:23], u[8:10])
+	b[23] = '-'
+	hex.Encode(b[24:], u[10:])
 }
