@@ -69,7 +69,7 @@ func TestStage_outputs_published_without_waiting_settle_on_the_broker_ack(t *tes
 	e := &entry{w: w}
 	for i, wantAcked := range []bool{false, true} {
 		msg := message.NewMessage(newMessageID(), []byte(`{"n":1}`))
-		msg.SetContext(&recordCtx{Context: context.Background(), rec: Record{Topic: "p.in", Offset: 7}, e: e})
+		msg.SetContext(&recordCtx{rec: Record{Topic: "p.in", Offset: 7}, e: e})
 		if _, err := handler(msg); err != nil {
 			t.Fatalf("hand-out %d: handler returned %v; a publish outcome must not be an error of the call", i+1, err)
 		}

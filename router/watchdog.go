@@ -96,4 +96,4 @@ func (w *watchdog) expire(now time.Time) {
 func (w *watchdog) close() { w.once.Do(func() { close(w.stop) }) }
 
 // timedOut reports whether ctx was cancelled by the watchdog.
-func timedOut(ctx context.Context) bool { return errors.Is(context.Cause(ctx), errTimedOut) }
+func timedOut(ctx context.Context) bool { return errors.Is(causeOf(ctx), errTimedOut) }

@@ -74,16 +74,16 @@ type Delivery struct {
 	// none did); the handler sets it.
 	FirstFailure time.Time
 
-	cancel          context.CancelCauseFunc // of the current hand-out's context
-	start           time.Time               // of the filter call being watched
-	expired, warned bool                    // by the watchdog
-	prev, next      *Delivery               // in the watchdog's list
+	ctx             *recordCtx // the current hand-out's context
+	start           time.Time  // of the filter call being watched
+	expired, warned bool       // by the watchdog
+	prev, next      *Delivery  // in the watchdog's list
 }
 
 // Cancel cancels the context of the current hand-out with cause.
 func (d *Delivery) Cancel(cause error) {
-	if d.cancel != nil {
-		d.cancel(cause)
+	if d.ctx != nil {
+		d.ctx.cancel(cause)
 	}
 }
 
@@ -386,28 +386,94 @@ func (w *window) schedule(e *entry) {
 }
 
 func (w *window) setContext(e *entry) {
-	cancelable, cancel := context.WithCancelCause(context.Background())
-	ctx := &recordCtx{Context: cancelable, rec: Record{
+	ctx := &recordCtx{rec: Record{
 		Topic: e.rec.Topic, Partition: e.rec.Partition, Offset: e.rec.Offset, Timestamp: e.rec.Timestamp}}
 	if w.h.s.cfg.SettleFromContext {
 		ctx.e = e
 	}
 	e.msg.SetContext(ctx)
-	e.del.cancel = cancel
+	e.del.ctx = ctx
 }
 
 // recordCtx is the context of one hand-out of a record: cancellable (the
 // window ends, the stage's timeout), and carrying the record's origin and,
 // with SettleFromContext, its settle hook and delivery state. It is one
-// allocation where a chain of context.WithValue was five.
+// allocation where context.WithCancelCause and a chain of
+// context.WithValue were seven; its done channel is made only when
+// somebody asks for it (most filters never do).
+//
+// It is not a cancelCtx of package context, so context.Cause of it (or of
+// a context built on it) is its Err, context.Canceled; the cause the
+// router cancels with is read with causeOf.
 type recordCtx struct {
-	context.Context
 	rec Record
 	e   *entry
 	// settleLater is set by the handler (on its goroutine) when the
 	// hand-out will be settled once its outputs are acked, not on return.
 	settleLater bool
+
+	mu    sync.Mutex
+	done  chan struct{} // nil until Done is called
+	cause error         // non-nil once cancelled
 }
+
+// closedDone is the done channel of a hand-out cancelled before anybody
+// asked for one.
+var closedDone = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+func (*recordCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
+
+func (c *recordCtx) Done() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done == nil {
+		if c.cause != nil {
+			c.done = closedDone
+		} else {
+			c.done = make(chan struct{})
+		}
+	}
+	return c.done
+}
+
+func (c *recordCtx) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cause != nil {
+		return context.Canceled
+	}
+	return nil
+}
+
+// cancel cancels the hand-out with cause (nil: context.Canceled); only
+// the first call counts.
+func (c *recordCtx) cancel(cause error) {
+	if cause == nil {
+		cause = context.Canceled
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cause != nil {
+		return
+	}
+	c.cause = cause
+	if c.done != nil {
+		close(c.done)
+	}
+}
+
+// causeOf is the cause the hand-out whose context ctx is (or is built on)
+// was cancelled with; nil if it was not.
+func causeOf(ctx context.Context) error {
+	if c, ok := ctx.Value(recordCtxKey{}).(*recordCtx); ok {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.cause
+	}
+	return context.Cause(ctx)
+}
+
+type recordCtxKey struct{}
 
 type handOutKey struct{}
 
@@ -437,8 +503,10 @@ func (c *recordCtx) Value(key any) any {
 			return &c.e.del
 		}
 		return nil
+	case recordCtxKey:
+		return c
 	}
-	return c.Context.Value(key)
+	return nil
 }
 
 // settle reports the outcome of the entry's hand-out to its window.
