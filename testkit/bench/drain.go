@@ -25,8 +25,12 @@ type drainResult struct {
 	// startup is from starting the system to the first output record;
 	// elapsed to the last one (to the n-th distinct record).
 	startup, elapsed time.Duration
-	timedOut         bool
-	err              error
+	// cpu is the CPU time the bench process used from starting the system
+	// to the last output record (all its threads: with the embedded broker
+	// that includes the broker); 0 if not measured.
+	cpu      time.Duration
+	timedOut bool
+	err      error
 	// rates are the records/s of every run of the case, sorted, when it
 	// ran more than once (see median).
 	rates []float64
@@ -121,8 +125,12 @@ func runDrain(ctx context.Context, e *env, sys *system, n int) drainResult {
 	defer cancel()
 	stopProfile := e.startProfile(sys.name)
 	began := time.Now()
+	cpu0, cpuOK := processCPU()
 	inst := sys.start(ctx, e, prefix, in, out)
-	first, last, t, err := e.waitDelivered(cctx, inst, out, res.n)
+	first, last, cpuLast, t, err := e.waitDelivered(cctx, inst, out, res.n)
+	if cpuOK && cpuLast > cpu0 {
+		res.cpu = cpuLast - cpu0
+	}
 	stopProfile()
 	res.delivered, res.duplicates = t.distinct, t.duplicates
 	if !first.IsZero() {
@@ -146,42 +154,60 @@ func runDrain(ctx context.Context, e *env, sys *system, n int) drainResult {
 	return res
 }
 
+// cpuPerRecord is the process's CPU time per record of the drain, or 0.
+func (r drainResult) cpuPerRecord() time.Duration {
+	if r.cpu == 0 || r.n == 0 {
+		return 0
+	}
+	return r.cpu / time.Duration(r.n)
+}
+
+// fmtCPU formats a CPU time per record in µs, "-" if not measured.
+func fmtCPU(d time.Duration) string {
+	if d == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f µs", float64(d)/float64(time.Microsecond))
+}
+
 // summary is a one-line description of the result for the progress log.
 func (r drainResult) summary() string {
 	if !r.complete() {
 		return r.status()
 	}
-	return fmt.Sprintf("%s: %d records in %s (startup %s): %s records/s, %s records/s after the first output",
-		r.status(), r.n, fmtDur(r.elapsed), fmtDur(r.startup), fmtRate(r.rate()), fmtRate(r.steadyRate()))
+	return fmt.Sprintf("%s: %d records in %s (startup %s): %s records/s, %s records/s after the first output, %s CPU per record",
+		r.status(), r.n, fmtDur(r.elapsed), fmtDur(r.startup), fmtRate(r.rate()), fmtRate(r.steadyRate()), fmtCPU(r.cpuPerRecord()))
 }
 
 // waitDelivered polls the log end of out until it holds n records, then
 // reads it and counts the distinct records of the backlog; while some are
 // missing (the end held duplicates) it waits for more. It returns when the
 // first output record was seen and when the n-th distinct one was (the
-// poll that saw the log end reach it), and the last count.
-func (e *env) waitDelivered(ctx context.Context, inst *instance, out string, n int) (first, last time.Time, t tally, err error) {
+// poll that saw the log end reach it), the bench process's CPU time at
+// that poll, and the last count.
+func (e *env) waitDelivered(ctx context.Context, inst *instance, out string, n int) (first, last time.Time, cpu time.Duration, t tally, err error) {
 	tick := time.NewTicker(pollInterval)
 	defer tick.Stop()
 	var end, checkedAt int64
 	for {
 		select {
 		case <-ctx.Done():
-			return first, last, t, ctx.Err()
+			return first, last, cpu, t, ctx.Err()
 		case <-inst.done:
-			return first, last, t, fmt.Errorf("the system stopped on its own: %w", inst.err)
+			return first, last, cpu, t, fmt.Errorf("the system stopped on its own: %w", inst.err)
 		case <-tick.C:
 		}
 		now := time.Now()
 		got, err := e.logEnd(out)
 		if err != nil {
-			return first, last, t, err
+			return first, last, cpu, t, err
 		}
 		if got > 0 && first.IsZero() {
 			first = now
 		}
 		if got > end {
 			end, last = got, now
+			cpu, _ = processCPU()
 		}
 		if end < int64(n) || end == checkedAt {
 			continue
@@ -189,10 +215,10 @@ func (e *env) waitDelivered(ctx context.Context, inst *instance, out string, n i
 		checkedAt = end
 		t, err = e.countOutput(ctx, out, n)
 		if err != nil {
-			return first, last, t, err
+			return first, last, cpu, t, err
 		}
 		if t.distinct == n {
-			return first, last, t, nil
+			return first, last, cpu, t, nil
 		}
 	}
 }

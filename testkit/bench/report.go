@@ -78,6 +78,7 @@ func (r *report) latency(name string) *latencyResult {
 type row struct {
 	label                        string
 	rate, steady, drain, startup string
+	cpu                          string // CPU time per record
 	p50, p99, max, status        string
 	runs                         string // range of the runs' records/s
 }
@@ -91,12 +92,13 @@ func (r *report) rows() []row {
 			continue
 		}
 		w := row{label: systems[name].label, rate: "-", steady: "-", drain: "-", startup: "-",
-			p50: "-", p99: "-", max: "-", runs: "-"}
+			cpu: "-", p50: "-", p99: "-", max: "-", runs: "-"}
 		var status []string
 		if d != nil {
 			if d.complete() {
 				w.rate, w.steady = fmtRate(d.rate()), fmtRate(d.steadyRate())
 				w.drain, w.startup = fmtDur(d.elapsed), fmtDur(d.startup)
+				w.cpu = fmtCPU(d.cpuPerRecord())
 				if n := len(d.rates); n > 1 {
 					w.runs = fmt.Sprintf("%s–%s (%d)", fmtRate(d.rates[0]), fmtRate(d.rates[n-1]), n)
 				}
@@ -115,6 +117,22 @@ func (r *report) rows() []row {
 		rows = append(rows, w)
 	}
 	return rows
+}
+
+// cpuRatios compares each case's CPU per record with the raw loop's, e.g.
+// "no-op 2.6x, 3 stages 7.9x"; empty without a raw figure.
+func (r *report) cpuRatios() string {
+	raw := r.drain(caseRaw)
+	if raw == nil || !raw.complete() || raw.cpuPerRecord() == 0 {
+		return ""
+	}
+	var parts []string
+	for _, c := range []struct{ name, short string }{{caseStock, "stock"}, {caseNoop, "no-op"}, {caseJQ, "jq"}, {casePipeline, "3 stages"}} {
+		if d := r.drain(c.name); d != nil && d.complete() && d.cpuPerRecord() > 0 {
+			parts = append(parts, fmt.Sprintf("%s %.1fx", c.short, float64(d.cpuPerRecord())/float64(raw.cpuPerRecord())))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // ratio is a/b of two complete drains' rates, or 0.
@@ -227,7 +245,9 @@ func keysText(o options) string {
 var notes = []string{
 	"records/s: the backlog over the time from starting the system to its last output record (the output's log end, polled every 5 ms);",
 	"  steady/s leaves out the startup (start → first output record: joining the group, creating topics).",
-	"runs: the lowest and highest records/s of the case's runs; records/s, steady/s, drain and the ratios are those of the median run.",
+	"runs: the lowest and highest records/s of the case's runs; records/s, steady/s, drain, CPU/record and the ratios are those of the median run.",
+	"CPU/record: user+system CPU time of the bench process from starting the system to its last output record, per record; it includes the",
+	"  embedded broker (in the process) but not a real Kafka broker. Over 1/(records/s) it says how many cores the case kept busy.",
 	"p50/p99/max: producer stamp in the payload → read by a consumer of the output topic, at a fixed offered load, after a warm-up.",
 	"Every figure is printed only after the output topic was read back and held every record (distinct ids); else INCOMPLETE.",
 }
@@ -243,10 +263,10 @@ func renderText(m machine, o options, reports []*report) string {
 		fmt.Fprintf(&b, "\n== %s: %s\n\n", r.backend.name, r.backend.describe)
 		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 		if rows := r.rows(); len(rows) > 0 {
-			fmt.Fprintln(tw, "case\trecords/s\truns\tsteady/s\tdrain\tstartup\tp50\tp99\tmax\tstatus")
+			fmt.Fprintln(tw, "case\trecords/s\truns\tsteady/s\tdrain\tstartup\tCPU/record\tp50\tp99\tmax\tstatus")
 			for _, w := range rows {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-					w.label, w.rate, w.runs, w.steady, w.drain, w.startup, w.p50, w.p99, w.max, w.status)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+					w.label, w.rate, w.runs, w.steady, w.drain, w.startup, w.cpu, w.p50, w.p99, w.max, w.status)
 			}
 		}
 		tw.Flush()
@@ -278,11 +298,11 @@ func renderMarkdown(m machine, o options, reports []*report) string {
 	for _, r := range reports {
 		fmt.Fprintf(&b, "\n### %s\n\n%s\n\n", r.backend.name, r.backend.describe)
 		if rows := r.rows(); len(rows) > 0 {
-			b.WriteString("| case | records/s | runs | steady/s | drain | startup | p50 | p99 | max | status |\n")
-			b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+			b.WriteString("| case | records/s | runs | steady/s | drain | startup | CPU/record | p50 | p99 | max | status |\n")
+			b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 			for _, w := range rows {
-				fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
-					w.label, w.rate, w.runs, w.steady, w.drain, w.startup, w.p50, w.p99, w.max, mdEscape(w.status))
+				fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+					w.label, w.rate, w.runs, w.steady, w.drain, w.startup, w.cpu, w.p50, w.p99, w.max, mdEscape(w.status))
 			}
 			b.WriteString("\n")
 		}
@@ -314,6 +334,9 @@ func (r *report) extraLines(o options) []string {
 	if r.drain(caseNoop) != nil || r.drain(caseJQ) != nil {
 		ls = append(ls, fmt.Sprintf("ratios of records/s: no-op c/a %s, c/b %s; jq c/a %s, c/b %s",
 			ratio(caseNoop, caseRaw), ratio(caseNoop, caseStock), ratio(caseJQ, caseRaw), ratio(caseJQ, caseStock)))
+	}
+	if c := r.cpuRatios(); c != "" {
+		ls = append(ls, "CPU per record relative to raw sarama: "+c)
 	}
 	if l := r.latency(casePipeline); l != nil {
 		if l.complete() {

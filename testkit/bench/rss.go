@@ -85,7 +85,7 @@ func runRSS(ctx context.Context, e *env) (res rssResult) {
 		res.err = err
 		return res
 	}
-	first, last, t, err := e.waitDelivered(cctx, child.inst, out, res.n)
+	first, last, _, t, err := e.waitDelivered(cctx, child.inst, out, res.n)
 	res.delivered, res.duplicates = t.distinct, t.duplicates
 	res.elapsed = last.Sub(began)
 	if !first.IsZero() {
