@@ -1,9 +1,11 @@
 package router
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/IBM/sarama"
 )
@@ -58,4 +60,46 @@ func EnsureTopics(client sarama.Client, topics []Topic, replicationFactor int, l
 		}
 	}
 	return client.RefreshMetadata()
+}
+
+// offsetWaitMax bounds how long getOffset retries a broker that is not
+// ready to answer for a partition yet.
+var offsetWaitMax = 30 * time.Second
+
+// getOffset is client.GetOffset, retried with backoff (50 ms doubling to
+// 1 s, for up to offsetWaitMax or until ctx ends) while the broker answers
+// with an error that time fixes. A topic created a moment ago is the usual
+// case: until its leader is known everywhere, Kafka answers ListOffsets
+// with NOT_LEADER_OR_FOLLOWER, LEADER_NOT_AVAILABLE, OFFSET_NOT_AVAILABLE
+// or UNKNOWN_TOPIC_OR_PARTITION, and sarama retries only once.
+func getOffset(ctx context.Context, client sarama.Client, topic string, partition int32, at int64) (int64, error) {
+	deadline := time.Now().Add(offsetWaitMax)
+	backoff := 50 * time.Millisecond
+	for {
+		off, err := client.GetOffset(topic, partition, at)
+		if err == nil || !offsetErrorPasses(err) || time.Now().Add(backoff).After(deadline) {
+			return off, err
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return off, err
+		case <-t.C:
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// offsetErrorPasses says whether err, from a ListOffsets, is one a broker
+// stops answering with once a partition's leadership has settled.
+func offsetErrorPasses(err error) bool {
+	for _, e := range []error{sarama.ErrNotLeaderForPartition, sarama.ErrLeaderNotAvailable,
+		sarama.ErrOffsetNotAvailable, sarama.ErrUnknownTopicOrPartition, sarama.ErrRequestTimedOut,
+		sarama.ErrFencedLeaderEpoch, sarama.ErrUnknownLeaderEpoch} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }

@@ -458,11 +458,11 @@ type dedupRestoreStats struct {
 // restorePartition reads changelog partition n into p.
 func (d *dedupStore) restorePartition(ctx context.Context, consumer sarama.Consumer, n int32, p *dedupPartition, st *dedupRestoreStats) error {
 	topic := d.plan.Changelog
-	hwm, err := d.client.GetOffset(topic, n, sarama.OffsetNewest)
+	hwm, err := getOffset(ctx, d.client, topic, n, sarama.OffsetNewest)
 	if err != nil {
 		return fmt.Errorf("dedup: restore changelog %s/%d: high-water mark: %w", topic, n, err)
 	}
-	oldest, err := d.client.GetOffset(topic, n, sarama.OffsetOldest)
+	oldest, err := getOffset(ctx, d.client, topic, n, sarama.OffsetOldest)
 	if err != nil {
 		return fmt.Errorf("dedup: restore changelog %s/%d: oldest offset: %w", topic, n, err)
 	}

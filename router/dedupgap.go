@@ -78,11 +78,11 @@ func (s *stage) recoverDedupGap(ctx context.Context, client sarama.Client, ps []
 	count := map[rec]int{}
 	scanned := 0
 	for _, q := range parts {
-		start, err := client.GetOffset(topic, q, from.UnixMilli())
+		start, err := getOffset(ctx, client, topic, q, from.UnixMilli())
 		if err != nil {
 			return fmt.Errorf("dedup: offset of %s/%d at %s: %w", topic, q, from, err)
 		}
-		end, err := client.GetOffset(topic, q, sarama.OffsetNewest)
+		end, err := getOffset(ctx, client, topic, q, sarama.OffsetNewest)
 		if err != nil {
 			return fmt.Errorf("dedup: end of %s/%d: %w", topic, q, err)
 		}

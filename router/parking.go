@@ -172,7 +172,7 @@ func (pk *parking) restore(ctx context.Context, client sarama.Client, group stri
 
 func (pk *parking) restorePartition(ctx context.Context, client sarama.Client, om sarama.OffsetManager,
 	consumer sarama.Consumer, topic string, p int32, tier int) error {
-	end, err := client.GetOffset(topic, p, sarama.OffsetNewest)
+	end, err := getOffset(ctx, client, topic, p, sarama.OffsetNewest)
 	if err != nil {
 		return err
 	}
@@ -183,7 +183,7 @@ func (pk *parking) restorePartition(ctx context.Context, client sarama.Client, o
 	from, _ := pom.NextOffset()
 	pom.AsyncClose()
 	if from < 0 {
-		if from, err = client.GetOffset(topic, p, sarama.OffsetOldest); err != nil {
+		if from, err = getOffset(ctx, client, topic, p, sarama.OffsetOldest); err != nil {
 			return err
 		}
 	}
