@@ -5,7 +5,10 @@ import "context"
 // Message is one record as a filter sees it.
 //
 // A filter may modify the message it was given and return it; the engine
-// owns every message again once Process returns.
+// owns every message again once Process returns. Key, Payload and header
+// values may share memory with the record the stage read (which a retry or
+// the quarantine still needs): replace them with new slices, never write
+// into their bytes.
 type Message struct {
 	// Key is the record key, which is also the ordering key: records with the
 	// same key are processed in order. It is carried to the next stage unless
@@ -13,22 +16,20 @@ type Message struct {
 	Key []byte
 	// Payload is the record value.
 	Payload []byte
-	// Headers are the record headers. Headers millrace sets use the
-	// Header* constants of this package.
+	// Headers are the record headers, in order, names possibly repeated
+	// (KIP-82). Headers millrace sets use the Header* constants of this
+	// package.
 	Headers Headers
 }
 
 // Copy returns a deep copy of m, for filters that fan out.
 func (m *Message) Copy() *Message {
-	c := &Message{Headers: make(Headers, len(m.Headers))}
+	c := &Message{Headers: m.Headers.Clone()}
 	if m.Key != nil {
 		c.Key = append([]byte{}, m.Key...)
 	}
 	if m.Payload != nil {
 		c.Payload = append([]byte{}, m.Payload...)
-	}
-	for k, v := range m.Headers {
-		c.Headers[k] = v
 	}
 	return c
 }

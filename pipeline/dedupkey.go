@@ -49,7 +49,7 @@ func CompileKey(expr string) (KeyFunc, error) {
 
 func headerKey(name string) KeyFunc {
 	return func(msg *filters.Message) (string, bool, error) {
-		v := msg.Headers[name]
+		v := msg.Headers.Get(name) // the last, as Kafka's Headers.lastHeader
 		return v, v != "", nil
 	}
 }
@@ -85,8 +85,8 @@ func jqKey(src string) (KeyFunc, error) {
 		}
 		headers := map[string]any{}
 		if bindHeaders {
-			for k, v := range msg.Headers {
-				headers[k] = v
+			for _, h := range msg.Headers {
+				headers[h.Key] = string(h.Value)
 			}
 		}
 		v, ok := code.Run(input, key, headers).Next()

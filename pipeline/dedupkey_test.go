@@ -26,10 +26,10 @@ func TestCompileKey_evaluates_headers_and_jq_expressions(t *testing.T) {
 		ok   bool
 		err  string // part of the error, "" for none
 	}{
-		{"header:idem", msg("", "not json", filters.Headers{"idem": "k-1"}), "k-1", true, ""},
-		{"header: idem ", msg("", "", filters.Headers{"idem": "k-1"}), "k-1", true, ""},
-		{"header:idem", msg("", "{}", filters.Headers{"other": "x"}), "", false, ""},
-		{"header:idem", msg("", "{}", filters.Headers{"idem": ""}), "", false, ""},
+		{"header:idem", msg("", "not json", filters.HeadersOf("idem", "k-1")), "k-1", true, ""},
+		{"header: idem ", msg("", "", filters.HeadersOf("idem", "k-1")), "k-1", true, ""},
+		{"header:idem", msg("", "{}", filters.HeadersOf("other", "x")), "", false, ""},
+		{"header:idem", msg("", "{}", filters.HeadersOf("idem", "")), "", false, ""},
 		{"header:idem", msg("", "{}", nil), "", false, ""},
 		{".order_id", msg("", order, nil), "o-1", true, ""},
 		{".n", msg("", order, nil), "12345678901234567890", true, ""},
@@ -43,7 +43,7 @@ func TestCompileKey_evaluates_headers_and_jq_expressions(t *testing.T) {
 		{".tags[], .order_id", msg("", order, nil), "a", true, ""},
 		{`$key + "/" + .order_id`, msg("c-7", order, nil), "c-7/o-1", true, ""},
 		{"$key", msg("", order, nil), "", false, ""},
-		{`$headers.idem`, msg("", order, filters.Headers{"idem": "h-1"}), "h-1", true, ""},
+		{`$headers.idem`, msg("", order, filters.HeadersOf("idem", "h-1")), "h-1", true, ""},
 		{".order_id", msg("", "not json", nil), "", false, "payload is not JSON"},
 		{".order_id", msg("", "", nil), "", false, "payload is not JSON: empty"},
 		{".order_id", msg("", `{"a":1} {"a":2}`, nil), "", false, "more than one JSON value"},
@@ -100,7 +100,7 @@ func TestCompileKey_is_safe_for_concurrent_use(t *testing.T) {
 			defer wg.Done()
 			for i := 0; i < 200; i++ {
 				id := fmt.Sprintf("%d-%d", g, i)
-				m := &filters.Message{Key: []byte("k"), Payload: []byte(`{"id":"` + id + `"}`), Headers: filters.Headers{"h": "x"}}
+				m := &filters.Message{Key: []byte("k"), Payload: []byte(`{"id":"` + id + `"}`), Headers: filters.HeadersOf("h", "x")}
 				if key, ok, err := keyOf(m); err != nil || !ok || key != id+"-k-x" {
 					t.Errorf("got %q %v %v", key, ok, err)
 					return

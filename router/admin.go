@@ -103,3 +103,72 @@ func offsetErrorPasses(err error) bool {
 	}
 	return false
 }
+
+// CoPartition gives a stage's own topics (its retry tiers and dedup
+// changelog) exactly as many partitions as its inputs have: partition p of
+// a tier or changelog holds what belongs to input partition p, and the
+// range assignor gives one member partition p of every topic of the stage
+// only when their counts are equal. An own topic that does not exist is
+// created, one with fewer partitions is grown (CreatePartitions; records
+// are pinned to partitions, so no key moves). It fails, naming the topics,
+// when the inputs differ in partition count or an own topic has more
+// partitions than the inputs: Kafka cannot remove partitions. grown reports
+// whether a topic was created or grown.
+func CoPartition(client sarama.Client, stage string, inputs []string, own []Topic, replicationFactor int, log *slog.Logger) (grown bool, err error) {
+	if len(own) == 0 {
+		return false, nil
+	}
+	if err := client.RefreshMetadata(); err != nil {
+		return false, fmt.Errorf("stage %s: refresh metadata: %w", stage, err)
+	}
+	want := -1
+	for _, in := range inputs {
+		ps, err := client.Partitions(in)
+		if err != nil {
+			return false, fmt.Errorf("stage %s: partitions of input %s: %w", stage, in, err)
+		}
+		switch n := len(ps); {
+		case want < 0:
+			want = n
+		case n != want:
+			return false, fmt.Errorf("stage %s reads %s (%d partitions) and %s (%d partitions): a stage with retry tiers or dedup needs "+
+				"inputs with the same partition count (its state is kept per partition number); give them the same count",
+				stage, inputs[0], want, in, n)
+		}
+	}
+	admin, err := sarama.NewClusterAdminFromClient(client)
+	if err != nil {
+		return false, fmt.Errorf("open cluster admin: %w", err)
+	}
+	// Closing the admin would close the shared client.
+	for _, t := range own {
+		ps, err := client.Partitions(t.Name)
+		have := len(ps)
+		switch {
+		case errors.Is(err, sarama.ErrUnknownTopicOrPartition):
+			t.Partitions = want
+			if err := EnsureTopics(client, []Topic{t}, replicationFactor, log); err != nil {
+				return grown, err
+			}
+			grown = true
+		case err != nil:
+			return grown, fmt.Errorf("stage %s: partitions of %s: %w", stage, t.Name, err)
+		case have > want:
+			return grown, fmt.Errorf("stage %s: %s has %d partitions, more than its input %s (%d): partition counts must be equal "+
+				"(Kafka cannot remove partitions); once the stage is drained, delete %s, or add partitions to the input",
+				stage, t.Name, have, inputs[0], want, t.Name)
+		case have < want:
+			if err := admin.CreatePartitions(t.Name, int32(want), nil, false); err != nil && !errors.Is(err, sarama.ErrInvalidPartitions) {
+				return grown, fmt.Errorf("stage %s: grow %s from %d to %d partitions: %w", stage, t.Name, have, want, err)
+			}
+			log.Info("grew topic to match the stage's input", "stage", stage, "topic", t.Name, "from", have, "to", want)
+			grown = true
+		}
+	}
+	if grown {
+		if err := client.RefreshMetadata(); err != nil {
+			return grown, fmt.Errorf("stage %s: refresh metadata: %w", stage, err)
+		}
+	}
+	return grown, nil
+}

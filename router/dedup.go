@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
-	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/millrace/millrace/pipeline"
 )
@@ -134,7 +133,7 @@ type dedupStore struct {
 	window time.Duration
 	max    int64
 	client sarama.Client
-	pub    message.Publisher
+	pub    *Publisher
 	log    *slog.Logger
 	// idle is how long restore waits for the next changelog record before
 	// taking the rest of a partition for a gap (see readChangelog).
@@ -157,9 +156,8 @@ type dedupStore struct {
 }
 
 // newDedupStore returns the deduplication store of a stage: client is used
-// to read the changelog on restore; pub writes it (a [Publisher], so records
-// can be pinned to a partition with [SetMessagePartition]).
-func newDedupStore(plan pipeline.DedupPlan, client sarama.Client, pub message.Publisher, log *slog.Logger) *dedupStore {
+// to read the changelog on restore; pub writes it.
+func newDedupStore(plan pipeline.DedupPlan, client sarama.Client, pub *Publisher, log *slog.Logger) *dedupStore {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -204,10 +202,10 @@ func (d *dedupStore) seen(partition int32, key string) bool {
 // a partition that is not held is only written to the changelog.
 func (d *dedupStore) record(partition int32, key string) error {
 	at := time.Now().UTC().Truncate(time.Millisecond)
-	msg := message.NewMessage(newMessageID(), []byte(at.Format(dedupTimeLayout)))
-	SetMessageKey(msg, []byte(key))
-	SetMessagePartition(msg, partition)
-	if err := d.pub.Publish(d.plan.Changelog, msg); err != nil {
+	r := &sarama.ProducerMessage{Topic: d.plan.Changelog,
+		Key:   pinned{key: sarama.ByteEncoder(key), partition: partition},
+		Value: sarama.ByteEncoder(at.Format(dedupTimeLayout))}
+	if err := d.pub.send(d.plan.Changelog, []*sarama.ProducerMessage{r}); err != nil {
 		return fmt.Errorf("dedup: record key %q in changelog %s/%d: %w", key, d.plan.Changelog, partition, err)
 	}
 	if p := d.part(partition); p != nil {
@@ -571,6 +569,17 @@ func (d *dedupStore) restoreRecord(p *dedupPartition, m *sarama.ConsumerMessage,
 	}
 	st.keys++
 	d.remember(p, digest, expires.UnixNano(), now.UnixNano())
+}
+
+// held returns the partitions the store holds.
+func (d *dedupStore) held() []int32 {
+	parts := *d.parts.Load()
+	ps := make([]int32, 0, len(parts))
+	for p := range parts {
+		ps = append(ps, p)
+	}
+	slices.Sort(ps)
+	return ps
 }
 
 // lastRecorded is when the newest key restored for partition was recorded

@@ -44,22 +44,43 @@ func (s *stage) dedupMark(msg *message.Message, i, n int) string {
 	return fmt.Sprintf("%s %d %d %d %s", s.plan.Name, partitionOf(msg), i, n, key)
 }
 
+// findPublished runs recoverDedupGap for every partition the stage holds,
+// from a margin before since (when a publish, or recording a key, failed),
+// unless a search that began after since already covered it: after a
+// broker outage many records wait for this, and one search serves them.
+func (s *stage) findPublished(ctx context.Context, since time.Time) error {
+	s.gapMu.Lock()
+	defer s.gapMu.Unlock()
+	if s.gapSearched.After(since) {
+		return nil
+	}
+	start := time.Now()
+	if err := s.recoverDedupGap(ctx, s.client, s.dedup.held(), since.Add(-dedupGapMargin)); err != nil {
+		return fmt.Errorf("dedup: look for outputs published before a failure: %w", err)
+	}
+	s.gapSearched = start
+	return nil
+}
+
 // recoverDedupGap records the keys of partitions ps whose outputs are all
-// in the output topic though the key was not recorded (see above).
-func (s *stage) recoverDedupGap(ctx context.Context, client sarama.Client, ps []int32) error {
+// in the output topic though the key was not recorded (see above), reading
+// the output topic from time from on; with from zero, from a margin before
+// the newest key restored for ps.
+func (s *stage) recoverDedupGap(ctx context.Context, client sarama.Client, ps []int32, from time.Time) error {
 	if s.dedup == nil || s.plan.Output == "" || len(ps) == 0 {
 		return nil
 	}
-	var from time.Time
-	for _, p := range ps {
-		if t := s.dedup.lastRecorded(p); !t.IsZero() && (from.IsZero() || t.Before(from)) {
-			from = t
-		}
-	}
 	if from.IsZero() {
-		from = time.Now()
+		for _, p := range ps {
+			if t := s.dedup.lastRecorded(p); !t.IsZero() && (from.IsZero() || t.Before(from)) {
+				from = t
+			}
+		}
+		if from.IsZero() {
+			from = time.Now()
+		}
+		from = from.Add(-dedupGapMargin)
 	}
-	from = from.Add(-dedupGapMargin)
 	topic := s.plan.Output
 	parts, err := client.Partitions(topic)
 	if err != nil {

@@ -108,6 +108,12 @@ func (e *Engine) Run(ctx context.Context) error {
 	if err := EnsureTopics(client, e.topics(), e.cfg.Plan.ReplicationFactor, log); err != nil {
 		return err
 	}
+	all, _ := e.cfg.Plan.Stages()
+	for _, sp := range all {
+		if _, err := CoPartition(client, sp.ID(), stageInputs(sp), ownTopics(sp), e.cfg.Plan.ReplicationFactor, log); err != nil {
+			return err
+		}
+	}
 	r, err := message.NewRouter(message.RouterConfig{CloseTimeout: e.cfg.StopTimeout + 5*time.Second},
 		wmLogger{log})
 	if err != nil {
@@ -154,6 +160,7 @@ func (e *Engine) addStage(r *message.Router, client sarama.Client, pub *Publishe
 	if err != nil {
 		return nil, err
 	}
+	s.client, s.rf = client, e.cfg.Plan.ReplicationFactor
 	if sp.Dedup != nil {
 		s.dedup = newDedupStore(*sp.Dedup, client, pub, s.log)
 	}
@@ -179,12 +186,48 @@ func (e *Engine) addStage(r *message.Router, client sarama.Client, pub *Publishe
 	return s, nil
 }
 
+// topics are the plan's topics but the stages' own (see ownTopics), which
+// CoPartition creates to match their inputs.
 func (e *Engine) topics() []Topic {
+	own := map[string]bool{}
+	all, _ := e.cfg.Plan.Stages()
+	for _, sp := range all {
+		for _, t := range ownTopics(sp) {
+			own[t.Name] = true
+		}
+	}
 	var out []Topic
 	for _, t := range e.cfg.Plan.Topics() {
-		out = append(out, Topic{Name: t.Name, Partitions: t.Partitions, Config: t.Config})
+		if !own[t.Name] {
+			out = append(out, Topic{Name: t.Name, Partitions: t.Partitions, Config: t.Config})
+		}
 	}
 	return out
+}
+
+// stageInputs are the topics a stage reads records from (not its tiers).
+func stageInputs(sp pipeline.StagePlan) []string {
+	var ts []string
+	for _, in := range sp.Inputs {
+		ts = append(ts, in.Topic)
+	}
+	if len(ts) == 0 {
+		ts = append(ts, sp.Input)
+	}
+	return ts
+}
+
+// ownTopics are the topics partitioned like a stage's inputs: its retry
+// tiers and its dedup changelog.
+func ownTopics(sp pipeline.StagePlan) []Topic {
+	var ts []Topic
+	for _, t := range sp.RetryTopics {
+		ts = append(ts, Topic{Name: t})
+	}
+	if sp.Dedup != nil {
+		ts = append(ts, Topic{Name: sp.Dedup.Changelog, Config: pipeline.ChangelogConfig(sp.Dedup.Window)})
+	}
+	return ts
 }
 
 // addMiddleware installs a stage's middleware, outermost first, in the order

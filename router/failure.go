@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/IBM/sarama"
+	wkafka "github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/millrace/millrace/filters"
@@ -117,7 +119,8 @@ func (s *stage) attempt(msg *message.Message) int {
 		n = d.N
 	}
 	if s.tierOf(msg) > 0 {
-		base, _ := strconv.Atoi(msg.Metadata[filters.HeaderAttempt])
+		v, _ := lastHeader(consumedOf(msg), filters.HeaderAttempt)
+		base, _ := strconv.Atoi(string(v))
 		n += max(base, 0)
 	}
 	return n
@@ -148,51 +151,110 @@ func (s *stage) quarantineFailed(msg *message.Message, out []*message.Message, e
 	if stopping(msg) || !(errors.As(err, &ex) || filters.IsPermanent(err)) {
 		return out, err
 	}
-	q := s.failed(msg, err)
-	if perr := s.out.Publish(s.plan.Quarantine, q); perr != nil {
+	q := s.failed(msg, s.plan.Quarantine, err, -1)
+	perr := s.out.send(s.plan.Quarantine, []*sarama.ProducerMessage{q})
+	if recordFault(perr) {
+		q = s.envelope(msg, q, err, perr)
+		perr = s.out.send(s.plan.Quarantine, []*sarama.ProducerMessage{q})
+	}
+	if perr != nil {
 		s.log.Error("cannot quarantine record; it will be retried", "err", perr, "record_err", err)
 		return nil, &transient{err: perr}
 	}
 	s.unpark(msg)
-	s.log.Warn("record quarantined", "topic", s.plan.Quarantine, "origin", q.Metadata[filters.HeaderOrigin],
-		"attempt", q.Metadata[filters.HeaderAttempt], "err", err)
+	s.log.Warn("record quarantined", "topic", s.plan.Quarantine, "origin", recordString(msg),
+		"attempt", s.attempt(msg), "err", err)
 	return nil, nil
 }
 
-// failed is msg as it goes to a retry tier or quarantine: same key,
-// payload and headers, plus the failure's headers.
-func (s *stage) failed(msg *message.Message, err error) *message.Message {
-	q := message.NewMessage(newMessageID(), msg.Payload)
-	q.Metadata = make(message.Metadata, len(msg.Metadata)+8)
-	for k, v := range msg.Metadata {
-		q.Metadata[k] = v
+// envelopeKeep is how much of a payload, and at most of a key and of the
+// headers, a quarantine envelope keeps.
+const envelopeKeep = 64 << 10
+
+// envelope is what goes to the quarantine in place of q, the quarantine
+// copy of msg, when the broker or the producer refused q as too large (or
+// invalid): the failure headers, the key and the headers of the record
+// where they fit, the first envelopeKeep bytes of its payload, and
+// HeaderTruncated with the original sizes. Replay refuses it; `quarantine
+// show` shows it. Nothing is dropped without a trace, and the stage goes on.
+func (s *stage) envelope(msg *message.Message, q *sarama.ProducerMessage, cause, refused error) *sarama.ProducerMessage {
+	in := original(msg)
+	payload := in.Payload
+	if len(payload) > envelopeKeep {
+		payload = payload[:envelopeKeep]
 	}
+	key := in.Key
+	if len(key) > envelopeKeep {
+		key = key[:envelopeKeep]
+	}
+	var hs []sarama.RecordHeader
+	size := 0
+	for _, h := range q.Headers {
+		size += len(h.Key) + len(h.Value)
+	}
+	for _, h := range q.Headers {
+		switch name := string(h.Key); {
+		case name == filters.HeaderError:
+			h.Value = []byte(fmt.Sprintf("%s (quarantined truncated: %v)", cause, refused))
+		case size > envelopeKeep && !strings.HasPrefix(name, "millrace-") && name != wkafka.UUIDHeaderKey:
+			continue // the record's own headers do not fit either
+		}
+		hs = append(hs, h)
+	}
+	hs = append(hs, header(filters.HeaderTruncated, sizes(in)))
+	e := &sarama.ProducerMessage{Topic: q.Topic, Headers: hs, Value: sarama.ByteEncoder(payload)}
+	if key != nil {
+		e.Key = sarama.ByteEncoder(key)
+	}
+	s.log.Error("record too large for the quarantine; quarantining an envelope with its first bytes",
+		"origin", recordString(msg), "err", refused)
+	return e
+}
+
+// failed is msg's record as it goes to a retry tier or the quarantine
+// (topic; to partition pin, or by key with -1): same key, payload and
+// headers, in order, plus the failure's headers (those it had already are
+// replaced), and the job id if it had none.
+func (s *stage) failed(msg *message.Message, topic string, err error, pin int32) *sarama.ProducerMessage {
+	rec := consumedOf(msg)
 	now := time.Now().UTC()
 	tier := s.tierOf(msg)
-	q.Metadata[filters.HeaderError] = err.Error()
-	q.Metadata[filters.HeaderStage] = s.plan.Name
-	q.Metadata[filters.HeaderAttempt] = strconv.Itoa(s.attempt(msg))
-	if r, ok := RecordFrom(msg.Context()); ok && (tier == 0 || q.Metadata[filters.HeaderOrigin] == "") {
-		q.Metadata[filters.HeaderOrigin] = r.String()
+	origin, _ := lastHeader(rec, filters.HeaderOrigin)
+	if r, ok := RecordFrom(msg.Context()); ok && (tier == 0 || len(origin) == 0) {
+		origin = []byte(r.String())
 	}
 	first := now
 	if d, ok := DeliveryFrom(msg.Context()); ok && !d.FirstFailure.IsZero() {
 		first = d.FirstFailure
 	}
-	if v := q.Metadata[filters.HeaderFirstFailure]; tier == 0 || v == "" {
-		q.Metadata[filters.HeaderFirstFailure] = first.UTC().Format(time.RFC3339Nano)
+	firstText := first.UTC().Format(time.RFC3339Nano)
+	if v, _ := lastHeader(rec, filters.HeaderFirstFailure); tier > 0 && len(v) > 0 {
+		firstText = string(v)
 	}
-	q.Metadata[filters.HeaderLastFailure] = now.Format(time.RFC3339Nano)
-	delete(q.Metadata, filters.HeaderStack)
-	delete(q.Metadata, filters.HeaderRetryAt)
+	extra := []sarama.RecordHeader{
+		header(filters.HeaderError, err.Error()),
+		header(filters.HeaderStage, s.plan.Name),
+		header(filters.HeaderAttempt, strconv.Itoa(s.attempt(msg))),
+		{Key: []byte(filters.HeaderOrigin), Value: origin},
+		header(filters.HeaderFirstFailure, firstText),
+		header(filters.HeaderLastFailure, now.Format(time.RFC3339Nano)),
+	}
 	var pe *panicError
 	if errors.As(err, &pe) {
-		q.Metadata[filters.HeaderStack] = pe.stack
+		extra = append(extra, header(filters.HeaderStack, pe.stack))
 	}
-	if q.Metadata[filters.HeaderJob] == "" {
-		q.Metadata[filters.HeaderJob] = jobID(msg.Context())
+	if !original(msg).Headers.Has(filters.HeaderJob) {
+		extra = append(extra, header(filters.HeaderJob, jobID(msg.Context())))
 	}
-	return q
+	return copyOf(msg, topic, failureRewrites, extra, pin)
+}
+
+// failureRewrites are the headers failed sets anew (a record that failed
+// before has them).
+var failureRewrites = map[string]bool{
+	filters.HeaderError: true, filters.HeaderStage: true, filters.HeaderAttempt: true,
+	filters.HeaderOrigin: true, filters.HeaderFirstFailure: true, filters.HeaderLastFailure: true,
+	filters.HeaderStack: true, filters.HeaderRetryAt: true,
 }
 
 // retry applies the stage's retry policy to a failed record: another
@@ -221,7 +283,7 @@ func (s *stage) retry(h message.HandlerFunc) message.HandlerFunc {
 // records of its key are parked, if any; followed says it did (or tried:
 // then err says why it failed).
 func (s *stage) followParked(msg *message.Message) (followed bool, err error) {
-	key, keyed := MessageKey(msg)
+	key, keyed := keyOf(msg)
 	if !keyed {
 		return false, nil
 	}
@@ -244,7 +306,7 @@ func (s *stage) retryFailed(msg *message.Message, out []*message.Message, err er
 		return out, err
 	}
 	tier := s.tierOf(msg)
-	key, keyed := MessageKey(msg)
+	key, keyed := keyOf(msg)
 	keyed = keyed && s.parks != nil
 	d, _ := DeliveryFrom(msg.Context())
 	if d != nil && d.FirstFailure.IsZero() {
@@ -267,8 +329,8 @@ func (s *stage) retryFailed(msg *message.Message, out []*message.Message, err er
 		// records of its key behind it.
 		return nil, &retryIn{err: err, delay: rp.Tiers[tier-1]}
 	default:
-		if err := s.toTier(msg, tier+1, err); err != nil {
-			return nil, err
+		if terr := s.toTier(msg, tier+1, err); terr != nil {
+			return nil, terr
 		}
 		if keyed {
 			s.parks.moved(partitionOf(msg), string(key), tier, tier+1)
@@ -292,27 +354,35 @@ func (s *stage) backoff(n int) time.Duration {
 // toTier publishes msg to retry tier n (1-based), to the partition it was
 // read from. cause is the failure that moves it; nil for a record that
 // follows its parked key (it was not attempted, so it is due at once and
-// runs after the older records of its key).
+// runs after the older records of its key). A record the broker refuses as
+// its own fault (too large for the tier with the failure's headers) fails
+// for good; any other publish error passes (transient).
 func (s *stage) toTier(msg *message.Message, n int, cause error) error {
-	var m *message.Message
+	topic, p := s.plan.RetryTopics[n-1], partitionOf(msg)
 	due := time.Now()
+	var m *sarama.ProducerMessage
 	if cause != nil {
-		m = s.failed(msg, cause)
 		due = due.Add(s.plan.Retry.Tiers[n-1])
+		m = s.failed(msg, topic, cause, p)
 	} else {
-		m = msg.Copy()
-		m.UUID = newMessageID()
+		drop := map[string]bool{filters.HeaderRetryAt: true}
+		var extra []sarama.RecordHeader
 		if s.tierOf(msg) == 0 {
-			m.Metadata[filters.HeaderAttempt] = "0"
-			if r, ok := RecordFrom(msg.Context()); ok {
-				m.Metadata[filters.HeaderOrigin] = r.String()
-			}
+			drop[filters.HeaderAttempt], drop[filters.HeaderOrigin] = true, true
+			extra = append(extra, header(filters.HeaderAttempt, "0"), header(filters.HeaderOrigin, recordString(msg)))
 		}
+		m = copyOf(msg, topic, drop, extra, p)
 	}
-	m.Metadata[filters.HeaderRetryAt] = due.UTC().Format(time.RFC3339Nano)
-	SetMessagePartition(m, partitionOf(msg))
-	if err := s.out.Publish(s.plan.RetryTopics[n-1], m); err != nil {
-		return &transient{err: fmt.Errorf("move record to retry tier %d: %w", n, err)}
+	m.Headers = append(m.Headers, header(filters.HeaderRetryAt, due.UTC().Format(time.RFC3339Nano)))
+	if err := s.out.send(topic, []*sarama.ProducerMessage{m}); err != nil {
+		err = fmt.Errorf("move record to retry tier %d: %w", n, err)
+		if recordFault(err) {
+			if cause != nil {
+				return filters.Permanent(fmt.Errorf("%w (and %v)", cause, err))
+			}
+			return filters.Permanent(err)
+		}
+		return &transient{err: err}
 	}
 	return nil
 }
@@ -322,7 +392,7 @@ func (s *stage) unpark(msg *message.Message) {
 	if s.parks == nil {
 		return
 	}
-	if key, ok := MessageKey(msg); ok {
+	if key, ok := keyOf(msg); ok {
 		s.parks.done(partitionOf(msg), string(key), s.tierOf(msg))
 	}
 }
@@ -332,27 +402,51 @@ func partitionOf(msg *message.Message) int32 {
 	return r.Partition
 }
 
-// dedup skips a record whose idempotency key was processed within the
+// maxDedupKey bounds the length of a dedup key, in bytes: a key is written
+// to the changelog as a record key, and an idempotency key is short.
+const maxDedupKey = 16 << 10
+
+// dedupe skips a record whose idempotency key was processed within the
 // window, and records the key once the record's outputs are acknowledged.
+//
+// A record whose outputs may be in the output topic although it was not
+// recorded — publishing them failed (the broker may have written them
+// anyway), or they were acked and recording the key failed — is not run
+// again straight away: the output topic is searched for its outputs first
+// (recoverDedupGap), and a key all of whose outputs are there is recorded,
+// so the record is skipped.
 func (s *stage) dedupe(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
-		key, ok, err := s.plan.Dedup.KeyOf(toFilterMessage(msg))
-		if err != nil {
+		key, ok, err := s.plan.Dedup.KeyOf(input(msg))
+		switch {
+		case err != nil:
 			return nil, filters.Permanent(fmt.Errorf("dedup key %s: %w", s.plan.Dedup.Key, err))
+		case !ok:
+			return h(msg)
+		case len(key) > maxDedupKey:
+			return nil, filters.Permanent(fmt.Errorf("dedup key %s is %d bytes long; at most %d", s.plan.Dedup.Key, len(key), maxDedupKey))
 		}
 		p := partitionOf(msg)
-		if ok && s.dedup.seen(p, key) {
+		d, _ := DeliveryFrom(msg.Context())
+		if d != nil && !d.unsure.IsZero() {
+			if err := s.findPublished(msg.Context(), d.unsure); err != nil {
+				return nil, &transient{err: err}
+			}
+			d.unsure = time.Time{}
+		}
+		if s.dedup.seen(p, key) {
 			s.log.Debug("duplicate skipped", "dedup_key", key, "origin", recordString(msg))
 			return nil, nil
 		}
-		if ok {
-			withDedupKey(msg, key)
-		}
+		withDedupKey(msg, key)
 		out, err := h(msg)
-		if err != nil || !ok {
+		if err != nil {
 			return out, err
 		}
 		if err := s.dedup.record(p, key); err != nil {
+			if d != nil {
+				d.unsure = time.Now()
+			}
 			return nil, &transient{err: fmt.Errorf("record dedup key: %w", err)}
 		}
 		return out, nil

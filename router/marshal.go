@@ -79,21 +79,32 @@ func (p pinned) Length() int {
 	return p.key.Length()
 }
 
-// Unmarshal implements watermill-kafka's Unmarshaler.
-func (Marshaler) Unmarshal(r *sarama.ConsumerMessage) (*message.Message, error) {
+// Unmarshal implements watermill-kafka's Unmarshaler. Metadata is a map:
+// of a header name that repeats, the last value is kept (as Kafka's
+// Headers.lastHeader reads it). Headers named like the metadata entries
+// that carry the key and a pinned partition are not decoded, so that a
+// header on an incoming record cannot set the key or partition of the
+// message it becomes when it is published again.
+func (m Marshaler) Unmarshal(r *sarama.ConsumerMessage) (*message.Message, error) {
+	return m.decode(r), nil
+}
+
+func (Marshaler) decode(r *sarama.ConsumerMessage) *message.Message {
 	msg := message.NewMessage("", r.Value)
 	md := msg.Metadata // NewMessage made it; a map of our own would be a second one
 	for _, h := range r.Headers {
-		if string(h.Key) == wkafka.UUIDHeaderKey {
+		switch name := string(h.Key); name {
+		case wkafka.UUIDHeaderKey:
 			msg.UUID = string(h.Value)
-		} else {
+		case keyMetadata, partitionMetadata:
+		default:
 			md[headerName(h.Key)] = string(h.Value)
 		}
 	}
 	if r.Key != nil {
 		md[keyMetadata] = string(r.Key)
 	}
-	return msg, nil
+	return msg
 }
 
 // uuidHeaderKey is wkafka.UUIDHeaderKey as header bytes (read only).

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/IBM/sarama"
@@ -17,10 +18,13 @@ func NewMurmur2Partitioner(topic string) sarama.Partitioner {
 
 type murmur2Partitioner struct{ fallback sarama.Partitioner }
 
+// errNoSuchPartition is a record pinned to a partition its topic lacks.
+var errNoSuchPartition = errors.New("no such partition")
+
 func (p *murmur2Partitioner) Partition(m *sarama.ProducerMessage, n int32) (int32, error) {
 	if pin, ok := m.Key.(pinned); ok {
 		if pin.partition >= n {
-			return -1, fmt.Errorf("partition %d does not exist: topic %s has %d partitions", pin.partition, m.Topic, n)
+			return -1, fmt.Errorf("%w: record pinned to partition %d, topic %s has %d", errNoSuchPartition, pin.partition, m.Topic, n)
 		}
 		return pin.partition, nil
 	}

@@ -3,6 +3,7 @@ package router
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -21,11 +22,17 @@ import (
 type Publisher struct {
 	client   sarama.Client
 	producer sarama.AsyncProducer
-	mu       sync.RWMutex
-	closed   bool
-	done     sync.WaitGroup
-	once     sync.Once
-	err      error
+	// maxRecordBytes is the producer's Producer.MaxMessageBytes: a record
+	// over it is refused before anything is sent (0: no check).
+	maxRecordBytes int
+	// refreshing is set while the producer's metadata is being refreshed
+	// after a record was pinned to a partition it did not know.
+	refreshing atomic.Bool
+	mu         sync.RWMutex
+	closed     bool
+	done       sync.WaitGroup
+	once       sync.Once
+	err        error
 }
 
 var _ message.Publisher = (*Publisher)(nil)
@@ -45,7 +52,7 @@ func NewPublisher(brokers []string, cfg *sarama.Config) (*Publisher, error) {
 		client.Close()
 		return nil, fmt.Errorf("open producer: %w", err)
 	}
-	p := &Publisher{client: client, producer: producer}
+	p := &Publisher{client: client, producer: producer, maxRecordBytes: cfg.Producer.MaxMessageBytes}
 	p.done.Add(2)
 	go p.collectSuccesses()
 	go p.collectErrors()
@@ -119,12 +126,12 @@ func (p *Publisher) send(topic string, records []*sarama.ProducerMessage) error 
 	if len(records) == 0 {
 		return nil
 	}
-	b := p.start(topic, records, nil)
-	if b == nil {
-		return errClosed
+	b, err := p.start(topic, records, nil)
+	if err != nil {
+		return err
 	}
 	<-b.done
-	err := b.failure()
+	err = b.failure()
 	pendings.Put(b)
 	return err
 }
@@ -132,18 +139,26 @@ func (p *Publisher) send(topic string, records []*sarama.ProducerMessage) error 
 // sendAsync produces records and returns; once the broker acked all of
 // them, then is called with nil, or with the error of the first that
 // failed. then runs on the producer's goroutine: it must not block. If the
-// publisher is closed, sendAsync returns an error and then is not called.
+// records cannot be sent (the publisher is closed, a record is too large),
+// sendAsync returns the error and then is not called.
 func (p *Publisher) sendAsync(topic string, records []*sarama.ProducerMessage, then func(error)) error {
-	if p.start(topic, records, then) == nil {
-		return errClosed
-	}
-	return nil
+	_, err := p.start(topic, records, then)
+	return err
 }
 
 var errClosed = errors.New("publish: publisher is closed")
 
-// start hands records (at least one) to the producer; nil if it is closed.
-func (p *Publisher) start(topic string, records []*sarama.ProducerMessage, then func(error)) *pending {
+// start hands records (at least one) to the producer. It sends none of them
+// when one is over the producer's size limit (a *RecordTooLargeError), or
+// when the publisher is closed.
+func (p *Publisher) start(topic string, records []*sarama.ProducerMessage, then func(error)) (*pending, error) {
+	if p.maxRecordBytes > 0 {
+		for i, r := range records {
+			if n := r.ByteSize(2); n > p.maxRecordBytes {
+				return nil, &RecordTooLargeError{Topic: topic, Index: i, Count: len(records), Size: n, Limit: p.maxRecordBytes}
+			}
+		}
+	}
 	b := pendings.Get().(*pending)
 	b.err, b.n, b.then, b.topic, b.total = nil, 0, then, topic, len(records)
 	b.left.Store(int32(len(records)))
@@ -155,12 +170,12 @@ func (p *Publisher) start(topic string, records []*sarama.ProducerMessage, then 
 	if p.closed {
 		b.then = nil
 		pendings.Put(b)
-		return nil
+		return nil, errClosed
 	}
 	for _, r := range records {
 		p.producer.Input() <- r
 	}
-	return b
+	return b, nil
 }
 
 func (p *Publisher) collectSuccesses() {
@@ -173,6 +188,12 @@ func (p *Publisher) collectSuccesses() {
 func (p *Publisher) collectErrors() {
 	defer p.done.Done()
 	for e := range p.producer.Errors() {
+		if errors.Is(e.Err, errNoSuchPartition) && p.client != nil && p.refreshing.CompareAndSwap(false, true) {
+			go func(topic string) {
+				defer p.refreshing.Store(false)
+				_ = p.client.RefreshMetadata(topic)
+			}(e.Msg.Topic)
+		}
 		e.Msg.Metadata.(*pending).finish(e.Err)
 	}
 }
@@ -188,4 +209,52 @@ func (p *Publisher) Close() error {
 		p.err = p.client.Close()
 	})
 	return p.err
+}
+
+// RecordTooLargeError is a publish refused before anything was sent: record
+// Index of Count is Size bytes (as sarama counts a record: key, value,
+// headers and the record overhead), over the producer's
+// Producer.MaxMessageBytes, Limit. Kafka refuses such a record too
+// (MESSAGE_TOO_LARGE, against the broker's message.max.bytes or the topic's
+// max.message.bytes).
+type RecordTooLargeError struct {
+	Topic        string
+	Index, Count int
+	Size, Limit  int
+}
+
+func (e *RecordTooLargeError) Error() string {
+	what := "record"
+	if e.Count > 1 {
+		what = fmt.Sprintf("record %d of %d", e.Index+1, e.Count)
+	}
+	return fmt.Sprintf("publish to %s: %s is %d bytes, over the producer's limit of %d bytes (MESSAGE_TOO_LARGE)",
+		e.Topic, what, e.Size, e.Limit)
+}
+
+// recordFault reports whether a publish failed because of the records
+// themselves, so that sending them again cannot help: a record over the
+// size limits, or one the broker finds invalid or corrupt. Anything else (a
+// broker outage, a leader election, a timeout) passes, and the records may
+// be sent again. So does a record pinned to a partition the producer does
+// not know: millrace pins records only to partitions it made sure exist
+// (CoPartition), so the producer's metadata is behind, and it is refreshed.
+func recordFault(err error) bool {
+	var tooLarge *RecordTooLargeError
+	if errors.As(err, &tooLarge) {
+		return true
+	}
+	var ce sarama.ConfigurationError
+	if errors.As(err, &ce) && strings.HasPrefix(string(ce), "Attempt to produce message larger") {
+		return true
+	}
+	var ke sarama.KError
+	if errors.As(err, &ke) {
+		switch ke {
+		case sarama.ErrMessageSizeTooLarge, sarama.ErrMessageSetSizeTooLarge, sarama.ErrInvalidMessage,
+			sarama.ErrInvalidRecord, sarama.ErrInvalidTimestamp:
+			return true
+		}
+	}
+	return false
 }

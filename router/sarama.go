@@ -10,6 +10,12 @@ import (
 	"github.com/IBM/sarama"
 )
 
+// MetadataRefresh is how often clients refresh the cluster's metadata, and
+// so how soon a stage's group leader sees partitions added to a topic it
+// reads and rebalances to read them (sarama's default is 10 minutes; the
+// Java client's metadata.max.age.ms is 5).
+const MetadataRefresh = 30 * time.Second
+
 // KafkaVersion is the protocol version millrace speaks. Kafka 4.x dropped
 // the oldest request versions, so it must not be lower than 2.8.
 var KafkaVersion = sarama.V3_6_0_0
@@ -44,6 +50,7 @@ func NewSaramaConfig(clientID string) *sarama.Config {
 	c.Producer.Partitioner = NewMurmur2Partitioner
 	c.Metadata.Retry.Max = 5
 	c.Metadata.Retry.Backoff = 250 * time.Millisecond
+	c.Metadata.RefreshFrequency = MetadataRefresh
 	c.MetricRegistry = noMetrics{}
 	return c
 }

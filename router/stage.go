@@ -5,9 +5,9 @@ import (
 	"crypto/sha1"
 	"fmt"
 	"log/slog"
-	"maps"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -31,6 +31,13 @@ type stage struct {
 	dedup  dedupper       // nil unless the stage deduplicates
 	watch  *watchdog      // nil without a timeout
 	log    *slog.Logger
+	client sarama.Client // the engine's, for reads (dedup gap searches)
+	rf     int           // replication factor of topics the stage creates
+
+	// gapMu serializes searches of the output topic for the outputs of
+	// records whose publish failed; gapSearched is when the last began.
+	gapMu       sync.Mutex
+	gapSearched time.Time
 }
 
 func newStage(plan pipeline.StagePlan, pub *Publisher, log *slog.Logger) (*stage, error) {
@@ -79,14 +86,7 @@ func newStage(plan pipeline.StagePlan, pub *Publisher, log *slog.Logger) (*stage
 // topics are what the stage's consumer group reads: its inputs, then its
 // retry tiers.
 func (s *stage) topics() []string {
-	var ts []string
-	for _, in := range s.plan.Inputs {
-		ts = append(ts, in.Topic)
-	}
-	if len(ts) == 0 {
-		ts = append(ts, s.plan.Input)
-	}
-	return append(ts, s.plan.RetryTopics...)
+	return append(stageInputs(s.plan), s.plan.RetryTopics...)
 }
 
 // handle is the stage's Watermill handler: record in, filter, records out
@@ -108,6 +108,9 @@ func (s *stage) handle(msg *message.Message) ([]*message.Message, error) {
 		}
 	}
 	if err := s.out.send(s.plan.Output, outs); err != nil {
+		if d, ok := DeliveryFrom(msg.Context()); ok {
+			d.unsure = time.Now()
+		}
 		return nil, s.publishFailed(err)
 	}
 	return nil, nil
@@ -115,16 +118,20 @@ func (s *stage) handle(msg *message.Message) ([]*message.Message, error) {
 
 // publishThenSettle publishes outs and settles the hand-out when the
 // broker acked them; a failure hands the record out again, as a failed
-// synchronous publish does.
+// synchronous publish does (to be quarantined, when the broker refused an
+// output as the record's own fault).
 func (s *stage) publishThenSettle(h *recordCtx, outs []*sarama.ProducerMessage) error {
 	h.settleLater = true
 	err := s.out.sendAsync(s.plan.Output, outs, func(err error) {
-		if err != nil {
-			s.log.Warn("publishing outputs failed; the record will be handed out again", "err", s.publishFailed(err))
+		switch err := s.publishFailed(err); {
+		case err == nil:
+			h.e.settle(true, 0)
+		case filters.IsPermanent(err):
+			h.e.failRecord(err)
+		default:
+			s.log.Warn("publishing outputs failed; the record will be handed out again", "err", err)
 			h.e.retryNotAttempt()
-			return
 		}
-		h.e.settle(true, 0)
 	})
 	if err != nil {
 		h.settleLater = false
@@ -133,25 +140,41 @@ func (s *stage) publishThenSettle(h *recordCtx, outs []*sarama.ProducerMessage) 
 	return nil
 }
 
+// publishFailed is the error of a record whose outputs could not be
+// published (nil if err is): the record's own fault (an output too large
+// or invalid: the record fails for good) or not (a broker outage: it is
+// handed out again, not as another attempt).
 func (s *stage) publishFailed(err error) error {
-	return &transient{err: fmt.Errorf("pipeline %q stage %q: %w", s.plan.Pipeline, s.plan.Name, err)}
+	if err == nil {
+		return nil
+	}
+	err = fmt.Errorf("pipeline %q stage %q: cannot publish the outputs: %w", s.plan.Pipeline, s.plan.Name, err)
+	if recordFault(err) {
+		return filters.Permanent(err)
+	}
+	return &transient{err: err}
 }
 
 // process runs the filter on one record, at most Concurrency at once, and
 // returns its outputs as records for the output topic.
 func (s *stage) process(msg *message.Message) ([]*sarama.ProducerMessage, error) {
 	ctx := msg.Context()
+	if d, ok := DeliveryFrom(ctx); ok && d.fault != nil {
+		err := d.fault
+		d.fault = nil
+		return nil, err
+	}
 	r, _ := RecordFrom(ctx)
 	if err := s.slots.acquire(ctx, s.lanes[r.Topic]); err != nil {
 		return nil, err
 	}
 	defer s.slots.release()
 
-	in := toFilterMessage(msg)
-	job := in.Headers[filters.HeaderJob]
+	in := input(msg)
+	job := in.Headers.Get(filters.HeaderJob)
 	if job == "" {
 		job = jobID(ctx)
-		in.Headers[filters.HeaderJob] = job
+		in.Headers = append(in.Headers, filters.Header{Key: filters.HeaderJob, Value: []byte(job)})
 	}
 	outs, err := s.withTimeout(ctx, func(ctx context.Context) ([]*filters.Message, error) {
 		return s.filter.Process(ctx, in)
@@ -183,20 +206,10 @@ func (s *stage) process(msg *message.Message) ([]*sarama.ProducerMessage, error)
 	return res, nil
 }
 
-func toFilterMessage(msg *message.Message) *filters.Message {
-	key, _ := MessageKey(msg)
-	h := filters.Headers(maps.Clone(msg.Metadata))
-	if h == nil {
-		h = filters.Headers{}
-	}
-	delete(h, keyMetadata)
-	return &filters.Message{Key: key, Payload: msg.Payload, Headers: h}
-}
-
 // output is the record a filter's output o becomes: its key, payload and
-// headers, less the failure headers, plus the job, the stage, the attempt
-// and the dedup mark (if any), in watermill-kafka's format (a fresh
-// message UUID header). It is built straight from o, without a Watermill
+// headers (in order, repeats kept), less the failure headers, plus the job,
+// the stage, the attempt and the dedup mark (if any), in watermill-kafka's
+// format (a fresh message UUID header). It is built straight from o, without a Watermill
 // message in between: outputs are the hot path.
 func (s *stage) output(o *filters.Message, job, attempt, mark string) *sarama.ProducerMessage {
 	r := &outRecord{value: o.Payload}
@@ -209,9 +222,9 @@ func (s *stage) output(o *filters.Message, job, attempt, mark string) *sarama.Pr
 	// handler goroutine's stack (see quarantine).
 	putMessageID(&r.id)
 	hs = append(hs, sarama.RecordHeader{Key: uuidHeaderKey, Value: r.id[:]})
-	for k, v := range o.Headers {
-		if _, drop := notCopiedToOutputs[k]; !drop {
-			hs = append(hs, sarama.RecordHeader{Key: readOnlyBytes(k), Value: readOnlyBytes(v)})
+	for _, h := range o.Headers {
+		if _, drop := notCopiedToOutputs[h.Key]; !drop {
+			hs = append(hs, sarama.RecordHeader{Key: readOnlyBytes(h.Key), Value: h.Value})
 		}
 	}
 	hs = append(hs, sarama.RecordHeader{Key: headerJob, Value: readOnlyBytes(job)})
@@ -256,12 +269,12 @@ var (
 
 // notCopiedToOutputs are the headers of a filter's output that its record
 // does not get: the failure headers, the ones the stage sets, and
-// millrace's and Watermill's internal metadata.
+// Watermill's message id (each record gets its own).
 var notCopiedToOutputs = map[string]struct{}{}
 
 func init() {
 	for _, h := range append(filters.FailureHeaders(), filters.HeaderJob, filters.HeaderStage,
-		filters.HeaderAttempt, keyMetadata, partitionMetadata, wkafka.UUIDHeaderKey) {
+		filters.HeaderAttempt, wkafka.UUIDHeaderKey) {
 		notCopiedToOutputs[h] = struct{}{}
 	}
 }
@@ -309,11 +322,20 @@ type dedupper interface {
 	seen(partition int32, key string) bool
 	record(partition int32, key string) error
 	lastRecorded(partition int32) time.Time
+	held() []int32
 }
 
 // assigned prepares the partitions a session claims before their records
 // run: the keys parked in retry tiers and the dedup keys are restored.
+//
+// Partitions added to an input since the stage started are added to its own
+// topics first (CoPartition); the group leader sees the new partitions
+// within a metadata refresh (MetadataRefresh) and rebalances, so that they
+// are assigned too.
 func (s *stage) assigned(ctx context.Context, client sarama.Client, sess sarama.ConsumerGroupSession) error {
+	if _, err := CoPartition(client, s.plan.ID(), stageInputs(s.plan), ownTopics(s.plan), s.rf, s.log); err != nil {
+		return err
+	}
 	ps := claimedPartitions(sess)
 	if s.parks != nil {
 		if err := s.parks.restore(ctx, client, s.plan.Group, s.plan.RetryTopics, ps); err != nil {
@@ -331,7 +353,7 @@ func (s *stage) assigned(ctx context.Context, client sarama.Client, sess sarama.
 		if err := s.dedup.restore(ctx, ps); err != nil {
 			return err
 		}
-		if err := s.recoverDedupGap(ctx, client, ps); err != nil {
+		if err := s.recoverDedupGap(ctx, client, ps, time.Time{}); err != nil {
 			return err
 		}
 	}

@@ -8,7 +8,10 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	wkafka "github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/millrace/millrace/filters"
 )
 
 type groupHandler struct {
@@ -73,6 +76,16 @@ type Delivery struct {
 	// FirstFailure is when a handler first reported failing it (zero if
 	// none did); the handler sets it.
 	FirstFailure time.Time
+	// fault, when set, is why the record failed for good although its
+	// filter succeeded: the broker refused one of its outputs as the
+	// record's own fault (too large, invalid). The next hand-out goes
+	// straight to quarantine with it.
+	fault error
+	// unsure is when publishing the record's outputs, or recording its
+	// dedup key, last failed (zero: never): the outputs may have been
+	// written although the publish failed, so a deduplicating stage looks
+	// for them before running the record again.
+	unsure time.Time
 
 	ctx             *recordCtx // the current hand-out's context
 	start           time.Time  // of the filter call being watched
@@ -95,6 +108,8 @@ type result struct {
 	// outputs could not be published), so handing it out again does not
 	// count as another attempt.
 	notAttempt bool
+	// fault: see Delivery.fault.
+	fault error
 }
 
 // window runs one claimed partition: it fetches records while fewer than
@@ -283,6 +298,7 @@ func (w *window) readInbox() bool {
 		if r.acked {
 			w.ack(r.e)
 		} else {
+			r.e.del.fault = r.fault
 			w.nack(r.e, r.delay, r.notAttempt)
 		}
 		in.results[i] = result{}
@@ -296,10 +312,14 @@ func (w *window) readInbox() bool {
 
 // add takes a fetched record into the window.
 func (w *window) add(rec *sarama.ConsumerMessage) {
-	msg, err := Marshaler{}.Unmarshal(rec)
-	if err != nil {
-		w.h.log.Error("cannot decode record, skipping it", "partition", rec.Partition, "offset", rec.Offset, "err", err)
-		return
+	var msg *message.Message
+	if w.h.s.cfg.SettleFromContext {
+		// The engine's stages read the record itself (see input): the
+		// message carries only its id and payload.
+		id, _ := lastHeader(rec, wkafka.UUIDHeaderKey)
+		msg = message.NewMessage(string(id), rec.Value)
+	} else {
+		msg = Marshaler{}.decode(rec)
 	}
 	e := &entry{rec: rec, msg: msg, w: w, keyed: w.ordered && rec.Key != nil, backoff: w.h.s.cfg.NackBackoff}
 	w.setContext(e)
@@ -408,6 +428,8 @@ func (w *window) setContext(e *entry) {
 type recordCtx struct {
 	rec Record
 	e   *entry
+	// in is the filter's view of the record, built on first use (input).
+	in *filters.Message
 	// settleLater is set by the handler (on its goroutine) when the
 	// hand-out will be settled once its outputs are acked, not on return.
 	settleLater bool
@@ -518,6 +540,12 @@ func (e *entry) settle(acked bool, delay time.Duration) {
 // same attempt: its failure was not its own.
 func (e *entry) retryNotAttempt() {
 	e.w.report(result{e: e, notAttempt: true})
+}
+
+// failRecord hands the record out again at once, as the same attempt, to
+// be quarantined with err (see Delivery.fault).
+func (e *entry) failRecord(err error) {
+	e.w.report(result{e: e, notAttempt: true, fault: err, delay: time.Nanosecond})
 }
 
 // report hands the outcome of a hand-out to the window's goroutine.

@@ -11,16 +11,23 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/millrace/millrace/filters"
 	"github.com/millrace/millrace/router"
 )
 
 // Record is a Kafka record as tests produce and read it.
 type Record struct {
-	Key       []byte
-	Value     []byte
-	Headers   map[string]string
-	Partition int32
-	Offset    int64
+	Key   []byte
+	Value []byte
+	// Headers are the record's headers by name; of a name that repeats,
+	// the last value (as Kafka's Headers.lastHeader).
+	Headers map[string]string
+	// HeaderList are the headers as they are on the record: in order,
+	// names possibly repeated (KIP-82). Produce writes HeaderList when it
+	// is set, else Headers (in no particular order).
+	HeaderList filters.Headers
+	Partition  int32
+	Offset     int64
 }
 
 // Client returns a sarama client for the backend, closed when the test ends.
@@ -59,8 +66,13 @@ func (b Backend) Produce(t testing.TB, topic string, records []Record) {
 			if r.Key != nil {
 				m.Key = sarama.ByteEncoder(r.Key)
 			}
-			for k, v := range r.Headers {
-				m.Headers = append(m.Headers, sarama.RecordHeader{Key: []byte(k), Value: []byte(v)})
+			for _, h := range r.HeaderList {
+				m.Headers = append(m.Headers, sarama.RecordHeader{Key: []byte(h.Key), Value: h.Value})
+			}
+			if r.HeaderList == nil {
+				for k, v := range r.Headers {
+					m.Headers = append(m.Headers, sarama.RecordHeader{Key: []byte(k), Value: []byte(v)})
+				}
 			}
 			msgs = append(msgs, m)
 		}
@@ -131,7 +143,7 @@ func (b Backend) readUntil(topic string, timeout time.Duration, done func(int) b
 	var once sync.Once
 	var wg sync.WaitGroup
 	for _, p := range parts {
-		pc, err := consumer.ConsumePartition(topic, p, sarama.OffsetOldest)
+		pc, err := consumePartition(consumer, c, topic, p)
 		if err != nil {
 			return nil, err
 		}
@@ -169,12 +181,30 @@ func (b Backend) readUntil(topic string, timeout time.Duration, done func(int) b
 	return recs, nil
 }
 
+// consumePartition starts reading topic/p from its oldest offset, waiting
+// up to 30 s for a partition created a moment ago to get its leader (Kafka
+// answers NOT_LEADER_OR_FOLLOWER or LEADER_NOT_AVAILABLE until then).
+func consumePartition(consumer sarama.Consumer, c sarama.Client, topic string, p int32) (sarama.PartitionConsumer, error) {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		pc, err := consumer.ConsumePartition(topic, p, sarama.OffsetOldest)
+		if err == nil || time.Now().After(deadline) ||
+			!(errors.Is(err, sarama.ErrNotLeaderForPartition) || errors.Is(err, sarama.ErrLeaderNotAvailable)) {
+			return pc, err
+		}
+		time.Sleep(100 * time.Millisecond) // a retry backoff: nothing to wait on
+		_ = c.RefreshMetadata(topic)
+	}
+}
+
 func fromSarama(m *sarama.ConsumerMessage) Record {
 	h := make(map[string]string, len(m.Headers))
+	list := make(filters.Headers, 0, len(m.Headers))
 	for _, x := range m.Headers {
+		list = append(list, filters.Header{Key: string(x.Key), Value: x.Value})
 		h[string(x.Key)] = string(x.Value)
 	}
-	return Record{Key: m.Key, Value: m.Value, Headers: h, Partition: m.Partition, Offset: m.Offset}
+	return Record{Key: m.Key, Value: m.Value, Headers: h, HeaderList: list, Partition: m.Partition, Offset: m.Offset}
 }
 
 // GroupLag returns how many records of topic the consumer group has not

@@ -47,6 +47,9 @@ type RunOptions struct {
 	// Logger; nil logs to the test log at warn level, or at the level
 	// $MILLRACE_TEST_LOG names (debug, info, warn, error).
 	Logger *slog.Logger
+	// Configure, if set, may change the engine's config before it starts
+	// (for example the clients' metadata refresh interval).
+	Configure func(*router.EngineConfig)
 }
 
 // Run runs plan on the backend in-process until the test ends (or Stop),
@@ -63,9 +66,12 @@ func Run(t testing.TB, b Backend, plan *pipeline.Plan, opts RunOptions) *Running
 		_ = level.UnmarshalText([]byte(os.Getenv("MILLRACE_TEST_LOG")))
 		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: level}))
 	}
-	cfg := router.NewSaramaConfig("testkit")
-	eng, err := router.NewEngine(router.EngineConfig{Plan: plan, Stages: stages, Brokers: b.Brokers,
-		StopTimeout: 10 * time.Second, Sarama: cfg, Logger: log})
+	ecfg := router.EngineConfig{Plan: plan, Stages: stages, Brokers: b.Brokers,
+		StopTimeout: 10 * time.Second, Sarama: router.NewSaramaConfig("testkit"), Logger: log}
+	if opts.Configure != nil {
+		opts.Configure(&ecfg)
+	}
+	eng, err := router.NewEngine(ecfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -90,13 +90,25 @@ func (s *selection) selects(m *sarama.ConsumerMessage) bool {
 	return true
 }
 
+// header is the value of m's last header named key ("" if none), as
+// Kafka's Headers.lastHeader reads it.
 func header(m *sarama.ConsumerMessage, key string) string {
-	for _, h := range m.Headers {
-		if string(h.Key) == key {
-			return string(h.Value)
+	for i := len(m.Headers) - 1; i >= 0; i-- {
+		if string(m.Headers[i].Key) == key {
+			return string(m.Headers[i].Value)
 		}
 	}
 	return ""
+}
+
+// hasHeader reports whether m has a header named key.
+func hasHeader(m *sarama.ConsumerMessage, key string) bool {
+	for _, h := range m.Headers {
+		if string(h.Key) == key {
+			return true
+		}
+	}
+	return false
 }
 
 // scanTopic calls fn on every record of topic from start (partition →

@@ -26,6 +26,7 @@ const (
 	skipMaxReplays  = "max replays reached"
 	skipLimit       = "over --limit"
 	failNoStage     = "stage not in the pipelines file"
+	failTruncated   = "truncated: too large to quarantine whole (millrace-truncated); replay it from its origin"
 )
 
 // replayedTopic is the compacted topic that records which quarantined
@@ -255,6 +256,10 @@ func (r *quarantineReplay) one(ctx context.Context, m *sarama.ConsumerMessage, r
 		return true, nil
 	case replayed[id]:
 		r.sum.Skipped[skipReplayed]++
+		return true, nil
+	}
+	if hasHeader(m, filters.HeaderTruncated) {
+		r.sum.Failed[failTruncated]++
 		return true, nil
 	}
 	n, _ := strconv.Atoi(header(m, filters.HeaderReplays))

@@ -192,7 +192,8 @@ func (f *execFilter) Process(ctx context.Context, msg *filters.Message) ([]*filt
 		}
 		env = append(env, execEnvKey+"="+string(msg.Key))
 	}
-	if job, ok := msg.Headers[filters.HeaderJob]; ok {
+	if v, ok := msg.Headers.Lookup(filters.HeaderJob); ok {
+		job := string(v)
 		if strings.IndexByte(job, 0) >= 0 {
 			return nil, filters.Permanent(fmt.Errorf("command %s: job header holds a NUL byte, which %s cannot", f.name, execEnvJob))
 		}

@@ -36,7 +36,7 @@ func TestExec_pipes_payload_through_command(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			in := &filters.Message{Key: []byte("k"), Payload: tt.payload, Headers: filters.Headers{"h": "v"}}
+			in := &filters.Message{Key: []byte("k"), Payload: tt.payload, Headers: filters.HeadersOf("h", "v")}
 			out, err := build(t, "exec", tt.config).Process(context.Background(), in)
 			if err != nil {
 				t.Fatalf("Process: %v", err)
@@ -47,7 +47,7 @@ func TestExec_pipes_payload_through_command(t *testing.T) {
 			if m := out[0]; !bytes.Equal(m.Payload, tt.want) || m.Payload == nil {
 				t.Errorf("payload = %.40q (nil %v), want %.40q", m.Payload, m.Payload == nil, tt.want)
 			}
-			if m := out[0]; string(m.Key) != "k" || m.Headers["h"] != "v" {
+			if m := out[0]; string(m.Key) != "k" || m.Headers.Get("h") != "v" {
 				t.Errorf("key %q headers %v, want them unchanged", m.Key, m.Headers)
 			}
 		})
@@ -64,7 +64,7 @@ func TestExec_passes_record_in_environment(t *testing.T) {
 		headers filters.Headers
 		want    string
 	}{
-		{"key and job", []byte("order-7"), filters.Headers{filters.HeaderJob: "job-1"}, "order-7|job-1|orders|enrich|extra value|parent"},
+		{"key and job", []byte("order-7"), filters.HeadersOf(filters.HeaderJob, "job-1"), "order-7|job-1|orders|enrich|extra value|parent"},
 		{"no key nor job", nil, nil, "unset|unset|orders|enrich|extra value|parent"},
 		{"empty key", []byte{}, nil, "|unset|orders|enrich|extra value|parent"},
 	}

@@ -43,7 +43,9 @@ func jqSpec() filters.Spec {
 			"them, so large integer ids pass through unchanged; object keys come out\n" +
 			"sorted.\n\n" +
 			"The program can read the record key as `$key` (a string, or null when the\n" +
-			"record has no key) and the headers as `$headers` (an object of strings).\n" +
+			"record has no key) and the headers as `$headers` (an object of strings; a\n" +
+			"name that repeats gives its last value). The outgoing records keep every\n" +
+			"header of the incoming one, in order, repeats included.\n" +
 			"`debug` logs its input at debug level; `$ENV` is empty, and `input` and\n" +
 			"modules are not available.\n\n" +
 			"With `key`, a second jq program runs on each result and its first result\n" +
@@ -230,9 +232,11 @@ func (f *jqFilter) variables(msg *filters.Message) []any {
 		vars = append(vars, key)
 	}
 	if f.bindHeaders {
+		// A repeated header name gives its last value, as Kafka's
+		// Headers.lastHeader does.
 		headers := make(map[string]any, len(msg.Headers))
-		for k, v := range msg.Headers {
-			headers[k] = v
+		for _, h := range msg.Headers {
+			headers[h.Key] = string(h.Value)
 		}
 		vars = append(vars, headers)
 	}

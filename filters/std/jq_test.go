@@ -64,7 +64,7 @@ func TestJQ_fans_out_multiple_results(t *testing.T) {
 	in := &filters.Message{
 		Key:     []byte("order-1"),
 		Payload: []byte(`{"items":[{"sku":"a"},{"sku":"b"},{"sku":"c"}]}`),
-		Headers: filters.Headers{filters.HeaderJob: "job-1", "tenant": "acme"},
+		Headers: filters.HeadersOf(filters.HeaderJob, "job-1", "tenant", "acme"),
 	}
 	out, err := f.Process(context.Background(), in)
 	if err != nil {
@@ -75,15 +75,15 @@ func TestJQ_fans_out_multiple_results(t *testing.T) {
 		t.Fatalf("payloads = %q, want %q", got, want)
 	}
 	for i, m := range out {
-		if string(m.Key) != "order-1" || m.Headers[filters.HeaderJob] != "job-1" || m.Headers["tenant"] != "acme" || len(m.Headers) != 2 {
+		if string(m.Key) != "order-1" || m.Headers.Get(filters.HeaderJob) != "job-1" || m.Headers.Get("tenant") != "acme" || len(m.Headers) != 2 {
 			t.Errorf("message %d: key %q headers %v, want the input's", i, m.Key, m.Headers)
 		}
 	}
 	// The messages must not share memory: the engine may change each.
 	out[1].Key[0] = 'X'
-	out[1].Headers["tenant"] = "changed"
+	out[1].Headers.Set("tenant", "changed")
 	for _, i := range []int{0, 2} {
-		if string(out[i].Key) != "order-1" || out[i].Headers["tenant"] != "acme" {
+		if string(out[i].Key) != "order-1" || out[i].Headers.Get("tenant") != "acme" {
 			t.Errorf("message %d changed with message 1: key %q headers %v", i, out[i].Key, out[i].Headers)
 		}
 	}
@@ -99,9 +99,9 @@ func TestJQ_binds_key_and_headers(t *testing.T) {
 		{"key", "{key: $key}", []byte("k-1"), nil, `{"key":"k-1"}`},
 		{"no key is null", "{key: $key}", nil, nil, `{"key":null}`},
 		{"empty key is a string", "{key: $key}", []byte{}, nil, `{"key":""}`},
-		{"headers", "$headers", nil, filters.Headers{"a": "1", filters.HeaderJob: "j"}, `{"a":"1","millrace-job":"j"}`},
+		{"headers", "$headers", nil, filters.HeadersOf("a", "1", filters.HeaderJob, "j"), `{"a":"1","millrace-job":"j"}`},
 		{"no headers is an empty object", "$headers", nil, nil, `{}`},
-		{"both", `"\($key)/\($headers.tenant)"`, []byte("k"), filters.Headers{"tenant": "acme"}, `"k/acme"`},
+		{"both", `"\($key)/\($headers.tenant)"`, []byte("k"), filters.HeadersOf("tenant", "acme"), `"k/acme"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

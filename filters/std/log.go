@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"maps"
-	"slices"
 	"unicode/utf8"
 
 	"github.com/millrace/millrace/filters"
@@ -106,8 +104,8 @@ func (f *logFilter) Process(ctx context.Context, msg *filters.Message) ([]*filte
 	attrs = append(attrs, slog.Int("size", len(msg.Payload)))
 	if f.headers {
 		headers := make([]any, 0, len(msg.Headers))
-		for _, k := range slices.Sorted(maps.Keys(msg.Headers)) {
-			headers = append(headers, slog.String(k, msg.Headers[k]))
+		for _, h := range msg.Headers {
+			headers = append(headers, slog.String(h.Key, string(h.Value)))
 		}
 		attrs = append(attrs, slog.Group("headers", headers...))
 	}

@@ -42,7 +42,7 @@ func entries(t *testing.T, buf *bytes.Buffer) []map[string]any {
 }
 
 func TestLog_logs_records(t *testing.T) {
-	headers := filters.Headers{filters.HeaderJob: "job-1", "b": "2"}
+	headers := filters.HeadersOf(filters.HeaderJob, "job-1", "b", "2")
 	tests := []struct {
 		name, config string
 		msg          filters.Message
