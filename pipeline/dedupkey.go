@@ -11,6 +11,7 @@ import (
 	"github.com/itchyny/gojq"
 
 	"github.com/millrace/millrace/filters"
+	"github.com/millrace/millrace/internal/exactjson"
 )
 
 // KeyFunc computes the idempotency key of a record. ok is false when the
@@ -31,6 +32,14 @@ const HeaderKeyPrefix = "header:"
 //     (object keys sorted). No result, null or "" mean no key. A payload
 //     that is not JSON and a runtime error of the expression are errors,
 //     marked [filters.Permanent] as trying again cannot change them.
+//
+// Keys are byte-exact: two records get one key only if their key values
+// are the same bytes (a header value, or a string result, is taken byte
+// for byte, also when $key or a header is not UTF-8). Where JSON cannot
+// hold the bytes exactly the record fails permanently instead: a payload
+// that is not UTF-8 (RFC 8259 §8.1) or holds a \u escape of a lone
+// surrogate (a decoder would make both U+FFFD), and a result other than a
+// string holding a string that is not UTF-8 (its JSON text would).
 //
 // The returned function is safe for concurrent use.
 func CompileKey(expr string) (KeyFunc, error) {
@@ -79,6 +88,9 @@ func jqKey(src string) (KeyFunc, error) {
 		if err != nil {
 			return "", false, filters.Permanent(fmt.Errorf("dedup key %s: payload is not JSON: %w", src, err))
 		}
+		if err := exactjson.CheckText(msg.Payload); err != nil {
+			return "", false, filters.Permanent(fmt.Errorf("dedup key %s: payload is not UTF-8: %w", src, err))
+		}
 		var key any // null when the record has no key
 		if msg.Key != nil {
 			key = string(msg.Key)
@@ -104,6 +116,9 @@ func jqKey(src string) (KeyFunc, error) {
 			return "", false, nil
 		case string:
 			return v, v != "", nil
+		}
+		if err := exactjson.CheckValue(v); err != nil {
+			return "", false, filters.Permanent(fmt.Errorf("dedup key %s: its JSON text would not be exact: %w", src, err))
 		}
 		b, err := gojq.Marshal(v)
 		if err != nil {
