@@ -1,6 +1,7 @@
 package exactjson
 
 import (
+	"bytes"
 	"fmt"
 	"maps"
 	"slices"
@@ -24,9 +25,11 @@ func CheckText(data []byte) error {
 		}
 	}
 	for i := 0; i < len(data); i++ {
-		if data[i] != '\\' {
-			continue
+		j := bytes.IndexByte(data[i:], '\\')
+		if j < 0 {
+			break
 		}
+		i += j
 		if i+1 < len(data) && data[i+1] == 'u' {
 			r, ok := hex4(data, i+2)
 			switch {
