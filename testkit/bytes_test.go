@@ -90,3 +90,48 @@ pipelines:
 		}
 	})
 }
+
+func TestJQ_carries_bytes_exactly_or_quarantines_the_record(t *testing.T) {
+	testkit.ForEachBackend(t, func(t *testing.T, b testkit.Backend) {
+		name := "jq-bytes-" + testkit.Unique()
+		plan := testkit.LoadYAML(t, fmt.Sprintf(`
+version: 1
+defaults: {partitions: 1}
+pipelines:
+  - name: %[1]s
+    input: %[1]s.in
+    output: %[1]s.out
+    stages:
+      - {name: mark, filter: jq, config: {program: '.ok = true'}}
+`, name))
+		testkit.Run(t, b, plan, testkit.RunOptions{})
+		in := []testkit.Record{
+			{Key: []byte("k\xff\x00"), Value: []byte(`{"n":1}`), Headers: map[string]string{"h": "v\xfe", "n\xff": "\x00"}},
+			{Key: []byte("k\xfe"), Value: []byte("{\"s\":\"x\xff\"}"), Headers: map[string]string{"h": "v"}},
+			{Key: []byte("k"), Value: []byte(`{"s":"x\ud800"}`)},
+		}
+		b.Produce(t, name+".in", in)
+		out, quarantined := settle(t, b, name, "mark")
+		t.Logf("%s: %d sent, %d out, %d quarantined", b.Name, len(in), len(out), len(quarantined))
+		if len(out) != 1 || len(quarantined) != 2 {
+			for _, r := range out {
+				t.Logf("out: key %q value %q", r.Key, r.Value)
+			}
+			t.Fatalf("%d out and %d quarantined, want 1 and 2", len(out), len(quarantined))
+		}
+		o := out[0]
+		if !bytes.Equal(o.Key, in[0].Key) || string(o.Value) != `{"n":1,"ok":true}` ||
+			o.Headers["h"] != "v\xfe" || o.Headers["n\xff"] != "\x00" {
+			t.Errorf("output: key %q value %q headers %q; want the input's key and headers byte for byte", o.Key, o.Value, o.Headers)
+		}
+		for i, want := range []string{"invalid UTF-8 at byte 7", `lone surrogate \ud800 at byte 7`} {
+			q, r := quarantined[i], in[i+1]
+			if !bytes.Equal(q.Key, r.Key) || !bytes.Equal(q.Value, r.Value) {
+				t.Errorf("quarantined record %d changed: key %q value %q, want %q %q", i, q.Key, q.Value, r.Key, r.Value)
+			}
+			if e := q.Headers["millrace-error"]; !strings.Contains(e, want) {
+				t.Errorf("quarantined record %d: error %q, want one with %q", i, e, want)
+			}
+		}
+	})
+}
