@@ -279,9 +279,14 @@ func newQuarantineShowCmd(g *globals) *cobra.Command {
 		Short: "Print quarantined records with their headers",
 		Long: `Print the records of a pipeline's quarantine topic, oldest first per partition,
 with key, headers (why and where each failed) and payload. --json prints one
-JSON object per record, as millrace tail --json does.`,
+JSON object per record, as millrace tail --json does.
+
+` + recordJSONHelp + `
+
+` + recordTextHelp,
 		Example: `  millrace quarantine show --pipeline orders --stage price --limit 5
-  millrace quarantine show --pipeline orders --match 'timeout' --json | jq .headers`,
+  millrace quarantine show --pipeline orders --match 'timeout' --json | jq .headers
+  millrace quarantine show --pipeline orders --json | jq -r '.headers[] | select(.key == "millrace-error") | .value'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := sel.compile(); err != nil {
@@ -320,27 +325,25 @@ JSON object per record, as millrace tail --json does.`,
 	cmd.Flags().StringVar(&pipelineName, "pipeline", "", "pipeline whose quarantine to read (required)")
 	sel.flags(cmd, false)
 	cmd.Flags().IntVarP(&limit, "limit", "n", 0, "print at most this many records (0: all)")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per record")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per record, every byte kept (see above)")
 	cmd.Flags().DurationVar(&timeout, "connect-timeout", 10*time.Second, "how long to wait for the brokers")
 	_ = cmd.MarkFlagRequired("pipeline")
 	return cmd
 }
 
+// printQuarantined writes a quarantined record as text: where it is, its
+// key, its headers in record order (but watermill's message id) and its
+// payload, escaped as recordTextHelp says.
 func printQuarantined(w io.Writer, m *sarama.ConsumerMessage) {
 	fmt.Fprintf(w, "%s %d/%d", m.Topic, m.Partition, m.Offset)
 	if m.Key != nil {
 		fmt.Fprintf(w, " key=%s", quoteIfNeeded(string(m.Key)))
 	}
 	fmt.Fprintf(w, " at %s\n", m.Timestamp.UTC().Format(time.RFC3339))
-	hs := make([]string, 0, len(m.Headers))
 	for _, h := range m.Headers {
-		if string(h.Key) != "_watermill_message_uuid" {
-			hs = append(hs, fmt.Sprintf("  %s: %s", h.Key, h.Value))
+		if string(h.Key) != watermillUUIDHeader {
+			fmt.Fprintf(w, "  %s: %s\n", quoteIfNeeded(string(h.Key)), payloadText(h.Value))
 		}
 	}
-	sort.Strings(hs)
-	for _, h := range hs {
-		fmt.Fprintln(w, h)
-	}
-	fmt.Fprintf(w, "  payload: %s\n\n", m.Value)
+	fmt.Fprintf(w, "  payload: %s\n\n", payloadText(m.Value))
 }
