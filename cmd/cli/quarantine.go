@@ -1,14 +1,17 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/IBM/sarama"
 	"github.com/spf13/cobra"
@@ -140,12 +143,31 @@ func scanTopic(ctx context.Context, client sarama.Client, topic string, start ma
 	return nil
 }
 
+// errorCount is a row of quarantine ls. Its strings are header values,
+// which may hold any bytes (an exec filter's error quotes its stderr).
 type errorCount struct {
-	Stage        string `json:"stage"`
-	Error        string `json:"error"`
-	Count        int    `json:"count"`
-	FirstFailure string `json:"first_failure"`
-	LastFailure  string `json:"last_failure"`
+	Stage        string
+	Error        string
+	Count        int
+	FirstFailure string
+	LastFailure  string
+}
+
+// MarshalJSON writes the row as {"stage", "error", "count",
+// "first_failure", "last_failure"}, each string as records print theirs
+// (recordJSONHelp): "error_base64" where it is not UTF-8.
+func (c errorCount) MarshalJSON() ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	appendTextField(&b, "stage", c.Stage)
+	b.WriteByte(',')
+	appendTextField(&b, "error", c.Error)
+	b.WriteString(`,"count":` + strconv.Itoa(c.Count) + ",")
+	appendTextField(&b, "first_failure", c.FirstFailure)
+	b.WriteByte(',')
+	appendTextField(&b, "last_failure", c.LastFailure)
+	b.WriteByte('}')
+	return b.Bytes(), nil
 }
 
 func newQuarantineLsCmd(g *globals) *cobra.Command {
@@ -252,9 +274,14 @@ func printCounts(w io.Writer, topic string, total int, rows []errorCount) {
 	for _, r := range rows {
 		msg := strings.ReplaceAll(r.Error, "\n", " ")
 		if len(msg) > 120 {
-			msg = msg[:117] + "..."
+			cut := 117
+			for cut > 0 && !utf8.RuneStart(msg[cut]) { // not inside a character
+				cut--
+			}
+			msg = msg[:cut] + "..."
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", r.Stage, r.Count, shortTime(r.FirstFailure), shortTime(r.LastFailure), msg)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", payloadText([]byte(r.Stage)), r.Count,
+			shortTime(r.FirstFailure), shortTime(r.LastFailure), payloadText([]byte(msg)))
 	}
 	tw.Flush()
 }

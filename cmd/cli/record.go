@@ -81,6 +81,15 @@ func appendBytesField(b *bytes.Buffer, name string, data []byte) {
 	}
 }
 
+// appendTextField is appendBytesField for a value that is never null.
+func appendTextField(b *bytes.Buffer, name, s string) {
+	if s == "" {
+		b.WriteString(`"` + name + `":""`)
+		return
+	}
+	appendBytesField(b, name, []byte(s))
+}
+
 // appendJSONString writes s, valid UTF-8, as a JSON string (with <, >
 // and & as they are).
 func appendJSONString(b *bytes.Buffer, s string) {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -247,6 +248,51 @@ func TestTail_and_quarantine_show_text_escape_bytes_that_are_not_printable(t *te
 		}
 		if !utf8.ValidString(out) {
 			t.Errorf("quarantine show printed bytes that are not UTF-8: %q", out)
+		}
+	})
+}
+
+func TestQuarantineLs_keeps_the_bytes_of_errors(t *testing.T) {
+	testkit.ForEachBackend(t, func(t *testing.T, b testkit.Backend) {
+		dir, name := t.TempDir(), "bytes-ls-"+testkit.Unique()
+		writeFile(t, dir, "pipelines.yaml", fmt.Sprintf(`version: 1
+pipelines:
+  - name: %[1]s
+    input: %[1]s.in
+    stages:
+      - {name: work, filter: jq, config: {program: .}}
+`, name))
+		b.CreateTopic(t, name+".quarantine", 1)
+		// An exec filter's error quotes the end of the program's stderr,
+		// which may be any bytes; a long one is cut for the table.
+		binErr := "command x exited 1: \xff\xfe"
+		longErr := strings.Repeat("a", 116) + "é and more"
+		kcatProduce(t, strings.Join(b.Brokers, ","), name+".quarantine", []rawRecord{
+			{payload: []byte("1"), headers: []header{{[]byte("millrace-stage"), []byte("work")}, {[]byte("millrace-error"), []byte(binErr)}}},
+			{payload: []byte("2"), headers: []header{{[]byte("millrace-stage"), []byte("work")}, {[]byte("millrace-error"), []byte(longErr)}}},
+		})
+		brokers := strings.Join(b.Brokers, ",")
+		out, stderr, code := cli(t, dir, "", "quarantine", "ls", "--pipeline", name, "--brokers", brokers, "--json")
+		if code != 0 {
+			t.Fatalf("quarantine ls --json: exit %d: %s", code, stderr)
+		}
+		var ls struct{ Errors []map[string]any }
+		if err := json.Unmarshal([]byte(out), &ls); err != nil || len(ls.Errors) != 2 {
+			t.Fatalf("quarantine ls --json printed %s (%v), want 2 errors", out, err)
+		}
+		var got []string
+		for _, e := range ls.Errors {
+			got = append(got, string(bytesField(t, e, "error")))
+		}
+		if !slices.Contains(got, binErr) || !slices.Contains(got, longErr) {
+			t.Errorf("quarantine ls --json errors %q, want %q and %q byte for byte", got, binErr, longErr)
+		}
+		out, stderr, code = cli(t, dir, "", "quarantine", "ls", "--pipeline", name, "--brokers", brokers)
+		if code != 0 {
+			t.Fatalf("quarantine ls: exit %d: %s", code, stderr)
+		}
+		if !utf8.ValidString(out) || !strings.Contains(out, `"command x exited 1: \xff\xfe"`) || !strings.Contains(out, strings.Repeat("a", 116)+"...") {
+			t.Errorf("quarantine ls printed %q; want UTF-8 with the error's bytes escaped and the long one cut before é", out)
 		}
 	})
 }
