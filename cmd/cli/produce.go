@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/millrace/millrace/filters"
+	"github.com/millrace/millrace/internal/exactjson"
 	"github.com/millrace/millrace/pipeline"
 	"github.com/millrace/millrace/router"
 )
@@ -219,6 +220,11 @@ func keyFunc(key, keyJQ string) (func([]byte) ([]byte, error), error) {
 		if err := json.Unmarshal(line, &v); err != nil {
 			return nil, fmt.Errorf("--key-jq needs JSON lines: %w", err)
 		}
+		// Decoding made invalid UTF-8 and lone surrogates U+FFFD: different
+		// bytes would share a key.
+		if err := exactjson.CheckText(line); err != nil {
+			return nil, fmt.Errorf("--key-jq: line is not UTF-8: %w", err)
+		}
 		res, ok := code.Run(v).Next()
 		if !ok || res == nil {
 			return nil, nil
@@ -228,6 +234,9 @@ func keyFunc(key, keyJQ string) (func([]byte) ([]byte, error), error) {
 		}
 		if s, isStr := res.(string); isStr {
 			return []byte(s), nil
+		}
+		if err := exactjson.CheckValue(res); err != nil {
+			return nil, fmt.Errorf("--key-jq: result has no exact JSON text: %w", err)
 		}
 		return json.Marshal(res)
 	}, nil
