@@ -2,8 +2,11 @@ package cli
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -216,9 +219,16 @@ func keyFunc(key, keyJQ string) (func([]byte) ([]byte, error), error) {
 		return nil, fmt.Errorf("--key-jq: %w", err)
 	}
 	return func(line []byte) ([]byte, error) {
+		// Numbers keep their text: as float64, ids past 2^53 would share
+		// keys.
 		var v any
-		if err := json.Unmarshal(line, &v); err != nil {
+		dec := json.NewDecoder(bytes.NewReader(line))
+		dec.UseNumber()
+		if err := dec.Decode(&v); err != nil {
 			return nil, fmt.Errorf("--key-jq needs JSON lines: %w", err)
+		}
+		if _, err := dec.Token(); err != io.EOF {
+			return nil, errors.New("--key-jq needs JSON lines: more than one JSON value on the line")
 		}
 		// Decoding made invalid UTF-8 and lone surrogates U+FFFD: different
 		// bytes would share a key.

@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -79,6 +80,30 @@ pipelines:
 		recs := b.ReadAll(t, name+".in")
 		if len(recs) != 2 || string(recs[0].Key) != "ok" || string(recs[1].Key) != "x\xff" {
 			t.Fatalf("%s holds %d records; keys %q, want ok and x\\xff", name+".in", len(recs), keysOf(recs))
+		}
+	})
+}
+
+func TestProduce_key_jq_keeps_the_text_of_numbers(t *testing.T) {
+	testkit.ForEachBackend(t, func(t *testing.T, b testkit.Backend) {
+		dir, name := t.TempDir(), "produce-numbers-"+testkit.Unique()
+		writeFile(t, dir, "pipelines.yaml", fmt.Sprintf(`version: 1
+pipelines:
+  - name: %[1]s
+    input: %[1]s.in
+    partitions: 1
+    stages:
+      - {name: work, filter: log}
+`, name))
+		// As float64 both ids were 9007199254740992.
+		lines := "{\"id\":9007199254740993}\n{\"id\":9007199254740992}\n{\"id\":1.50}\n"
+		out, stderr, code := cli(t, dir, lines, "produce", "--brokers", strings.Join(b.Brokers, ","), "--pipeline", name, "--key-jq", ".id")
+		if code != 0 {
+			t.Fatalf("produce: exit %d\n%s%s", code, out, stderr)
+		}
+		want := []string{"9007199254740993", "9007199254740992", "1.50"}
+		if got := keysOf(b.ReadAll(t, name+".in")); !slices.Equal(got, want) {
+			t.Fatalf("keys %q, want %q", got, want)
 		}
 	})
 }
