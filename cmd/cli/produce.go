@@ -40,7 +40,9 @@ first too). The key is --key for every record, or the result of the jq
 expression --key-jq on each line (a JSON document); without either, records
 have no key. Prints how many records were sent. A line whose key cannot be
 computed is reported with its line number and not sent; the exit code is
-then 1.`,
+then 1. --key-jq keys are exact: a string result is its bytes, other results
+their JSON text, numbers as written; a line that is not UTF-8 is such a line,
+as decoding it would turn different bytes into one key.`,
 		Example: `  echo '{"order_id":"o-1","qty":2,"price":9.5}' | millrace produce --pipeline orders
   millrace produce --pipeline orders --key-jq .customer_id < orders.jsonl
   millrace produce --pipeline orders --priority high < rush-orders.jsonl
