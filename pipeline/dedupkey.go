@@ -34,13 +34,13 @@ const HeaderKeyPrefix = "header:"
 //     marked [filters.Permanent] as trying again cannot change them; they
 //     do not repeat the expression, which the caller names.
 //
-// Keys are byte-exact: two records get one key only if their key values
-// are the same bytes (a header value, or a string result, is taken byte
-// for byte, also when $key or a header is not UTF-8). Where JSON cannot
-// hold the bytes exactly the record fails permanently instead: a payload
-// that is not UTF-8 (RFC 8259 §8.1) or holds a \u escape of a lone
-// surrogate (a decoder would make both U+FFFD), and a result other than a
-// string holding a string that is not UTF-8 (its JSON text would).
+// Keys are byte-exact: decoding never merges different bytes into one key.
+// A header value, or a string result, is taken byte for byte, also when
+// $key or a header is not UTF-8. Where JSON cannot hold the bytes exactly
+// the record fails permanently instead: a payload that is not UTF-8 (RFC
+// 8259 §8.1) or holds a \u escape of a lone surrogate (a decoder would
+// make both U+FFFD), and a result other than a string holding a string
+// that is not UTF-8 (its JSON text would).
 //
 // The returned function is safe for concurrent use.
 func CompileKey(expr string) (KeyFunc, error) {
