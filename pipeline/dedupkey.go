@@ -11,6 +11,7 @@ import (
 	"github.com/itchyny/gojq"
 
 	"github.com/millrace/millrace/filters"
+	"github.com/millrace/millrace/internal/exactjson"
 )
 
 // KeyFunc computes the idempotency key of a record. ok is false when the
@@ -30,7 +31,16 @@ const HeaderKeyPrefix = "header:"
 //     another number, boolean, object or array as its compact JSON text
 //     (object keys sorted). No result, null or "" mean no key. A payload
 //     that is not JSON and a runtime error of the expression are errors,
-//     marked [filters.Permanent] as trying again cannot change them.
+//     marked [filters.Permanent] as trying again cannot change them; they
+//     do not repeat the expression, which the caller names.
+//
+// Keys are byte-exact: decoding never merges different bytes into one key.
+// A header value, or a string result, is taken byte for byte, also when
+// $key or a header is not UTF-8. Where JSON cannot hold the bytes exactly
+// the record fails permanently instead: a payload that is not UTF-8 (RFC
+// 8259 §8.1) or holds a \u escape of a lone surrogate (a decoder would
+// make both U+FFFD), and a result other than a string holding a string
+// that is not UTF-8 (its JSON text would).
 //
 // The returned function is safe for concurrent use.
 func CompileKey(expr string) (KeyFunc, error) {
@@ -77,7 +87,10 @@ func jqKey(src string) (KeyFunc, error) {
 	return func(msg *filters.Message) (string, bool, error) {
 		input, err := decodeJSON(msg.Payload)
 		if err != nil {
-			return "", false, filters.Permanent(fmt.Errorf("dedup key %s: payload is not JSON: %w", src, err))
+			return "", false, filters.Permanent(fmt.Errorf("payload is not JSON: %w", err))
+		}
+		if err := exactjson.CheckText(msg.Payload); err != nil {
+			return "", false, filters.Permanent(fmt.Errorf("payload is not UTF-8: %w", err))
 		}
 		var key any // null when the record has no key
 		if msg.Key != nil {
@@ -99,15 +112,18 @@ func jqKey(src string) (KeyFunc, error) {
 			if errors.As(v, &h) && h.Value() == nil {
 				return "", false, nil // halt: no result
 			}
-			return "", false, filters.Permanent(fmt.Errorf("dedup key %s failed: %w", src, v))
+			return "", false, filters.Permanent(fmt.Errorf("expression failed: %w", v))
 		case nil:
 			return "", false, nil
 		case string:
 			return v, v != "", nil
 		}
+		if err := exactjson.CheckValue(v); err != nil {
+			return "", false, filters.Permanent(fmt.Errorf("result has no exact JSON text: %w", err))
+		}
 		b, err := gojq.Marshal(v)
 		if err != nil {
-			return "", false, filters.Permanent(fmt.Errorf("dedup key %s: %w", src, err))
+			return "", false, filters.Permanent(err)
 		}
 		return string(b), true, nil
 	}, nil

@@ -110,3 +110,106 @@ func TestCompileKey_is_safe_for_concurrent_use(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func TestDedupKey_is_byte_exact(t *testing.T) {
+	msg := func(key, payload string, headers filters.Headers) *filters.Message {
+		m := &filters.Message{Payload: []byte(payload), Headers: headers}
+		if key != "" {
+			m.Key = []byte(key)
+		}
+		return m
+	}
+	tests := []struct {
+		name, expr string
+		msg        *filters.Message
+		key        string // the exact key bytes
+		err        string // part of a permanent error, "" for none
+	}{
+		{"header value of invalid UTF-8", "header:idem", msg("", "{}", filters.Headers{"idem": "x\xff"}), "x\xff", ""},
+		{"another header value", "header:idem", msg("", "{}", filters.Headers{"idem": "x\xfe"}), "x\xfe", ""},
+		{"a string key keeps $key's bytes", "$key", msg("k\xff", "{}", nil), "k\xff", ""},
+		{"a joined key keeps $key's bytes", `$key + "/" + .id`, msg("k\xfe", `{"id":"o"}`, nil), "k\xfe/o", ""},
+		{"a string key keeps a header's bytes", "$headers.h", msg("", "{}", filters.Headers{"h": "v\xfe"}), "v\xfe", ""},
+		{"a key decoded with @base64d is exact", ".b | @base64d", msg("", `{"b":"eP8="}`, nil), "x\xff", ""},
+		{"valid UTF-8 and a real U+FFFD pass", ".id", msg("", `{"id":"é\ufffd😀 \ud83d\ude00"}`, nil), "é\uFFFD😀 😀", ""},
+		{"payload with invalid UTF-8", ".id", msg("", "{\"id\":\"x\xff\"}", nil), "", "payload is not UTF-8: invalid UTF-8 at byte 8"},
+		{"invalid UTF-8 the expression does not read", ".id", msg("", "{\"id\":\"o\",\"n\":\"\xfe\"}", nil), "", "invalid UTF-8 at byte 15"},
+		{"lone high surrogate", ".id", msg("", `{"id":"x\ud800"}`, nil), "", `lone surrogate \ud800 at byte 8`},
+		{"lone low surrogate", ".id", msg("", `{"id":"x\uDFFF"}`, nil), "", `lone surrogate \uDFFF at byte 8`},
+		{"high surrogate then no low one", ".id", msg("", `{"id":"\ud800\u0041"}`, nil), "", `lone surrogate \ud800 at byte 7`},
+		{"non-string key holding $key", "[$key]", msg("k\xff", "{}", nil), "", "not valid UTF-8"},
+		{"non-string key holding a header", "$headers", msg("", "{}", filters.Headers{"h": "v\xfe"}), "", "not valid UTF-8"},
+		{"non-string key holding a bad header name", "$headers", msg("", "{}", filters.Headers{"h\xfe": "v"}), "", "not valid UTF-8"},
+		{"object key from $key", "{($key): 1}", msg("k\xff", "{}", nil), "", "not valid UTF-8"},
+		{"non-string key holding @base64d", "[.b | @base64d]", msg("", `{"b":"eP8="}`, nil), "", "not valid UTF-8"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			keyOf, err := pipeline.CompileKey(tt.expr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			key, ok, err := keyOf(tt.msg)
+			if tt.err == "" {
+				if err != nil || !ok || key != tt.key {
+					t.Fatalf("got %q %v %v, want %q", key, ok, err, tt.key)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.err) || !filters.IsPermanent(err) {
+				t.Fatalf("got %q %v, error %v; want a permanent error with %q", key, ok, err, tt.err)
+			}
+		})
+	}
+}
+
+func TestDedupKey_never_maps_two_byte_strings_to_one_key(t *testing.T) {
+	// Each group holds payloads (or record keys) whose bytes differ; their
+	// keys must differ too, or be permanent errors.
+	groups := []struct {
+		expr string
+		msgs []*filters.Message
+	}{
+		{".id", []*filters.Message{
+			{Payload: []byte("{\"id\":\"x\xff\"}")},
+			{Payload: []byte("{\"id\":\"x\xfe\"}")},
+			{Payload: []byte(`{"id":"x\ufffd"}`)},
+			{Payload: []byte(`{"id":"x\ud800"}`)},
+			{Payload: []byte(`{"id":"x\udc00"}`)},
+		}},
+		{"[$key]", []*filters.Message{
+			{Key: []byte("x\xff"), Payload: []byte("{}")},
+			{Key: []byte("x\xfe"), Payload: []byte("{}")},
+			{Key: []byte("x\uFFFD"), Payload: []byte("{}")},
+		}},
+		{"$headers", []*filters.Message{
+			{Headers: filters.Headers{"h": "x\xff"}, Payload: []byte("{}")},
+			{Headers: filters.Headers{"h": "x\xfe"}, Payload: []byte("{}")},
+			{Headers: filters.Headers{"h": "x\uFFFD"}, Payload: []byte("{}")},
+		}},
+	}
+	for _, g := range groups {
+		keyOf, err := pipeline.CompileKey(g.expr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := map[string]int{}
+		for i, m := range g.msgs {
+			key, ok, err := keyOf(m)
+			if err != nil {
+				if !filters.IsPermanent(err) {
+					t.Errorf("%s, message %d: error %v is not permanent", g.expr, i, err)
+				}
+				continue
+			}
+			if !ok {
+				t.Errorf("%s, message %d: no key", g.expr, i)
+				continue
+			}
+			if j, dup := seen[key]; dup {
+				t.Errorf("%s: messages %d and %d differ but both have key %q", g.expr, j, i, key)
+			}
+			seen[key] = i
+		}
+	}
+}

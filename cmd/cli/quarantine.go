@@ -1,14 +1,17 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/IBM/sarama"
 	"github.com/spf13/cobra"
@@ -152,12 +155,31 @@ func scanTopic(ctx context.Context, client sarama.Client, topic string, start ma
 	return nil
 }
 
+// errorCount is a row of quarantine ls. Its strings are header values,
+// which may hold any bytes (an exec filter's error quotes its stderr).
 type errorCount struct {
-	Stage        string `json:"stage"`
-	Error        string `json:"error"`
-	Count        int    `json:"count"`
-	FirstFailure string `json:"first_failure"`
-	LastFailure  string `json:"last_failure"`
+	Stage        string
+	Error        string
+	Count        int
+	FirstFailure string
+	LastFailure  string
+}
+
+// MarshalJSON writes the row as {"stage", "error", "count",
+// "first_failure", "last_failure"}, each string as records print theirs
+// (recordJSONHelp): "error_base64" where it is not UTF-8.
+func (c errorCount) MarshalJSON() ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	appendTextField(&b, "stage", c.Stage)
+	b.WriteByte(',')
+	appendTextField(&b, "error", c.Error)
+	b.WriteString(`,"count":` + strconv.Itoa(c.Count) + ",")
+	appendTextField(&b, "first_failure", c.FirstFailure)
+	b.WriteByte(',')
+	appendTextField(&b, "last_failure", c.LastFailure)
+	b.WriteByte('}')
+	return b.Bytes(), nil
 }
 
 func newQuarantineLsCmd(g *globals) *cobra.Command {
@@ -264,9 +286,14 @@ func printCounts(w io.Writer, topic string, total int, rows []errorCount) {
 	for _, r := range rows {
 		msg := strings.ReplaceAll(r.Error, "\n", " ")
 		if len(msg) > 120 {
-			msg = msg[:117] + "..."
+			cut := 117
+			for cut > 0 && !utf8.RuneStart(msg[cut]) { // not inside a character
+				cut--
+			}
+			msg = msg[:cut] + "..."
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", r.Stage, r.Count, shortTime(r.FirstFailure), shortTime(r.LastFailure), msg)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", payloadText([]byte(r.Stage)), r.Count,
+			shortTime(r.FirstFailure), shortTime(r.LastFailure), payloadText([]byte(msg)))
 	}
 	tw.Flush()
 }
@@ -291,9 +318,14 @@ func newQuarantineShowCmd(g *globals) *cobra.Command {
 		Short: "Print quarantined records with their headers",
 		Long: `Print the records of a pipeline's quarantine topic, oldest first per partition,
 with key, headers (why and where each failed) and payload. --json prints one
-JSON object per record, as millrace tail --json does.`,
+JSON object per record, as millrace tail --json does.
+
+` + recordJSONHelp + `
+
+` + recordTextHelp,
 		Example: `  millrace quarantine show --pipeline orders --stage price --limit 5
-  millrace quarantine show --pipeline orders --match 'timeout' --json | jq .headers`,
+  millrace quarantine show --pipeline orders --match 'timeout' --json | jq .headers
+  millrace quarantine show --pipeline orders --json | jq -r '.headers[] | select(.key == "millrace-error") | .value'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := sel.compile(); err != nil {
@@ -332,27 +364,25 @@ JSON object per record, as millrace tail --json does.`,
 	cmd.Flags().StringVar(&pipelineName, "pipeline", "", "pipeline whose quarantine to read (required)")
 	sel.flags(cmd, false)
 	cmd.Flags().IntVarP(&limit, "limit", "n", 0, "print at most this many records (0: all)")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per record")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per record, every byte kept (see above)")
 	cmd.Flags().DurationVar(&timeout, "connect-timeout", 10*time.Second, "how long to wait for the brokers")
 	_ = cmd.MarkFlagRequired("pipeline")
 	return cmd
 }
 
+// printQuarantined writes a quarantined record as text: where it is, its
+// key, its headers in record order (but watermill's message id) and its
+// payload, escaped as recordTextHelp says.
 func printQuarantined(w io.Writer, m *sarama.ConsumerMessage) {
 	fmt.Fprintf(w, "%s %d/%d", m.Topic, m.Partition, m.Offset)
 	if m.Key != nil {
 		fmt.Fprintf(w, " key=%s", quoteIfNeeded(string(m.Key)))
 	}
 	fmt.Fprintf(w, " at %s\n", m.Timestamp.UTC().Format(time.RFC3339))
-	hs := make([]string, 0, len(m.Headers))
 	for _, h := range m.Headers {
-		if string(h.Key) != "_watermill_message_uuid" {
-			hs = append(hs, fmt.Sprintf("  %s: %s", h.Key, h.Value))
+		if string(h.Key) != watermillUUIDHeader {
+			fmt.Fprintf(w, "  %s: %s\n", quoteIfNeeded(string(h.Key)), payloadText(h.Value))
 		}
 	}
-	sort.Strings(hs)
-	for _, h := range hs {
-		fmt.Fprintln(w, h)
-	}
-	fmt.Fprintf(w, "  payload: %s\n\n", m.Value)
+	fmt.Fprintf(w, "  payload: %s\n\n", payloadText(m.Value))
 }

@@ -2,10 +2,7 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -29,9 +26,14 @@ func newTailCmd(g *globals) *cobra.Command {
 key and headers. By default it prints records that arrive from now on and keeps
 going until interrupted; --from-beginning starts at the oldest record, -n stops
 after N records and --exit stops once the end of every partition is reached.
-It reads outside any consumer group, so it never moves a stage's offsets.`,
+It reads outside any consumer group, so it never moves a stage's offsets.
+
+` + recordJSONHelp + `
+
+` + recordTextHelp,
 		Example: `  millrace tail orders.confirmed --from-beginning
-  millrace tail orders.confirmed --from-beginning --exit --json | jq .payload
+  millrace tail orders.confirmed --from-beginning --exit --json | jq -r .payload
+  millrace tail orders.confirmed --from-beginning --exit --json | jq '.payload | fromjson | .total'
   millrace tail thumbnails.done -n 1`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) != 1 {
@@ -64,7 +66,7 @@ It reads outside any consumer group, so it never moves a stage's offsets.`,
 	cmd.Flags().BoolVar(&fromBeginning, "from-beginning", false, "start at the oldest record of each partition")
 	cmd.Flags().IntVarP(&limit, "limit", "n", 0, "stop after this many records (0: no limit)")
 	cmd.Flags().BoolVarP(&exitAtEnd, "exit", "e", false, "stop at the end of every partition")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per record")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per record, every byte kept (see above)")
 	cmd.Flags().DurationVar(&timeout, "connect-timeout", 10*time.Second, "how long to wait for the brokers")
 	return cmd
 }
@@ -163,51 +165,25 @@ func (t *tailing) print(m *sarama.ConsumerMessage) bool {
 	return t.limit == 0 || t.printed < t.limit
 }
 
-func recordJSON(m *sarama.ConsumerMessage) []byte {
-	headers := map[string]string{}
-	for _, h := range m.Headers {
-		headers[string(h.Key)] = string(h.Value)
-	}
-	var payload any = string(m.Value)
-	if json.Valid(m.Value) {
-		payload = json.RawMessage(m.Value)
-	}
-	var key any
-	if m.Key != nil {
-		key = string(m.Key)
-	}
-	out, _ := json.Marshal(map[string]any{
-		"topic": m.Topic, "partition": m.Partition, "offset": m.Offset,
-		"timestamp": m.Timestamp.UTC().Format(time.RFC3339Nano),
-		"key":       key, "headers": headers, "payload": payload,
-	})
-	return out
-}
-
+// recordText returns a record as one line of text: partition/offset, the
+// key, the headers in record order (but watermill's message id) and the
+// payload, escaped as recordTextHelp says.
 func recordText(m *sarama.ConsumerMessage) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d/%d", m.Partition, m.Offset)
 	if m.Key != nil {
 		fmt.Fprintf(&b, " key=%s", quoteIfNeeded(string(m.Key)))
 	}
-	hs := make([]string, 0, len(m.Headers))
 	for _, h := range m.Headers {
-		if string(h.Key) != "_watermill_message_uuid" {
-			hs = append(hs, string(h.Key)+"="+quoteIfNeeded(string(h.Value)))
+		if string(h.Key) == watermillUUIDHeader {
+			continue
+		}
+		b.WriteString(" " + quoteIfNeeded(string(h.Key)))
+		if h.Value != nil {
+			b.WriteString("=" + quoteIfNeeded(string(h.Value)))
 		}
 	}
-	sort.Strings(hs)
-	for _, h := range hs {
-		b.WriteString(" " + h)
-	}
 	b.WriteString(" | ")
-	b.Write(m.Value)
+	b.WriteString(payloadText(m.Value))
 	return b.String()
-}
-
-func quoteIfNeeded(s string) string {
-	if s == "" || strings.ContainsAny(s, " \t\n\"|=") {
-		return strconv.Quote(s)
-	}
-	return s
 }

@@ -1,9 +1,13 @@
 package main_test
 
 import (
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/millrace/millrace/testkit"
 )
 
 func TestProduce_priority_sends_to_the_named_priority_topic(t *testing.T) {
@@ -49,4 +53,65 @@ pipelines:
 	if got := len(backend.ReadAll(t, "rush.high")); got != 2 {
 		t.Fatalf("rush.high holds %d records, want 2", got)
 	}
+}
+
+func TestProduce_key_jq_keys_are_byte_exact(t *testing.T) {
+	testkit.ForEachBackend(t, func(t *testing.T, b testkit.Backend) {
+		dir, name := t.TempDir(), "produce-bytes-"+testkit.Unique()
+		writeFile(t, dir, "pipelines.yaml", fmt.Sprintf(`version: 1
+pipelines:
+  - name: %[1]s
+    input: %[1]s.in
+    partitions: 1
+    stages:
+      - {name: work, filter: log}
+`, name))
+		// Lines 1 and 2 are not UTF-8: decoded, both ids were x\uFFFD,
+		// one key. Line 4's key is $-free @base64d: exact bytes.
+		lines := "{\"id\":\"x\xff\"}\n{\"id\":\"x\xfe\"}\n{\"id\":\"ok\"}\n{\"b\":\"eP8=\",\"id\":\"b\"}\n"
+		out, stderr, code := cli(t, dir, lines, "produce", "--brokers", strings.Join(b.Brokers, ","), "--pipeline", name,
+			"--key-jq", `if .b then .b | @base64d else .id end`)
+		t.Logf("%s: exit %d\n%s%s", b.Name, code, out, stderr)
+		if code != 1 || !strings.Contains(out, "sent 2 records") ||
+			!strings.Contains(stderr, "stdin:1: --key-jq: line is not UTF-8: invalid UTF-8 at byte 8") ||
+			!strings.Contains(stderr, "stdin:2: --key-jq: line is not UTF-8: invalid UTF-8 at byte 8") {
+			t.Fatalf("produce: exit %d, want 1 with lines 1 and 2 refused", code)
+		}
+		recs := b.ReadAll(t, name+".in")
+		if len(recs) != 2 || string(recs[0].Key) != "ok" || string(recs[1].Key) != "x\xff" {
+			t.Fatalf("%s holds %d records; keys %q, want ok and x\\xff", name+".in", len(recs), keysOf(recs))
+		}
+	})
+}
+
+func TestProduce_key_jq_keeps_the_text_of_numbers(t *testing.T) {
+	testkit.ForEachBackend(t, func(t *testing.T, b testkit.Backend) {
+		dir, name := t.TempDir(), "produce-numbers-"+testkit.Unique()
+		writeFile(t, dir, "pipelines.yaml", fmt.Sprintf(`version: 1
+pipelines:
+  - name: %[1]s
+    input: %[1]s.in
+    partitions: 1
+    stages:
+      - {name: work, filter: log}
+`, name))
+		// As float64 both ids were 9007199254740992.
+		lines := "{\"id\":9007199254740993}\n{\"id\":9007199254740992}\n{\"id\":1.50}\n"
+		out, stderr, code := cli(t, dir, lines, "produce", "--brokers", strings.Join(b.Brokers, ","), "--pipeline", name, "--key-jq", ".id")
+		if code != 0 {
+			t.Fatalf("produce: exit %d\n%s%s", code, out, stderr)
+		}
+		want := []string{"9007199254740993", "9007199254740992", "1.50"}
+		if got := keysOf(b.ReadAll(t, name+".in")); !slices.Equal(got, want) {
+			t.Fatalf("keys %q, want %q", got, want)
+		}
+	})
+}
+
+func keysOf(recs []testkit.Record) []string {
+	var out []string
+	for _, r := range recs {
+		out = append(out, string(r.Key))
+	}
+	return out
 }

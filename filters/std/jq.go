@@ -1,6 +1,7 @@
 package std
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"github.com/itchyny/gojq"
 
 	"github.com/millrace/millrace/filters"
+	"github.com/millrace/millrace/internal/exactjson"
 )
 
 // Config keys of the jq filter.
@@ -25,6 +27,9 @@ const (
 	jqVarKey     = "$key"
 	jqVarHeaders = "$headers"
 )
+
+// escapedFFFD is how gojq writes a byte of a string that is not UTF-8.
+var escapedFFFD = []byte(`\ufffd`)
 
 // jqMaxResults caps the results of one record, so that a program such as
 // `repeat(.)` fails the record instead of exhausting memory.
@@ -53,7 +58,14 @@ func jqSpec() filters.Spec {
 			"text. When it has no result or returns null the record keeps its key.\n\n" +
 			"A payload that is not JSON, a runtime error of the program (including\n" +
 			"`error` and `halt_error`) and more than 100000 results for one record fail\n" +
-			"the record permanently: it is quarantined without retries.",
+			"the record permanently: it is quarantined without retries.\n\n" +
+			"Bytes are never rewritten. JSON text must be UTF-8 (RFC 8259 §8.1): a\n" +
+			"payload holding bytes that are not UTF-8, or a `\\u` escape of a lone\n" +
+			"surrogate (which has no UTF-8 form), fails the record permanently with the\n" +
+			"byte offset instead of having them turned into U+FFFD. So does a result\n" +
+			"holding a string that is not UTF-8 (from `$key`, `$headers` or `@base64d`),\n" +
+			"which JSON text cannot carry. The record key and headers pass on byte for\n" +
+			"byte, and a string the `key` program returns becomes the key's exact bytes.",
 		Fields: []filters.Field{
 			{
 				Name:        jqProgram,
@@ -163,6 +175,11 @@ func (f *jqFilter) Process(ctx context.Context, msg *filters.Message) ([]*filter
 	if err != nil {
 		return nil, filters.Permanent(fmt.Errorf("payload is not JSON: %w", err))
 	}
+	// Parsing made invalid UTF-8 and lone surrogates U+FFFD: refuse
+	// rather than rewrite the bytes.
+	if err := exactjson.CheckText(msg.Payload); err != nil {
+		return nil, filters.Permanent(fmt.Errorf("payload is not UTF-8: %w", err))
+	}
 	vars := f.variables(msg)
 	// msg is changed only on success, so that a failed record is retried
 	// as it came: out[0] stands for msg until the end.
@@ -189,6 +206,14 @@ func (f *jqFilter) Process(ctx context.Context, msg *filters.Message) ([]*filter
 			return nil, filters.Permanent(fmt.Errorf("jq program returned more than %d results", jqMaxResults))
 		}
 		p, _ := gojq.Marshal(v) // it never fails on values gojq made
+		// gojq writes each invalid byte of a string as the escape \ufffd
+		// (a real U+FFFD as itself): only then can a string be invalid,
+		// from $key, $headers or @base64d.
+		if bytes.Contains(p, escapedFFFD) {
+			if err := exactjson.CheckValue(v); err != nil {
+				return nil, filters.Permanent(fmt.Errorf("jq program result: %w; JSON text cannot hold it", err))
+			}
+		}
 		var k []byte
 		if f.key != nil {
 			if k, err = f.newKey(ctx, v, vars); err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -199,6 +200,95 @@ func TestJQ_fails_permanently_on_bad_records(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("error %q does not contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestJQ_never_rewrites_bytes(t *testing.T) {
+	tests := []struct {
+		name, config string
+		msg          *filters.Message
+		want         string // part of the permanent error
+	}{
+		{"payload with invalid UTF-8", "program: .", &filters.Message{Payload: []byte("{\"s\":\"x\xff\"}")},
+			"payload is not UTF-8: invalid UTF-8 at byte 7"},
+		{"a field the program drops", "program: .a", &filters.Message{Payload: []byte("{\"a\":1,\"b\":\"\xfe\"}")},
+			"invalid UTF-8 at byte 12"},
+		{"lone surrogate escape", "program: .", &filters.Message{Payload: []byte(`{"s":"x\ud800"}`)},
+			`lone surrogate \ud800 at byte 7`},
+		{"$key in a result", "program: '{k: $key}'", &filters.Message{Key: []byte("k\xff"), Payload: []byte(`{}`)},
+			"jq program result: string at .k is not valid UTF-8"},
+		{"$headers in a result", "program: '$headers'", &filters.Message{Headers: filters.Headers{"h": "v\xfe"}, Payload: []byte(`{}`)},
+			"string at .h is not valid UTF-8"},
+		{"a header name in a result", "program: '$headers'", &filters.Message{Headers: filters.Headers{"h\xfe": "v"}, Payload: []byte(`{}`)},
+			`string at ["h\xfe"] is not valid UTF-8`},
+		{"@base64d", "program: '.b | @base64d'", &filters.Message{Payload: []byte(`{"b":"eP8="}`)},
+			"string at . is not valid UTF-8"},
+		{"a later result", "program: '.a, [$key]'", &filters.Message{Key: []byte("\xff"), Payload: []byte(`{"a":1}`)},
+			"string at [0] is not valid UTF-8"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			payload := string(tt.msg.Payload)
+			out, err := runJQ(t, tt.config, tt.msg)
+			if err == nil || !filters.IsPermanent(err) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Process = %q, %v; want a permanent error with %q", payloads(out), err, tt.want)
+			}
+			if string(tt.msg.Payload) != payload {
+				t.Errorf("failed record changed to %q", tt.msg.Payload)
+			}
+		})
+	}
+}
+
+func TestJQ_carries_valid_text_exactly(t *testing.T) {
+	tests := []struct {
+		name, program, payload, want string
+	}{
+		{"a real U+FFFD", ".", `{"s":"x\ufffd \u00e9"}`, "{\"s\":\"x\uFFFD é\"}"},
+		{"an escaped backslash before ufffd", ".", `{"s":"a\\ufffd"}`, `{"s":"a\\ufffd"}`},
+		{"a surrogate pair", ".", `{"s":"\ud83d\ude00"}`, `{"s":"😀"}`},
+		{"@base64d of text", ".b | @base64d", `{"b":"w6k="}`, `"é"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := runJQ(t, fmt.Sprintf("program: %q", tt.program), &filters.Message{Payload: []byte(tt.payload)})
+			if err != nil {
+				t.Fatalf("Process: %v", err)
+			}
+			if got := payloads(out); len(got) != 1 || got[0] != tt.want {
+				t.Errorf("payloads = %q, want [%q]", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestJQ_passes_key_and_headers_on_byte_for_byte(t *testing.T) {
+	key := []byte("k\xff\x00")
+	headers := filters.Headers{"h\xfe": "v\xff", "bin": "\x00\x01\xc3"}
+	tests := []struct {
+		name, config string
+		wantKey      []byte
+	}{
+		{"key kept", "program: '.items[]'", key},
+		{"key set from $key", "program: '.items[]'\nkey: '$key + \"/\" + (. | tostring)'", nil},
+		{"key set from a header", "program: '.items[]'\nkey: '$headers.bin'", []byte("\x00\x01\xc3")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := runJQ(t, tt.config, &filters.Message{Key: key, Payload: []byte(`{"items":[1,2]}`), Headers: maps.Clone(headers)})
+			if err != nil || len(out) != 2 {
+				t.Fatalf("Process = %q, %v; want 2 results", payloads(out), err)
+			}
+			for i, m := range out {
+				want := tt.wantKey
+				if want == nil {
+					want = fmt.Appendf(nil, "%s/%d", key, i+1)
+				}
+				if !bytes.Equal(m.Key, want) || !maps.Equal(m.Headers, headers) {
+					t.Errorf("result %d: key %q headers %q, want key %q headers %q", i, m.Key, m.Headers, want, headers)
+				}
 			}
 		})
 	}
