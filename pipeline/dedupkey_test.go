@@ -125,11 +125,11 @@ func TestDedupKey_is_byte_exact(t *testing.T) {
 		key        string // the exact key bytes
 		err        string // part of a permanent error, "" for none
 	}{
-		{"header value of invalid UTF-8", "header:idem", msg("", "{}", filters.Headers{"idem": "x\xff"}), "x\xff", ""},
-		{"another header value", "header:idem", msg("", "{}", filters.Headers{"idem": "x\xfe"}), "x\xfe", ""},
+		{"header value of invalid UTF-8", "header:idem", msg("", "{}", filters.HeadersOf("idem", "x\xff")), "x\xff", ""},
+		{"another header value", "header:idem", msg("", "{}", filters.HeadersOf("idem", "x\xfe")), "x\xfe", ""},
 		{"a string key keeps $key's bytes", "$key", msg("k\xff", "{}", nil), "k\xff", ""},
 		{"a joined key keeps $key's bytes", `$key + "/" + .id`, msg("k\xfe", `{"id":"o"}`, nil), "k\xfe/o", ""},
-		{"a string key keeps a header's bytes", "$headers.h", msg("", "{}", filters.Headers{"h": "v\xfe"}), "v\xfe", ""},
+		{"a string key keeps a header's bytes", "$headers.h", msg("", "{}", filters.HeadersOf("h", "v\xfe")), "v\xfe", ""},
 		{"a key decoded with @base64d is exact", ".b | @base64d", msg("", `{"b":"eP8="}`, nil), "x\xff", ""},
 		{"valid UTF-8 and a real U+FFFD pass", ".id", msg("", `{"id":"é\ufffd😀 \ud83d\ude00"}`, nil), "é\uFFFD😀 😀", ""},
 		{"payload with invalid UTF-8", ".id", msg("", "{\"id\":\"x\xff\"}", nil), "", "payload is not UTF-8: invalid UTF-8 at byte 8"},
@@ -138,8 +138,8 @@ func TestDedupKey_is_byte_exact(t *testing.T) {
 		{"lone low surrogate", ".id", msg("", `{"id":"x\uDFFF"}`, nil), "", `lone surrogate \uDFFF at byte 8`},
 		{"high surrogate then no low one", ".id", msg("", `{"id":"\ud800\u0041"}`, nil), "", `lone surrogate \ud800 at byte 7`},
 		{"non-string key holding $key", "[$key]", msg("k\xff", "{}", nil), "", "not valid UTF-8"},
-		{"non-string key holding a header", "$headers", msg("", "{}", filters.Headers{"h": "v\xfe"}), "", "not valid UTF-8"},
-		{"non-string key holding a bad header name", "$headers", msg("", "{}", filters.Headers{"h\xfe": "v"}), "", "not valid UTF-8"},
+		{"non-string key holding a header", "$headers", msg("", "{}", filters.HeadersOf("h", "v\xfe")), "", "not valid UTF-8"},
+		{"non-string key holding a bad header name", "$headers", msg("", "{}", filters.HeadersOf("h\xfe", "v")), "", "not valid UTF-8"},
 		{"object key from $key", "{($key): 1}", msg("k\xff", "{}", nil), "", "not valid UTF-8"},
 		{"non-string key holding @base64d", "[.b | @base64d]", msg("", `{"b":"eP8="}`, nil), "", "not valid UTF-8"},
 	}
@@ -183,9 +183,9 @@ func TestDedupKey_never_maps_two_byte_strings_to_one_key(t *testing.T) {
 			{Key: []byte("x\uFFFD"), Payload: []byte("{}")},
 		}},
 		{"$headers", []*filters.Message{
-			{Headers: filters.Headers{"h": "x\xff"}, Payload: []byte("{}")},
-			{Headers: filters.Headers{"h": "x\xfe"}, Payload: []byte("{}")},
-			{Headers: filters.Headers{"h": "x\uFFFD"}, Payload: []byte("{}")},
+			{Headers: filters.HeadersOf("h", "x\xff"), Payload: []byte("{}")},
+			{Headers: filters.HeadersOf("h", "x\xfe"), Payload: []byte("{}")},
+			{Headers: filters.HeadersOf("h", "x\uFFFD"), Payload: []byte("{}")},
 		}},
 	}
 	for _, g := range groups {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -219,9 +218,9 @@ func TestJQ_never_rewrites_bytes(t *testing.T) {
 			`lone surrogate \ud800 at byte 7`},
 		{"$key in a result", "program: '{k: $key}'", &filters.Message{Key: []byte("k\xff"), Payload: []byte(`{}`)},
 			"jq program result: string at .k is not valid UTF-8"},
-		{"$headers in a result", "program: '$headers'", &filters.Message{Headers: filters.Headers{"h": "v\xfe"}, Payload: []byte(`{}`)},
+		{"$headers in a result", "program: '$headers'", &filters.Message{Headers: filters.HeadersOf("h", "v\xfe"), Payload: []byte(`{}`)},
 			"string at .h is not valid UTF-8"},
-		{"a header name in a result", "program: '$headers'", &filters.Message{Headers: filters.Headers{"h\xfe": "v"}, Payload: []byte(`{}`)},
+		{"a header name in a result", "program: '$headers'", &filters.Message{Headers: filters.HeadersOf("h\xfe", "v"), Payload: []byte(`{}`)},
 			`string at ["h\xfe"] is not valid UTF-8`},
 		{"@base64d", "program: '.b | @base64d'", &filters.Message{Payload: []byte(`{"b":"eP8="}`)},
 			"string at . is not valid UTF-8"},
@@ -266,7 +265,7 @@ func TestJQ_carries_valid_text_exactly(t *testing.T) {
 
 func TestJQ_passes_key_and_headers_on_byte_for_byte(t *testing.T) {
 	key := []byte("k\xff\x00")
-	headers := filters.Headers{"h\xfe": "v\xff", "bin": "\x00\x01\xc3"}
+	headers := filters.HeadersOf("h\xfe", "v\xff", "bin", "\x00\x01\xc3")
 	tests := []struct {
 		name, config string
 		wantKey      []byte
@@ -277,7 +276,7 @@ func TestJQ_passes_key_and_headers_on_byte_for_byte(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			out, err := runJQ(t, tt.config, &filters.Message{Key: key, Payload: []byte(`{"items":[1,2]}`), Headers: maps.Clone(headers)})
+			out, err := runJQ(t, tt.config, &filters.Message{Key: key, Payload: []byte(`{"items":[1,2]}`), Headers: headers.Clone()})
 			if err != nil || len(out) != 2 {
 				t.Fatalf("Process = %q, %v; want 2 results", payloads(out), err)
 			}
@@ -286,7 +285,7 @@ func TestJQ_passes_key_and_headers_on_byte_for_byte(t *testing.T) {
 				if want == nil {
 					want = fmt.Appendf(nil, "%s/%d", key, i+1)
 				}
-				if !bytes.Equal(m.Key, want) || !maps.Equal(m.Headers, headers) {
+				if !bytes.Equal(m.Key, want) || !slices.EqualFunc(m.Headers, headers, func(a, b filters.Header) bool { return a.Key == b.Key && bytes.Equal(a.Value, b.Value) }) {
 					t.Errorf("result %d: key %q headers %q, want key %q headers %q", i, m.Key, m.Headers, want, headers)
 				}
 			}
