@@ -26,7 +26,8 @@ type EngineConfig struct {
 	// StopTimeout bounds a graceful stop: records in flight get this long to
 	// finish. Default 30s.
 	StopTimeout time.Duration
-	// ConnectTimeout bounds waiting for the cluster at start. Default 30s.
+	// ConnectTimeout bounds waiting for the cluster at start: 0 means 30s,
+	// a negative value waits until ctx ends. Each failed attempt is logged.
 	ConnectTimeout time.Duration
 	// Sarama is the consumers' client config; nil means
 	// NewSaramaConfig(plan's client id).
@@ -47,7 +48,7 @@ func (c *EngineConfig) setDefaults() {
 	if c.StopTimeout <= 0 {
 		c.StopTimeout = 30 * time.Second
 	}
-	if c.ConnectTimeout <= 0 {
+	if c.ConnectTimeout == 0 {
 		c.ConnectTimeout = 30 * time.Second
 	}
 	if c.Sarama == nil && c.Plan != nil {
@@ -100,7 +101,12 @@ func (e *Engine) Ready() <-chan struct{} { return e.ready }
 // are committed (bounded by StopTimeout). It returns nil after a clean stop.
 func (e *Engine) Run(ctx context.Context) error {
 	log := e.cfg.Logger
-	client, err := ConnectTimeout(ctx, e.cfg.Brokers, e.cfg.Sarama, e.cfg.ConnectTimeout)
+	cctx, cancel := ctx, context.CancelFunc(func() {})
+	if e.cfg.ConnectTimeout > 0 {
+		cctx, cancel = context.WithTimeout(ctx, e.cfg.ConnectTimeout)
+	}
+	client, err := connect(cctx, e.cfg.Brokers, e.cfg.Sarama, log)
+	cancel()
 	if err != nil {
 		return err
 	}

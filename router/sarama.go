@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -87,26 +88,11 @@ func SetCompression(c *sarama.Config, codec string) error {
 	return nil
 }
 
-// Connect opens a sarama client, retrying with backoff until the cluster
-// answers or ctx ends; the error then says which brokers were tried.
+// Connect opens a sarama client, retrying with backoff (250 ms doubling to
+// 5 s) until the cluster answers or ctx ends; the error then says which
+// brokers were tried.
 func Connect(ctx context.Context, brokers []string, cfg *sarama.Config) (sarama.Client, error) {
-	backoff := 250 * time.Millisecond
-	for {
-		client, err := sarama.NewClient(brokers, cfg)
-		if err == nil {
-			return client, nil
-		}
-		select {
-		case <-ctx.Done():
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return nil, fmt.Errorf("cannot reach Kafka at %s (is the broker running?): %w",
-					strings.Join(brokers, ","), err)
-			}
-			return nil, ctx.Err()
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 5*time.Second)
-	}
+	return connect(ctx, brokers, cfg, nil)
 }
 
 // ConnectTimeout bounds [Connect] by a timeout.
@@ -114,4 +100,29 @@ func ConnectTimeout(ctx context.Context, brokers []string, cfg *sarama.Config, t
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	return Connect(ctx, brokers, cfg)
+}
+
+// connect is Connect, logging each failed attempt to log (if not nil).
+func connect(ctx context.Context, brokers []string, cfg *sarama.Config, log *slog.Logger) (sarama.Client, error) {
+	backoff := 250 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		client, err := sarama.NewClient(brokers, cfg)
+		if err == nil {
+			return client, nil
+		}
+		if log != nil {
+			log.Warn("cannot reach Kafka yet; retrying", "brokers", strings.Join(brokers, ","), "attempt", attempt,
+				"retry_in", backoff, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return nil, fmt.Errorf("cannot reach Kafka at %s (is the broker running?) (%d attempts): %w",
+					strings.Join(brokers, ","), attempt, err)
+			}
+			return nil, ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
 }

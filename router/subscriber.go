@@ -169,8 +169,18 @@ func (s *Subscriber) consume(ctx context.Context, group sarama.ConsumerGroup, to
 	backoff := 250 * time.Millisecond
 	for ctx.Err() == nil {
 		err := group.Consume(ctx, topics, h)
-		if err == nil || ctx.Err() != nil {
+		switch {
+		case err == nil || ctx.Err() != nil:
 			backoff = 250 * time.Millisecond
+			continue
+		case errors.Is(err, context.Canceled) || errors.Is(err, sarama.ErrRebalanceInProgress):
+			// A rebalance ended the session while it was being set up
+			// (OnAssign reading its state): routine, the member rejoins.
+			log.Info("consumer group session ended by a rebalance before it started; rejoining", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(100 * time.Millisecond):
+			}
 			continue
 		}
 		log.Error("consuming failed, retrying", "err", err, "retry_in", backoff)

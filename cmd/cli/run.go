@@ -15,6 +15,7 @@ func newRunCmd(g *globals) *cobra.Command {
 		port        int
 		dataDir     string
 		stopTimeout time.Duration
+		connTimeout time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -31,6 +32,9 @@ With no brokers configured (--brokers, $MILLRACE_BROKERS or broker.brokers in
 the file), run starts an embedded broker on 127.0.0.1:9092 that keeps its data
 in .millrace/broker. To share one embedded broker between processes, run
 'millrace broker' and pass --brokers 127.0.0.1:9092 to each 'millrace run'.
+
+If the brokers do not answer at start, run retries with backoff, logging each
+attempt, for --connect-timeout (30s; 0 waits for ever) and then exits 1.
 
 On SIGINT or SIGTERM it stops fetching, lets records in flight finish, publishes
 their results, commits and exits 0 (bounded by --stop-timeout).`,
@@ -64,8 +68,11 @@ their results, commits and exits 0 (bounded by --stop-timeout).`,
 				log.Info("embedded broker listening", "addr", b.Addr(), "data_dir", dataDir)
 				brokers = []string{b.Addr()}
 			}
+			if connTimeout == 0 {
+				connTimeout = -1 // wait for ever
+			}
 			eng, err := router.NewEngine(router.EngineConfig{Plan: plan, Stages: selected, Brokers: brokers,
-				StopTimeout: stopTimeout, Logger: log})
+				StopTimeout: stopTimeout, ConnectTimeout: connTimeout, Logger: log})
 			if err != nil {
 				return err
 			}
@@ -79,6 +86,8 @@ their results, commits and exits 0 (bounded by --stop-timeout).`,
 	cmd.Flags().IntVar(&port, "embedded-port", router.DefaultEmbeddedPort, "port of the embedded broker on 127.0.0.1 (0: any free port)")
 	cmd.Flags().StringVar(&dataDir, "data-dir", router.DefaultEmbeddedDir, "where the embedded broker keeps its data")
 	cmd.Flags().DurationVar(&stopTimeout, "stop-timeout", 30*time.Second, "how long records in flight may take to finish on stop")
+	cmd.Flags().DurationVar(&connTimeout, "connect-timeout", 30*time.Second,
+		"how long to wait for the brokers at start, logging each attempt; 0 waits until they answer (or a signal)")
 	return cmd
 }
 
