@@ -83,14 +83,6 @@ type Topic struct {
 	Config map[string]string
 }
 
-// GroupName is the consumer group of a stage.
-func GroupName(pipeline, stage string) string {
-	return "millrace." + pipeline + "." + stage
-}
-
-// QuarantineTopic is the topic a pipeline's failed records go to.
-func QuarantineTopic(pipeline string) string { return pipeline + ".quarantine" }
-
 // Plan turns a validated file into the stages and topics to run.
 func (f *File) Plan() *Plan {
 	pl := &Plan{ReplicationFactor: f.Defaults.ReplicationFactor}

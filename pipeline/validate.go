@@ -243,13 +243,6 @@ func (f *File) validateStageTopics(p *problems, quarantine, internal, public map
 	}
 }
 
-func stageTopic(pipeline string, st Stage) string {
-	if st.Topic != "" {
-		return st.Topic
-	}
-	return pipeline + "." + st.Name
-}
-
 func checkName(p *problems, ps Positions, what, name string) {
 	switch {
 	case !ps.Set("name"):

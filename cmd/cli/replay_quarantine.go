@@ -28,10 +28,6 @@ const (
 	failNoStage     = "stage not in the pipelines file"
 )
 
-// replayedTopic is the compacted topic that records which quarantined
-// records were replayed, keyed by their partition/offset.
-func replayedTopic(quarantine string) string { return quarantine + ".replayed" }
-
 func newReplayQuarantineCmd(g *globals) *cobra.Command {
 	var (
 		pipelineName string
@@ -191,7 +187,7 @@ type quarantineReplay struct {
 
 func (r *quarantineReplay) run(cmd *cobra.Command, client sarama.Client, plan *pipeline.Plan, log *slog.Logger) error {
 	ctx := cmd.Context()
-	done := replayedTopic(r.pl.Quarantine)
+	done := pipeline.ReplayedTopic(r.pl.Name)
 	replayed := map[string]bool{}
 	topics, err := sarama.NewClusterAdminFromClient(client)
 	if err != nil {
