@@ -121,6 +121,14 @@ var badFixtures = map[string][]string{
 		`31:16: stage d/s's dedup changelog "d.s.dedup" is also a priority topic of pipeline "d": rename one`,
 		`36:16: stage e/two would read topic "d.high", which is also a priority topic of pipeline "d": rename one or set ` + "`topic:`",
 	},
+	"kafka-collision.bad.yaml": {
+		`13:11: topic "web_clicks.quarantine" (the quarantine topic of pipeline "web_clicks") collides with "web.clicks.quarantine" (the quarantine topic of pipeline "web.clicks", line 8): Kafka refuses topic names that are equal once '.' reads as '_'; rename one; so does "web_clicks.quarantine.replayed"`,
+		`14:12: topic "web_clicks" (the input of pipeline "web_clicks") collides with "web.clicks" (the input of pipeline "web.clicks", line 9)`,
+		`16:16: topic "web_clicks.count.retry.1" (stage web_clicks/count's retry tier 1 topic) collides with "web.clicks.count.retry.1" (stage web.clicks/count's retry tier 1 topic, line 11)`,
+		`17:16: topic "web_clicks.store" (the topic stage web_clicks/store reads) collides with "web.clicks.store" (the topic stage web.clicks/store reads, line 12): Kafka refuses topic names that are equal once '.' reads as '_'; rename one; ` +
+			`so does "web_clicks.store.retry.1" (stage web_clicks/store's retry tier 1 topic) with "web.clicks.store.retry.1" (stage web.clicks/store's retry tier 1 topic, line 12); ` +
+			`so does "web_clicks.store.dedup" (stage web_clicks/store's dedup changelog) with "web.clicks.store.dedup" (stage web.clicks/store's dedup changelog, line 12)`,
+	},
 	"syntax.bad.yaml": {
 		`4:1: invalid YAML:`,
 	},

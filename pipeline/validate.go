@@ -57,6 +57,7 @@ func (f *File) validate(p *problems) {
 		pl.validate(p)
 	}
 	f.validateTopics(p)
+	f.validateWireNames(p)
 }
 
 func (pl *Pipeline) validate(p *problems) {
