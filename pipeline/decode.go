@@ -72,6 +72,17 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, what string) {
 		}
 		v.Set(reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content)))
 		for i, item := range n.Content {
+			if item.Kind == yaml.AliasNode {
+				item = item.Alias
+			}
+			if isNull(item) {
+				// A bare `-` is not an absent key: it is an item with
+				// nothing in it. Validation of the item, if any, reports
+				// at the item too (and is not repeated there).
+				d.p.add(pos(item), "%s: item %d is empty: want %s", what, i+1, want(v.Type().Elem()))
+				setSelf(v.Index(i), pos(item))
+				continue
+			}
 			d.decode(item, v.Index(i), what)
 		}
 	case reflect.String:
@@ -155,6 +166,38 @@ func numberText(n *yaml.Node) string {
 		return strings.ReplaceAll(n.Value, "_", "")
 	}
 	return n.Value
+}
+
+// want describes what a value of type t is written as.
+func want(t reflect.Type) string {
+	switch {
+	case t == durationType:
+		return "a duration like 30s or 5m"
+	case t.Kind() == reflect.Pointer:
+		return want(t.Elem())
+	case t.Kind() == reflect.Struct:
+		return "a mapping"
+	case t.Kind() == reflect.Slice:
+		return "a list"
+	case t.Kind() == reflect.String:
+		return "a string"
+	case t.Kind() == reflect.Int:
+		return "a whole number"
+	}
+	return "a number"
+}
+
+// setSelf places a mapping of the model that was not decoded at pos, so
+// that problems about it have a position.
+func setSelf(v reflect.Value, at Pos) {
+	if v.Kind() != reflect.Struct {
+		return
+	}
+	for i := 0; i < v.NumField(); i++ {
+		if v.Type().Field(i).Type == positionsType {
+			v.Field(i).Set(reflect.ValueOf(Positions{Self: at}))
+		}
+	}
 }
 
 func isNull(n *yaml.Node) bool {

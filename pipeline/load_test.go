@@ -129,6 +129,11 @@ var badFixtures = map[string][]string{
 			`so does "web_clicks.store.retry.1" (stage web_clicks/store's retry tier 1 topic) with "web.clicks.store.retry.1" (stage web.clicks/store's retry tier 1 topic, line 12); ` +
 			`so does "web_clicks.store.dedup" (stage web_clicks/store's dedup changelog) with "web.clicks.store.dedup" (stage web.clicks/store's dedup changelog, line 12)`,
 	},
+	"null-items.bad.yaml": {
+		`6:25: tiers: item 2 is empty: want a duration like 30s or 5m`,
+		`9:8: stages: item 2 is empty: want a mapping`,
+		`10:5: pipelines: item 2 is empty: want a mapping`,
+	},
 	"syntax.bad.yaml": {
 		`4:1: invalid YAML:`,
 	},

@@ -31,7 +31,7 @@ func (f *File) validate(p *problems) {
 		}
 		for i, b := range f.Broker.Brokers {
 			if !strings.Contains(b, ":") {
-				p.add(f.Broker.Of("brokers"), "broker %d (%q) needs host:port", i+1, b)
+				p.add(f.Broker.Item("brokers", i), "broker %d (%q) needs host:port", i+1, b)
 			}
 		}
 	}
