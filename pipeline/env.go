@@ -7,17 +7,23 @@ import (
 )
 
 // interpolate replaces ${NAME} and ${NAME:-default} in every string scalar
-// under n with values from lookup. "$${" stands for a literal "${". A
-// variable that is unset and has no default is a problem.
+// value under n with values from lookup; keys of mappings are left as
+// written. "$${" stands for a literal "${". A variable that is unset and
+// has no default is a problem.
 func interpolate(n *yaml.Node, lookup func(string) (string, bool), p *problems) {
-	if n.Kind == yaml.ScalarNode {
+	switch n.Kind {
+	case yaml.ScalarNode:
 		if strings.Contains(n.Value, "${") {
 			n.Value = expand(n, lookup, p)
 		}
-		return
-	}
-	for _, c := range n.Content {
-		interpolate(c, lookup, p)
+	case yaml.MappingNode:
+		for i := 1; i < len(n.Content); i += 2 {
+			interpolate(n.Content[i], lookup, p)
+		}
+	default:
+		for _, c := range n.Content {
+			interpolate(c, lookup, p)
+		}
 	}
 }
 
