@@ -53,7 +53,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, what string) {
 	if v.Type() == durationType {
 		dur, err := time.ParseDuration(n.Value)
 		if n.Kind != yaml.ScalarNode || err != nil {
-			d.p.add(pos(n), "%s: want a duration like 30s or 5m, got %s", what, describe(n))
+			d.p.add(pos(n), "%s: want a duration like 30s or 5m, got %s", what, d.describe(n))
 			return
 		}
 		v.SetInt(int64(dur))
@@ -67,7 +67,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, what string) {
 		d.decodeStruct(n, v, what)
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
-			d.p.add(pos(n), "%s: want a list, got %s", what, describe(n))
+			d.p.add(pos(n), "%s: want a list, got %s", what, d.describe(n))
 			return
 		}
 		v.Set(reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content)))
@@ -87,21 +87,21 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, what string) {
 		}
 	case reflect.String:
 		if n.Kind != yaml.ScalarNode {
-			d.p.add(pos(n), "%s: want a string, got %s", what, describe(n))
+			d.p.add(pos(n), "%s: want a string, got %s", what, d.describe(n))
 			return
 		}
 		v.SetString(n.Value)
 	case reflect.Int:
 		i, err := strconv.ParseInt(numberText(n), 10, 32)
 		if n.Kind != yaml.ScalarNode || err != nil {
-			d.p.add(pos(n), "%s: want a whole number, got %s", what, describe(n))
+			d.p.add(pos(n), "%s: want a whole number, got %s", what, d.describe(n))
 			return
 		}
 		v.SetInt(i)
 	case reflect.Float64:
 		f, err := strconv.ParseFloat(numberText(n), 64)
 		if n.Kind != yaml.ScalarNode || err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-			d.p.add(pos(n), "%s: want a number, got %s", what, describe(n))
+			d.p.add(pos(n), "%s: want a number, got %s", what, d.describe(n))
 			return
 		}
 		v.SetFloat(f)
@@ -112,7 +112,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, what string) {
 
 func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, what string) {
 	if n.Kind != yaml.MappingNode {
-		d.p.add(pos(n), "%s: want a mapping, got %s", what, describe(n))
+		d.p.add(pos(n), "%s: want a mapping, got %s", what, d.describe(n))
 		return
 	}
 	fields := map[string]int{}
@@ -204,12 +204,13 @@ func isNull(n *yaml.Node) bool {
 	return n.Kind == yaml.ScalarNode && n.Tag == "!!null"
 }
 
-func describe(n *yaml.Node) string {
+// describe is how a problem shows a value of the wrong kind.
+func (d *decoder) describe(n *yaml.Node) string {
 	switch n.Kind {
 	case yaml.MappingNode:
 		return "a mapping"
 	case yaml.SequenceNode:
 		return "a list"
 	}
-	return strconv.Quote(n.Value)
+	return d.p.quoted(pos(n), n.Value)
 }

@@ -14,7 +14,12 @@ func interpolate(n *yaml.Node, lookup func(string) (string, bool), p *problems) 
 	switch n.Kind {
 	case yaml.ScalarNode:
 		if strings.Contains(n.Value, "${") {
-			n.Value = expand(n, lookup, p)
+			src := source{text: n.Value}
+			n.Value = expand(n, lookup, p, &src)
+			if src.refs {
+				src.value = n.Value
+				p.remember(pos(n), src)
+			}
 		}
 	case yaml.MappingNode:
 		for i := 1; i < len(n.Content); i += 2 {
@@ -27,7 +32,9 @@ func interpolate(n *yaml.Node, lookup func(string) (string, bool), p *problems) 
 	}
 }
 
-func expand(n *yaml.Node, lookup func(string) (string, bool), p *problems) string {
+// expand returns the value of n with its references replaced, noting in
+// src the variables it read from the environment.
+func expand(n *yaml.Node, lookup func(string) (string, bool), p *problems, src *source) string {
 	s := n.Value
 	var b strings.Builder
 	for {
@@ -49,10 +56,12 @@ func expand(n *yaml.Node, lookup func(string) (string, bool), p *problems) strin
 		}
 		expr := s[i+2 : i+end]
 		name, def, hasDef := strings.Cut(expr, ":-")
+		src.refs = true
 		if !validEnvName(name) {
 			p.add(pos(n), "bad variable name %q in %q", name, n.Value)
 		} else if v, ok := lookup(name); ok && (v != "" || !hasDef) {
 			b.WriteString(v)
+			src.vars = append(src.vars, envVar{name, v})
 		} else if hasDef {
 			b.WriteString(def)
 		} else {

@@ -172,6 +172,9 @@ func (p *Positions) recordItems(key string, list *yaml.Node) {
 	}
 	items := make([]Pos, len(list.Content))
 	for i, n := range list.Content {
+		if n.Kind == yaml.AliasNode {
+			n = n.Alias
+		}
 		items[i] = pos(n)
 	}
 	p.Items[key] = items

@@ -47,6 +47,7 @@ const maxTopicLength = 249
 // millrace and where the name that makes it is written.
 type topicUse struct {
 	topic string
+	shown string // topic as problems show it (see secrets.go)
 	what  string // "the input of pipeline \"p\""
 	at    Pos
 	// derived is set for names millrace makes from pipeline and stage
@@ -60,51 +61,53 @@ type topicUse struct {
 // topicUses lists every topic the plan creates or reads, and the replay
 // progress topics, in file order of the names that make them. Names that
 // are already a problem (invalid or empty) are left out.
-func (f *File) topicUses() []topicUse {
+func (f *File) topicUses(p *problems) []topicUse {
 	var uses []topicUse
 	add := func(u topicUse) {
 		if u.topic != "" {
 			uses = append(uses, u)
 		}
 	}
+	written := func(topic string, at Pos, format string, args ...any) topicUse {
+		return topicUse{topic: topic, shown: p.shown(at, topic), what: fmt.Sprintf(format, args...), at: at}
+	}
 	for i := range f.Pipelines {
 		pl := &f.Pipelines[i]
-		okName := NamePattern.MatchString(pl.Name)
-		add(topicUse{topic: pl.Input, what: fmt.Sprintf("the input of pipeline %q", pl.Name), at: pl.Of("input")})
-		add(topicUse{topic: pl.Output, what: fmt.Sprintf("the output of pipeline %q", pl.Name), at: pl.Of("output")})
+		name := p.pipelineName(pl)
+		add(written(pl.Input, pl.Of("input"), "the input of pipeline %q", name))
+		add(written(pl.Output, pl.Of("output"), "the output of pipeline %q", name))
 		for j := range pl.Priority {
 			pt := &pl.Priority[j]
-			add(topicUse{topic: pt.Topic, what: fmt.Sprintf("a priority topic of pipeline %q", pl.Name), at: pt.Of("topic")})
+			add(written(pt.Topic, pt.Of("topic"), "a priority topic of pipeline %q", name))
 		}
-		if !okName {
+		if !NamePattern.MatchString(pl.Name) {
 			continue
 		}
-		add(topicUse{topic: QuarantineTopic(pl.Name), what: fmt.Sprintf("the quarantine topic of pipeline %q", pl.Name),
-			at: pl.Of("name"), derived: true, shorten: "pipeline"})
-		add(topicUse{topic: ReplayedTopic(pl.Name), what: fmt.Sprintf("the replay progress topic of pipeline %q", pl.Name),
-			at: pl.Of("name"), derived: true, shorten: "pipeline", replay: true})
+		add(topicUse{topic: QuarantineTopic(pl.Name), shown: QuarantineTopic(name),
+			what: fmt.Sprintf("the quarantine topic of pipeline %q", name), at: pl.Of("name"), derived: true, shorten: "pipeline"})
+		add(topicUse{topic: ReplayedTopic(pl.Name), shown: ReplayedTopic(name),
+			what: fmt.Sprintf("the replay progress topic of pipeline %q", name), at: pl.Of("name"), derived: true, shorten: "pipeline", replay: true})
 		for j := range pl.Stages {
 			st := &pl.Stages[j]
 			if !NamePattern.MatchString(st.Name) {
 				continue
 			}
-			id := pl.Name + "/" + st.Name
-			derived := func(topic, what string) topicUse {
-				return topicUse{topic: topic, what: what, at: st.Of("name"), derived: true, shorten: "pipeline or stage"}
+			id, stage := p.stageID(pl, st), p.stageName(st)
+			derived := func(topic, shown, what string) topicUse {
+				return topicUse{topic: topic, shown: shown, what: what, at: st.Of("name"), derived: true, shorten: "pipeline or stage"}
 			}
-			if j > 0 {
-				u := derived(stageTopic(pl.Name, *st), "the topic stage "+id+" reads")
-				if st.Topic != "" {
-					u.at, u.derived = st.Of("topic"), false
-				}
-				add(u)
+			if j > 0 && st.Topic != "" {
+				add(written(st.Topic, st.Of("topic"), "the topic stage %s reads", id))
+			} else if j > 0 {
+				add(derived(stageTopic(pl.Name, *st), p.stageTopic(pl, st), "the topic stage "+id+" reads"))
 			}
 			retry, _, _ := f.policies(pl, st)
 			for n := range retry.Tiers {
-				add(derived(RetryTopic(pl.Name, st.Name, n+1), fmt.Sprintf("stage %s's retry tier %d topic", id, n+1)))
+				add(derived(RetryTopic(pl.Name, st.Name, n+1), RetryTopic(name, stage, n+1),
+					fmt.Sprintf("stage %s's retry tier %d topic", id, n+1)))
 			}
 			if st.Dedup != nil {
-				add(derived(DedupTopic(pl.Name, st.Name), fmt.Sprintf("stage %s's dedup changelog", id)))
+				add(derived(DedupTopic(pl.Name, st.Name), DedupTopic(name, stage), fmt.Sprintf("stage %s's dedup changelog", id)))
 			}
 		}
 	}
@@ -123,7 +126,7 @@ func (p Pos) before(q Pos) bool {
 // used twice is no collision (other checks say which uses may share a
 // topic), except that a replay progress topic is nobody else's.
 func (f *File) validateWireNames(p *problems) {
-	uses := f.topicUses()
+	uses := f.topicUses(p)
 	var at []Pos
 	messages := map[Pos][]string{}
 	report := func(u topicUse, msg string) {
@@ -149,7 +152,7 @@ func (f *File) validateWireNames(p *problems) {
 	for _, u := range uses {
 		if first, ok := byName[u.topic]; ok {
 			if first.replay != u.replay {
-				p.add(u.at, "topic %q (%s) is also %s (line %d): rename one", u.topic, u.what, first.what, first.at.Line)
+				p.add(u.at, "topic %q (%s) is also %s (line %d): rename one", u.shown, u.what, first.what, first.at.Line)
 			}
 			continue
 		}
@@ -163,9 +166,9 @@ func (f *File) validateWireNames(p *problems) {
 		if len(messages[u.at]) == 0 {
 			report(u, fmt.Sprintf("topic %q (%s) collides with %q (%s, line %d): "+
 				"Kafka refuses topic names that are equal once '.' reads as '_'; rename one",
-				u.topic, u.what, first.topic, first.what, first.at.Line))
+				u.shown, u.what, first.shown, first.what, first.at.Line))
 		} else {
-			report(u, fmt.Sprintf("so does %q (%s) with %q (%s, line %d)", u.topic, u.what, first.topic, first.what, first.at.Line))
+			report(u, fmt.Sprintf("so does %q (%s) with %q (%s, line %d)", u.shown, u.what, first.shown, first.what, first.at.Line))
 		}
 	}
 	for _, pos := range at {
