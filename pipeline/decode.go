@@ -113,6 +113,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, what string) {
 func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, what string) {
 	if n.Kind != yaml.MappingNode {
 		d.p.add(pos(n), "%s: want a mapping, got %s", what, d.describe(n))
+		setSelf(v, pos(n))
 		return
 	}
 	fields := map[string]int{}

@@ -24,6 +24,10 @@ pipelines:
       - {name: a, filter: log}
       -
 `, []string{`7:8: stages: item 2 is empty: want a mapping`}},
+		{"a pipeline that is not a mapping (found by FuzzParse)", "pipelines:\n- 0\n", []string{
+			`1:1: missing key "version": set ` + "`version: 1`",
+			`2:3: pipelines: want a mapping, got "0"`,
+		}},
 		{"a ~ pipeline", `version: 1
 pipelines: [~]
 `, []string{`2:13: pipelines: item 1 is empty: want a mapping`}},
