@@ -134,6 +134,16 @@ var badFixtures = map[string][]string{
 		`9:8: stages: item 2 is empty: want a mapping`,
 		`10:5: pipelines: item 2 is empty: want a mapping`,
 	},
+	"group-timeouts.bad.yaml": {
+		`5:20: session_timeout must be between 6s and 30m (what Kafka brokers accept by default: group.min.session.timeout.ms and group.max.session.timeout.ms), got 5s`,
+		`6:22: rebalance_timeout must be between 1s and 24h, got 0s`,
+		`10:22: session_timeout must be between 6s and 30m (what Kafka brokers accept by default: group.min.session.timeout.ms and group.max.session.timeout.ms), got 31m`,
+		`11:24: rebalance_timeout must be between 1s and 24h, got 25h`,
+		`15:26: session_timeout: want a duration like 30s or 5m, got "10"`,
+		`16:28: rebalance_timeout: want a duration like 30s or 5m, got a list`,
+		`19:26: session_timeout must be between 6s and 30m (what Kafka brokers accept by default: group.min.session.timeout.ms and group.max.session.timeout.ms), got -6s`,
+		`20:28: rebalance_timeout must be between 1s and 24h, got 999ms`,
+	},
 	"syntax.bad.yaml": {
 		`4:1: invalid YAML:`,
 	},

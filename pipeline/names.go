@@ -101,7 +101,7 @@ func (f *File) topicUses(p *problems) []topicUse {
 			} else if j > 0 {
 				add(derived(stageTopic(pl.Name, *st), p.stageTopic(pl, st), "the topic stage "+id+" reads"))
 			}
-			retry, _, _ := f.policies(pl, st)
+			retry := f.policies(pl, st).retry
 			for n := range retry.Tiers {
 				add(derived(RetryTopic(pl.Name, st.Name, n+1), RetryTopic(name, stage, n+1),
 					fmt.Sprintf("stage %s's retry tier %d topic", id, n+1)))

@@ -46,7 +46,7 @@ func (f *File) validate(p *problems) {
 		at := d.Of("replication_factor")
 		p.add(at, "replication_factor must be -1 (the broker's default) or at least 1, got %s", p.shown(at, strconv.Itoa(rf)))
 	}
-	validatePolicies(p, d.Positions, d.Retry, d.Ordering, d.Timeout)
+	validatePolicies(p, d.policyLevel())
 	if len(f.Pipelines) == 0 {
 		p.add(f.Of("pipelines"), "no pipelines: add at least one under `pipelines:`")
 	}
@@ -76,7 +76,7 @@ func (pl *Pipeline) validate(p *problems) {
 		checkRange(p, pl.Positions, "partitions", pl.Partitions, 1, maxPartitions)
 	}
 	pl.validatePriority(p, where)
-	validatePolicies(p, pl.Positions, pl.Retry, pl.Ordering, pl.Timeout)
+	validatePolicies(p, pl.policyLevel())
 	if len(pl.Stages) == 0 {
 		p.add(pl.Of("stages"), "%s has no stages: add at least one under `stages:`", where)
 	}
@@ -105,7 +105,7 @@ func (st *Stage) validate(p *problems, pl *Pipeline, index int) {
 		p.add(st.Of("topic"), "%s: the first stage reads the pipeline's input; set `input:` on the pipeline instead of `topic:`", where)
 	}
 	checkTopic(p, st.Positions, where, "topic", st.Topic, false)
-	validatePolicies(p, st.Positions, st.Retry, st.Ordering, st.Timeout)
+	validatePolicies(p, st.policyLevel())
 	if st.Dedup != nil {
 		st.Dedup.validate(p, where)
 	}
@@ -246,7 +246,7 @@ func (f *File) validateStageTopics(p *problems, quarantine, internal, public map
 			st := &pl.Stages[j]
 			id := p.stageID(pl, st)
 			pipeline, stage := p.pipelineName(pl), p.stageName(st)
-			retry, _, _ := f.policies(pl, st)
+			retry := f.policies(pl, st).retry
 			for n := range retry.Tiers {
 				topic := RetryTopic(pl.Name, st.Name, n+1)
 				what := fmt.Sprintf("stage %s's retry tier %d topic", id, n+1)

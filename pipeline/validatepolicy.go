@@ -8,28 +8,41 @@ import (
 
 // Bounds of the failure-handling and priority settings.
 const (
-	maxAttempts       = 1000
-	minBackoff        = time.Millisecond
-	maxMultiplier     = 100
-	maxTiers          = 20
-	minTier, maxTier  = 10 * time.Millisecond, 7 * 24 * time.Hour
-	maxTimeout        = 24 * time.Hour
-	maxDedupWindow    = 30 * 24 * time.Hour
-	maxDedupKeys      = 100_000_000
-	maxPriorityWeight = 1000
+	maxAttempts      = 1000
+	minBackoff       = time.Millisecond
+	maxMultiplier    = 100
+	maxTiers         = 20
+	minTier, maxTier = 10 * time.Millisecond, 7 * 24 * time.Hour
+	maxTimeout       = 24 * time.Hour
+	// Kafka's default group.min.session.timeout.ms and
+	// group.max.session.timeout.ms: a broker refuses a session timeout
+	// outside them.
+	minSessionTimeout, maxSessionTimeout     = 6 * time.Second, 30 * time.Minute
+	minRebalanceTimeout, maxRebalanceTimeout = time.Second, 24 * time.Hour
+	maxDedupWindow                           = 30 * 24 * time.Hour
+	maxDedupKeys                             = 100_000_000
+	maxPriorityWeight                        = 1000
 )
 
-// validatePolicies checks the retry, ordering and timeout a level (the
-// defaults, a pipeline or a stage) sets; ps are the level's positions.
-func validatePolicies(p *problems, ps Positions, r Retry, o Ordering, timeout time.Duration) {
+// validatePolicies checks the policies a level (the defaults, a pipeline or
+// a stage) sets.
+func validatePolicies(p *problems, l policyLevel) {
+	ps := l.ps
 	if ps.Set("retry") {
-		r.validate(p)
+		l.retry.validate(p)
 	}
-	if ps.Set("ordering") && o != OrderByKey && o != OrderNone {
-		p.add(ps.Of("ordering"), "ordering %s: want key (records of one key in order) or none", p.quoted(ps.Of("ordering"), string(o)))
+	if ps.Set("ordering") && l.ordering != OrderByKey && l.ordering != OrderNone {
+		p.add(ps.Of("ordering"), "ordering %s: want key (records of one key in order) or none", p.quoted(ps.Of("ordering"), string(l.ordering)))
 	}
 	if ps.Set("timeout") {
-		checkDuration(p, ps, "timeout", timeout, 0, maxTimeout, " (no limit)")
+		checkDuration(p, ps, "timeout", l.timeout, 0, maxTimeout, " (no limit)", "")
+	}
+	if ps.Set("session_timeout") {
+		checkDuration(p, ps, "session_timeout", l.sessionTimeout, minSessionTimeout, maxSessionTimeout, "",
+			" (what Kafka brokers accept by default: group.min.session.timeout.ms and group.max.session.timeout.ms)")
+	}
+	if ps.Set("rebalance_timeout") {
+		checkDuration(p, ps, "rebalance_timeout", l.rebalanceTimeout, minRebalanceTimeout, maxRebalanceTimeout, "", "")
 	}
 }
 
@@ -162,11 +175,12 @@ func (pl *Pipeline) validatePriority(p *problems, where string) {
 	}
 }
 
-// checkDuration reports d outside lo..hi; loNote follows lo in the message.
-func checkDuration(p *problems, ps Positions, key string, d, lo, hi time.Duration, loNote string) {
+// checkDuration reports d outside lo..hi; loNote follows lo in the
+// message, hiNote hi.
+func checkDuration(p *problems, ps Positions, key string, d, lo, hi time.Duration, loNote, hiNote string) {
 	if d < lo || d > hi {
-		p.add(ps.Of(key), "%s must be between %s%s and %s, got %s",
-			key, formatDuration(lo), loNote, formatDuration(hi), p.shown(ps.Of(key), formatDuration(d)))
+		p.add(ps.Of(key), "%s must be between %s%s and %s%s, got %s",
+			key, formatDuration(lo), loNote, formatDuration(hi), hiNote, p.shown(ps.Of(key), formatDuration(d)))
 	}
 }
 
