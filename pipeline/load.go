@@ -57,8 +57,8 @@ func Parse(path string, data []byte, lookupEnv func(string) (string, bool)) (*Fi
 	f := &File{Path: path}
 	(&decoder{p: p}).decode(doc, reflect.ValueOf(f).Elem(), "pipelines file")
 	if f.Positions.Keys == nil {
-		if len(p.list) == 0 {
-			p.add(Pos{1, 1}, "the file holds no mapping: %s", emptyFile)
+		if len(p.list) == 0 { // not reached: the decoder said why
+			p.add(Pos{1, 1}, emptyFile)
 		}
 		return nil, p.list.sorted()
 	}
