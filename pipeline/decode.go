@@ -53,7 +53,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, what string) {
 	if v.Type() == durationType {
 		dur, err := time.ParseDuration(n.Value)
 		if n.Kind != yaml.ScalarNode || err != nil {
-			d.p.add(pos(n), "%s: want a duration like 30s or 5m, got %s", what, describe(n))
+			d.p.add(pos(n), "%s: want a duration like 30s or 5m, got %s", what, d.describe(n))
 			return
 		}
 		v.SetInt(int64(dur))
@@ -67,30 +67,41 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, what string) {
 		d.decodeStruct(n, v, what)
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
-			d.p.add(pos(n), "%s: want a list, got %s", what, describe(n))
+			d.p.add(pos(n), "%s: want a list, got %s", what, d.describe(n))
 			return
 		}
 		v.Set(reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content)))
 		for i, item := range n.Content {
+			if item.Kind == yaml.AliasNode {
+				item = item.Alias
+			}
+			if isNull(item) {
+				// A bare `-` is not an absent key: it is an item with
+				// nothing in it. Validation of the item, if any, reports
+				// at the item too (and is not repeated there).
+				d.p.add(pos(item), "%s: item %d is empty: want %s", what, i+1, want(v.Type().Elem()))
+				setSelf(v.Index(i), pos(item))
+				continue
+			}
 			d.decode(item, v.Index(i), what)
 		}
 	case reflect.String:
 		if n.Kind != yaml.ScalarNode {
-			d.p.add(pos(n), "%s: want a string, got %s", what, describe(n))
+			d.p.add(pos(n), "%s: want a string, got %s", what, d.describe(n))
 			return
 		}
 		v.SetString(n.Value)
 	case reflect.Int:
 		i, err := strconv.ParseInt(numberText(n), 10, 32)
 		if n.Kind != yaml.ScalarNode || err != nil {
-			d.p.add(pos(n), "%s: want a whole number, got %s", what, describe(n))
+			d.p.add(pos(n), "%s: want a whole number, got %s", what, d.describe(n))
 			return
 		}
 		v.SetInt(i)
 	case reflect.Float64:
 		f, err := strconv.ParseFloat(numberText(n), 64)
 		if n.Kind != yaml.ScalarNode || err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-			d.p.add(pos(n), "%s: want a number, got %s", what, describe(n))
+			d.p.add(pos(n), "%s: want a number, got %s", what, d.describe(n))
 			return
 		}
 		v.SetFloat(f)
@@ -101,7 +112,8 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, what string) {
 
 func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, what string) {
 	if n.Kind != yaml.MappingNode {
-		d.p.add(pos(n), "%s: want a mapping, got %s", what, describe(n))
+		d.p.add(pos(n), "%s: want a mapping, got %s", what, d.describe(n))
+		setSelf(v, pos(n))
 		return
 	}
 	fields := map[string]int{}
@@ -157,16 +169,49 @@ func numberText(n *yaml.Node) string {
 	return n.Value
 }
 
+// want describes what a value of type t is written as.
+func want(t reflect.Type) string {
+	switch {
+	case t == durationType:
+		return "a duration like 30s or 5m"
+	case t.Kind() == reflect.Pointer:
+		return want(t.Elem())
+	case t.Kind() == reflect.Struct:
+		return "a mapping"
+	case t.Kind() == reflect.Slice:
+		return "a list"
+	case t.Kind() == reflect.String:
+		return "a string"
+	case t.Kind() == reflect.Int:
+		return "a whole number"
+	}
+	return "a number"
+}
+
+// setSelf places a mapping of the model that was not decoded at pos, so
+// that problems about it have a position.
+func setSelf(v reflect.Value, at Pos) {
+	if v.Kind() != reflect.Struct {
+		return
+	}
+	for i := 0; i < v.NumField(); i++ {
+		if v.Type().Field(i).Type == positionsType {
+			v.Field(i).Set(reflect.ValueOf(Positions{Self: at}))
+		}
+	}
+}
+
 func isNull(n *yaml.Node) bool {
 	return n.Kind == yaml.ScalarNode && n.Tag == "!!null"
 }
 
-func describe(n *yaml.Node) string {
+// describe is how a problem shows a value of the wrong kind.
+func (d *decoder) describe(n *yaml.Node) string {
 	switch n.Kind {
 	case yaml.MappingNode:
 		return "a mapping"
 	case yaml.SequenceNode:
 		return "a list"
 	}
-	return strconv.Quote(n.Value)
+	return d.p.quoted(pos(n), n.Value)
 }

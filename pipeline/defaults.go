@@ -74,35 +74,62 @@ func (b Backoff) backoffPlan() BackoffPlan {
 	return bp
 }
 
-// policies resolves the retry, ordering and timeout of a stage: from the
-// nearest of the stage, its pipeline and the defaults that sets each, else
-// the built-in defaults. A retry block is taken whole.
-func (f *File) policies(pl *Pipeline, st *Stage) (RetryPlan, Ordering, time.Duration) {
-	type level struct {
-		ps       Positions
-		retry    Retry
-		ordering Ordering
-		timeout  time.Duration
-	}
-	levels := []level{
-		{st.Positions, st.Retry, st.Ordering, st.Timeout},
-		{pl.Positions, pl.Retry, pl.Ordering, pl.Timeout},
-		{f.Defaults.Positions, f.Defaults.Retry, f.Defaults.Ordering, f.Defaults.Timeout},
-	}
-	retry, ordering, timeout := Retry{}.retryPlan(), OrderByKey, DefaultTimeout
-	for i := len(levels) - 1; i >= 0; i-- {
-		l := levels[i]
+// policyLevel is what one level (the defaults, a pipeline or a stage)
+// sets of the policies its stages take from the nearest level; ps are the
+// level's positions, which say what it sets.
+type policyLevel struct {
+	ps                                        Positions
+	retry                                     Retry
+	ordering                                  Ordering
+	timeout, sessionTimeout, rebalanceTimeout time.Duration
+}
+
+func (d *Defaults) policyLevel() policyLevel {
+	return policyLevel{d.Positions, d.Retry, d.Ordering, d.Timeout, d.SessionTimeout, d.RebalanceTimeout}
+}
+
+func (pl *Pipeline) policyLevel() policyLevel {
+	return policyLevel{pl.Positions, pl.Retry, pl.Ordering, pl.Timeout, pl.SessionTimeout, pl.RebalanceTimeout}
+}
+
+func (st *Stage) policyLevel() policyLevel {
+	return policyLevel{st.Positions, st.Retry, st.Ordering, st.Timeout, st.SessionTimeout, st.RebalanceTimeout}
+}
+
+// stagePolicies are a stage's policies, resolved.
+type stagePolicies struct {
+	retry    RetryPlan
+	ordering Ordering
+	// timeout bounds a filter call; the group timeouts are 0 when no level
+	// sets them.
+	timeout, sessionTimeout, rebalanceTimeout time.Duration
+}
+
+// policies resolves the retry, ordering, timeout and consumer group
+// timeouts of a stage: each from the nearest of the stage, its pipeline
+// and the defaults that sets it, else the built-in default. A retry block
+// is taken whole.
+func (f *File) policies(pl *Pipeline, st *Stage) stagePolicies {
+	levels := []policyLevel{f.Defaults.policyLevel(), pl.policyLevel(), st.policyLevel()}
+	sp := stagePolicies{retry: Retry{}.retryPlan(), ordering: OrderByKey, timeout: DefaultTimeout}
+	for _, l := range levels {
 		if l.ps.Set("retry") {
-			retry = l.retry.retryPlan()
+			sp.retry = l.retry.retryPlan()
 		}
 		if l.ps.Set("ordering") {
-			ordering = l.ordering
+			sp.ordering = l.ordering
 		}
 		if l.ps.Set("timeout") {
-			timeout = l.timeout
+			sp.timeout = l.timeout
+		}
+		if l.ps.Set("session_timeout") {
+			sp.sessionTimeout = l.sessionTimeout
+		}
+		if l.ps.Set("rebalance_timeout") {
+			sp.rebalanceTimeout = l.rebalanceTimeout
 		}
 	}
-	return retry, ordering, timeout
+	return sp
 }
 
 // dedupPlan resolves a stage's dedup block, or returns nil.

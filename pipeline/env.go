@@ -7,21 +7,34 @@ import (
 )
 
 // interpolate replaces ${NAME} and ${NAME:-default} in every string scalar
-// under n with values from lookup. "$${" stands for a literal "${". A
-// variable that is unset and has no default is a problem.
+// value under n with values from lookup; keys of mappings are left as
+// written. "$${" stands for a literal "${". A variable that is unset and
+// has no default is a problem.
 func interpolate(n *yaml.Node, lookup func(string) (string, bool), p *problems) {
-	if n.Kind == yaml.ScalarNode {
+	switch n.Kind {
+	case yaml.ScalarNode:
 		if strings.Contains(n.Value, "${") {
-			n.Value = expand(n, lookup, p)
+			src := source{text: n.Value}
+			n.Value = expand(n, lookup, p, &src)
+			if src.refs {
+				src.value = n.Value
+				p.remember(pos(n), src)
+			}
 		}
-		return
-	}
-	for _, c := range n.Content {
-		interpolate(c, lookup, p)
+	case yaml.MappingNode:
+		for i := 1; i < len(n.Content); i += 2 {
+			interpolate(n.Content[i], lookup, p)
+		}
+	default:
+		for _, c := range n.Content {
+			interpolate(c, lookup, p)
+		}
 	}
 }
 
-func expand(n *yaml.Node, lookup func(string) (string, bool), p *problems) string {
+// expand returns the value of n with its references replaced, noting in
+// src the variables it read from the environment.
+func expand(n *yaml.Node, lookup func(string) (string, bool), p *problems, src *source) string {
 	s := n.Value
 	var b strings.Builder
 	for {
@@ -43,10 +56,12 @@ func expand(n *yaml.Node, lookup func(string) (string, bool), p *problems) strin
 		}
 		expr := s[i+2 : i+end]
 		name, def, hasDef := strings.Cut(expr, ":-")
+		src.refs = true
 		if !validEnvName(name) {
 			p.add(pos(n), "bad variable name %q in %q", name, n.Value)
 		} else if v, ok := lookup(name); ok && (v != "" || !hasDef) {
 			b.WriteString(v)
+			src.vars = append(src.vars, envVar{name, v})
 		} else if hasDef {
 			b.WriteString(def)
 		} else {

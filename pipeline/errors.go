@@ -45,6 +45,8 @@ func (ps Problems) sorted() Problems {
 type problems struct {
 	file string
 	list Problems
+	// sources are the scalars that were interpolated, by position.
+	sources map[Pos]source
 }
 
 // add records a problem, unless one is already recorded at the same

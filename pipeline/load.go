@@ -34,7 +34,7 @@ func Parse(path string, data []byte, lookupEnv func(string) (string, bool)) (*Fi
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&root); err != nil {
 		if strings.TrimSpace(string(data)) == "" || err.Error() == "EOF" {
-			p.add(Pos{1, 1}, "file is empty: it needs `version: 1` and a list of `pipelines:`")
+			p.add(Pos{1, 1}, emptyFile)
 		} else {
 			p.add(syntaxPos(err), "%s", syntaxMessage(err))
 		}
@@ -48,10 +48,18 @@ func Parse(path string, data []byte, lookupEnv func(string) (string, bool)) (*Fi
 	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
 		doc = doc.Content[0]
 	}
+	if isNull(doc) {
+		// `~`, `null`, `---` or a lone tag: a document with nothing in it.
+		p.add(Pos{1, 1}, emptyFile)
+		return nil, p.list.sorted()
+	}
 	interpolate(doc, lookupEnv, p)
 	f := &File{Path: path}
 	(&decoder{p: p}).decode(doc, reflect.ValueOf(f).Elem(), "pipelines file")
 	if f.Positions.Keys == nil {
+		if len(p.list) == 0 { // not reached: the decoder said why
+			p.add(Pos{1, 1}, emptyFile)
+		}
 		return nil, p.list.sorted()
 	}
 	f.applyDefaults()
@@ -61,6 +69,8 @@ func Parse(path string, data []byte, lookupEnv func(string) (string, bool)) (*Fi
 	}
 	return f, nil
 }
+
+const emptyFile = "file is empty: it needs `version: 1` and a list of `pipelines:`"
 
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): `)
 

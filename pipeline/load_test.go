@@ -121,6 +121,29 @@ var badFixtures = map[string][]string{
 		`31:16: stage d/s's dedup changelog "d.s.dedup" is also a priority topic of pipeline "d": rename one`,
 		`36:16: stage e/two would read topic "d.high", which is also a priority topic of pipeline "d": rename one or set ` + "`topic:`",
 	},
+	"kafka-collision.bad.yaml": {
+		`13:11: topic "web_clicks.quarantine" (the quarantine topic of pipeline "web_clicks") collides with "web.clicks.quarantine" (the quarantine topic of pipeline "web.clicks", line 8): Kafka refuses topic names that are equal once '.' reads as '_'; rename one; so does "web_clicks.quarantine.replayed"`,
+		`14:12: topic "web_clicks" (the input of pipeline "web_clicks") collides with "web.clicks" (the input of pipeline "web.clicks", line 9)`,
+		`16:16: topic "web_clicks.count.retry.1" (stage web_clicks/count's retry tier 1 topic) collides with "web.clicks.count.retry.1" (stage web.clicks/count's retry tier 1 topic, line 11)`,
+		`17:16: topic "web_clicks.store" (the topic stage web_clicks/store reads) collides with "web.clicks.store" (the topic stage web.clicks/store reads, line 12): Kafka refuses topic names that are equal once '.' reads as '_'; rename one; ` +
+			`so does "web_clicks.store.retry.1" (stage web_clicks/store's retry tier 1 topic) with "web.clicks.store.retry.1" (stage web.clicks/store's retry tier 1 topic, line 12); ` +
+			`so does "web_clicks.store.dedup" (stage web_clicks/store's dedup changelog) with "web.clicks.store.dedup" (stage web.clicks/store's dedup changelog, line 12)`,
+	},
+	"null-items.bad.yaml": {
+		`6:25: tiers: item 2 is empty: want a duration like 30s or 5m`,
+		`9:8: stages: item 2 is empty: want a mapping`,
+		`10:5: pipelines: item 2 is empty: want a mapping`,
+	},
+	"group-timeouts.bad.yaml": {
+		`5:20: session_timeout must be between 6s and 30m (what Kafka brokers accept by default: group.min.session.timeout.ms and group.max.session.timeout.ms), got 5s`,
+		`6:22: rebalance_timeout must be between 1s and 24h, got 0s`,
+		`10:22: session_timeout must be between 6s and 30m (what Kafka brokers accept by default: group.min.session.timeout.ms and group.max.session.timeout.ms), got 31m`,
+		`11:24: rebalance_timeout must be between 1s and 24h, got 25h`,
+		`15:26: session_timeout: want a duration like 30s or 5m, got "10"`,
+		`16:28: rebalance_timeout: want a duration like 30s or 5m, got a list`,
+		`19:26: session_timeout must be between 6s and 30m (what Kafka brokers accept by default: group.min.session.timeout.ms and group.max.session.timeout.ms), got -6s`,
+		`20:28: rebalance_timeout must be between 1s and 24h, got 999ms`,
+	},
 	"syntax.bad.yaml": {
 		`4:1: invalid YAML:`,
 	},

@@ -46,11 +46,13 @@ type Defaults struct {
 	// handed out and not finished at once.
 	MaxInFlight int `yaml:"max_in_flight"`
 
-	// Retry, Ordering and Timeout apply to stages whose pipeline and
-	// themselves set none; see [Stage].
-	Retry    Retry         `yaml:"retry"`
-	Ordering Ordering      `yaml:"ordering"`
-	Timeout  time.Duration `yaml:"timeout"`
+	// Retry, Ordering, Timeout and the group timeouts apply to stages
+	// whose pipeline and themselves set none; see [Stage].
+	Retry            Retry         `yaml:"retry"`
+	Ordering         Ordering      `yaml:"ordering"`
+	Timeout          time.Duration `yaml:"timeout"`
+	SessionTimeout   time.Duration `yaml:"session_timeout"`
+	RebalanceTimeout time.Duration `yaml:"rebalance_timeout"`
 }
 
 // Pipeline is one job: an input topic and an ordered list of stages.
@@ -67,11 +69,13 @@ type Pipeline struct {
 	Priority []PriorityTopic `yaml:"priority"`
 	Stages   []Stage         `yaml:"stages"`
 
-	// Retry, Ordering and Timeout apply to the pipeline's stages that set
-	// none; see [Stage].
-	Retry    Retry         `yaml:"retry"`
-	Ordering Ordering      `yaml:"ordering"`
-	Timeout  time.Duration `yaml:"timeout"`
+	// Retry, Ordering, Timeout and the group timeouts apply to the
+	// pipeline's stages that set none; see [Stage].
+	Retry            Retry         `yaml:"retry"`
+	Ordering         Ordering      `yaml:"ordering"`
+	Timeout          time.Duration `yaml:"timeout"`
+	SessionTimeout   time.Duration `yaml:"session_timeout"`
+	RebalanceTimeout time.Duration `yaml:"rebalance_timeout"`
 }
 
 // PriorityTopic is one entry of a pipeline's priority list.
@@ -98,13 +102,18 @@ type Stage struct {
 	Concurrency int    `yaml:"concurrency"`
 	MaxInFlight int    `yaml:"max_in_flight"`
 
-	// Retry, Ordering and Timeout are taken from the nearest of the stage,
-	// its pipeline and the defaults that sets them, else the built-in
-	// defaults. A retry block applies as a whole: its unset fields take the
-	// built-in defaults, not those of an outer level.
+	// Retry, Ordering, Timeout, SessionTimeout and RebalanceTimeout are
+	// taken from the nearest of the stage, its pipeline and the defaults
+	// that sets them, else the built-in defaults. A retry block applies as
+	// a whole: its unset fields take the built-in defaults, not those of
+	// an outer level.
 	Retry    Retry         `yaml:"retry"`
 	Ordering Ordering      `yaml:"ordering"`
 	Timeout  time.Duration `yaml:"timeout"`
+	// SessionTimeout and RebalanceTimeout are the stage's consumer group
+	// timeouts; see [StagePlan].
+	SessionTimeout   time.Duration `yaml:"session_timeout"`
+	RebalanceTimeout time.Duration `yaml:"rebalance_timeout"`
 	// Dedup is nil unless the stage deduplicates.
 	Dedup *Dedup `yaml:"dedup"`
 
@@ -172,6 +181,9 @@ func (p *Positions) recordItems(key string, list *yaml.Node) {
 	}
 	items := make([]Pos, len(list.Content))
 	for i, n := range list.Content {
+		if n.Kind == yaml.AliasNode {
+			n = n.Alias
+		}
 		items[i] = pos(n)
 	}
 	p.Items[key] = items

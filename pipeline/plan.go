@@ -68,6 +68,17 @@ type StagePlan struct {
 	Ordering    Ordering
 	// Timeout bounds one filter call; 0 means none.
 	Timeout time.Duration
+	// SessionTimeout is the session timeout of the stage's consumer group
+	// (session.timeout.ms): how long the broker waits for a heartbeat of a
+	// process before it takes the process's partitions away. 0 means not
+	// set: the engine's default (10s).
+	SessionTimeout time.Duration
+	// RebalanceTimeout is how long a rebalance of the stage's consumer
+	// group waits for each process to finish its records and rejoin (the
+	// JoinGroup rebalance timeout; max.poll.interval.ms of Java clients).
+	// 0 means not set: the engine uses the stage's drain bound plus a
+	// margin.
+	RebalanceTimeout time.Duration
 	// Dedup is nil unless the stage deduplicates.
 	Dedup *DedupPlan
 }
@@ -82,14 +93,6 @@ type Topic struct {
 	// Config holds topic configs to create it with (e.g. cleanup.policy).
 	Config map[string]string
 }
-
-// GroupName is the consumer group of a stage.
-func GroupName(pipeline, stage string) string {
-	return "millrace." + pipeline + "." + stage
-}
-
-// QuarantineTopic is the topic a pipeline's failed records go to.
-func QuarantineTopic(pipeline string) string { return pipeline + ".quarantine" }
 
 // Plan turns a validated file into the stages and topics to run.
 func (f *File) Plan() *Plan {
@@ -114,7 +117,9 @@ func (f *File) Plan() *Plan {
 				sp.Input = stageTopic(p.Name, *st)
 				sp.Inputs = []WeightedTopic{{Name: sp.Input, Topic: sp.Input, Weight: 1}}
 			}
-			sp.Retry, sp.Ordering, sp.Timeout = f.policies(p, st)
+			pol := f.policies(p, st)
+			sp.Retry, sp.Ordering, sp.Timeout = pol.retry, pol.ordering, pol.timeout
+			sp.SessionTimeout, sp.RebalanceTimeout = pol.sessionTimeout, pol.rebalanceTimeout
 			for n := range sp.Retry.Tiers {
 				sp.RetryTopics = append(sp.RetryTopics, RetryTopic(p.Name, st.Name, n+1))
 			}

@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/millrace/millrace/filters"
@@ -91,11 +90,3 @@ type WeightedTopic struct {
 	Topic  string
 	Weight int
 }
-
-// RetryTopic is the topic of retry tier n (1-based) of a stage.
-func RetryTopic(pipeline, stage string, n int) string {
-	return fmt.Sprintf("%s.%s.retry.%d", pipeline, stage, n)
-}
-
-// DedupTopic is the compacted changelog topic of a stage's dedup keys.
-func DedupTopic(pipeline, stage string) string { return pipeline + "." + stage + ".dedup" }

@@ -170,3 +170,30 @@ func TestPlan_topics_include_priority_retry_and_compacted_dedup_topics(t *testin
 		t.Fatalf("topics:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+func TestPlan_group_timeouts_come_from_the_nearest_level(t *testing.T) {
+	p := plan(t, "testdata/group-timeouts.good.yaml")
+	tests := []struct {
+		stage              string
+		session, rebalance time.Duration
+	}{
+		{"render/fetch", 45 * time.Second, 2 * time.Minute}, // pipeline, defaults
+		{"render/encode", 30 * time.Minute, 24 * time.Hour}, // the stage's own
+		{"render/upload", 45 * time.Second, time.Second},    // `session_timeout:` alone is absent
+		{"plain/only", 6 * time.Second, 2 * time.Minute},    // stage, defaults
+		{"echo/pass", 0, 0}, // set nowhere: 0, the engine's defaults
+	}
+	minimal := plan(t, "testdata/minimal.good.yaml")
+	for _, tt := range tests {
+		t.Run(tt.stage, func(t *testing.T) {
+			from := p
+			if tt.stage == "echo/pass" {
+				from = minimal
+			}
+			s := stage(t, from, tt.stage)
+			if s.SessionTimeout != tt.session || s.RebalanceTimeout != tt.rebalance {
+				t.Errorf("session %s rebalance %s, want %s %s", s.SessionTimeout, s.RebalanceTimeout, tt.session, tt.rebalance)
+			}
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/millrace/millrace/filters"
@@ -21,17 +22,19 @@ func (f *File) validate(p *problems) {
 	case !f.Set("version"):
 		p.add(f.Self, "missing key \"version\": set `version: 1`")
 	case f.Version != 1:
-		p.add(f.Of("version"), "unsupported version %d: this millrace reads version 1", f.Version)
+		p.add(f.Of("version"), "unsupported version %s: this millrace reads version 1", p.shown(f.Of("version"), strconv.Itoa(f.Version)))
 	}
 	if f.Broker != nil {
 		switch f.Broker.Compression {
 		case "", "none", "gzip", "snappy", "lz4", "zstd":
 		default:
-			p.add(f.Broker.Of("compression"), "compression %q: want none, gzip, snappy, lz4 or zstd", f.Broker.Compression)
+			at := f.Broker.Of("compression")
+			p.add(at, "compression %s: want none, gzip, snappy, lz4 or zstd", p.quoted(at, f.Broker.Compression))
 		}
 		for i, b := range f.Broker.Brokers {
 			if !strings.Contains(b, ":") {
-				p.add(f.Broker.Of("brokers"), "broker %d (%q) needs host:port", i+1, b)
+				at := f.Broker.Item("brokers", i)
+				p.add(at, "broker %d (%s) needs host:port", i+1, p.quoted(at, b))
 			}
 		}
 	}
@@ -40,9 +43,10 @@ func (f *File) validate(p *problems) {
 	checkRange(p, d.Positions, "concurrency", d.Concurrency, 1, maxConcurrency)
 	checkRange(p, d.Positions, "max_in_flight", d.MaxInFlight, 1, maxInFlight)
 	if rf := d.ReplicationFactor; rf != -1 && (rf < 1 || rf > 32767) {
-		p.add(d.Of("replication_factor"), "replication_factor must be -1 (the broker's default) or at least 1, got %d", rf)
+		at := d.Of("replication_factor")
+		p.add(at, "replication_factor must be -1 (the broker's default) or at least 1, got %s", p.shown(at, strconv.Itoa(rf)))
 	}
-	validatePolicies(p, d.Positions, d.Retry, d.Ordering, d.Timeout)
+	validatePolicies(p, d.policyLevel())
 	if len(f.Pipelines) == 0 {
 		p.add(f.Of("pipelines"), "no pipelines: add at least one under `pipelines:`")
 	}
@@ -50,17 +54,18 @@ func (f *File) validate(p *problems) {
 	for i := range f.Pipelines {
 		pl := &f.Pipelines[i]
 		if prev, dup := names[pl.Name]; dup && pl.Name != "" {
-			p.add(pl.Of("name"), "duplicate pipeline name %q (first defined at line %d)", pl.Name, prev.Line)
+			p.add(pl.Of("name"), "duplicate pipeline name %s (first defined at line %d)", p.quoted(pl.Of("name"), pl.Name), prev.Line)
 		} else {
 			names[pl.Name] = pl.Of("name")
 		}
 		pl.validate(p)
 	}
 	f.validateTopics(p)
+	f.validateWireNames(p)
 }
 
 func (pl *Pipeline) validate(p *problems) {
-	where := fmt.Sprintf("pipeline %q", pl.Name)
+	where := fmt.Sprintf("pipeline %q", p.pipelineName(pl))
 	checkName(p, pl.Positions, "pipeline", pl.Name)
 	checkTopic(p, pl.Positions, where, "input", pl.Input, true)
 	checkTopic(p, pl.Positions, where, "output", pl.Output, false)
@@ -71,7 +76,7 @@ func (pl *Pipeline) validate(p *problems) {
 		checkRange(p, pl.Positions, "partitions", pl.Partitions, 1, maxPartitions)
 	}
 	pl.validatePriority(p, where)
-	validatePolicies(p, pl.Positions, pl.Retry, pl.Ordering, pl.Timeout)
+	validatePolicies(p, pl.policyLevel())
 	if len(pl.Stages) == 0 {
 		p.add(pl.Of("stages"), "%s has no stages: add at least one under `stages:`", where)
 	}
@@ -79,16 +84,16 @@ func (pl *Pipeline) validate(p *problems) {
 	for i := range pl.Stages {
 		st := &pl.Stages[i]
 		if prev, dup := names[st.Name]; dup && st.Name != "" {
-			p.add(st.Of("name"), "%s: duplicate stage name %q (first defined at line %d)", where, st.Name, prev.Line)
+			p.add(st.Of("name"), "%s: duplicate stage name %q (first defined at line %d)", where, p.stageName(st), prev.Line)
 		} else {
 			names[st.Name] = st.Of("name")
 		}
-		st.validate(p, pl.Name, i)
+		st.validate(p, pl, i)
 	}
 }
 
-func (st *Stage) validate(p *problems, pipeline string, index int) {
-	where := fmt.Sprintf("pipeline %q stage %q", pipeline, st.Name)
+func (st *Stage) validate(p *problems, pl *Pipeline, index int) {
+	where := fmt.Sprintf("pipeline %q stage %q", p.pipelineName(pl), p.stageName(st))
 	checkName(p, st.Positions, "stage", st.Name)
 	if st.Set("concurrency") {
 		checkRange(p, st.Positions, "concurrency", st.Concurrency, 1, maxConcurrency)
@@ -100,7 +105,7 @@ func (st *Stage) validate(p *problems, pipeline string, index int) {
 		p.add(st.Of("topic"), "%s: the first stage reads the pipeline's input; set `input:` on the pipeline instead of `topic:`", where)
 	}
 	checkTopic(p, st.Positions, where, "topic", st.Topic, false)
-	validatePolicies(p, st.Positions, st.Retry, st.Ordering, st.Timeout)
+	validatePolicies(p, st.policyLevel())
 	if st.Dedup != nil {
 		st.Dedup.validate(p, where)
 	}
@@ -110,21 +115,23 @@ func (st *Stage) validate(p *problems, pipeline string, index int) {
 	}
 	spec, ok := filters.Lookup(st.Filter)
 	if !ok {
-		p.add(st.Of("filter"), "%s: unknown filter %q (known filters: %s)", where, st.Filter, filterNames())
+		p.add(st.Of("filter"), "%s: unknown filter %s (known filters: %s)", where, p.quoted(st.Of("filter"), st.Filter), filterNames())
 		return
 	}
+	// The filter's messages may quote values of its config.
+	secrets := p.sourcesIn(st.Config)
 	cfg, fieldPos, probs := spec.Parse(st.Config)
 	for _, pr := range probs {
 		at := Pos{pr.Line, pr.Column}
 		if pr.Line == 0 {
 			at = st.Of("filter")
 		}
-		p.add(at, "%s: %s", where, pr.Message)
+		p.add(at, "%s: %s", where, scrubbed(pr.Message, secrets))
 	}
 	if len(probs) > 0 {
 		return
 	}
-	cfg.Pipeline, cfg.Stage = pipeline, st.Name
+	cfg.Pipeline, cfg.Stage = pl.Name, st.Name
 	flt, err := spec.New(cfg)
 	if err != nil {
 		at := st.Of("config")
@@ -133,7 +140,7 @@ func (st *Stage) validate(p *problems, pipeline string, index int) {
 				at = Pos{fp.Line, fp.Column}
 			}
 		}
-		p.add(at, "%s: filter %q: %v", where, st.Filter, err)
+		p.add(at, "%s: filter %s: %s", where, p.quoted(st.Of("filter"), st.Filter), scrubbed(err.Error(), secrets))
 		return
 	}
 	if c, ok := flt.(filters.Closer); ok {
@@ -144,7 +151,8 @@ func (st *Stage) validate(p *problems, pipeline string, index int) {
 
 // validateTopics checks that no two stages share a consumer group and that
 // topics owned by one pipeline (between stages, quarantine, retry tiers,
-// dedup changelogs) are used by nobody else.
+// dedup changelogs) are used by nobody else. Names in its problems are
+// shown as written (see secrets.go).
 func (f *File) validateTopics(p *problems) {
 	groups := map[string]string{}
 	internal := map[string]string{}
@@ -156,31 +164,36 @@ func (f *File) validateTopics(p *problems) {
 		}
 	}
 	quarantine := map[string]string{}
-	for _, pl := range f.Pipelines {
-		addPublic(pl.Input, "the input of pipeline %q", pl.Name)
-		addPublic(pl.Output, "the output of pipeline %q", pl.Name)
+	for i := range f.Pipelines {
+		pl := &f.Pipelines[i]
+		name := p.pipelineName(pl)
+		addPublic(pl.Input, "the input of pipeline %q", name)
+		addPublic(pl.Output, "the output of pipeline %q", name)
 		for _, pt := range pl.Priority {
-			addPublic(pt.Topic, "a priority topic of pipeline %q", pl.Name)
+			addPublic(pt.Topic, "a priority topic of pipeline %q", name)
 		}
-		internal[QuarantineTopic(pl.Name)] = pl.Name + " (quarantine)"
-		quarantine[QuarantineTopic(pl.Name)] = pl.Name
+		internal[QuarantineTopic(pl.Name)] = name + " (quarantine)"
+		quarantine[QuarantineTopic(pl.Name)] = name
 	}
-	for _, pl := range f.Pipelines {
-		for i, st := range pl.Stages {
-			id := pl.Name + "/" + st.Name
+	for i := range f.Pipelines {
+		pl := &f.Pipelines[i]
+		for j := range pl.Stages {
+			st := &pl.Stages[j]
+			id := p.stageID(pl, st)
 			group := GroupName(pl.Name, st.Name)
 			if other, dup := groups[group]; dup && other != id {
-				p.add(st.Of("name"), "stage %s would share consumer group %q with stage %s: rename one", id, group, other)
+				p.add(st.Of("name"), "stage %s would share consumer group %q with stage %s: rename one",
+					id, GroupName(p.pipelineName(pl), p.stageName(st)), other)
 			}
 			groups[group] = id
-			if i == 0 {
+			if j == 0 {
 				continue
 			}
-			topic := stageTopic(pl.Name, st)
+			topic, shown := stageTopic(pl.Name, *st), p.stageTopic(pl, st)
 			if other, dup := internal[topic]; dup && other != id {
-				p.add(st.Of("name"), "stage %s would read topic %q, which stage %s reads too: rename one or set `topic:`", id, topic, other)
+				p.add(st.Of("name"), "stage %s would read topic %q, which stage %s reads too: rename one or set `topic:`", id, shown, other)
 			} else if user, ok := public[topic]; !dup && ok {
-				p.add(st.Of("name"), "stage %s would read topic %q, which is also %s: rename one or set `topic:`", id, topic, user)
+				p.add(st.Of("name"), "stage %s would read topic %q, which is also %s: rename one or set `topic:`", id, shown, user)
 			}
 			internal[topic] = id
 		}
@@ -191,11 +204,19 @@ func (f *File) validateTopics(p *problems) {
 		for j := range pl.Priority {
 			pt := &pl.Priority[j]
 			if owner, ok := quarantine[pt.Topic]; ok {
-				p.add(pt.Of("topic"), "pipeline %q priority entry %d: topic %q is the quarantine topic of pipeline %q: pick another topic",
-					pl.Name, j+1, pt.Topic, owner)
+				p.add(pt.Of("topic"), "pipeline %q priority entry %d: topic %s is the quarantine topic of pipeline %q: pick another topic",
+					p.pipelineName(pl), j+1, p.quoted(pt.Of("topic"), pt.Topic), owner)
 			}
 		}
 	}
+}
+
+// stageTopic is [stageTopic] as problems show it.
+func (p *problems) stageTopic(pl *Pipeline, st *Stage) string {
+	if st.Topic != "" {
+		return p.shown(st.Of("topic"), st.Topic)
+	}
+	return p.pipelineName(pl) + "." + p.stageName(st)
 }
 
 // validateStageTopics checks that the retry tier topics and dedup changelog
@@ -205,7 +226,7 @@ func (f *File) validateTopics(p *problems) {
 // they are.
 func (f *File) validateStageTopics(p *problems, quarantine, internal, public map[string]string) {
 	owned := map[string]string{}
-	check := func(at Pos, what, topic string) bool {
+	check := func(at Pos, what, topic, shown string) bool {
 		other, dup := owned[topic]
 		if q, ok := quarantine[topic]; !dup && ok {
 			other, dup = "the quarantine topic of pipeline "+q, true
@@ -215,7 +236,7 @@ func (f *File) validateStageTopics(p *problems, quarantine, internal, public map
 			other, dup = user, true
 		}
 		if dup {
-			p.add(at, "%s %q is also %s: rename one", what, topic, other)
+			p.add(at, "%s %q is also %s: rename one", what, shown, other)
 		}
 		return !dup
 	}
@@ -223,12 +244,13 @@ func (f *File) validateStageTopics(p *problems, quarantine, internal, public map
 		pl := &f.Pipelines[i]
 		for j := range pl.Stages {
 			st := &pl.Stages[j]
-			id := pl.Name + "/" + st.Name
-			retry, _, _ := f.policies(pl, st)
+			id := p.stageID(pl, st)
+			pipeline, stage := p.pipelineName(pl), p.stageName(st)
+			retry := f.policies(pl, st).retry
 			for n := range retry.Tiers {
 				topic := RetryTopic(pl.Name, st.Name, n+1)
 				what := fmt.Sprintf("stage %s's retry tier %d topic", id, n+1)
-				if !check(st.Of("retry"), what, topic) {
+				if !check(st.Of("retry"), what, topic, RetryTopic(pipeline, stage, n+1)) {
 					break
 				}
 				owned[topic] = what
@@ -236,18 +258,11 @@ func (f *File) validateStageTopics(p *problems, quarantine, internal, public map
 			if st.Dedup != nil {
 				topic := DedupTopic(pl.Name, st.Name)
 				what := fmt.Sprintf("stage %s's dedup changelog", id)
-				check(st.Of("dedup"), what, topic)
+				check(st.Of("dedup"), what, topic, DedupTopic(pipeline, stage))
 				owned[topic] = what
 			}
 		}
 	}
-}
-
-func stageTopic(pipeline string, st Stage) string {
-	if st.Topic != "" {
-		return st.Topic
-	}
-	return pipeline + "." + st.Name
 }
 
 func checkName(p *problems, ps Positions, what, name string) {
@@ -255,7 +270,8 @@ func checkName(p *problems, ps Positions, what, name string) {
 	case !ps.Set("name"):
 		p.add(ps.Self, "%s: missing key \"name\"", what)
 	case !NamePattern.MatchString(name):
-		p.add(ps.Of("name"), "%s name %q must be lowercase letters and digits, separated by single '.', '_' or '-' (%s)", what, name, NamePattern)
+		p.add(ps.Of("name"), "%s name %s must be lowercase letters and digits, separated by single '.', '_' or '-' (%s)",
+			what, p.quoted(ps.Of("name"), name), NamePattern)
 	}
 }
 
@@ -265,13 +281,14 @@ func checkTopic(p *problems, ps Positions, where, key, topic string, required bo
 		p.add(ps.Of(key), "%s: missing key %q", where, key)
 	case topic == "" || topicPattern.MatchString(topic) && topic != "." && topic != "..":
 	default:
-		p.add(ps.Of(key), "%s: %s %q is not a valid Kafka topic name (letters, digits, '.', '_', '-'; at most 249)", where, key, topic)
+		p.add(ps.Of(key), "%s: %s %s is not a valid Kafka topic name (letters, digits, '.', '_', '-'; at most 249)",
+			where, key, p.quoted(ps.Of(key), topic))
 	}
 }
 
 func checkRange(p *problems, ps Positions, key string, v, lo, hi int) {
 	if v < lo || v > hi {
-		p.add(ps.Of(key), "%s must be between %d and %d, got %d", key, lo, hi, v)
+		p.add(ps.Of(key), "%s must be between %d and %d, got %s", key, lo, hi, p.shown(ps.Of(key), strconv.Itoa(v)))
 	}
 }
 

@@ -138,8 +138,13 @@ func (g *globals) load() (*pipeline.File, error) {
 	f, err := pipeline.Load(g.file)
 	var ps pipeline.Problems
 	if errors.As(err, &ps) {
+		if len(ps) == 0 {
+			// Load never does this; if it did, "0 problems" with exit 1
+			// would tell the user nothing.
+			return nil, fmt.Errorf("%s is not valid, but no problem was reported (a bug in millrace)", g.file)
+		}
 		fmt.Fprintln(g.stderr, ps.Error())
-		fmt.Fprintf(g.stderr, "%s: %d problem(s)\n", g.file, len(ps))
+		fmt.Fprintf(g.stderr, "%s: %d %s\n", g.file, len(ps), plural(len(ps), "problem"))
 		return nil, exitError{1}
 	}
 	return f, err

@@ -29,10 +29,6 @@ const (
 	failTruncated   = "truncated: too large to quarantine whole (millrace-truncated); replay it from its origin"
 )
 
-// replayedTopic is the compacted topic that records which quarantined
-// records were replayed, keyed by their partition/offset.
-func replayedTopic(quarantine string) string { return quarantine + ".replayed" }
-
 func newReplayQuarantineCmd(g *globals) *cobra.Command {
 	var (
 		pipelineName string
@@ -192,7 +188,7 @@ type quarantineReplay struct {
 
 func (r *quarantineReplay) run(cmd *cobra.Command, client sarama.Client, plan *pipeline.Plan, log *slog.Logger) error {
 	ctx := cmd.Context()
-	done := replayedTopic(r.pl.Quarantine)
+	done := pipeline.ReplayedTopic(r.pl.Name)
 	replayed := map[string]bool{}
 	topics, err := sarama.NewClusterAdminFromClient(client)
 	if err != nil {

@@ -1,0 +1,177 @@
+package pipeline
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Wire names: the topics and consumer groups millrace derives from
+// pipeline and stage names. Validation checks them for collisions in
+// names.go too, so that every name the engine and the commands use is
+// checked in one place.
+
+// GroupName is the consumer group of a stage.
+func GroupName(pipeline, stage string) string {
+	return "millrace." + pipeline + "." + stage
+}
+
+// QuarantineTopic is the topic a pipeline's failed records go to.
+func QuarantineTopic(pipeline string) string { return pipeline + ".quarantine" }
+
+// ReplayedTopic is the compacted topic `millrace replay quarantine` records
+// the quarantined records it sent in, keyed by their partition/offset.
+func ReplayedTopic(pipeline string) string { return QuarantineTopic(pipeline) + ".replayed" }
+
+// RetryTopic is the topic of retry tier n (1-based) of a stage.
+func RetryTopic(pipeline, stage string, n int) string {
+	return fmt.Sprintf("%s.%s.retry.%d", pipeline, stage, n)
+}
+
+// DedupTopic is the compacted changelog topic of a stage's dedup keys.
+func DedupTopic(pipeline, stage string) string { return pipeline + "." + stage + ".dedup" }
+
+// stageTopic is the topic a stage after the first reads: its `topic:`, or
+// `<pipeline>.<stage>`.
+func stageTopic(pipeline string, st Stage) string {
+	if st.Topic != "" {
+		return st.Topic
+	}
+	return pipeline + "." + st.Name
+}
+
+// maxTopicLength is the longest topic name Kafka accepts.
+const maxTopicLength = 249
+
+// topicUse is one use of a topic name in a file: what the topic is to
+// millrace and where the name that makes it is written.
+type topicUse struct {
+	topic string
+	shown string // topic as problems show it (see secrets.go)
+	what  string // "the input of pipeline \"p\""
+	at    Pos
+	// derived is set for names millrace makes from pipeline and stage
+	// names (a stage's `topic:` is written whole and checked as written);
+	// shorten says which names to shorten when one is too long.
+	derived bool
+	shorten string
+	replay  bool
+}
+
+// topicUses lists every topic the plan creates or reads, and the replay
+// progress topics, in file order of the names that make them. Names that
+// are already a problem (invalid or empty) are left out.
+func (f *File) topicUses(p *problems) []topicUse {
+	var uses []topicUse
+	add := func(u topicUse) {
+		if u.topic != "" {
+			uses = append(uses, u)
+		}
+	}
+	written := func(topic string, at Pos, format string, args ...any) topicUse {
+		return topicUse{topic: topic, shown: p.shown(at, topic), what: fmt.Sprintf(format, args...), at: at}
+	}
+	for i := range f.Pipelines {
+		pl := &f.Pipelines[i]
+		name := p.pipelineName(pl)
+		add(written(pl.Input, pl.Of("input"), "the input of pipeline %q", name))
+		add(written(pl.Output, pl.Of("output"), "the output of pipeline %q", name))
+		for j := range pl.Priority {
+			pt := &pl.Priority[j]
+			add(written(pt.Topic, pt.Of("topic"), "a priority topic of pipeline %q", name))
+		}
+		if !NamePattern.MatchString(pl.Name) {
+			continue
+		}
+		add(topicUse{topic: QuarantineTopic(pl.Name), shown: QuarantineTopic(name),
+			what: fmt.Sprintf("the quarantine topic of pipeline %q", name), at: pl.Of("name"), derived: true, shorten: "pipeline"})
+		add(topicUse{topic: ReplayedTopic(pl.Name), shown: ReplayedTopic(name),
+			what: fmt.Sprintf("the replay progress topic of pipeline %q", name), at: pl.Of("name"), derived: true, shorten: "pipeline", replay: true})
+		for j := range pl.Stages {
+			st := &pl.Stages[j]
+			if !NamePattern.MatchString(st.Name) {
+				continue
+			}
+			id, stage := p.stageID(pl, st), p.stageName(st)
+			derived := func(topic, shown, what string) topicUse {
+				return topicUse{topic: topic, shown: shown, what: what, at: st.Of("name"), derived: true, shorten: "pipeline or stage"}
+			}
+			if j > 0 && st.Topic != "" {
+				add(written(st.Topic, st.Of("topic"), "the topic stage %s reads", id))
+			} else if j > 0 {
+				add(derived(stageTopic(pl.Name, *st), p.stageTopic(pl, st), "the topic stage "+id+" reads"))
+			}
+			retry := f.policies(pl, st).retry
+			for n := range retry.Tiers {
+				add(derived(RetryTopic(pl.Name, st.Name, n+1), RetryTopic(name, stage, n+1),
+					fmt.Sprintf("stage %s's retry tier %d topic", id, n+1)))
+			}
+			if st.Dedup != nil {
+				add(derived(DedupTopic(pl.Name, st.Name), DedupTopic(name, stage), fmt.Sprintf("stage %s's dedup changelog", id)))
+			}
+		}
+	}
+	sort.SliceStable(uses, func(i, j int) bool { return uses[i].at.before(uses[j].at) })
+	return uses
+}
+
+func (p Pos) before(q Pos) bool {
+	return p.Line < q.Line || p.Line == q.Line && p.Column < q.Column
+}
+
+// validateWireNames reports topic names Kafka would refuse: a derived name
+// longer than 249 characters, and two names that are equal once '.' reads
+// as '_' (Kafka's Topic.hasCollision: such topics cannot both exist). Each
+// colliding pair is reported once, at the later of the two; the same name
+// used twice is no collision (other checks say which uses may share a
+// topic), except that a replay progress topic is nobody else's.
+func (f *File) validateWireNames(p *problems) {
+	uses := f.topicUses(p)
+	var at []Pos
+	messages := map[Pos][]string{}
+	report := func(u topicUse, msg string) {
+		if messages[u.at] == nil {
+			at = append(at, u.at)
+		}
+		messages[u.at] = append(messages[u.at], msg)
+	}
+	longest := map[Pos]topicUse{}
+	for _, u := range uses {
+		if l, ok := longest[u.at]; u.derived && len(u.topic) > maxTopicLength && (!ok || len(u.topic) > len(l.topic)) {
+			longest[u.at] = u
+		}
+	}
+	for _, u := range uses {
+		if l, ok := longest[u.at]; ok && l == u {
+			p.add(u.at, "%s would be %d characters long (Kafka allows %d): shorten the %s name",
+				u.what, len(u.topic), maxTopicLength, u.shorten)
+		}
+	}
+	byName := map[string]topicUse{}    // the first use of each name
+	byUnified := map[string]topicUse{} // the first use of each name with '.' read as '_'
+	for _, u := range uses {
+		if first, ok := byName[u.topic]; ok {
+			if first.replay != u.replay {
+				p.add(u.at, "topic %q (%s) is also %s (line %d): rename one", u.shown, u.what, first.what, first.at.Line)
+			}
+			continue
+		}
+		byName[u.topic] = u
+		unified := strings.ReplaceAll(u.topic, ".", "_")
+		first, ok := byUnified[unified]
+		if !ok {
+			byUnified[unified] = u
+			continue
+		}
+		if len(messages[u.at]) == 0 {
+			report(u, fmt.Sprintf("topic %q (%s) collides with %q (%s, line %d): "+
+				"Kafka refuses topic names that are equal once '.' reads as '_'; rename one",
+				u.shown, u.what, first.shown, first.what, first.at.Line))
+		} else {
+			report(u, fmt.Sprintf("so does %q (%s) with %q (%s, line %d)", u.shown, u.what, first.shown, first.what, first.at.Line))
+		}
+	}
+	for _, pos := range at {
+		p.add(pos, "%s", strings.Join(messages[pos], "; "))
+	}
+}
