@@ -170,9 +170,10 @@ func (e *Engine) addStage(r *message.Router, client sarama.Client, pub *Publishe
 	if sp.Dedup != nil {
 		s.dedup = newDedupStore(*sp.Dedup, client, pub, s.log)
 	}
+	cfg, drain := e.groupConfig(sp, s.log)
 	sub, err := NewSubscriber(SubscriberConfig{
-		Brokers: e.cfg.Brokers, Group: sp.Group, Sarama: e.cfg.Sarama,
-		DrainTimeout: e.cfg.StopTimeout, MaxInFlight: sp.MaxInFlight, Logger: s.log, SettleFromContext: true,
+		Brokers: e.cfg.Brokers, Group: sp.Group, Sarama: cfg,
+		DrainTimeout: drain, MaxInFlight: sp.MaxInFlight, Logger: s.log, SettleFromContext: true,
 		Unordered: sp.Ordering == pipeline.OrderNone,
 		DueHeader: filters.HeaderRetryAt, DueTopics: sp.RetryTopics,
 		OnAssign: func(ctx context.Context, sess sarama.ConsumerGroupSession) error {
@@ -190,6 +191,41 @@ func (e *Engine) addStage(r *message.Router, client sarama.Client, pub *Publishe
 	})
 	addMiddleware(h, s)
 	return s, nil
+}
+
+// rebalanceMargin is how much longer than its drain (plus DrainGrace) a
+// stage's rebalance timeout is: time to commit and rejoin.
+const rebalanceMargin = 5 * time.Second
+
+// groupConfig is the consumer config of a stage's group, and how long the
+// stage drains its records on a rebalance or stop. The session and
+// rebalance timeouts are the stage's (pipelines.yaml) or the engine
+// config's. A member that has not rejoined within the rebalance timeout is
+// expelled, and its partitions go to others while it still works on them:
+// so the rebalance timeout is raised to cover the drain (StopTimeout, then
+// DrainGrace, then rebalanceMargin) unless the stage sets one; then the
+// drain is cut to fit in it.
+func (e *Engine) groupConfig(sp pipeline.StagePlan, log *slog.Logger) (*sarama.Config, time.Duration) {
+	c := *e.cfg.Sarama
+	session, rebalance := c.Consumer.Group.Session.Timeout, c.Consumer.Group.Rebalance.Timeout
+	if sp.SessionTimeout > 0 {
+		session = sp.SessionTimeout
+	}
+	drain := e.cfg.StopTimeout
+	need := drain + DrainGrace + rebalanceMargin
+	switch {
+	case sp.RebalanceTimeout > 0:
+		rebalance = sp.RebalanceTimeout
+		if rebalance < need {
+			drain = max(rebalance-DrainGrace-rebalanceMargin, time.Second)
+			log.Warn("rebalance_timeout is shorter than the stop timeout plus a grace; records in flight get less time to finish "+
+				"on a rebalance or stop", "rebalance_timeout", rebalance, "stop_timeout", e.cfg.StopTimeout, "drain", drain)
+		}
+	case rebalance < need:
+		rebalance = need
+	}
+	SetGroupTimeouts(&c, session, rebalance)
+	return &c, drain
 }
 
 // topics are the plan's topics but the stages' own (see ownTopics), which

@@ -21,6 +21,39 @@ const MetadataRefresh = 30 * time.Second
 // the oldest request versions, so it must not be lower than 2.8.
 var KafkaVersion = sarama.V3_6_0_0
 
+// DefaultSessionTimeout is how long a consumer group member may go without
+// a heartbeat before the coordinator evicts it (Kafka's and sarama's
+// default for classic groups).
+const DefaultSessionTimeout = 10 * time.Second
+
+// DefaultRebalanceTimeout bounds how long the coordinator waits for the
+// members to rejoin in a rebalance (sarama's default; the Java client's is
+// max.poll.interval.ms, 5 minutes).
+const DefaultRebalanceTimeout = 60 * time.Second
+
+// joinGroupTimeoutLapse is the Java client's JOIN_GROUP_TIMEOUT_LAPSE: how
+// much longer than the rebalance timeout it waits for a JoinGroup response.
+const joinGroupTimeoutLapse = 5 * time.Second
+
+// SetGroupTimeouts sets the consumer group timeouts of c together:
+// the session timeout, the heartbeat interval (a third of the session
+// timeout, as Kafka advises), the rebalance timeout, and a read timeout
+// long enough for the requests the coordinator may hold for a whole
+// rebalance timeout (JoinGroup, and SyncGroup while the leader assigns).
+//
+// The Java client waits max(request.timeout.ms, rebalance + 5 s) for a
+// JoinGroup (AbstractCoordinator.JOIN_GROUP_TIMEOUT_LAPSE). Sarama has one
+// read timeout for every request, so c.Net.ReadTimeout is raised to
+// rebalance + 5 s when it is shorter, never lowered. With a shorter read
+// timeout a member gives up on a JoinGroup the coordinator still holds,
+// rejoins, and the rebalance waits for it again.
+func SetGroupTimeouts(c *sarama.Config, session, rebalance time.Duration) {
+	c.Consumer.Group.Session.Timeout = session
+	c.Consumer.Group.Heartbeat.Interval = session / 3
+	c.Consumer.Group.Rebalance.Timeout = rebalance
+	c.Net.ReadTimeout = max(c.Net.ReadTimeout, rebalance+joinGroupTimeoutLapse)
+}
+
 // NewSaramaConfig returns the client config millrace uses everywhere:
 // consumer groups start at the oldest offset, offsets are auto-committed
 // (only marked offsets, which the subscriber marks after an ack), producers

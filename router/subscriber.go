@@ -21,7 +21,10 @@ type SubscriberConfig struct {
 	// Sarama is the client config; nil means NewSaramaConfig("").
 	Sarama *sarama.Config
 	// DrainTimeout bounds how long Close, or a rebalance, waits for records
-	// already handed out to be acked. Default 30s.
+	// already handed out to be acked; then they are cancelled, and their
+	// handlers get DrainGrace more to return. Default 30s. A rebalance
+	// timeout (Consumer.Group.Rebalance.Timeout) shorter than DrainTimeout
+	// plus DrainGrace lets Kafka expel the member while it drains.
 	DrainTimeout time.Duration
 	// NackBackoff is the first wait before a nacked record is handed out
 	// again; it doubles up to NackBackoffMax. Defaults 100ms and 10s.

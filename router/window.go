@@ -141,6 +141,7 @@ type window struct {
 
 	exit      chan struct{}
 	stopping  bool
+	cut       bool // the drain timed out: records in flight were cancelled
 	ordered   bool
 	dueHeader string
 	high      int64 // highest offset handed out
@@ -151,6 +152,9 @@ type window struct {
 // finishing them lets the commit pass every record that was finished, so
 // a graceful stop leaves nothing done-but-uncommitted to redo.
 func (w *window) pick() int {
+	if w.cut {
+		return -1
+	}
 	if !w.stopping {
 		if len(w.ready) > 0 {
 			return 0
@@ -164,6 +168,11 @@ func (w *window) pick() int {
 	}
 	return -1
 }
+
+// DrainGrace is how long a window whose drain timed out waits, after
+// cancelling the records still in flight, for their filter calls to
+// return before it gives its partition up.
+const DrainGrace = 5 * time.Second
 
 // inbox is what the window's goroutine has been told since it last looked.
 type inbox struct {
@@ -231,9 +240,22 @@ func (w *window) run() {
 			w.due = nil
 			w.releaseDue()
 		case <-deadline:
-			w.h.log.Warn("records still in flight after the drain timeout; they will be redelivered",
+			if w.cut {
+				w.h.log.Error("filter calls still running after their records were cancelled; the member that takes the "+
+					"partition over may run them at the same time", "partition", w.claim.Partition(), "in_flight", w.inFlight,
+					"drain_timeout", w.h.s.cfg.DrainTimeout, "grace", DrainGrace)
+				return
+			}
+			// Cancel what is still running and wait a little for the
+			// calls to return, so that no record of this partition is
+			// still being worked on when another member gets it.
+			w.h.log.Warn("records still in flight after the drain timeout; cancelling them, they will be redelivered",
 				"partition", w.claim.Partition(), "in_flight", w.inFlight, "drain_timeout", w.h.s.cfg.DrainTimeout)
-			return
+			w.cut = true
+			for _, e := range w.entries {
+				e.del.Cancel(nil)
+			}
+			deadline = time.After(DrainGrace)
 		}
 		if w.stopping && w.inFlight == 0 && w.pick() < 0 {
 			return

@@ -2,10 +2,12 @@ package testkit_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -310,6 +312,112 @@ func TestFaults_partitions_added_to_a_running_input_are_read(t *testing.T) {
 			b.Name, time.Since(grown).Round(time.Millisecond), refresh)
 		if parts, err := b.Client(t).Partitions(name + ".flaky.retry.1"); err != nil || len(parts) != 4 {
 			t.Fatalf("retry tier has %d partitions (%v), want the input's 4", len(parts), err)
+		}
+	})
+}
+
+// slowRuns tracks test-slow's calls: per key, how many run now; the most
+// that ever ran at once; and per payload how often it ran.
+var slowRuns = struct {
+	sync.Mutex
+	running map[string]int
+	overlap int
+	runs    map[string]int
+}{running: map[string]int{}, runs: map[string]int{}}
+
+func init() {
+	filters.MustRegister(filters.Spec{
+		Name:    "test-slow",
+		Summary: "Takes its payload's \"ms\" milliseconds (or until cancelled), noting runs of a key that overlap.",
+		New: func(filters.Config) (filters.Filter, error) {
+			return filters.Func(func(ctx context.Context, m *filters.Message) ([]*filters.Message, error) {
+				var p struct{ MS int }
+				if err := json.Unmarshal(m.Payload, &p); err != nil {
+					return nil, filters.Permanent(err)
+				}
+				slowRuns.Lock()
+				if slowRuns.running[string(m.Key)]++; slowRuns.running[string(m.Key)] > 1 {
+					slowRuns.overlap++
+				}
+				slowRuns.runs[string(m.Payload)]++
+				slowRuns.Unlock()
+				defer func() {
+					slowRuns.Lock()
+					slowRuns.running[string(m.Key)]--
+					slowRuns.Unlock()
+				}()
+				t := time.NewTimer(time.Duration(p.MS) * time.Millisecond)
+				defer t.Stop()
+				select {
+				case <-t.C:
+					return []*filters.Message{m}, nil
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				}
+			}), nil
+		},
+	})
+}
+
+// A member that drains its records when a rebalance revokes its partitions
+// must not be expelled for it: the consumer group's rebalance timeout is
+// kept above the drain bound (the stop timeout, plus a grace), whatever the
+// client config says. Expelled, it went on running its records while the
+// member that took them over started them again: every record ran twice
+// and two runs of one key overlapped.
+func TestFaults_a_slow_drain_on_rebalance_does_not_get_the_member_expelled(t *testing.T) {
+	testkit.ForEachBackend(t, func(t *testing.T, b testkit.Backend) {
+		name := "drain-" + testkit.Unique()
+		plan := testkit.LoadYAML(t, fmt.Sprintf(`
+version: 1
+defaults: {partitions: 2}
+pipelines:
+  - name: %[1]s
+    input: %[1]s.in
+    output: %[1]s.out
+    stages:
+      - {name: slow, filter: test-slow, timeout: 1m}
+`, name))
+		opts := testkit.RunOptions{Configure: func(c *router.EngineConfig) {
+			c.StopTimeout = 10 * time.Second
+			c.Sarama.Consumer.Group.Rebalance.Timeout = 3 * time.Second // shorter than the drain
+		}}
+		b.CreateTopic(t, name+".in", 2)
+		var in []testkit.Record
+		for i := range 4 {
+			in = append(in, testkit.Record{Key: fmt.Appendf(nil, "k-%d", i), Value: fmt.Appendf(nil, `{"ms":6000,"n":%d,"p":%q}`, i, name)})
+		}
+		slowRuns.Lock()
+		overlapBefore := slowRuns.overlap
+		slowRuns.Unlock()
+		testkit.Run(t, b, plan, opts)
+		b.Produce(t, name+".in", in)
+		testkit.Eventually(t, 30*time.Second, func() bool {
+			slowRuns.Lock()
+			defer slowRuns.Unlock()
+			n := 0
+			for _, r := range in {
+				n += slowRuns.runs[string(r.Value)]
+			}
+			return n == len(in)
+		}, "the first member did not start the 4 records")
+		testkit.Run(t, b, plan, opts) // a second member joins: the first drains
+		out := b.Read(t, name+".out", len(in), time.Minute)
+		testkit.Eventually(t, time.Minute, func() bool {
+			return b.GroupLag(t, "millrace."+name+".slow", name+".in") == 0
+		}, "the stage did not commit its input")
+		slowRuns.Lock()
+		defer slowRuns.Unlock()
+		for _, r := range in {
+			if n := slowRuns.runs[string(r.Value)]; n != 1 {
+				t.Errorf("record %s ran %d times, want once", r.Value, n)
+			}
+		}
+		if slowRuns.overlap > overlapBefore {
+			t.Errorf("%d runs of a key overlapped another run of it", slowRuns.overlap-overlapBefore)
+		}
+		if len(out) != len(in) {
+			t.Errorf("output holds %d records, want %d", len(out), len(in))
 		}
 	})
 }
