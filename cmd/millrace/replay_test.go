@@ -13,6 +13,7 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/millrace/millrace/filters"
 	"github.com/millrace/millrace/router"
 	"github.com/millrace/millrace/testkit"
 	"github.com/millrace/millrace/testkit/realkafka"
@@ -508,6 +509,38 @@ func TestReplayTopic_copies_exactly_the_time_range(t *testing.T) {
 		if _, stderr, code := cli(t, dir, "", "replay", "topic", "--brokers", strings.Join(b.Brokers, ","),
 			"--from", from, "--to", from); code != 2 || !strings.Contains(stderr, "grows for ever") {
 			t.Fatalf("--from = --to: exit %d, %s", code, stderr)
+		}
+	})
+}
+
+// A record quarantined as an envelope (too large to quarantine whole: its
+// payload truncated, millrace-truncated set) is never replayed: replaying
+// it would feed the stage a cut payload. It counts as a failure (exit 1)
+// saying why, and the whole records beside it are replayed.
+func TestReplayQuarantine_refuses_an_envelope(t *testing.T) {
+	testkit.ForEachBackend(t, func(t *testing.T, b testkit.Backend) {
+		dir := t.TempDir()
+		name := "envelope-" + testkit.Unique()
+		writeFile(t, dir, "pipelines.yaml", failingPipeline(name, "exit 4"))
+		b.CreateTopic(t, name+".quarantine", 1)
+		b.CreateTopic(t, name+".work", 2)
+		b.Produce(t, name+".quarantine", []testkit.Record{
+			{Key: []byte("a"), Value: []byte(`{"cut":`), HeaderList: filters.HeadersOf("millrace-stage", "work",
+				"millrace-error", "too large", "millrace-truncated", "payload=2000000 key=1 headers=0")},
+			{Key: []byte("b"), Value: []byte(`{"whole":true}`), HeaderList: filters.HeadersOf("millrace-stage", "work",
+				"millrace-error", "exit 4")},
+		})
+		argv := []string{"replay", "quarantine", "--brokers", strings.Join(b.Brokers, ","), "--json", "--pipeline", name}
+		out, stderr, code := cli(t, dir, "", argv...)
+		var r replayJSON
+		if err := json.Unmarshal([]byte(out), &r); err != nil || code != 1 {
+			t.Fatalf("replay quarantine: exit %d, want 1; printed %q (%v)\n%s", code, out, err, stderr)
+		}
+		if r.Sent != 1 || len(r.Failed) != 1 || !strings.Contains(fmt.Sprint(r.Failed), "truncated") {
+			t.Fatalf("replay: %+v, want the whole record sent and the envelope failed as truncated", r)
+		}
+		if got := b.ReadAll(t, name+".work"); len(got) != 1 || string(got[0].Key) != "b" {
+			t.Fatalf("the stage's input holds %d records, want only the whole one", len(got))
 		}
 	})
 }
