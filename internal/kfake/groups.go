@@ -1706,9 +1706,12 @@ func (g *group) reply(creq *clientReq, kresp kmsg.Response, m *groupMember) {
 	if m != nil {
 		m.waitingReply = nil
 	}
-	if !creq.reply(kresp) {
-		return
-	}
+	creq.reply(kresp)
+	// millrace patch: start the member's session timer whether or not the
+	// response was delivered, as Kafka does when a join or sync completes
+	// (rescheduleClassicGroupMemberHeartbeat). Upstream started it only on
+	// delivery, so a member whose process died with its JoinGroup parked
+	// never expired and stayed in the group for good.
 	if m != nil {
 		g.updateHeartbeat(m)
 	}
