@@ -1511,6 +1511,15 @@ func (g *group) updateHeartbeat(m *groupMember) {
 		if g.members[m.memberID] != m {
 			return
 		}
+		// millrace patch: a member waiting in JoinGroup or SyncGroup
+		// satisfies its heartbeats, as in Kafka
+		// (ClassicGroupMember.hasSatisfiedHeartbeat); reply starts its
+		// timer again when the wait ends. Upstream removed it and
+		// never answered the parked request, so the client waited out
+		// its request timeout and rejoined under a new member id.
+		if !m.waitingReply.empty() {
+			return
+		}
 		g.updateMemberAndRebalance(m, nil, nil)
 	})
 }

@@ -297,3 +297,54 @@ func TestGroup_a_member_dead_while_its_join_is_parked_is_evicted_after_its_sessi
 		t.Fatalf("a owns partitions %v, want [0 1]", parts)
 	}
 }
+
+// stableWithTwo returns members a (the leader) and c in a Stable group, a
+// owning partition 0 and c partition 1.
+func stableWithTwo(t *testing.T, cl *kfake.Cluster, session, rebalance time.Duration) (a, c *member) {
+	t.Helper()
+	a = newMember(t, cl, "a", session, rebalance)
+	a.join(5 * time.Second)
+	a.sync(map[string][]int32{a.id: {0, 1}})
+	c = newMember(t, cl, "c", session, rebalance)
+	c.send(c.joinRequest())
+	a.heartbeatUntilRebalance(cl, 5*time.Second, "c's join did not start a rebalance")
+	a.join(5 * time.Second)
+	c.gen = c.recvJoin(5 * time.Second).Generation
+	a.sync(map[string][]int32{a.id: {0}, c.id: {1}})
+	c.sync(nil)
+	return a, c
+}
+
+// heartbeatFor heartbeats every 100ms for d (a live member that is slow to
+// rejoin: it heartbeats but does not send JoinGroup).
+func (m *member) heartbeatFor(d time.Duration) {
+	m.t.Helper()
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if code := m.heartbeat(); code != 0 && code != kerr.RebalanceInProgress.Code {
+			m.t.Fatalf("%s: Heartbeat: %v", m.name, kerr.ErrorForCode(code))
+		}
+	}
+}
+
+// A member waiting in JoinGroup is not expired by its session timeout
+// while the group waits for the others (Kafka: a member awaiting join or
+// sync satisfies its heartbeats, ClassicGroupMember.hasSatisfiedHeartbeat).
+// Upstream removed it and never answered its JoinGroup, so the client
+// waited out its request timeout.
+func TestGroup_a_member_waiting_in_JoinGroup_outlives_its_session_timeout(t *testing.T) {
+	cl := newCluster(t)
+	const session, rebalance = time.Second, 30 * time.Second
+	a, c := stableWithTwo(t, cl, session, rebalance)
+
+	// a rejoins and waits for c, which takes 2.5 session timeouts to follow.
+	a.send(a.joinRequest())
+	c.heartbeatFor(5 * session / 2)
+	c.join(5 * time.Second)
+	resp := a.recvJoin(5 * time.Second)
+	if resp.ErrorCode != 0 {
+		t.Fatalf("a's JoinGroup: %v; %s", kerr.ErrorForCode(resp.ErrorCode), describe(t, cl))
+	}
+	if got, want := memberIDs(resp), []string{a.id, c.id}; !slices.Equal(got, want) {
+		t.Fatalf("join phase ended with members %v, want %v", got, want)
+	}
+}
