@@ -1306,6 +1306,7 @@ func (g *group) handleOffsetCommit(creq *clientReq) (*kmsg.OffsetCommitResponse,
 // entered join, we immediately proceed to completeRebalance, otherwise we
 // begin a wait timer.
 func (g *group) rebalance() {
+	wasPreparing := g.state == groupPreparingRebalance
 	if g.state == groupCompletingRebalance {
 		for _, m := range g.members {
 			m.assignment = nil
@@ -1327,6 +1328,16 @@ func (g *group) rebalance() {
 
 	if g.nJoining >= len(g.members) {
 		g.completeRebalance()
+		return
+	}
+
+	// millrace patch: a group already preparing keeps the deadline set
+	// when the rebalance started, as in Kafka (prepareRebalance schedules
+	// the join phase's end once; a join while preparing only completes it
+	// early). Upstream restarted the timer at every join, so members that
+	// kept joining (each sarama give-up rejoins) postponed the eviction of
+	// members that never rejoin for good.
+	if wasPreparing && g.tRebalance != nil {
 		return
 	}
 

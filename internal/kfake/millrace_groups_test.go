@@ -44,6 +44,7 @@ type member struct {
 	id                 string
 	gen                int32
 	session, rebalance time.Duration
+	gone               bool // the coordinator answered UNKNOWN_MEMBER_ID
 }
 
 func newMember(t *testing.T, c *kfake.Cluster, name string, session, rebalance time.Duration) *member {
@@ -316,11 +317,19 @@ func stableWithTwo(t *testing.T, cl *kfake.Cluster, session, rebalance time.Dura
 }
 
 // heartbeatFor heartbeats every 100ms for d (a live member that is slow to
-// rejoin: it heartbeats but does not send JoinGroup).
+// rejoin: it heartbeats but does not send JoinGroup). Once the coordinator
+// no longer knows the member it only waits.
 func (m *member) heartbeatFor(d time.Duration) {
 	m.t.Helper()
 	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
-		if code := m.heartbeat(); code != 0 && code != kerr.RebalanceInProgress.Code {
+		if m.gone {
+			continue
+		}
+		switch code := m.heartbeat(); code {
+		case 0, kerr.RebalanceInProgress.Code:
+		case kerr.UnknownMemberID.Code:
+			m.gone = true
+		default:
 			m.t.Fatalf("%s: Heartbeat: %v", m.name, kerr.ErrorForCode(code))
 		}
 	}
@@ -347,4 +356,46 @@ func TestGroup_a_member_waiting_in_JoinGroup_outlives_its_session_timeout(t *tes
 	if got, want := memberIDs(resp), []string{a.id, c.id}; !slices.Equal(got, want) {
 		t.Fatalf("join phase ended with members %v, want %v", got, want)
 	}
+}
+
+// Members that join while the group is preparing a rebalance do not move
+// its deadline: Kafka schedules the join phase's end once, when the
+// rebalance starts (prepareRebalance), and a join during
+// PreparingRebalance only completes the phase early if everybody is in.
+// Upstream restarted the rebalance timeout at every join, so clients that
+// kept joining (each sarama give-up rejoins) kept a member that never
+// rejoined in the group for good.
+func TestGroup_joins_during_a_rebalance_do_not_extend_its_deadline(t *testing.T) {
+	cl := newCluster(t)
+	const session, rebalance = 10 * time.Second, 2 * time.Second
+	a, c := stableWithTwo(t, cl, session, rebalance)
+
+	// a rejoins; c heartbeats but never rejoins, so the join phase ends
+	// at the rebalance timeout, while new members keep joining until well
+	// after it.
+	a.send(a.joinRequest())
+	started := time.Now()
+	done := make(chan time.Duration, 1)
+	go func() {
+		resp := kmsg.NewPtrJoinGroupResponse()
+		resp.Version = 5
+		if err := a.recv(resp, 10*time.Second); err != nil || resp.ErrorCode != 0 {
+			done <- -1
+			return
+		}
+		done <- time.Since(started)
+	}()
+	for i := range 8 {
+		c.heartbeatFor(400 * time.Millisecond)
+		n := newMember(t, cl, fmt.Sprintf("n%d", i), session, rebalance)
+		n.send(n.joinRequest())
+	}
+	took := <-done
+	if took < 0 {
+		t.Fatalf("a's JoinGroup failed; %s", describe(t, cl))
+	}
+	if limit := rebalance + time.Second; took > limit {
+		t.Fatalf("the join phase ended %s after it started, want within the rebalance timeout %s (+1s)", took.Round(time.Millisecond), rebalance)
+	}
+	t.Logf("the join phase ended %s after it started (rebalance timeout %s)", took.Round(time.Millisecond), rebalance)
 }
