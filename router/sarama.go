@@ -14,9 +14,43 @@ import (
 // the oldest request versions, so it must not be lower than 2.8.
 var KafkaVersion = sarama.V3_6_0_0
 
+// DefaultSessionTimeout is how long a consumer group member may go without
+// a heartbeat before the coordinator evicts it (Kafka's and sarama's
+// default for classic groups).
+const DefaultSessionTimeout = 10 * time.Second
+
+// DefaultRebalanceTimeout bounds how long the coordinator waits for the
+// members to rejoin in a rebalance (sarama's default; the Java client's is
+// max.poll.interval.ms, 5 minutes).
+const DefaultRebalanceTimeout = 60 * time.Second
+
+// joinGroupTimeoutLapse is the Java client's JOIN_GROUP_TIMEOUT_LAPSE: how
+// much longer than the rebalance timeout it waits for a JoinGroup response.
+const joinGroupTimeoutLapse = 5 * time.Second
+
+// SetGroupTimeouts sets the consumer group timeouts of c together:
+// the session timeout, the heartbeat interval (a third of the session
+// timeout, as Kafka advises), the rebalance timeout, and a read timeout
+// long enough for the requests the coordinator may hold for a whole
+// rebalance timeout (JoinGroup, and SyncGroup while the leader assigns).
+//
+// The Java client waits max(request.timeout.ms, rebalance + 5 s) for a
+// JoinGroup (AbstractCoordinator.JOIN_GROUP_TIMEOUT_LAPSE). Sarama has one
+// read timeout for every request, so c.Net.ReadTimeout is raised to
+// rebalance + 5 s when it is shorter, never lowered. With a shorter read
+// timeout a member gives up on a JoinGroup the coordinator still holds,
+// rejoins, and the rebalance waits for it again.
+func SetGroupTimeouts(c *sarama.Config, session, rebalance time.Duration) {
+	c.Consumer.Group.Session.Timeout = session
+	c.Consumer.Group.Heartbeat.Interval = session / 3
+	c.Consumer.Group.Rebalance.Timeout = rebalance
+	c.Net.ReadTimeout = max(c.Net.ReadTimeout, rebalance+joinGroupTimeoutLapse)
+}
+
 // NewSaramaConfig returns the client config millrace uses everywhere:
 // consumer groups start at the oldest offset, offsets are auto-committed
-// (only marked offsets, which the subscriber marks after an ack), producers
+// (only marked offsets, which the subscriber marks after an ack), group
+// timeouts are the defaults set together by [SetGroupTimeouts], producers
 // wait for all in-sync replicas and partition keys the way Java clients do.
 // Sarama's go-metrics are off (millrace exports its own, to Prometheus).
 func NewSaramaConfig(clientID string) *sarama.Config {
@@ -36,6 +70,7 @@ func NewSaramaConfig(clientID string) *sarama.Config {
 	// also stateless; sarama's sticky strategy keeps state and races when
 	// one config serves several consumer groups.
 	c.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyRange()}
+	SetGroupTimeouts(c, DefaultSessionTimeout, DefaultRebalanceTimeout)
 	c.Producer.RequiredAcks = sarama.WaitForAll
 	c.Producer.Return.Successes = true
 	c.Producer.Return.Errors = true
@@ -51,9 +86,12 @@ func NewSaramaConfig(clientID string) *sarama.Config {
 // NewProducerConfig is NewSaramaConfig for a producer client: idempotent
 // (so retries never duplicate or reorder records), one request in flight
 // per broker as idempotence requires, and records compressed with codec
-// ("none", "gzip", "snappy", "lz4" or "zstd"; empty means none).
+// ("none", "gzip", "snappy", "lz4" or "zstd"; empty means none). It joins
+// no group, so its read timeout stays sarama's (and Java's request
+// timeout) 30 s.
 func NewProducerConfig(clientID string) *sarama.Config {
 	c := NewSaramaConfig(clientID)
+	c.Net.ReadTimeout = sarama.NewConfig().Net.ReadTimeout
 	c.Producer.Idempotent = true
 	c.Net.MaxOpenRequests = 1
 	c.Producer.Flush.MaxMessages = 0
