@@ -210,7 +210,10 @@ func (m *member) heartbeatUntilRebalance(c *kfake.Cluster, timeout time.Duration
 }
 
 // die closes the member's connection and returns once the broker has
-// closed its end too, so the broker knows the connection is dead.
+// closed its end too. The broker marks the connection dead right after
+// closing it, in the same goroutine, while any request that could end the
+// join phase still has to pass through another connection and the cluster
+// loop: so a response to this member then goes to a dead connection.
 func (m *member) die() {
 	m.t.Helper()
 	if err := m.conn.(*net.TCPConn).CloseWrite(); err != nil {
