@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"syscall"
 
-	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/millrace/millrace/internal/kfake"
 )
 
 // DefaultEmbeddedPort is where the embedded broker listens by default, on

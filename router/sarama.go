@@ -56,7 +56,8 @@ func SetGroupTimeouts(c *sarama.Config, session, rebalance time.Duration) {
 
 // NewSaramaConfig returns the client config millrace uses everywhere:
 // consumer groups start at the oldest offset, offsets are auto-committed
-// (only marked offsets, which the subscriber marks after an ack), producers
+// (only marked offsets, which the subscriber marks after an ack), group
+// timeouts are the defaults set together by [SetGroupTimeouts], producers
 // wait for all in-sync replicas and partition keys the way Java clients do.
 // Sarama's go-metrics are off (millrace exports its own, to Prometheus).
 func NewSaramaConfig(clientID string) *sarama.Config {
@@ -76,6 +77,7 @@ func NewSaramaConfig(clientID string) *sarama.Config {
 	// also stateless; sarama's sticky strategy keeps state and races when
 	// one config serves several consumer groups.
 	c.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyRange()}
+	SetGroupTimeouts(c, DefaultSessionTimeout, DefaultRebalanceTimeout)
 	c.Producer.RequiredAcks = sarama.WaitForAll
 	c.Producer.Return.Successes = true
 	c.Producer.Return.Errors = true
@@ -92,9 +94,12 @@ func NewSaramaConfig(clientID string) *sarama.Config {
 // NewProducerConfig is NewSaramaConfig for a producer client: idempotent
 // (so retries never duplicate or reorder records), one request in flight
 // per broker as idempotence requires, and records compressed with codec
-// ("none", "gzip", "snappy", "lz4" or "zstd"; empty means none).
+// ("none", "gzip", "snappy", "lz4" or "zstd"; empty means none). It joins
+// no group, so its read timeout stays sarama's (and Java's request
+// timeout) 30 s.
 func NewProducerConfig(clientID string) *sarama.Config {
 	c := NewSaramaConfig(clientID)
+	c.Net.ReadTimeout = sarama.NewConfig().Net.ReadTimeout
 	c.Producer.Idempotent = true
 	c.Net.MaxOpenRequests = 1
 	c.Producer.Flush.MaxMessages = 0
