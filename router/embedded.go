@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/millrace/millrace/internal/kfake"
 )
@@ -46,6 +47,9 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 		kfake.Ports(cfg.Port),
 		kfake.ClusterID("millrace-embedded"),
 		kfake.WithLogger(kfakeLogger{cfg.Logger}),
+		// Kafka's default group.max.session.timeout.ms (kfake's is 5m), the
+		// top of the session_timeout range pipelines.yaml accepts.
+		kfake.GroupMaxSessionTimeout(30 * time.Minute),
 	}
 	if cfg.DataDir != "" {
 		lock, err := lockDir(cfg.DataDir)
