@@ -421,3 +421,27 @@ pipelines:
 		}
 	})
 }
+
+// A stage's session and rebalance timeouts from pipelines.yaml reach the
+// broker, up to the top of the range validation allows (Kafka's default
+// group.max.session.timeout.ms, 30 m): the group is joined, records flow.
+func TestFaults_yaml_group_timeouts_are_accepted_by_the_broker(t *testing.T) {
+	testkit.ForEachBackend(t, func(t *testing.T, b testkit.Backend) {
+		name := "timeouts-" + testkit.Unique()
+		plan := testkit.LoadYAML(t, fmt.Sprintf(`
+version: 1
+pipelines:
+  - name: %[1]s
+    input: %[1]s.in
+    output: %[1]s.out
+    partitions: 1
+    session_timeout: 30m
+    rebalance_timeout: 2h
+    stages:
+      - {name: pass, filter: jq, config: {program: '.'}}
+`, name))
+		testkit.Run(t, b, plan, testkit.RunOptions{})
+		b.Produce(t, name+".in", []testkit.Record{{Value: []byte(`{"n":1}`)}})
+		b.Read(t, name+".out", 1, time.Minute)
+	})
+}
