@@ -273,10 +273,6 @@ func checkDelivery(t *testing.T, b *ownBroker, name string, n int, logs *faultLo
 		failed = true
 	}
 	if n, ids := bc.dups(); n > 0 {
-		var d strings.Builder
-		for _, id := range first(ids, 10) {
-			d.WriteString(describeCopies(bc, id, logs))
-		}
 		var withFailure, without []int
 		for _, id := range ids {
 			if logs.recordFailed(id) {
@@ -284,6 +280,10 @@ func checkDelivery(t *testing.T, b *ownBroker, name string, n int, logs *faultLo
 			} else {
 				without = append(without, id)
 			}
+		}
+		var d strings.Builder
+		for _, id := range append(first(withFailure, 5), first(without, 5)...) {
+			d.WriteString(describeCopies(bc, id, logs))
 		}
 		t.Errorf("%d duplicates at the dedup stage's output %s (ids %v); end offsets when the broker went down %v; "+
 			"%d of the %d ids had a logged failure to record their dedup key, %d had none (ids %v):\n%s",
