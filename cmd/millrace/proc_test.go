@@ -45,6 +45,9 @@ type proc struct {
 	log  bytes.Buffer
 	done chan struct{}
 	err  error
+	// quiet: a failed test does not print the log (the test keeps it
+	// elsewhere, e.g. the fault tests' log directory).
+	quiet bool
 }
 
 func start(t *testing.T, name, dir string, env []string, args ...string) *proc {
@@ -77,7 +80,7 @@ func start(t *testing.T, name, dir string, env []string, args ...string) *proc {
 			_ = p.cmd.Process.Kill()
 			<-p.done
 		}
-		if t.Failed() {
+		if t.Failed() && !p.quiet {
 			t.Logf("%s log:\n%s", p.name, p.logText())
 		}
 	})

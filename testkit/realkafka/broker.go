@@ -37,13 +37,23 @@ var (
 )
 
 // Broker is a running single-node Kafka broker. Stop it when done.
+//
+// A test can take it down as an operator or a crash would ([Broker.Terminate],
+// [Broker.Kill]) and start it again on the same ports and data
+// ([Broker.Restart]). Those three must not be called concurrently with each
+// other; Stop may be called at any time, from any goroutine.
 type Broker struct {
 	java, version, libs, dir, addr string
+	opts                           Options
+	port, controller               int
 
 	log     *lineLog
-	cmd     *exec.Cmd
 	startup time.Duration
-	done    chan struct{} // closed when the JVM has exited
+
+	mu      sync.Mutex
+	cmd     *exec.Cmd     // the current (or last) JVM
+	done    chan struct{} // closed when that JVM has exited
+	stopped bool          // Stop was called: no more launches
 
 	stopOnce sync.Once
 	stopErr  error
@@ -72,9 +82,8 @@ func Start(ctx context.Context, opts Options) (*Broker, error) {
 		return nil, err
 	}
 	b := &Broker{
-		java: java, version: version, libs: libs, dir: dir,
-		log:  newLineLog(opts.Log, readyMarker),
-		done: make(chan struct{}),
+		java: java, version: version, libs: libs, dir: dir, opts: opts,
+		log: newLineLog(opts.Log, readyMarker),
 	}
 	if err := b.start(ctx, opts); err != nil {
 		b.Stop()
@@ -99,12 +108,21 @@ func (b *Broker) LibsDir() string { return b.libs }
 // Dir is the broker's temp directory (config and data), removed by Stop.
 func (b *Broker) Dir() string { return b.dir }
 
-// PID is the process id of the broker's JVM, which leads its own process
-// group.
-func (b *Broker) PID() int { return b.cmd.Process.Pid }
+// PID is the process id of the broker's current (or last) JVM, which leads
+// its own process group.
+func (b *Broker) PID() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.cmd.Process.Pid
+}
 
-// Done is closed when the broker's JVM has exited, whether by Stop or not.
-func (b *Broker) Done() <-chan struct{} { return b.done }
+// Done is closed when the broker's current JVM has exited, whether by Stop,
+// Terminate, Kill or not. After Restart it is a new channel.
+func (b *Broker) Done() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.done
+}
 
 // start runs the steps of Start after the download.
 func (b *Broker) start(ctx context.Context, opts Options) error {
@@ -113,6 +131,7 @@ func (b *Broker) start(ctx context.Context, opts Options) error {
 		return err
 	}
 	b.addr = fmt.Sprintf("127.0.0.1:%d", port)
+	b.port, b.controller = port, cport
 	cfg := brokerConfig{version: b.version, dir: b.dir, port: port, controller: cport}
 	if err := cfg.writeFiles(); err != nil {
 		return err
@@ -125,10 +144,11 @@ func (b *Broker) start(ctx context.Context, opts Options) error {
 	}
 	b.log.progress(fmt.Sprintf("storage formatted in %s; starting kafka %s on %s",
 		time.Since(begin).Round(time.Millisecond), b.version, b.addr))
-	if err := b.launch(opts.HeapMB); err != nil {
+	ready, done, err := b.launch(opts.HeapMB)
+	if err != nil {
 		return err
 	}
-	if err := b.waitReady(ctx, opts.StartTimeout); err != nil {
+	if err := b.waitReady(ctx, ready, done, opts.StartTimeout); err != nil {
 		return err
 	}
 	b.startup = time.Since(begin)
@@ -183,31 +203,43 @@ func (b *Broker) format(ctx context.Context) error {
 	return nil
 }
 
-// launch starts the broker JVM and a goroutine that reaps it.
-func (b *Broker) launch(heapMB int) error {
-	b.cmd = exec.Command(b.java, b.javaArgs(heapMB, false, "kafka.Kafka", filepath.Join(b.dir, "server.properties"))...)
-	b.cmd.Dir = b.dir
-	b.cmd.WaitDelay = stopGrace
-	b.cmd.Stdout, b.cmd.Stderr = b.log, b.log
-	if err := startProcess(b.cmd); err != nil {
-		b.cmd = nil
-		return fmt.Errorf("realkafka: starting java: %w", err)
+// launch starts the broker JVM and a goroutine that reaps it. It returns
+// a channel closed when this JVM logs that it is ready, and one closed when
+// it exits.
+func (b *Broker) launch(heapMB int) (ready, done <-chan struct{}, err error) {
+	cmd := exec.Command(b.java, b.javaArgs(heapMB, false, "kafka.Kafka", filepath.Join(b.dir, "server.properties"))...)
+	cmd.Dir = b.dir
+	cmd.WaitDelay = stopGrace
+	cmd.Stdout, cmd.Stderr = b.log, b.log
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.stopped {
+		return nil, nil, errors.New("realkafka: the broker was stopped")
 	}
+	ready = b.log.watch()
+	if err := startProcess(cmd); err != nil {
+		return nil, nil, fmt.Errorf("realkafka: starting java: %w", err)
+	}
+	exited := make(chan struct{})
+	b.cmd, b.done = cmd, exited
 	go func() {
-		b.cmd.Wait()
-		close(b.done)
+		cmd.Wait()
+		close(exited)
 	}()
-	return nil
+	return ready, exited, nil
 }
 
-// waitReady waits for the ready log line and then for the port to accept
-// connections. ctx carries the start timeout.
-func (b *Broker) waitReady(ctx context.Context, timeout time.Duration) error {
+// waitReady waits for the ready log line of the JVM launch started and then
+// for the port to accept connections. ctx carries the start timeout.
+func (b *Broker) waitReady(ctx context.Context, ready, done <-chan struct{}, timeout time.Duration) error {
 	select {
-	case <-b.log.seen:
-	case <-b.done:
+	case <-ready:
+	case <-done:
+		b.mu.Lock()
+		state := b.cmd.ProcessState
+		b.mu.Unlock()
 		return fmt.Errorf("realkafka: kafka %s exited during startup (%v); last output:\n%s",
-			b.version, b.cmd.ProcessState, b.log.Tail())
+			b.version, state, b.log.Tail())
 	case <-ctx.Done():
 		return fmt.Errorf("realkafka: kafka %s not ready after %s: %w; last output:\n%s",
 			b.version, timeout, ctx.Err(), b.log.Tail())
@@ -255,8 +287,12 @@ func (b *Broker) Stop() error {
 // stop does the work of Stop once.
 func (b *Broker) stop() error {
 	var errs []error
-	if b.cmd != nil {
-		errs = append(errs, b.terminate())
+	b.mu.Lock()
+	b.stopped = true
+	cmd, done := b.cmd, b.done
+	b.mu.Unlock()
+	if cmd != nil {
+		errs = append(errs, terminate(cmd, done, b.log))
 	}
 	if err := os.RemoveAll(b.dir); err != nil {
 		errs = append(errs, fmt.Errorf("realkafka: removing %s: %w", b.dir, err))
@@ -264,26 +300,101 @@ func (b *Broker) stop() error {
 	return errors.Join(errs...)
 }
 
-// terminate signals the JVM's process group and waits for the JVM to exit.
-func (b *Broker) terminate() error {
-	select {
-	case <-b.done:
-		return nil // exited by itself; its process group id may be reused
-	default:
-	}
-	pid := b.cmd.Process.Pid
-	if err := signalGroup(pid, syscall.SIGTERM); err != nil {
+// terminate signals the JVM's process group and waits for the JVM to exit:
+// SIGTERM, then SIGKILL after stopGrace.
+func terminate(cmd *exec.Cmd, done <-chan struct{}, log *lineLog) error {
+	if exited, err := signalRunning(cmd, done, syscall.SIGTERM); exited || err != nil {
 		return err
 	}
 	select {
-	case <-b.done:
+	case <-done:
 		return nil
 	case <-time.After(stopGrace):
 	}
-	b.log.progress("broker ignored SIGTERM; sending SIGKILL")
-	if err := signalGroup(pid, syscall.SIGKILL); err != nil {
+	log.progress("broker ignored SIGTERM; sending SIGKILL")
+	if exited, err := signalRunning(cmd, done, syscall.SIGKILL); exited || err != nil {
 		return err
 	}
-	<-b.done
+	<-done
+	return nil
+}
+
+// signalRunning signals the process group of cmd unless the JVM has exited
+// (then its process group id may have been reused): exited says so.
+func signalRunning(cmd *exec.Cmd, done <-chan struct{}, sig syscall.Signal) (exited bool, err error) {
+	select {
+	case <-done:
+		return true, nil
+	default:
+	}
+	return false, signalGroup(cmd.Process.Pid, sig)
+}
+
+// current returns the current JVM and its exit channel.
+func (b *Broker) current() (*exec.Cmd, <-chan struct{}) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.cmd, b.done
+}
+
+// Terminate stops the broker's JVM the way an operator would: SIGTERM to
+// its process group, then it waits up to timeout for a clean shutdown. A
+// JVM still running then is killed (SIGKILL) and Terminate says so in its
+// error. The data stays for [Broker.Restart]. It is a no-op on a JVM that
+// has exited.
+func (b *Broker) Terminate(timeout time.Duration) error {
+	cmd, done := b.current()
+	if exited, err := signalRunning(cmd, done, syscall.SIGTERM); exited || err != nil {
+		return err
+	}
+	select {
+	case <-done:
+		return nil
+	case <-time.After(timeout):
+	}
+	b.log.progress(fmt.Sprintf("broker still running %s after SIGTERM; sending SIGKILL", timeout))
+	if _, err := signalRunning(cmd, done, syscall.SIGKILL); err != nil {
+		return err
+	}
+	<-done
+	return fmt.Errorf("realkafka: kafka %s did not exit within %s of SIGTERM; killed it", b.version, timeout)
+}
+
+// Kill crashes the broker: SIGKILL to its JVM's process group, then it
+// waits until the JVM has exited. The data stays for [Broker.Restart]. It
+// is a no-op on a JVM that has exited.
+func (b *Broker) Kill() error {
+	cmd, done := b.current()
+	if exited, err := signalRunning(cmd, done, syscall.SIGKILL); exited || err != nil {
+		return err
+	}
+	<-done
+	return nil
+}
+
+// Restart starts the broker again after its JVM exited (Terminate, Kill,
+// or a crash of its own), with the same config, ports and data, and waits
+// until it is ready, as Start does: ctx and Options.StartTimeout bound the
+// wait. The broker's log continues in the same writer. It fails while the
+// JVM is still running, and after Stop.
+func (b *Broker) Restart(ctx context.Context) error {
+	_, done := b.current()
+	select {
+	case <-done:
+	default:
+		return errors.New("realkafka: restart of a running broker: Terminate or Kill it first")
+	}
+	ctx, cancel := context.WithTimeout(ctx, b.opts.StartTimeout)
+	defer cancel()
+	begin := time.Now()
+	b.log.progress(fmt.Sprintf("restarting kafka %s on %s", b.version, b.addr))
+	ready, done, err := b.launch(b.opts.HeapMB)
+	if err != nil {
+		return err
+	}
+	if err := b.waitReady(ctx, ready, done, b.opts.StartTimeout); err != nil {
+		return err
+	}
+	b.log.progress(fmt.Sprintf("kafka %s ready again on %s in %s", b.version, b.addr, time.Since(begin).Round(time.Millisecond)))
 	return nil
 }

@@ -7,7 +7,9 @@
 // formats a fresh storage directory under os.TempDir(), starts
 // "java -cp libs/* kafka.Kafka server.properties" on free 127.0.0.1 ports and
 // waits until the broker is ready. [Broker.Stop] kills the JVM and removes
-// its directory.
+// its directory. For fault tests, [Broker.Terminate] (SIGTERM) and
+// [Broker.Kill] (SIGKILL) take the broker down and keep its data, and
+// [Broker.Restart] starts it again on the same ports and data.
 //
 // It needs java (17+) on PATH, and mvn on PATH for the first download of a
 // version. When either is missing the returned error wraps [ErrNoJava] or

@@ -57,6 +57,17 @@ func (l *lineLog) addLine(line string) {
 	}
 }
 
+// watch starts watching for the marker again (for a restarted broker) and
+// returns the channel closed when a later line contains it.
+func (l *lineLog) watch() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.matched {
+		l.seen, l.matched = make(chan struct{}), false
+	}
+	return l.seen
+}
+
 // progress writes a progress line through the same buffer.
 func (l *lineLog) progress(s string) {
 	l.Write([]byte("realkafka: " + s + "\n"))

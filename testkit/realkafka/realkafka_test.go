@@ -3,6 +3,7 @@ package realkafka_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -206,5 +207,76 @@ func TestFetchUnknownVersion(t *testing.T) {
 	t.Logf("error (as expected): %v", err)
 	if left, _ := filepath.Glob(filepath.Join(cache, "*")); len(left) != 0 {
 		t.Fatalf("failed fetch left %v in the cache", left)
+	}
+}
+
+// A broker taken down with SIGTERM or SIGKILL comes back on the same
+// address with its data: the records produced before each restart are
+// still there, and Stop afterwards leaves no process and no directory.
+func TestRestartKeepsAddressAndData(t *testing.T) {
+	b := startBroker(t)
+	const topic = "realkafka-restart"
+	cfg := sarama.NewConfig()
+	cfg.Version = sarama.V2_8_0_0
+	cfg.Producer.Return.Successes = true
+	cfg.Producer.RequiredAcks = sarama.WaitForAll
+	createTopic(t, b.Addr(), cfg, topic)
+	addr := b.Addr()
+
+	if err := b.Restart(context.Background()); err == nil {
+		t.Fatal("Restart of a running broker succeeded")
+	}
+	down := []struct {
+		name string
+		stop func() error
+	}{
+		{"SIGTERM", func() error { return b.Terminate(time.Minute) }},
+		{"SIGKILL", b.Kill},
+	}
+	var offsets []int64
+	for i, d := range down {
+		offsets = append(offsets, produce(t, addr, cfg, topic, "k", fmt.Sprint("before ", d.name)))
+		pid := b.PID()
+		begin := time.Now()
+		if err := d.stop(); err != nil {
+			t.Fatalf("%s: %v", d.name, err)
+		}
+		select {
+		case <-b.Done():
+		default:
+			t.Fatalf("%s: Done not closed after it returned", d.name)
+		}
+		if err := syscall.Kill(-pid, 0); !errors.Is(err, syscall.ESRCH) {
+			t.Fatalf("%s: process group %d still exists (kill 0: %v)", d.name, pid, err)
+		}
+		stopped := time.Since(begin)
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		err := b.Restart(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("restart after %s: %v", d.name, err)
+		}
+		if b.Addr() != addr || b.PID() == pid {
+			t.Fatalf("restart after %s: address %s (was %s), pid %d (was %d)", d.name, b.Addr(), addr, b.PID(), pid)
+		}
+		t.Logf("%s: stopped in %s, ready again in %s", d.name, stopped.Round(time.Millisecond), (time.Since(begin) - stopped).Round(time.Millisecond))
+		for j := 0; j <= i; j++ {
+			if got, want := consumeOne(t, addr, cfg, topic, offsets[j]), fmt.Sprint("before ", down[j].name); got != want {
+				t.Fatalf("after the restart following %s, offset %d holds %q, want %q", d.name, offsets[j], got, want)
+			}
+		}
+	}
+	pid, dir := b.PID(), b.Dir()
+	if err := b.Stop(); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if err := syscall.Kill(-pid, 0); !errors.Is(err, syscall.ESRCH) {
+		t.Errorf("process group %d still exists after Stop (kill 0: %v)", pid, err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("temp dir %s still exists after Stop (stat: %v)", dir, err)
+	}
+	if err := b.Restart(context.Background()); err == nil {
+		t.Fatal("Restart after Stop succeeded")
 	}
 }
