@@ -220,10 +220,12 @@ func chaos(t *testing.T, b *ownBroker, seed uint64) {
 	if !bounced {
 		t.Fatal("the broker was never restarted")
 	}
+	// Whether a stage has a backlog when it is killed depends on the
+	// stages upstream (stalled after their own kills, or by the broker
+	// restart): logged above, not required.
 	for _, s := range stages {
-		if midKills[s] < 2 || behindKills[s] < 1 {
-			t.Fatalf("stage %s was killed %d times while records were fed (want at least 2), %d times with a backlog (want at least 1)",
-				s, midKills[s], behindKills[s])
+		if midKills[s] < 2 {
+			t.Fatalf("stage %s was killed %d times while records were fed, want at least 2", s, midKills[s])
 		}
 	}
 
