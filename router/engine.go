@@ -283,7 +283,7 @@ func ownTopics(sp pipeline.StagePlan) []Topic {
 // reports it to the subscriber's window directly — or, when the handler
 // leaves the record to be settled on its outputs' acks, leaves it alone.
 func addMiddleware(h *message.Handler, s *stage) {
-	mw := []message.HandlerMiddleware{settle, middleware.Recoverer, s.quarantine, s.retry}
+	mw := []message.HandlerMiddleware{s.settle, middleware.Recoverer, s.quarantine, s.retry}
 	if s.dedup != nil {
 		mw = append(mw, s.dedupe)
 	}

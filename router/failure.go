@@ -54,8 +54,11 @@ func stopping(msg *message.Message) bool {
 	return ctx.Err() != nil && !timedOut(ctx)
 }
 
-// settle reports each record's outcome to the subscriber (see Settle).
-func settle(h message.HandlerFunc) message.HandlerFunc {
+// settle reports each record's outcome to the subscriber (see Settle). A
+// failure is logged here, at the level it deserves, and not returned to
+// Watermill, whose router would log every one at ERROR ("Handler returned
+// error"): a broker outage made thousands of such lines.
+func (s *stage) settle(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
 		growStack()
 		out, err := h(msg)
@@ -68,7 +71,28 @@ func settle(h message.HandlerFunc) message.HandlerFunc {
 			return out, nil
 		}
 		settleFailed(msg, err)
-		return out, err
+		s.logFailure(msg, err)
+		return out, nil
+	}
+}
+
+// logFailure logs why a record was not done: stopping at debug, a retry
+// after an outage or a failed attempt at info (the record is retried), any
+// other error at warn.
+func (s *stage) logFailure(msg *message.Message, err error) {
+	var (
+		r *retryIn
+		t *transient
+	)
+	switch {
+	case stopping(msg):
+		s.log.Debug("record left for redelivery: the process is stopping", "origin", recordString(msg), "err", err)
+	case errors.As(err, &r):
+		s.log.Info("record failed; retrying", "origin", recordString(msg), "attempt", s.attempt(msg), "retry_in", r.delay, "err", err)
+	case errors.As(err, &t):
+		s.log.Info("record will be handed out again (not its fault)", "origin", recordString(msg), "err", err)
+	default:
+		s.log.Warn("record failed", "origin", recordString(msg), "err", err)
 	}
 }
 

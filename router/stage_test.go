@@ -64,7 +64,7 @@ func TestStage_outputs_published_without_waiting_settle_on_the_broker_ack(t *tes
 			return []*filters.Message{m}, nil
 		}),
 	}
-	handler := settle(func(m *message.Message) ([]*message.Message, error) { return s.handle(m) })
+	handler := s.settle(func(m *message.Message) ([]*message.Message, error) { return s.handle(m) })
 	w := &window{wake: make(chan struct{}, 1)}
 	e := &entry{w: w}
 	for i, wantAcked := range []bool{false, true} {
