@@ -70,8 +70,8 @@ func (s *stage) settle(h message.HandlerFunc) message.HandlerFunc {
 			}
 			return out, nil
 		}
+		s.logFailure(msg, err) // first: once settled, the window may hand the record out again
 		settleFailed(msg, err)
-		s.logFailure(msg, err)
 		return out, nil
 	}
 }

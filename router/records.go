@@ -123,10 +123,6 @@ func header(name, value string) sarama.RecordHeader {
 	return sarama.RecordHeader{Key: []byte(name), Value: []byte(value)}
 }
 
-// recordSize is how large a record is, in the terms of a size limit: its
-// key, payload and headers.
-func recordSize(r *sarama.ProducerMessage) int { return r.ByteSize(2) }
-
 // sizes describes the sizes of a record's parts, for HeaderTruncated.
 func sizes(m *filters.Message) string {
 	hb := 0
