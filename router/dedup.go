@@ -14,7 +14,9 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/millrace/millrace/kafkaops"
 	"github.com/millrace/millrace/pipeline"
+	"github.com/millrace/millrace/transport"
 )
 
 // Deduplication state of a stage.
@@ -57,7 +59,7 @@ func dedupDigestOf(key []byte) dedupDigest {
 // dedupDigestOfString is dedupDigestOf without copying the key (a copy of
 // a key over 32 bytes, such as a UUID, would be allocated on the heap).
 func dedupDigestOfString(key string) dedupDigest {
-	return dedupDigestOf(readOnlyBytes(key))
+	return dedupDigestOf(transport.ReadOnlyBytes(key))
 }
 
 // dedupEntry is a key in a partition's queue: its digest and when it
@@ -133,7 +135,7 @@ type dedupStore struct {
 	window time.Duration
 	max    int64
 	client sarama.Client
-	pub    *Publisher
+	pub    *transport.Publisher
 	log    *slog.Logger
 	// idle is how long restore waits for the next changelog record before
 	// taking the rest of a partition for a gap (see readChangelog).
@@ -157,7 +159,7 @@ type dedupStore struct {
 
 // newDedupStore returns the deduplication store of a stage: client is used
 // to read the changelog on restore; pub writes it.
-func newDedupStore(plan pipeline.DedupPlan, client sarama.Client, pub *Publisher, log *slog.Logger) *dedupStore {
+func newDedupStore(plan pipeline.DedupPlan, client sarama.Client, pub *transport.Publisher, log *slog.Logger) *dedupStore {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -203,9 +205,9 @@ func (d *dedupStore) seen(partition int32, key string) bool {
 func (d *dedupStore) record(partition int32, key string) error {
 	at := time.Now().UTC().Truncate(time.Millisecond)
 	r := &sarama.ProducerMessage{Topic: d.plan.Changelog,
-		Key:   pinned{key: sarama.ByteEncoder(key), partition: partition},
+		Key:   transport.Pin(sarama.ByteEncoder(key), partition),
 		Value: sarama.ByteEncoder(at.Format(dedupTimeLayout))}
-	if err := d.pub.send(d.plan.Changelog, []*sarama.ProducerMessage{r}); err != nil {
+	if err := d.pub.Send(d.plan.Changelog, []*sarama.ProducerMessage{r}); err != nil {
 		return fmt.Errorf("dedup: record key %q in changelog %s/%d: %w", key, d.plan.Changelog, partition, err)
 	}
 	if p := d.part(partition); p != nil {
@@ -456,11 +458,11 @@ type dedupRestoreStats struct {
 // restorePartition reads changelog partition n into p.
 func (d *dedupStore) restorePartition(ctx context.Context, consumer sarama.Consumer, n int32, p *dedupPartition, st *dedupRestoreStats) error {
 	topic := d.plan.Changelog
-	hwm, err := getOffset(ctx, d.client, topic, n, sarama.OffsetNewest)
+	hwm, err := kafkaops.GetOffset(ctx, d.client, topic, n, sarama.OffsetNewest)
 	if err != nil {
 		return fmt.Errorf("dedup: restore changelog %s/%d: high-water mark: %w", topic, n, err)
 	}
-	oldest, err := getOffset(ctx, d.client, topic, n, sarama.OffsetOldest)
+	oldest, err := kafkaops.GetOffset(ctx, d.client, topic, n, sarama.OffsetOldest)
 	if err != nil {
 		return fmt.Errorf("dedup: restore changelog %s/%d: oldest offset: %w", topic, n, err)
 	}

@@ -15,16 +15,19 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/millrace/millrace/broker"
+	"github.com/millrace/millrace/kafkaops"
 	"github.com/millrace/millrace/pipeline"
 	"github.com/millrace/millrace/router"
 	"github.com/millrace/millrace/testkit"
+	"github.com/millrace/millrace/transport"
 )
 
 // dedupEnv is a stage's changelog topic on a backend and a publisher to it.
 type dedupEnv struct {
 	b          testkit.Backend
 	plan       pipeline.DedupPlan
-	pub        *router.Publisher
+	pub        *transport.Publisher
 	partitions int
 }
 
@@ -35,11 +38,11 @@ func newDedupEnv(t *testing.T, b testkit.Backend, partitions int, window time.Du
 	for k, v := range config {
 		cfg[k] = v
 	}
-	topics := []router.Topic{{Name: changelog, Partitions: partitions, Config: cfg}}
-	if err := router.EnsureTopics(b.Client(t), topics, -1, slog.New(slog.DiscardHandler)); err != nil {
+	topics := []pipeline.Topic{{Name: changelog, Partitions: partitions, Config: cfg}}
+	if err := kafkaops.EnsureTopics(b.Client(t), topics, -1, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
-	pub, err := router.NewPublisher(b.Brokers, nil)
+	pub, err := transport.NewPublisher(b.Brokers, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -383,7 +386,7 @@ func TestDedup_restores_a_compacted_changelog(t *testing.T) {
 		}
 	}
 	t.Run("embedded", func(t *testing.T) {
-		broker, err := router.StartEmbedded(router.EmbeddedConfig{})
+		broker, err := broker.Start(broker.Config{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -426,8 +429,8 @@ var raceEnabled = func() bool {
 // changelogRecord is a changelog record as the store writes it.
 func changelogRecord(key string, partition int32, at time.Time) *message.Message {
 	m := message.NewMessage(watermill.NewUUID(), []byte(at.UTC().Format("2006-01-02T15:04:05.000Z07:00")))
-	router.SetMessageKey(m, []byte(key))
-	router.SetMessagePartition(m, partition)
+	transport.SetMessageKey(m, []byte(key))
+	transport.SetMessagePartition(m, partition)
 	return m
 }
 
@@ -508,7 +511,7 @@ func TestDedup_memory_per_key(t *testing.T) {
 func TestDedup_restore_does_not_wait_for_a_record_that_never_comes(t *testing.T) {
 	testkit.ForEachBackend(t, func(t *testing.T, b testkit.Backend) {
 		e := newDedupEnv(t, b, 1, time.Hour, 1000, nil)
-		cfg := router.NewProducerConfig("dedup-txn")
+		cfg := transport.NewProducerConfig("dedup-txn")
 		cfg.Producer.Transaction.ID = "dedup-txn-" + testkit.Unique()
 		p, err := sarama.NewSyncProducer(b.Brokers, cfg)
 		if err != nil {

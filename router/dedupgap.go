@@ -12,6 +12,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/millrace/millrace/filters"
+	"github.com/millrace/millrace/kafkaops"
 )
 
 // A dedup stage records a key after the record's outputs are acknowledged
@@ -28,19 +29,20 @@ import (
 // its key being recorded, and on clock differences.
 const dedupGapMargin = time.Minute
 
-type dedupKeyCtx struct{}
-
 // withDedupKey remembers a record's dedup key for its outputs.
 func withDedupKey(msg *message.Message, key string) {
-	msg.SetContext(context.WithValue(msg.Context(), dedupKeyCtx{}, key))
+	if h := stateOf(msg); h != nil {
+		h.dedupKey, h.keyed = key, true
+	}
 }
 
 // dedupMark returns the HeaderDedup value of output i of n of msg, or "".
 func (s *stage) dedupMark(msg *message.Message, i, n int) string {
-	key, ok := msg.Context().Value(dedupKeyCtx{}).(string)
-	if !ok {
+	h := stateOf(msg)
+	if h == nil || !h.keyed {
 		return ""
 	}
+	key := h.dedupKey
 	return fmt.Sprintf("%s %d %d %d %s", s.plan.Name, partitionOf(msg), i, n, key)
 }
 
@@ -99,18 +101,18 @@ func (s *stage) recoverDedupGap(ctx context.Context, client sarama.Client, ps []
 	count := map[rec]int{}
 	scanned := 0
 	for _, q := range parts {
-		start, err := getOffset(ctx, client, topic, q, from.UnixMilli())
+		start, err := kafkaops.GetOffset(ctx, client, topic, q, from.UnixMilli())
 		if err != nil {
 			return fmt.Errorf("dedup: offset of %s/%d at %s: %w", topic, q, from, err)
 		}
-		end, err := getOffset(ctx, client, topic, q, sarama.OffsetNewest)
+		end, err := kafkaops.GetOffset(ctx, client, topic, q, sarama.OffsetNewest)
 		if err != nil {
 			return fmt.Errorf("dedup: end of %s/%d: %w", topic, q, err)
 		}
 		if start < 0 {
 			continue
 		}
-		err = readRange(ctx, consumer, topic, q, start, end, func(m *sarama.ConsumerMessage) {
+		err = kafkaops.ReadEach(ctx, consumer, topic, q, start, end, func(m *sarama.ConsumerMessage) {
 			scanned++
 			for _, h := range m.Headers {
 				if string(h.Key) != filters.HeaderDedup {

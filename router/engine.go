@@ -13,7 +13,9 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 
 	"github.com/millrace/millrace/filters"
+	"github.com/millrace/millrace/kafkaops"
 	"github.com/millrace/millrace/pipeline"
+	"github.com/millrace/millrace/transport"
 )
 
 // EngineConfig configures an [Engine].
@@ -30,10 +32,10 @@ type EngineConfig struct {
 	// a negative value waits until ctx ends. Each failed attempt is logged.
 	ConnectTimeout time.Duration
 	// Sarama is the consumers' client config; nil means
-	// NewSaramaConfig(plan's client id).
+	// transport.NewSaramaConfig(plan's client id).
 	Sarama *sarama.Config
 	// Producer is the producer's client config; nil means
-	// NewProducerConfig(plan's client id) with the plan's compression.
+	// transport.NewProducerConfig(plan's client id) with the plan's compression.
 	Producer *sarama.Config
 	Logger   *slog.Logger
 }
@@ -52,11 +54,11 @@ func (c *EngineConfig) setDefaults() {
 		c.ConnectTimeout = 30 * time.Second
 	}
 	if c.Sarama == nil && c.Plan != nil {
-		c.Sarama = NewSaramaConfig(c.Plan.ClientID)
+		c.Sarama = transport.NewSaramaConfig(c.Plan.ClientID)
 	}
 	if c.Producer == nil && c.Plan != nil {
-		c.Producer = NewProducerConfig(c.Plan.ClientID)
-		_ = SetCompression(c.Producer, c.Plan.Compression)
+		c.Producer = transport.NewProducerConfig(c.Plan.ClientID)
+		_ = transport.SetCompression(c.Producer, c.Plan.Compression)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -105,18 +107,18 @@ func (e *Engine) Run(ctx context.Context) error {
 	if e.cfg.ConnectTimeout > 0 {
 		cctx, cancel = context.WithTimeout(ctx, e.cfg.ConnectTimeout)
 	}
-	client, err := connect(cctx, e.cfg.Brokers, e.cfg.Sarama, log)
+	client, err := transport.Connect(cctx, e.cfg.Brokers, e.cfg.Sarama, log)
 	cancel()
 	if err != nil {
 		return err
 	}
 	defer client.Close()
-	if err := EnsureTopics(client, e.topics(), e.cfg.Plan.ReplicationFactor, log); err != nil {
+	if err := kafkaops.EnsureTopics(client, e.topics(), e.cfg.Plan.ReplicationFactor, log); err != nil {
 		return err
 	}
 	all, _ := e.cfg.Plan.Stages()
 	for _, sp := range all {
-		if _, err := CoPartition(client, sp.ID(), stageInputs(sp), ownTopics(sp), e.cfg.Plan.ReplicationFactor, log); err != nil {
+		if _, err := kafkaops.CoPartition(client, sp.ID(), stageInputs(sp), ownTopics(sp), e.cfg.Plan.ReplicationFactor, log); err != nil {
 			return err
 		}
 	}
@@ -125,7 +127,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("create router: %w", err)
 	}
-	pub, err := NewPublisher(e.cfg.Brokers, e.cfg.Producer)
+	pub, err := transport.NewPublisher(e.cfg.Brokers, e.cfg.Producer)
 	if err != nil {
 		return err
 	}
@@ -161,7 +163,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	return nil
 }
 
-func (e *Engine) addStage(r *message.Router, client sarama.Client, pub *Publisher, sp pipeline.StagePlan) (*stage, error) {
+func (e *Engine) addStage(r *message.Router, client sarama.Client, pub *transport.Publisher, sp pipeline.StagePlan) (*stage, error) {
 	s, err := newStage(sp, pub, e.cfg.Logger)
 	if err != nil {
 		return nil, err
@@ -171,7 +173,7 @@ func (e *Engine) addStage(r *message.Router, client sarama.Client, pub *Publishe
 		s.dedup = newDedupStore(*sp.Dedup, client, pub, s.log)
 	}
 	cfg, drain := e.groupConfig(sp, s.log)
-	sub, err := NewSubscriber(SubscriberConfig{
+	sub, err := transport.NewSubscriber(transport.SubscriberConfig{
 		Brokers: e.cfg.Brokers, Group: sp.Group, Sarama: cfg,
 		DrainTimeout: drain, MaxInFlight: sp.MaxInFlight, Logger: s.log, SettleFromContext: true,
 		Unordered: sp.Ordering == pipeline.OrderNone,
@@ -193,7 +195,7 @@ func (e *Engine) addStage(r *message.Router, client sarama.Client, pub *Publishe
 	return s, nil
 }
 
-// rebalanceMargin is how much longer than its drain (plus DrainGrace) a
+// rebalanceMargin is how much longer than its drain (plus transport.DrainGrace) a
 // stage's rebalance timeout is: time to commit and rejoin.
 const rebalanceMargin = 5 * time.Second
 
@@ -203,7 +205,7 @@ const rebalanceMargin = 5 * time.Second
 // config's. A member that has not rejoined within the rebalance timeout is
 // expelled, and its partitions go to others while it still works on them:
 // so the rebalance timeout is raised to cover the drain (StopTimeout, then
-// DrainGrace, then rebalanceMargin) unless the stage sets one; then the
+// transport.DrainGrace, then rebalanceMargin) unless the stage sets one; then the
 // drain is cut to fit in it.
 func (e *Engine) groupConfig(sp pipeline.StagePlan, log *slog.Logger) (*sarama.Config, time.Duration) {
 	c := *e.cfg.Sarama
@@ -212,25 +214,25 @@ func (e *Engine) groupConfig(sp pipeline.StagePlan, log *slog.Logger) (*sarama.C
 		session = sp.SessionTimeout
 	}
 	drain := e.cfg.StopTimeout
-	need := drain + DrainGrace + rebalanceMargin
+	need := drain + transport.DrainGrace + rebalanceMargin
 	switch {
 	case sp.RebalanceTimeout > 0:
 		rebalance = sp.RebalanceTimeout
 		if rebalance < need {
-			drain = max(rebalance-DrainGrace-rebalanceMargin, time.Second)
+			drain = max(rebalance-transport.DrainGrace-rebalanceMargin, time.Second)
 			log.Warn("rebalance_timeout is shorter than the stop timeout plus a grace; records in flight get less time to finish "+
 				"on a rebalance or stop", "rebalance_timeout", rebalance, "stop_timeout", e.cfg.StopTimeout, "drain", drain)
 		}
 	case rebalance < need:
 		rebalance = need
 	}
-	SetGroupTimeouts(&c, session, rebalance)
+	transport.SetGroupTimeouts(&c, session, rebalance)
 	return &c, drain
 }
 
 // topics are the plan's topics but the stages' own (see ownTopics), which
 // CoPartition creates to match their inputs.
-func (e *Engine) topics() []Topic {
+func (e *Engine) topics() []pipeline.Topic {
 	own := map[string]bool{}
 	all, _ := e.cfg.Plan.Stages()
 	for _, sp := range all {
@@ -238,10 +240,10 @@ func (e *Engine) topics() []Topic {
 			own[t.Name] = true
 		}
 	}
-	var out []Topic
+	var out []pipeline.Topic
 	for _, t := range e.cfg.Plan.Topics() {
 		if !own[t.Name] {
-			out = append(out, Topic{Name: t.Name, Partitions: t.Partitions, Config: t.Config})
+			out = append(out, pipeline.Topic{Name: t.Name, Partitions: t.Partitions, Config: t.Config})
 		}
 	}
 	return out
@@ -261,13 +263,13 @@ func stageInputs(sp pipeline.StagePlan) []string {
 
 // ownTopics are the topics partitioned like a stage's inputs: its retry
 // tiers and its dedup changelog.
-func ownTopics(sp pipeline.StagePlan) []Topic {
-	var ts []Topic
+func ownTopics(sp pipeline.StagePlan) []pipeline.Topic {
+	var ts []pipeline.Topic
 	for _, t := range sp.RetryTopics {
-		ts = append(ts, Topic{Name: t})
+		ts = append(ts, pipeline.Topic{Name: t})
 	}
 	if sp.Dedup != nil {
-		ts = append(ts, Topic{Name: sp.Dedup.Changelog, Config: pipeline.ChangelogConfig(sp.Dedup.Window)})
+		ts = append(ts, pipeline.Topic{Name: sp.Dedup.Changelog, Config: pipeline.ChangelogConfig(sp.Dedup.Window)})
 	}
 	return ts
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/millrace/millrace/pipeline"
+	"github.com/millrace/millrace/transport"
 )
 
 // A stage's group timeouts come from pipelines.yaml or the engine's config,
@@ -28,7 +29,7 @@ func TestEngine_group_timeouts_cover_the_drain(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := &Engine{cfg: EngineConfig{StopTimeout: tt.stop, Sarama: NewSaramaConfig("")}}
+			e := &Engine{cfg: EngineConfig{StopTimeout: tt.stop, Sarama: transport.NewSaramaConfig("")}}
 			c, drain := e.groupConfig(pipeline.StagePlan{SessionTimeout: tt.session, RebalanceTimeout: tt.rebalance},
 				slog.New(slog.DiscardHandler))
 			g := c.Consumer.Group
@@ -40,7 +41,7 @@ func TestEngine_group_timeouts_cover_the_drain(t *testing.T) {
 			if c.Net.ReadTimeout < g.Rebalance.Timeout+5*time.Second {
 				t.Errorf("read timeout %s is shorter than the rebalance timeout %s + 5 s", c.Net.ReadTimeout, g.Rebalance.Timeout)
 			}
-			if e.cfg.Sarama.Consumer.Group.Rebalance.Timeout != DefaultRebalanceTimeout {
+			if e.cfg.Sarama.Consumer.Group.Rebalance.Timeout != transport.DefaultRebalanceTimeout {
 				t.Error("groupConfig changed the engine's shared config")
 			}
 		})

@@ -34,11 +34,6 @@ func (d *dedupStore) Remember(partition int32, key string, at time.Time) {
 	d.remember(d.part(partition), dedupDigestOfString(key), at.Add(d.window).UnixNano(), time.Now().UnixNano())
 }
 
-// Compact runs log compaction on the topics with cleanup.policy=compact
-// now (kfake compacts on its own only every log.cleaner.backoff.ms, an hour
-// by default).
-func (e *Embedded) Compact() { e.cluster.Compact() }
-
 // SetRestoreIdle sets how long restore waits for a changelog record before
 // taking the rest of a partition for a gap.
 func (d *dedupStore) SetRestoreIdle(idle time.Duration) { d.idle = idle }

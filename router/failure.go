@@ -12,10 +12,10 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
-	wkafka "github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/millrace/millrace/filters"
+	"github.com/millrace/millrace/transport"
 )
 
 // The stage's middleware, outermost first (DESIGN.md): settle → recoverer →
@@ -63,10 +63,8 @@ func (s *stage) settle(h message.HandlerFunc) message.HandlerFunc {
 		growStack()
 		out, err := h(msg)
 		if err == nil {
-			if c, ok := handOutFrom(msg.Context()); !ok {
-				Settle(msg.Context(), true)
-			} else if !c.settleLater { // else when its outputs are acked (stage.handle)
-				c.e.settle(true, 0)
+			if d, ok := transport.DeliveryOf(msg.Context()); ok && !d.SettlesLater() { // else when its outputs are acked (stage.handle)
+				d.Ack()
 			}
 			return out, nil
 		}
@@ -115,22 +113,27 @@ func growStack() {
 func keep([]byte) {}
 
 func settleFailed(msg *message.Message, err error) {
-	var r *retryIn
-	if errors.As(err, &r) {
-		SettleRetry(msg.Context(), r.delay)
+	d, ok := transport.DeliveryOf(msg.Context())
+	if !ok {
 		return
 	}
-	var t *transient
-	if h, ok := handOutFrom(msg.Context()); ok && errors.As(err, &t) {
-		h.e.retryNotAttempt()
-		return
+	var (
+		r *retryIn
+		t *transient
+	)
+	switch {
+	case errors.As(err, &r):
+		d.RetryAfter(r.delay)
+	case errors.As(err, &t):
+		d.Redeliver()
+	default:
+		d.RetryAfter(0)
 	}
-	Settle(msg.Context(), false)
 }
 
 // tierOf is the retry tier a record was read from (0: a stage input).
 func (s *stage) tierOf(msg *message.Message) int {
-	r, _ := RecordFrom(msg.Context())
+	r, _ := transport.RecordFrom(msg.Context())
 	return s.tiers[r.Topic]
 }
 
@@ -139,11 +142,11 @@ func (s *stage) tierOf(msg *message.Message) int {
 // hand-outs in this process.
 func (s *stage) attempt(msg *message.Message) int {
 	n := 1
-	if d, ok := DeliveryFrom(msg.Context()); ok {
-		n = d.N
+	if d, ok := transport.DeliveryOf(msg.Context()); ok {
+		n = d.Attempt()
 	}
 	if s.tierOf(msg) > 0 {
-		v, _ := lastHeader(consumedOf(msg), filters.HeaderAttempt)
+		v, _ := transport.LastHeader(consumedOf(msg), filters.HeaderAttempt)
 		base, _ := strconv.Atoi(string(v))
 		n += max(base, 0)
 	}
@@ -176,10 +179,10 @@ func (s *stage) quarantineFailed(msg *message.Message, out []*message.Message, e
 		return out, err
 	}
 	q := s.failed(msg, s.plan.Quarantine, err, -1)
-	perr := s.out.send(s.plan.Quarantine, []*sarama.ProducerMessage{q})
-	if recordFault(perr) {
+	perr := s.out.Send(s.plan.Quarantine, []*sarama.ProducerMessage{q})
+	if transport.RecordFault(perr) {
 		q = s.envelope(msg, q, err, perr)
-		perr = s.out.send(s.plan.Quarantine, []*sarama.ProducerMessage{q})
+		perr = s.out.Send(s.plan.Quarantine, []*sarama.ProducerMessage{q})
 	}
 	if perr != nil {
 		s.log.Error("cannot quarantine record; it will be retried", "err", perr, "record_err", err)
@@ -220,7 +223,7 @@ func (s *stage) envelope(msg *message.Message, q *sarama.ProducerMessage, cause,
 		switch name := string(h.Key); {
 		case name == filters.HeaderError:
 			h.Value = []byte(fmt.Sprintf("%s (quarantined truncated: %v)", cause, refused))
-		case size > envelopeKeep && !strings.HasPrefix(name, "millrace-") && name != wkafka.UUIDHeaderKey:
+		case size > envelopeKeep && !strings.HasPrefix(name, "millrace-") && name != transport.MessageIDHeader:
 			continue // the record's own headers do not fit either
 		}
 		hs = append(hs, h)
@@ -243,16 +246,16 @@ func (s *stage) failed(msg *message.Message, topic string, err error, pin int32)
 	rec := consumedOf(msg)
 	now := time.Now().UTC()
 	tier := s.tierOf(msg)
-	origin, _ := lastHeader(rec, filters.HeaderOrigin)
-	if r, ok := RecordFrom(msg.Context()); ok && (tier == 0 || len(origin) == 0) {
+	origin, _ := transport.LastHeader(rec, filters.HeaderOrigin)
+	if r, ok := transport.RecordFrom(msg.Context()); ok && (tier == 0 || len(origin) == 0) {
 		origin = []byte(r.String())
 	}
 	first := now
-	if d, ok := DeliveryFrom(msg.Context()); ok && !d.FirstFailure.IsZero() {
-		first = d.FirstFailure
+	if d, ok := transport.DeliveryOf(msg.Context()); ok && !d.FirstFailure().IsZero() {
+		first = d.FirstFailure()
 	}
 	firstText := first.UTC().Format(time.RFC3339Nano)
-	if v, _ := lastHeader(rec, filters.HeaderFirstFailure); tier > 0 && len(v) > 0 {
+	if v, _ := transport.LastHeader(rec, filters.HeaderFirstFailure); tier > 0 && len(v) > 0 {
 		firstText = string(v)
 	}
 	extra := []sarama.RecordHeader{
@@ -332,13 +335,10 @@ func (s *stage) retryFailed(msg *message.Message, out []*message.Message, err er
 	tier := s.tierOf(msg)
 	key, keyed := keyOf(msg)
 	keyed = keyed && s.parks != nil
-	d, _ := DeliveryFrom(msg.Context())
-	if d != nil && d.FirstFailure.IsZero() {
-		d.FirstFailure = time.Now()
-	}
 	pass := 1
-	if d != nil {
-		pass = d.N
+	if d, ok := transport.DeliveryOf(msg.Context()); ok {
+		d.NoteFailure(time.Now())
+		pass = d.Attempt()
 	}
 	rp := s.plan.Retry
 	if pass < rp.Attempts {
@@ -398,9 +398,9 @@ func (s *stage) toTier(msg *message.Message, n int, cause error) error {
 		m = copyOf(msg, topic, drop, extra, p)
 	}
 	m.Headers = append(m.Headers, header(filters.HeaderRetryAt, due.UTC().Format(time.RFC3339Nano)))
-	if err := s.out.send(topic, []*sarama.ProducerMessage{m}); err != nil {
+	if err := s.out.Send(topic, []*sarama.ProducerMessage{m}); err != nil {
 		err = fmt.Errorf("move record to retry tier %d: %w", n, err)
-		if recordFault(err) {
+		if transport.RecordFault(err) {
 			if cause != nil {
 				return filters.Permanent(fmt.Errorf("%w (and %v)", cause, err))
 			}
@@ -422,7 +422,7 @@ func (s *stage) unpark(msg *message.Message) {
 }
 
 func partitionOf(msg *message.Message) int32 {
-	r, _ := RecordFrom(msg.Context())
+	r, _ := transport.RecordFrom(msg.Context())
 	return r.Partition
 }
 
@@ -451,12 +451,12 @@ func (s *stage) dedupe(h message.HandlerFunc) message.HandlerFunc {
 			return nil, filters.Permanent(fmt.Errorf("dedup key %s is %d bytes long; at most %d", s.plan.Dedup.Key, len(key), maxDedupKey))
 		}
 		p := partitionOf(msg)
-		d, _ := DeliveryFrom(msg.Context())
-		if d != nil && !d.unsure.IsZero() {
-			if err := s.findPublished(msg.Context(), d.unsure); err != nil {
+		d, _ := transport.DeliveryOf(msg.Context())
+		if d != nil && !d.Uncertain().IsZero() {
+			if err := s.findPublished(msg.Context(), d.Uncertain()); err != nil {
 				return nil, &transient{err: err}
 			}
-			d.unsure = time.Time{}
+			d.SetUncertain(time.Time{})
 		}
 		if s.dedup.seen(p, key) {
 			s.log.Debug("duplicate skipped", "dedup_key", key, "origin", recordString(msg))
@@ -469,7 +469,7 @@ func (s *stage) dedupe(h message.HandlerFunc) message.HandlerFunc {
 		}
 		if err := s.dedup.record(p, key); err != nil {
 			if d != nil {
-				d.unsure = time.Now()
+				d.SetUncertain(time.Now())
 			}
 			return nil, &transient{err: fmt.Errorf("record dedup key: %w", err)}
 		}
@@ -478,7 +478,7 @@ func (s *stage) dedupe(h message.HandlerFunc) message.HandlerFunc {
 }
 
 func recordString(msg *message.Message) string {
-	r, _ := RecordFrom(msg.Context())
+	r, _ := transport.RecordFrom(msg.Context())
 	return r.String()
 }
 
@@ -492,14 +492,15 @@ func (e *panicError) Error() string { return fmt.Sprintf("panic: %v", e.value) }
 
 // withTimeout runs f, watched by the stage's watchdog: past the timeout
 // the record's context is cancelled and the call fails (retryably).
-func (s *stage) withTimeout(ctx context.Context, f func(context.Context) ([]*filters.Message, error)) ([]*filters.Message, error) {
-	d, ok := DeliveryFrom(ctx)
-	if s.watch == nil || !ok {
+func (s *stage) withTimeout(msg *message.Message, f func(context.Context) ([]*filters.Message, error)) ([]*filters.Message, error) {
+	ctx := msg.Context()
+	h := stateOf(msg)
+	if s.watch == nil || h == nil {
 		return callFilter(ctx, f)
 	}
-	s.watch.watch(d)
+	s.watch.watch(h)
 	outs, err := callFilter(ctx, f)
-	s.watch.done(d)
+	s.watch.done(h)
 	if timedOut(ctx) {
 		if err == nil || errors.Is(err, context.Canceled) {
 			return nil, fmt.Errorf("filter call timed out after %s", s.plan.Timeout)

@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/IBM/sarama"
+	"github.com/millrace/millrace/kafkaops"
 )
 
 // parking keeps, per input partition, the keys that have records waiting
@@ -172,7 +173,7 @@ func (pk *parking) restore(ctx context.Context, client sarama.Client, group stri
 
 func (pk *parking) restorePartition(ctx context.Context, client sarama.Client, om sarama.OffsetManager,
 	consumer sarama.Consumer, topic string, p int32, tier int) error {
-	end, err := getOffset(ctx, client, topic, p, sarama.OffsetNewest)
+	end, err := kafkaops.GetOffset(ctx, client, topic, p, sarama.OffsetNewest)
 	if err != nil {
 		return err
 	}
@@ -183,11 +184,11 @@ func (pk *parking) restorePartition(ctx context.Context, client sarama.Client, o
 	from, _ := pom.NextOffset()
 	pom.AsyncClose()
 	if from < 0 {
-		if from, err = getOffset(ctx, client, topic, p, sarama.OffsetOldest); err != nil {
+		if from, err = kafkaops.GetOffset(ctx, client, topic, p, sarama.OffsetOldest); err != nil {
 			return err
 		}
 	}
-	return readRange(ctx, consumer, topic, p, from, end, func(m *sarama.ConsumerMessage) {
+	return kafkaops.ReadEach(ctx, consumer, topic, p, from, end, func(m *sarama.ConsumerMessage) {
 		if m.Key != nil {
 			pk.moved(p, string(m.Key), 0, tier)
 		}

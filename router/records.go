@@ -2,65 +2,82 @@ package router
 
 import (
 	"strconv"
+	"time"
 
 	"github.com/IBM/sarama"
-	wkafka "github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/millrace/millrace/filters"
+	"github.com/millrace/millrace/transport"
 )
 
-// A stage works on the Kafka record a message was handed out from, not on
-// the Watermill message's metadata: a record's headers are an ordered list
-// that may repeat names (KIP-82), and a map cannot carry them. Routing
-// state (the key, a pinned partition) is set on the records the stage
-// writes, never read from headers, so an incoming header cannot steer a
-// record.
+// A stage works on the Kafka record a message was handed out from (its
+// transport.Delivery), not on the Watermill message's metadata: a record's
+// headers are an ordered list that may repeat names (KIP-82), and a map
+// cannot carry them. Routing state (the key, a pinned partition) is set on
+// the records the stage writes, never read from headers, so an incoming
+// header cannot steer a record.
+
+// handOut is the stage's own state of one hand-out, attached to it
+// (Delivery.SetLocal): the filter's view of the record, its dedup key and
+// its place in the stage's watchdog. One allocation per hand-out.
+type handOut struct {
+	d        *transport.Delivery
+	in       filters.Message
+	built    bool   // in holds the view
+	dedupKey string // set when the stage deduplicates and the record has a key
+	keyed    bool
+
+	// The watchdog's list of calls in progress (see watchdog).
+	start           time.Time
+	expired, warned bool
+	prev, next      *handOut
+}
+
+// stateOf returns the stage's state of msg's hand-out, made on first use;
+// nil when msg is not a hand-out of a Subscriber with SettleFromContext.
+func stateOf(msg *message.Message) *handOut {
+	d, ok := transport.DeliveryOf(msg.Context())
+	if !ok {
+		return nil
+	}
+	if h, ok := d.Local().(*handOut); ok {
+		return h
+	}
+	h := &handOut{d: d}
+	d.SetLocal(h)
+	return h
+}
 
 // consumedOf returns the record msg was handed out from, or nil when msg
-// does not come from a window with SettleFromContext.
+// is not a hand-out of a Subscriber with SettleFromContext.
 func consumedOf(msg *message.Message) *sarama.ConsumerMessage {
-	if c, ok := handOutFrom(msg.Context()); ok && c.e != nil {
-		return c.e.rec
+	if d, ok := transport.DeliveryOf(msg.Context()); ok {
+		return d.Record()
 	}
 	return nil
 }
 
-// lastHeader returns the value of the last header of rec named name, as
-// Kafka's Headers.lastHeader does, and whether there is one.
-func lastHeader(rec *sarama.ConsumerMessage, name string) ([]byte, bool) {
-	if rec == nil {
-		return nil, false
-	}
-	for i := len(rec.Headers) - 1; i >= 0; i-- {
-		if h := rec.Headers[i]; h != nil && string(h.Key) == name {
-			return h.Value, true
-		}
-	}
-	return nil, false
-}
-
-// keyOf returns the key of msg's record and whether it has one (an
-// empty key is a key).
+// keyOf returns the key of msg's record and whether it has one (an empty
+// key is a key).
 func keyOf(msg *message.Message) ([]byte, bool) {
 	if rec := consumedOf(msg); rec != nil {
 		return rec.Key, rec.Key != nil
 	}
-	return MessageKey(msg)
+	return transport.MessageKey(msg)
 }
 
 // input is the filter's view of msg's record (see original), built once
 // per hand-out: the filter may change it.
 func input(msg *message.Message) *filters.Message {
-	c, ok := handOutFrom(msg.Context())
-	if ok && c.in != nil {
-		return c.in
+	h := stateOf(msg)
+	if h == nil {
+		return original(msg)
 	}
-	m := original(msg)
-	if ok {
-		c.in = m
+	if !h.built {
+		h.in, h.built = *original(msg), true
 	}
-	return m
+	return &h.in
 }
 
 // original is msg's record as it was read: its key, payload and headers as
@@ -70,12 +87,10 @@ func input(msg *message.Message) *filters.Message {
 func original(msg *message.Message) *filters.Message {
 	rec := consumedOf(msg)
 	if rec == nil { // a message that is not a hand-out of a window: its metadata
-		key, _ := MessageKey(msg)
+		key, _ := transport.MessageKey(msg)
 		m := &filters.Message{Key: key, Payload: msg.Payload}
 		for k, v := range msg.Metadata {
-			if k != keyMetadata && k != partitionMetadata {
-				m.Headers = append(m.Headers, filters.Header{Key: k, Value: []byte(v)})
-			}
+			m.Headers = append(m.Headers, filters.Header{Key: k, Value: []byte(v)})
 		}
 		return m
 	}
@@ -83,8 +98,8 @@ func original(msg *message.Message) *filters.Message {
 	if len(rec.Headers) > 0 {
 		m.Headers = make(filters.Headers, 0, len(rec.Headers)+1)
 		for _, h := range rec.Headers {
-			if h != nil && string(h.Key) != wkafka.UUIDHeaderKey {
-				m.Headers = append(m.Headers, filters.Header{Key: headerName(h.Key), Value: h.Value})
+			if h != nil && string(h.Key) != transport.MessageIDHeader {
+				m.Headers = append(m.Headers, filters.Header{Key: transport.HeaderName(h.Key), Value: h.Value})
 			}
 		}
 	}
@@ -96,27 +111,29 @@ func original(msg *message.Message) *filters.Message {
 // drop, then extra. With pin >= 0 it goes to that partition of topic.
 func copyOf(msg *message.Message, topic string, drop map[string]bool, extra []sarama.RecordHeader, pin int32) *sarama.ProducerMessage {
 	in := original(msg)
-	key, value := in.Key, in.Payload
 	hs := make([]sarama.RecordHeader, 0, 1+len(in.Headers)+len(extra))
-	hs = append(hs, sarama.RecordHeader{Key: uuidHeaderKey, Value: []byte(newMessageID())})
+	hs = append(hs, sarama.RecordHeader{Key: messageIDHeader, Value: []byte(transport.NewMessageID())})
 	for _, h := range in.Headers {
 		if !drop[h.Key] {
-			hs = append(hs, sarama.RecordHeader{Key: readOnlyBytes(h.Key), Value: h.Value})
+			hs = append(hs, sarama.RecordHeader{Key: transport.ReadOnlyBytes(h.Key), Value: h.Value})
 		}
 	}
 	hs = append(hs, extra...)
 	r := &sarama.ProducerMessage{Topic: topic, Headers: hs}
-	if key != nil {
-		r.Key = sarama.ByteEncoder(key)
+	if in.Key != nil {
+		r.Key = sarama.ByteEncoder(in.Key)
 	}
-	if value != nil {
-		r.Value = sarama.ByteEncoder(value)
+	if in.Payload != nil {
+		r.Value = sarama.ByteEncoder(in.Payload)
 	}
 	if pin >= 0 {
-		r.Key = pinned{key: r.Key, partition: pin}
+		r.Key = transport.Pin(r.Key, pin)
 	}
 	return r
 }
+
+// messageIDHeader is transport.MessageIDHeader as header bytes (read only).
+var messageIDHeader = []byte(transport.MessageIDHeader)
 
 // header is a record header with a string value.
 func header(name, value string) sarama.RecordHeader {

@@ -11,18 +11,19 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
-	wkafka "github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/uuid"
 
 	"github.com/millrace/millrace/filters"
+	"github.com/millrace/millrace/kafkaops"
 	"github.com/millrace/millrace/pipeline"
+	"github.com/millrace/millrace/transport"
 )
 
 // stage runs one filter as a Watermill handler.
 type stage struct {
 	plan   pipeline.StagePlan
-	out    *Publisher // outputs, quarantine, retry tiers (shared by the engine's stages)
+	out    *transport.Publisher // outputs, quarantine, retry tiers (shared by the engine's stages)
 	filter filters.Filter
 	slots  *slots
 	lanes  map[string]int // input topic → lane of slots
@@ -40,7 +41,7 @@ type stage struct {
 	gapSearched time.Time
 }
 
-func newStage(plan pipeline.StagePlan, pub *Publisher, log *slog.Logger) (*stage, error) {
+func newStage(plan pipeline.StagePlan, pub *transport.Publisher, log *slog.Logger) (*stage, error) {
 	log = log.With("pipeline", plan.Pipeline, "stage", plan.Name)
 	cfg := plan.Config
 	cfg.Pipeline, cfg.Stage, cfg.Logger = plan.Pipeline, plan.Name, log
@@ -102,14 +103,13 @@ func (s *stage) handle(msg *message.Message) ([]*message.Message, error) {
 	if err != nil || len(outs) == 0 {
 		return nil, err
 	}
-	if s.dedup == nil && s.parks == nil {
-		if h, ok := handOutFrom(msg.Context()); ok {
-			return nil, s.publishThenSettle(h, outs)
-		}
+	d, ok := transport.DeliveryOf(msg.Context())
+	if ok && s.dedup == nil && s.parks == nil {
+		return nil, s.publishThenSettle(d, outs)
 	}
-	if err := s.out.send(s.plan.Output, outs); err != nil {
-		if d, ok := DeliveryFrom(msg.Context()); ok {
-			d.unsure = time.Now()
+	if err := s.out.Send(s.plan.Output, outs); err != nil {
+		if ok {
+			d.SetUncertain(time.Now())
 		}
 		return nil, s.publishFailed(err)
 	}
@@ -120,21 +120,21 @@ func (s *stage) handle(msg *message.Message) ([]*message.Message, error) {
 // broker acked them; a failure hands the record out again, as a failed
 // synchronous publish does (to be quarantined, when the broker refused an
 // output as the record's own fault).
-func (s *stage) publishThenSettle(h *recordCtx, outs []*sarama.ProducerMessage) error {
-	h.settleLater = true
-	err := s.out.sendAsync(s.plan.Output, outs, func(err error) {
+func (s *stage) publishThenSettle(d *transport.Delivery, outs []*sarama.ProducerMessage) error {
+	d.SettleLater(true)
+	err := s.out.SendAsync(s.plan.Output, outs, func(err error) {
 		switch err := s.publishFailed(err); {
 		case err == nil:
-			h.e.settle(true, 0)
+			d.Ack()
 		case filters.IsPermanent(err):
-			h.e.failRecord(err)
+			d.Fail(err)
 		default:
 			s.log.Warn("publishing outputs failed; the record will be handed out again", "err", err)
-			h.e.retryNotAttempt()
+			d.Redeliver()
 		}
 	})
 	if err != nil {
-		h.settleLater = false
+		d.SettleLater(false)
 		return s.publishFailed(err)
 	}
 	return nil
@@ -149,7 +149,7 @@ func (s *stage) publishFailed(err error) error {
 		return nil
 	}
 	err = fmt.Errorf("pipeline %q stage %q: cannot publish the outputs: %w", s.plan.Pipeline, s.plan.Name, err)
-	if recordFault(err) {
+	if transport.RecordFault(err) {
 		return filters.Permanent(err)
 	}
 	return &transient{err: err}
@@ -159,12 +159,12 @@ func (s *stage) publishFailed(err error) error {
 // returns its outputs as records for the output topic.
 func (s *stage) process(msg *message.Message) ([]*sarama.ProducerMessage, error) {
 	ctx := msg.Context()
-	if d, ok := DeliveryFrom(ctx); ok && d.fault != nil {
-		err := d.fault
-		d.fault = nil
-		return nil, err
+	if d, ok := transport.DeliveryOf(ctx); ok {
+		if err := d.Fault(); err != nil {
+			return nil, err
+		}
 	}
-	r, _ := RecordFrom(ctx)
+	r, _ := transport.RecordFrom(ctx)
 	if err := s.slots.acquire(ctx, s.lanes[r.Topic]); err != nil {
 		return nil, err
 	}
@@ -176,7 +176,7 @@ func (s *stage) process(msg *message.Message) ([]*sarama.ProducerMessage, error)
 		job = jobID(ctx)
 		in.Headers = append(in.Headers, filters.Header{Key: filters.HeaderJob, Value: []byte(job)})
 	}
-	outs, err := s.withTimeout(ctx, func(ctx context.Context) ([]*filters.Message, error) {
+	outs, err := s.withTimeout(msg, func(ctx context.Context) ([]*filters.Message, error) {
 		return s.filter.Process(ctx, in)
 	})
 	if err != nil {
@@ -220,18 +220,18 @@ func (s *stage) output(o *filters.Message, job, attempt, mark string) *sarama.Pr
 	// Headers are appended one by one and the message filled in field by
 	// field: composite temporaries grow this frame, and with it the
 	// handler goroutine's stack (see quarantine).
-	putMessageID(&r.id)
-	hs = append(hs, sarama.RecordHeader{Key: uuidHeaderKey, Value: r.id[:]})
+	transport.PutMessageID(&r.id)
+	hs = append(hs, sarama.RecordHeader{Key: messageIDHeader, Value: r.id[:]})
 	for _, h := range o.Headers {
 		if _, drop := notCopiedToOutputs[h.Key]; !drop {
-			hs = append(hs, sarama.RecordHeader{Key: readOnlyBytes(h.Key), Value: h.Value})
+			hs = append(hs, sarama.RecordHeader{Key: transport.ReadOnlyBytes(h.Key), Value: h.Value})
 		}
 	}
-	hs = append(hs, sarama.RecordHeader{Key: headerJob, Value: readOnlyBytes(job)})
-	hs = append(hs, sarama.RecordHeader{Key: headerStage, Value: readOnlyBytes(s.plan.Name)})
-	hs = append(hs, sarama.RecordHeader{Key: headerAttempt, Value: readOnlyBytes(attempt)})
+	hs = append(hs, sarama.RecordHeader{Key: headerJob, Value: transport.ReadOnlyBytes(job)})
+	hs = append(hs, sarama.RecordHeader{Key: headerStage, Value: transport.ReadOnlyBytes(s.plan.Name)})
+	hs = append(hs, sarama.RecordHeader{Key: headerAttempt, Value: transport.ReadOnlyBytes(attempt)})
 	if mark != "" {
-		hs = append(hs, sarama.RecordHeader{Key: headerDedup, Value: readOnlyBytes(mark)})
+		hs = append(hs, sarama.RecordHeader{Key: headerDedup, Value: transport.ReadOnlyBytes(mark)})
 	}
 	r.msg.Topic = s.plan.Output
 	r.msg.Value = &r.value
@@ -274,7 +274,7 @@ var notCopiedToOutputs = map[string]struct{}{}
 
 func init() {
 	for _, h := range append(filters.FailureHeaders(), filters.HeaderJob, filters.HeaderStage,
-		filters.HeaderAttempt, wkafka.UUIDHeaderKey) {
+		filters.HeaderAttempt, transport.MessageIDHeader) {
 		notCopiedToOutputs[h] = struct{}{}
 	}
 }
@@ -284,7 +284,7 @@ func init() {
 // name-based (SHA-1, version 5) UUID of "kafka:topic/partition/offset" in
 // the URL namespace, computed without allocating but the string.
 func jobID(ctx context.Context) string {
-	r, ok := RecordFrom(ctx)
+	r, ok := transport.RecordFrom(ctx)
 	if !ok {
 		return uuid.NewString()
 	}
@@ -333,7 +333,7 @@ type dedupper interface {
 // within a metadata refresh (MetadataRefresh) and rebalances, so that they
 // are assigned too.
 func (s *stage) assigned(ctx context.Context, client sarama.Client, sess sarama.ConsumerGroupSession) error {
-	if _, err := CoPartition(client, s.plan.ID(), stageInputs(s.plan), ownTopics(s.plan), s.rf, s.log); err != nil {
+	if _, err := kafkaops.CoPartition(client, s.plan.ID(), stageInputs(s.plan), ownTopics(s.plan), s.rf, s.log); err != nil {
 		return err
 	}
 	ps := claimedPartitions(sess)

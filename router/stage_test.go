@@ -14,21 +14,22 @@ import (
 
 	"github.com/millrace/millrace/filters"
 	"github.com/millrace/millrace/pipeline"
+	"github.com/millrace/millrace/transport"
 )
 
 // Job ids of records that came without one are documented as the
 // name-based UUID of "kafka:topic/partition/offset"; jobID computes it by
 // hand to avoid allocating, so check it against the uuid package.
 func TestJobID_is_the_sha1_uuid_of_the_record_origin(t *testing.T) {
-	for _, r := range []Record{
+	for _, r := range []sarama.ConsumerMessage{
 		{Topic: "orders", Partition: 0, Offset: 0},
 		{Topic: "orders.enrich.retry.2", Partition: 17, Offset: 123456789012},
 		{Topic: "t", Partition: 2147483647, Offset: 9223372036854775807},
 	} {
-		ctx := context.WithValue(context.Background(), recordKey{}, &r)
-		want := uuid.NewSHA1(uuid.NameSpaceURL, []byte("kafka:"+r.String())).String()
-		if got := jobID(ctx); got != want {
-			t.Errorf("jobID(%s) = %s, want %s", r, got, want)
+		d := transport.NewDelivery(&r, 1, func(transport.Settlement) {})
+		want := uuid.NewSHA1(uuid.NameSpaceURL, []byte("kafka:"+d.Origin().String())).String()
+		if got := jobID(d); got != want {
+			t.Errorf("jobID(%s) = %s, want %s", d.Origin(), got, want)
 		}
 	}
 	a, b := jobID(context.Background()), jobID(context.Background())
@@ -43,18 +44,12 @@ func TestJobID_is_the_sha1_uuid_of_the_record_origin(t *testing.T) {
 // failure is injected with sarama's mock producer: a real broker cannot be
 // made to refuse one produce request on cue.
 func TestStage_outputs_published_without_waiting_settle_on_the_broker_ack(t *testing.T) {
-	cfg := NewProducerConfig("")
+	cfg := transport.NewProducerConfig("")
 	mp := mocks.NewAsyncProducer(t, cfg)
 	mp.ExpectInputAndFail(errors.New("broker down"))
 	mp.ExpectInputAndSucceed()
-	pub := &Publisher{producer: mp}
-	pub.done.Add(2)
-	go pub.collectSuccesses()
-	go pub.collectErrors()
-	defer func() {
-		pub.producer.AsyncClose()
-		pub.done.Wait()
-	}()
+	pub := transport.NewPublisherWith(mp, cfg)
+	defer pub.Close()
 
 	s := &stage{
 		plan: pipeline.StagePlan{Pipeline: "p", Name: "s", Output: "p.out"},
@@ -65,67 +60,22 @@ func TestStage_outputs_published_without_waiting_settle_on_the_broker_ack(t *tes
 		}),
 	}
 	handler := s.settle(func(m *message.Message) ([]*message.Message, error) { return s.handle(m) })
-	w := &window{wake: make(chan struct{}, 1)}
-	e := &entry{w: w}
-	for i, wantAcked := range []bool{false, true} {
-		msg := message.NewMessage(newMessageID(), []byte(`{"n":1}`))
-		msg.SetContext(&recordCtx{rec: Record{Topic: "p.in", Offset: 7}, e: e})
+	for i, want := range []transport.Settlement{{NotAttempt: true}, {Acked: true}} {
+		settled := make(chan transport.Settlement, 1)
+		d := transport.NewDelivery(&sarama.ConsumerMessage{Topic: "p.in", Offset: 7, Value: []byte(`{"n":1}`)}, 1,
+			func(s transport.Settlement) { settled <- s })
+		msg := message.NewMessage(transport.NewMessageID(), []byte(`{"n":1}`))
+		msg.SetContext(d)
 		if _, err := handler(msg); err != nil {
 			t.Fatalf("hand-out %d: handler returned %v; a publish outcome must not be an error of the call", i+1, err)
 		}
 		select {
-		case <-w.wake:
+		case got := <-settled:
+			if got != want {
+				t.Fatalf("hand-out %d settled as %+v, want %+v (a failed publish is not an attempt)", i+1, got, want)
+			}
 		case <-time.After(10 * time.Second):
 			t.Fatalf("hand-out %d: never settled", i+1)
-		}
-		w.mu.Lock()
-		got := w.inbox.results
-		w.inbox = inbox{}
-		w.mu.Unlock()
-		want := result{e: e, acked: wantAcked, notAttempt: !wantAcked}
-		if len(got) != 1 || got[0] != want {
-			t.Fatalf("hand-out %d settled as %+v, want %+v (a failed publish is not an attempt)", i+1, got, want)
-		}
-	}
-}
-
-// A record handed out again because its outputs could not be published (a
-// broker outage) repeats its attempt: the attempt number, which decides
-// inline retries and goes into millrace-attempt, does not grow. A failure
-// of the record's own does count.
-func TestWindow_a_failed_publish_is_not_an_attempt(t *testing.T) {
-	s := &Subscriber{cfg: SubscriberConfig{NackBackoff: time.Millisecond, NackBackoffMax: time.Millisecond, SettleFromContext: true}}
-	w := &window{h: &groupHandler{s: s}, wake: make(chan struct{}, 1), exit: make(chan struct{})}
-	defer close(w.exit)
-	e := &entry{w: w, rec: &sarama.ConsumerMessage{Topic: "in", Offset: 3}, msg: message.NewMessage("id", nil)}
-	w.setContext(e)
-	w.makeReady(e)
-	redeliver := func(r result) {
-		t.Helper()
-		w.ready = nil
-		w.nack(r.e, r.delay, r.notAttempt)
-		select {
-		case <-w.wake:
-		case <-time.After(10 * time.Second):
-			t.Fatal("the record was not handed out again")
-		}
-		w.readInbox()
-		if len(w.ready) != 1 || w.ready[0] != e {
-			t.Fatalf("ready holds %d records after the backoff, want the record", len(w.ready))
-		}
-	}
-	for _, step := range []struct {
-		r     result
-		wantN int
-	}{
-		{result{e: e, notAttempt: true}, 1}, // publish failed
-		{result{e: e, notAttempt: true}, 1}, // and again
-		{result{e: e}, 2},                   // the filter failed
-		{result{e: e, notAttempt: true}, 2},
-	} {
-		redeliver(step.r)
-		if e.del.N != step.wantN {
-			t.Fatalf("after %+v the record is on attempt %d, want %d", step.r, e.del.N, step.wantN)
 		}
 	}
 }

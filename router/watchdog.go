@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/millrace/millrace/transport"
 )
 
 // errTimedOut is the cause a record's context is cancelled with when its
@@ -22,7 +24,7 @@ type watchdog struct {
 	log     *slog.Logger
 
 	mu         sync.Mutex
-	head, tail *Delivery
+	head, tail *handOut
 	stop       chan struct{}
 	once       sync.Once
 }
@@ -33,7 +35,7 @@ func newWatchdog(timeout time.Duration, log *slog.Logger) *watchdog {
 	return w
 }
 
-func (w *watchdog) watch(d *Delivery) {
+func (w *watchdog) watch(d *handOut) {
 	d.start, d.expired, d.warned = time.Now(), false, false
 	w.mu.Lock()
 	d.prev, d.next = w.tail, nil
@@ -46,7 +48,7 @@ func (w *watchdog) watch(d *Delivery) {
 	w.mu.Unlock()
 }
 
-func (w *watchdog) done(d *Delivery) {
+func (w *watchdog) done(d *handOut) {
 	w.mu.Lock()
 	if d.prev != nil {
 		d.prev.next = d.next
@@ -84,7 +86,7 @@ func (w *watchdog) expire(now time.Time) {
 		switch running := now.Sub(d.start); {
 		case !d.expired:
 			d.expired = true
-			d.Cancel(errTimedOut)
+			d.d.Cancel(errTimedOut)
 		case running >= 2*w.timeout && !d.warned:
 			d.warned = true
 			w.log.Warn("filter call ignores its cancelled context; waiting for it", "timeout", w.timeout,
@@ -96,4 +98,4 @@ func (w *watchdog) expire(now time.Time) {
 func (w *watchdog) close() { w.once.Do(func() { close(w.stop) }) }
 
 // timedOut reports whether ctx was cancelled by the watchdog.
-func timedOut(ctx context.Context) bool { return errors.Is(causeOf(ctx), errTimedOut) }
+func timedOut(ctx context.Context) bool { return errors.Is(transport.Cause(ctx), errTimedOut) }

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/millrace/millrace/router"
+	"github.com/millrace/millrace/broker"
 	"github.com/millrace/millrace/testkit/realkafka"
 )
 
@@ -25,7 +25,7 @@ type Backend struct {
 // one test; it is closed when the test ends.
 func Embedded(t testing.TB) Backend {
 	t.Helper()
-	b, err := router.StartEmbedded(router.EmbeddedConfig{})
+	b, err := broker.Start(broker.Config{})
 	if err != nil {
 		t.Fatalf("start embedded broker: %v", err)
 	}

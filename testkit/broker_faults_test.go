@@ -11,8 +11,8 @@ import (
 
 	"github.com/IBM/sarama"
 
-	"github.com/millrace/millrace/router"
 	"github.com/millrace/millrace/testkit"
+	"github.com/millrace/millrace/transport"
 )
 
 // A stage process killed (kill -9) while it waits for its JoinGroup
@@ -44,7 +44,7 @@ func deadJoiner(t *testing.T, b testkit.Backend) bool {
 	topic, group := "join-"+testkit.Unique(), "join-"+testkit.Unique()
 	b.CreateTopic(t, topic, 4)
 	alive := &claimsHandler{}
-	g, err := sarama.NewConsumerGroup(b.Brokers, group, router.NewSaramaConfig("alive"))
+	g, err := sarama.NewConsumerGroup(b.Brokers, group, transport.NewSaramaConfig("alive"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +71,7 @@ func deadJoiner(t *testing.T, b testkit.Backend) bool {
 	proxy := newCutProxy(t, coord.Addr())
 	defer proxy.cut()
 	conn := sarama.NewBroker(proxy.addr())
-	if err := conn.Open(router.NewSaramaConfig("dying")); err != nil {
+	if err := conn.Open(transport.NewSaramaConfig("dying")); err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()

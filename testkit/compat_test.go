@@ -10,8 +10,8 @@ import (
 	wkafka "github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
 
-	"github.com/millrace/millrace/router"
 	"github.com/millrace/millrace/testkit"
+	"github.com/millrace/millrace/transport"
 )
 
 // A stage builds its output records itself (not through Watermill's
@@ -42,7 +42,7 @@ pipelines:
 		testkit.Run(t, b, plan, testkit.RunOptions{})
 
 		cfg := wkafka.DefaultSaramaSubscriberConfig()
-		cfg.Version = router.KafkaVersion
+		cfg.Version = transport.KafkaVersion
 		cfg.Consumer.Offsets.Initial = sarama.OffsetOldest
 		sub, err := wkafka.NewSubscriber(wkafka.SubscriberConfig{
 			Brokers: b.Brokers, ConsumerGroup: name + ".stock", Unmarshaler: wkafka.DefaultMarshaler{},

@@ -16,6 +16,7 @@ import (
 	"github.com/millrace/millrace/filters"
 	"github.com/millrace/millrace/router"
 	"github.com/millrace/millrace/testkit"
+	"github.com/millrace/millrace/transport"
 )
 
 // ownHeaders are the headers of r that are not millrace's or Watermill's:
@@ -187,7 +188,7 @@ pipelines:
 // message.max.bytes), past sarama's default producer limit.
 func produceLarge(t *testing.T, b testkit.Backend, topic string, records []testkit.Record) {
 	t.Helper()
-	cfg := router.NewSaramaConfig("testkit")
+	cfg := transport.NewSaramaConfig("testkit")
 	cfg.Producer.MaxMessageBytes = 1048588
 	cfg.Producer.Return.Successes = true
 	p, err := sarama.NewSyncProducer(b.Brokers, cfg)

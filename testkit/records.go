@@ -12,7 +12,9 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/millrace/millrace/filters"
-	"github.com/millrace/millrace/router"
+	"github.com/millrace/millrace/kafkaops"
+	"github.com/millrace/millrace/pipeline"
+	"github.com/millrace/millrace/transport"
 )
 
 // Record is a Kafka record as tests produce and read it.
@@ -33,7 +35,7 @@ type Record struct {
 // Client returns a sarama client for the backend, closed when the test ends.
 func (b Backend) Client(t testing.TB) sarama.Client {
 	t.Helper()
-	c, err := router.ConnectTimeout(context.Background(), b.Brokers, router.NewSaramaConfig("testkit"), 30*time.Second)
+	c, err := transport.ConnectTimeout(context.Background(), b.Brokers, transport.NewSaramaConfig("testkit"), 30*time.Second)
 	if err != nil {
 		t.Fatalf("connect to %s: %v", b.Name, err)
 	}
@@ -45,7 +47,7 @@ func (b Backend) Client(t testing.TB) sarama.Client {
 func (b Backend) CreateTopic(t testing.TB, topic string, partitions int) {
 	t.Helper()
 	c := b.Client(t)
-	if err := router.EnsureTopics(c, []router.Topic{{Name: topic, Partitions: partitions}}, -1, discard()); err != nil {
+	if err := kafkaops.EnsureTopics(c, []pipeline.Topic{{Name: topic, Partitions: partitions}}, -1, discard()); err != nil {
 		t.Fatalf("create topic %s: %v", topic, err)
 	}
 }
@@ -121,7 +123,7 @@ func (b Backend) readUntil(topic string, timeout time.Duration, done func(int) b
 	if done(0) {
 		return nil, nil
 	}
-	c, err := router.ConnectTimeout(context.Background(), b.Brokers, router.NewSaramaConfig("testkit"), 30*time.Second)
+	c, err := transport.ConnectTimeout(context.Background(), b.Brokers, transport.NewSaramaConfig("testkit"), 30*time.Second)
 	if err != nil {
 		return nil, err
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/millrace/millrace/pipeline"
 	"github.com/millrace/millrace/router"
+	"github.com/millrace/millrace/transport"
 )
 
 // Unique returns a short random suffix, for topic and pipeline names that
@@ -67,7 +68,7 @@ func Run(t testing.TB, b Backend, plan *pipeline.Plan, opts RunOptions) *Running
 		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: level}))
 	}
 	ecfg := router.EngineConfig{Plan: plan, Stages: stages, Brokers: b.Brokers,
-		StopTimeout: 10 * time.Second, Sarama: router.NewSaramaConfig("testkit"), Logger: log}
+		StopTimeout: 10 * time.Second, Sarama: transport.NewSaramaConfig("testkit"), Logger: log}
 	if opts.Configure != nil {
 		opts.Configure(&ecfg)
 	}

@@ -15,8 +15,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/millrace/millrace/broker"
 	"github.com/millrace/millrace/pipeline"
-	"github.com/millrace/millrace/router"
 )
 
 // Main runs the millrace command line with args (without the program name)
@@ -171,7 +171,7 @@ func (g *globals) clientBrokers(plan *pipeline.Plan) []string {
 	if b := g.resolveBrokers(plan); len(b) > 0 {
 		return b
 	}
-	return []string{fmt.Sprintf("127.0.0.1:%d", router.DefaultEmbeddedPort)}
+	return []string{fmt.Sprintf("127.0.0.1:%d", broker.DefaultPort)}
 }
 
 // signalContext is cancelled by the first SIGINT or SIGTERM; a second one

@@ -17,8 +17,9 @@ import (
 
 	"github.com/millrace/millrace/filters"
 	"github.com/millrace/millrace/internal/exactjson"
+	"github.com/millrace/millrace/kafkaops"
 	"github.com/millrace/millrace/pipeline"
-	"github.com/millrace/millrace/router"
+	"github.com/millrace/millrace/transport"
 )
 
 const produceBatch = 500
@@ -73,8 +74,8 @@ as decoding it would turn different bytes into one key.`,
 			if err != nil {
 				return err
 			}
-			cfg := router.NewSaramaConfig(plan.ClientID)
-			client, err := router.ConnectTimeout(cmd.Context(), g.clientBrokers(plan), cfg, timeout)
+			cfg := transport.NewSaramaConfig(plan.ClientID)
+			client, err := transport.ConnectTimeout(cmd.Context(), g.clientBrokers(plan), cfg, timeout)
 			if err != nil {
 				return err
 			}
@@ -84,7 +85,7 @@ as decoding it would turn different bytes into one key.`,
 			if err != nil {
 				return err
 			}
-			if err := router.EnsureTopics(client, []router.Topic{{Name: topic, Partitions: pl.Partitions}},
+			if err := kafkaops.EnsureTopics(client, []pipeline.Topic{{Name: topic, Partitions: pl.Partitions}},
 				plan.ReplicationFactor, log); err != nil {
 				return err
 			}

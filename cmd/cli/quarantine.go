@@ -17,7 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/millrace/millrace/filters"
-	"github.com/millrace/millrace/router"
+	"github.com/millrace/millrace/kafkaops"
 )
 
 func newQuarantineCmd(g *globals) *cobra.Command {
@@ -147,7 +147,7 @@ func scanTopic(ctx context.Context, client sarama.Client, topic string, start ma
 		if first >= end {
 			continue
 		}
-		more, err := router.ReadRange(ctx, consumer, topic, p, first, end, fn)
+		more, err := kafkaops.ReadRange(ctx, consumer, topic, p, first, end, fn)
 		if err != nil || !more {
 			return err
 		}

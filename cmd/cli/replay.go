@@ -13,8 +13,9 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/spf13/cobra"
 
+	"github.com/millrace/millrace/kafkaops"
 	"github.com/millrace/millrace/pipeline"
-	"github.com/millrace/millrace/router"
+	"github.com/millrace/millrace/transport"
 )
 
 func newReplayCmd(g *globals) *cobra.Command {
@@ -79,7 +80,7 @@ func (g *globals) connect(ctx context.Context, pipelineName string, timeout time
 			return nil, nil, nil, usageError{err.Error()}
 		}
 	}
-	client, err := router.ConnectTimeout(ctx, g.clientBrokers(plan), router.NewSaramaConfig(plan.ClientID), timeout)
+	client, err := transport.ConnectTimeout(ctx, g.clientBrokers(plan), transport.NewSaramaConfig(plan.ClientID), timeout)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -127,26 +128,26 @@ members the command refuses (exit 1), with or without --execute.`,
   millrace replay offsets --pipeline orders --stage confirm --shift-by -100 --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var specs []router.ResetSpec
+			var specs []kafkaops.ResetSpec
 			fl := cmd.Flags()
 			if fl.Changed("to-time") {
 				t, err := parseTime("to-time", toTime)
 				if err != nil {
 					return err
 				}
-				specs = append(specs, router.ResetSpec{Kind: router.ToTime, Time: t})
+				specs = append(specs, kafkaops.ResetSpec{Kind: kafkaops.ToTime, Time: t})
 			}
 			if toEarliest {
-				specs = append(specs, router.ResetSpec{Kind: router.ToEarliest})
+				specs = append(specs, kafkaops.ResetSpec{Kind: kafkaops.ToEarliest})
 			}
 			if toLatest {
-				specs = append(specs, router.ResetSpec{Kind: router.ToLatest})
+				specs = append(specs, kafkaops.ResetSpec{Kind: kafkaops.ToLatest})
 			}
 			if fl.Changed("to-offset") {
-				specs = append(specs, router.ResetSpec{Kind: router.ToOffset, Offset: toOffset})
+				specs = append(specs, kafkaops.ResetSpec{Kind: kafkaops.ToOffset, Offset: toOffset})
 			}
 			if fl.Changed("shift-by") {
-				specs = append(specs, router.ResetSpec{Kind: router.ShiftBy, Shift: shiftBy})
+				specs = append(specs, kafkaops.ResetSpec{Kind: kafkaops.ShiftBy, Shift: shiftBy})
 			}
 			if len(specs) != 1 {
 				return usageError{"give exactly one of --to-time, --to-earliest, --to-latest, --to-offset, --shift-by"}
@@ -160,8 +161,8 @@ members the command refuses (exit 1), with or without --execute.`,
 			if err != nil {
 				return err
 			}
-			if err := router.RequireInactive(client, st.Group); err != nil {
-				if errors.Is(err, router.ErrGroupActive) {
+			if err := kafkaops.RequireInactive(client, st.Group); err != nil {
+				if errors.Is(err, kafkaops.ErrGroupActive) {
 					return fmt.Errorf("stage %s is running (%v): stop every `millrace run` process that runs it, then try again", st.ID(), err)
 				}
 				return err
@@ -170,17 +171,17 @@ members the command refuses (exit 1), with or without --execute.`,
 			for _, in := range st.Inputs {
 				topics = append(topics, in.Topic)
 			}
-			resets, err := router.PlanOffsetReset(client, st.Group, topics, specs[0])
+			resets, err := kafkaops.PlanOffsetReset(client, st.Group, topics, specs[0])
 			if err != nil {
 				return err
 			}
 			if execute {
 				// Check again right before committing: a stage may have
 				// started meanwhile (the broker would reject the commit too).
-				if err := router.RequireInactive(client, st.Group); err != nil {
+				if err := kafkaops.RequireInactive(client, st.Group); err != nil {
 					return err
 				}
-				if err := router.ApplyOffsetReset(client, st.Group, resets); err != nil {
+				if err := kafkaops.ApplyOffsetReset(client, st.Group, resets); err != nil {
 					return err
 				}
 			}
@@ -215,7 +216,7 @@ members the command refuses (exit 1), with or without --execute.`,
 }
 
 type offsetsRow struct {
-	router.OffsetReset
+	kafkaops.OffsetReset
 	Reprocess int64 `json:"reprocess"`
 	Skip      int64 `json:"skip"`
 }

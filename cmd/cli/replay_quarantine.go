@@ -15,8 +15,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/millrace/millrace/filters"
+	"github.com/millrace/millrace/kafkaops"
 	"github.com/millrace/millrace/pipeline"
-	"github.com/millrace/millrace/router"
+	"github.com/millrace/millrace/transport"
 )
 
 // Reasons a quarantined record is not sent.
@@ -202,7 +203,7 @@ func (r *quarantineReplay) run(cmd *cobra.Command, client sarama.Client, plan *p
 		return nil // nothing was ever quarantined
 	}
 	if _, ok := existing[done]; !ok && !r.dry {
-		err := router.EnsureTopics(client, []router.Topic{{Name: done, Partitions: 1,
+		err := kafkaops.EnsureTopics(client, []pipeline.Topic{{Name: done, Partitions: 1,
 			Config: map[string]string{"cleanup.policy": "compact"}}}, plan.ReplicationFactor, log)
 		if err != nil {
 			return err
@@ -222,7 +223,7 @@ func (r *quarantineReplay) run(cmd *cobra.Command, client sarama.Client, plan *p
 	if !r.dry {
 		// A client of its own: on the reading client, each send would
 		// wait behind the consumer's long-polling fetch.
-		if producer, err = sarama.NewSyncProducer(r.brokers, router.NewProducerConfig(plan.ClientID)); err != nil {
+		if producer, err = sarama.NewSyncProducer(r.brokers, transport.NewProducerConfig(plan.ClientID)); err != nil {
 			return fmt.Errorf("open producer: %w", err)
 		}
 		defer producer.Close()

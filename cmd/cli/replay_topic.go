@@ -6,9 +6,8 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/millrace/millrace/transport"
 	"github.com/spf13/cobra"
-
-	"github.com/millrace/millrace/router"
 )
 
 func newReplayTopicCmd(g *globals) *cobra.Command {
@@ -67,7 +66,7 @@ record could not be copied.`,
 				plan := f.Plan()
 				brokers, clientID = g.clientBrokers(plan), plan.ClientID
 			}
-			client, err := router.ConnectTimeout(cmd.Context(), brokers, router.NewSaramaConfig(clientID), timeout)
+			client, err := transport.ConnectTimeout(cmd.Context(), brokers, transport.NewSaramaConfig(clientID), timeout)
 			if err != nil {
 				return err
 			}
@@ -80,7 +79,7 @@ record could not be copied.`,
 			c := topicCopy{from: from, to: to, since: lo, until: hi, perSec: perSec, dry: dryRun, progressTo: g.stderr,
 				sum: copySummary{From: from, To: to, DryRun: dryRun, PerPartition: map[int32]int{}}}
 			if !dryRun {
-				producer, err := sarama.NewSyncProducer(brokers, router.NewProducerConfig(clientID))
+				producer, err := sarama.NewSyncProducer(brokers, transport.NewProducerConfig(clientID))
 				if err != nil {
 					return fmt.Errorf("open producer: %w", err)
 				}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/millrace/millrace/broker"
 	"github.com/millrace/millrace/router"
 )
 
@@ -60,7 +61,7 @@ their results, commits and exits 0 (bounded by --stop-timeout).`,
 			defer stop()
 			brokers := g.resolveBrokers(plan)
 			if len(brokers) == 0 {
-				b, err := router.StartEmbedded(router.EmbeddedConfig{Port: port, DataDir: dataDir, Logger: log})
+				b, err := broker.Start(broker.Config{Port: port, DataDir: dataDir, Logger: log})
 				if err != nil {
 					return err
 				}
@@ -83,8 +84,8 @@ their results, commits and exits 0 (bounded by --stop-timeout).`,
 		},
 	}
 	cmd.Flags().StringArrayVar(&stages, "stage", nil, "run only this stage, as pipeline/stage or pipeline (repeatable)")
-	cmd.Flags().IntVar(&port, "embedded-port", router.DefaultEmbeddedPort, "port of the embedded broker on 127.0.0.1 (0: any free port)")
-	cmd.Flags().StringVar(&dataDir, "data-dir", router.DefaultEmbeddedDir, "where the embedded broker keeps its data")
+	cmd.Flags().IntVar(&port, "embedded-port", broker.DefaultPort, "port of the embedded broker on 127.0.0.1 (0: any free port)")
+	cmd.Flags().StringVar(&dataDir, "data-dir", broker.DefaultDir, "where the embedded broker keeps its data")
 	cmd.Flags().DurationVar(&stopTimeout, "stop-timeout", 30*time.Second, "how long records in flight may take to finish on stop")
 	cmd.Flags().DurationVar(&connTimeout, "connect-timeout", 30*time.Second,
 		"how long to wait for the brokers at start, logging each attempt; 0 waits until they answer (or a signal)")
@@ -113,7 +114,7 @@ Its data lives in --data-dir and survives a restart.`,
 			}
 			ctx, stop := signalContext(cmd.Context(), log)
 			defer stop()
-			b, err := router.StartEmbedded(router.EmbeddedConfig{Port: port, DataDir: dataDir, Logger: log})
+			b, err := broker.Start(broker.Config{Port: port, DataDir: dataDir, Logger: log})
 			if err != nil {
 				return err
 			}
@@ -124,7 +125,7 @@ Its data lives in --data-dir and survives a restart.`,
 			return nil
 		},
 	}
-	cmd.Flags().IntVar(&port, "port", router.DefaultEmbeddedPort, "port on 127.0.0.1 (0: any free port)")
-	cmd.Flags().StringVar(&dataDir, "data-dir", router.DefaultEmbeddedDir, "where the broker keeps its data")
+	cmd.Flags().IntVar(&port, "port", broker.DefaultPort, "port on 127.0.0.1 (0: any free port)")
+	cmd.Flags().StringVar(&dataDir, "data-dir", broker.DefaultDir, "where the broker keeps its data")
 	return cmd
 }

@@ -8,9 +8,8 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/millrace/millrace/transport"
 	"github.com/spf13/cobra"
-
-	"github.com/millrace/millrace/router"
 )
 
 func newTailCmd(g *globals) *cobra.Command {
@@ -54,7 +53,7 @@ It reads outside any consumer group, so it never moves a stage's offsets.
 			}
 			ctx, stop := signalContext(cmd.Context(), log)
 			defer stop()
-			client, err := router.ConnectTimeout(ctx, brokers, router.NewSaramaConfig(""), timeout)
+			client, err := transport.ConnectTimeout(ctx, brokers, transport.NewSaramaConfig(""), timeout)
 			if err != nil {
 				return err
 			}

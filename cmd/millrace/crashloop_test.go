@@ -11,8 +11,8 @@ import (
 
 	"github.com/IBM/sarama"
 
-	"github.com/millrace/millrace/router"
 	"github.com/millrace/millrace/testkit"
+	"github.com/millrace/millrace/transport"
 )
 
 // crashLoopLimit bounds how long the healthy process may take to drain the
@@ -27,7 +27,7 @@ import (
 // and the drain of 40,000 records by one jq stage (2-4 s here, up to 10 s
 // on a busy 2-core machine). The limit stays below the 60 s rebalance
 // timeout, so a broker that waits that out for dead members fails too.
-const crashLoopLimit = 2*router.DefaultSessionTimeout + 15*time.Second
+const crashLoopLimit = 2*transport.DefaultSessionTimeout + 15*time.Second
 
 // TestRun_a_crash_loop_leaves_no_wedged_group is issue 11's crash loop:
 // 12 processes killed with SIGKILL 0.1-0.9 s after they start (so some die
@@ -101,7 +101,7 @@ pipelines:
 			}
 			if time.Since(started) > crashLoopLimit {
 				t.Fatalf("%s: the healthy process did not drain %d records within %s (2 session timeouts of %s + 15s): lag %d (%v); %s; the group was %s",
-					backend.Name, 2*n, crashLoopLimit, router.DefaultSessionTimeout, lag, err,
+					backend.Name, 2*n, crashLoopLimit, transport.DefaultSessionTimeout, lag, err,
 					describeGroup(admin, group), strings.Join(history, ", "))
 			}
 			select {

@@ -19,9 +19,9 @@ import (
 
 	"github.com/IBM/sarama"
 
-	"github.com/millrace/millrace/router"
 	"github.com/millrace/millrace/testkit"
 	"github.com/millrace/millrace/testkit/realkafka"
+	"github.com/millrace/millrace/transport"
 )
 
 // Helpers of the fault tests (chaos_test.go): a broker the test owns and
@@ -313,9 +313,9 @@ func startFeeder(t *testing.T, b testkit.Backend, topic string, n, keys, batch i
 	if batch > keys {
 		t.Fatalf("feeder: a batch of %d would hold two records of one of %d keys", batch, keys)
 	}
-	cfg := router.NewSaramaConfig("millrace-faults-feed")
+	cfg := transport.NewSaramaConfig("millrace-faults-feed")
 	cfg.Net.MaxOpenRequests = 1
-	client, err := router.ConnectTimeout(context.Background(), b.Brokers, cfg, 30*time.Second)
+	client, err := transport.ConnectTimeout(context.Background(), b.Brokers, cfg, 30*time.Second)
 	if err != nil {
 		t.Fatalf("feeder: %v", err)
 	}
@@ -443,7 +443,7 @@ pipelines:
 
 // stageLags returns the lag of each stage's group on its input topic.
 func stageLags(b testkit.Backend, stages [][2]string) ([]int64, error) {
-	c, err := router.ConnectTimeout(context.Background(), b.Brokers, router.NewSaramaConfig("millrace-faults-lag"), 10*time.Second)
+	c, err := transport.ConnectTimeout(context.Background(), b.Brokers, transport.NewSaramaConfig("millrace-faults-lag"), 10*time.Second)
 	if err != nil {
 		return nil, err
 	}
@@ -524,7 +524,7 @@ func waitDrained(t *testing.T, b testkit.Backend, stages [][2]string, timeout ti
 // describeGroups says what state each stage's consumer group is in and
 // which member owns which partitions.
 func describeGroups(b testkit.Backend, stages [][2]string) string {
-	c, err := router.ConnectTimeout(context.Background(), b.Brokers, router.NewSaramaConfig("millrace-faults-describe"), 10*time.Second)
+	c, err := transport.ConnectTimeout(context.Background(), b.Brokers, transport.NewSaramaConfig("millrace-faults-describe"), 10*time.Second)
 	if err != nil {
 		return fmt.Sprintf("describe groups: %v", err)
 	}
@@ -561,7 +561,7 @@ func describeGroups(b testkit.Backend, stages [][2]string) string {
 // endOffsets returns the end offset of each partition of topic, or nil
 // when the broker does not answer.
 func endOffsets(b testkit.Backend, topic string) map[int32]int64 {
-	c, err := router.ConnectTimeout(context.Background(), b.Brokers, router.NewSaramaConfig("millrace-faults-count"), 5*time.Second)
+	c, err := transport.ConnectTimeout(context.Background(), b.Brokers, transport.NewSaramaConfig("millrace-faults-count"), 5*time.Second)
 	if err != nil {
 		return nil
 	}

@@ -14,16 +14,17 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/millrace/millrace/filters"
-	"github.com/millrace/millrace/router"
+	"github.com/millrace/millrace/kafkaops"
 	"github.com/millrace/millrace/testkit"
 	"github.com/millrace/millrace/testkit/realkafka"
+	"github.com/millrace/millrace/transport"
 )
 
 // produceTimed sends records {"seq":i} for i in [from, to) to topic, keyed
 // k<i%7>, record i stamped base + i seconds.
 func produceTimed(t *testing.T, b testkit.Backend, topic string, from, to int, base time.Time) {
 	t.Helper()
-	p, err := sarama.NewSyncProducer(b.Brokers, router.NewSaramaConfig("replay-test"))
+	p, err := sarama.NewSyncProducer(b.Brokers, transport.NewSaramaConfig("replay-test"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +151,7 @@ func TestReplayOffsets_plan_matches_kafka_consumer_groups_tool(t *testing.T) {
 		}
 		commits[p] = end / int64(p+2)
 	}
-	if err := router.CommitOffsets(client, group, map[string]map[int32]int64{topic: commits}); err != nil {
+	if err := kafkaops.CommitOffsets(client, group, map[string]map[int32]int64{topic: commits}); err != nil {
 		t.Fatal(err)
 	}
 	at := base.Add(40*time.Second + 500*time.Millisecond)
@@ -185,7 +186,7 @@ func TestReplayOffsets_plan_matches_kafka_consumer_groups_tool(t *testing.T) {
 		}
 	}
 	// Nothing was changed by the dry runs.
-	after, err := router.CommittedOffsets(client, group, topic)
+	after, err := kafkaops.CommittedOffsets(client, group, topic)
 	if err != nil {
 		t.Fatal(err)
 	}

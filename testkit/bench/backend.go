@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/millrace/millrace/router"
+	"github.com/millrace/millrace/broker"
 	"github.com/millrace/millrace/testkit/realkafka"
 )
 
@@ -37,7 +37,7 @@ type backend struct {
 func startBackend(ctx context.Context, kind string, o options) (*backend, error) {
 	switch kind {
 	case backendEmbedded:
-		b, err := router.StartEmbedded(router.EmbeddedConfig{Port: 0})
+		b, err := broker.Start(broker.Config{Port: 0})
 		if err != nil {
 			return nil, fmt.Errorf("start the embedded broker: %w", err)
 		}

@@ -13,7 +13,7 @@ import (
 // record to a sarama AsyncProducer writing it (same key, value and headers)
 // to out; a record's offset is marked only when the broker acknowledged its
 // copy, so it is at least once like millrace. The client config is
-// millrace's own (router.NewSaramaConfig: acks=all, murmur2 partitioner,
+// millrace's own (transport.NewSaramaConfig: acks=all, murmur2 partitioner,
 // auto-commit of marked offsets every second, sarama's default batching).
 // With the same partitioner and partition count a record lands in the
 // output partition numbered like its input partition, so acks, and so

@@ -14,8 +14,9 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
-
-	"github.com/millrace/millrace/router"
+	"github.com/millrace/millrace/kafkaops"
+	"github.com/millrace/millrace/pipeline"
+	"github.com/millrace/millrace/transport"
 )
 
 // env is what the cases of one backend share: the options, the brokers, an
@@ -37,7 +38,7 @@ func newEnv(ctx context.Context, o options, b *backend) (*env, error) {
 	if _, err := rand.Read(id); err != nil {
 		return nil, fmt.Errorf("random run id: %w", err)
 	}
-	cfg := router.NewSaramaConfig("millrace-bench")
+	cfg := transport.NewSaramaConfig("millrace-bench")
 	var client sarama.Client
 	var err error
 	// The broker may still be starting: retry for a while.
@@ -83,7 +84,7 @@ func (e *env) prefix(name string) string { return e.runID + "-" + name }
 // config is the sarama config of the bench's own clients: millrace's, so
 // that producers partition keys the way millrace does.
 func (e *env) config(clientID string) *sarama.Config {
-	return router.NewSaramaConfig(clientID)
+	return transport.NewSaramaConfig(clientID)
 }
 
 // createTopics creates topics with -partitions partitions each and waits
@@ -91,11 +92,11 @@ func (e *env) config(clientID string) *sarama.Config {
 // for (or trips over) a topic that is still being set up: real Kafka
 // elects leaders after CreateTopics returns.
 func (e *env) createTopics(names ...string) error {
-	ts := make([]router.Topic, len(names))
+	ts := make([]pipeline.Topic, len(names))
 	for i, n := range names {
-		ts[i] = router.Topic{Name: n, Partitions: e.opts.partitions}
+		ts[i] = pipeline.Topic{Name: n, Partitions: e.opts.partitions}
 	}
-	if err := router.EnsureTopics(e.client, ts, -1, e.log); err != nil {
+	if err := kafkaops.EnsureTopics(e.client, ts, -1, e.log); err != nil {
 		return fmt.Errorf("create topics: %w", err)
 	}
 	deadline := time.Now().Add(30 * time.Second)

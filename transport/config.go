@@ -1,4 +1,4 @@
-package router
+package transport
 
 import (
 	"context"
@@ -128,16 +128,17 @@ func SetCompression(c *sarama.Config, codec string) error {
 
 // Connect opens a sarama client, retrying with backoff (250 ms doubling to
 // 5 s) until the cluster answers or ctx ends; the error then says which
-// brokers were tried.
-func Connect(ctx context.Context, brokers []string, cfg *sarama.Config) (sarama.Client, error) {
-	return connect(ctx, brokers, cfg, nil)
+// brokers were tried and how often. Each failed attempt is logged to log
+// (if not nil).
+func Connect(ctx context.Context, brokers []string, cfg *sarama.Config, log *slog.Logger) (sarama.Client, error) {
+	return connect(ctx, brokers, cfg, log)
 }
 
 // ConnectTimeout bounds [Connect] by a timeout.
 func ConnectTimeout(ctx context.Context, brokers []string, cfg *sarama.Config, timeout time.Duration) (sarama.Client, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	return Connect(ctx, brokers, cfg)
+	return Connect(ctx, brokers, cfg, nil)
 }
 
 // connect is Connect, logging each failed attempt to log (if not nil).

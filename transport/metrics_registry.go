@@ -1,4 +1,4 @@
-package router
+package transport
 
 import metrics "github.com/rcrowley/go-metrics"
 

@@ -1,4 +1,4 @@
-package router_test
+package transport_test
 
 import (
 	"context"
@@ -10,13 +10,13 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
-	"github.com/millrace/millrace/router"
 	"github.com/millrace/millrace/testkit"
+	"github.com/millrace/millrace/transport"
 )
 
-func subscriber(t *testing.T, b testkit.Backend, group string, maxInFlight int) *router.Subscriber {
+func subscriber(t *testing.T, b testkit.Backend, group string, maxInFlight int) *transport.Subscriber {
 	t.Helper()
-	s, err := router.NewSubscriber(router.SubscriberConfig{
+	s, err := transport.NewSubscriber(transport.SubscriberConfig{
 		Brokers: b.Brokers, Group: group, Sarama: testSaramaConfig(), MaxInFlight: maxInFlight,
 		DrainTimeout: 20 * time.Second, NackBackoff: time.Millisecond, NackBackoffMax: 5 * time.Millisecond,
 	})
@@ -56,7 +56,7 @@ func TestSubscriber_keeps_key_order_while_running_keys_concurrently(t *testing.T
 		)
 		finished := make(chan struct{})
 		handle := func(m *message.Message) {
-			key, _ := router.MessageKey(m)
+			key, _ := transport.MessageKey(m)
 			var seq int
 			fmt.Sscan(string(m.Payload), &seq)
 			mu.Lock()

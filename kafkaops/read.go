@@ -1,4 +1,4 @@
-package router
+package kafkaops
 
 import (
 	"context"
@@ -9,13 +9,13 @@ import (
 	"github.com/IBM/sarama"
 )
 
-// scanIdle is how long readRange waits for a record that may never come
+// scanIdle is how long ReadRange waits for a record that may never come
 // (offsets of compacted topics or transaction markers leave gaps).
 const scanIdle = 5 * time.Second
 
-// readRange calls fn for each record of topic/partition from offset from
-// up to (not including) end, then returns.
-func readRange(ctx context.Context, consumer sarama.Consumer, topic string, partition int32, from, end int64,
+// ReadEach calls fn for each record of topic/partition from offset from up
+// to (not including) end: ReadRange for a fn that reads everything.
+func ReadEach(ctx context.Context, consumer sarama.Consumer, topic string, partition int32, from, end int64,
 	fn func(*sarama.ConsumerMessage)) error {
 	_, err := ReadRange(ctx, consumer, topic, partition, from, end, func(m *sarama.ConsumerMessage) (bool, error) {
 		fn(m)

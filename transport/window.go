@@ -1,7 +1,6 @@
-package router
+package transport
 
 import (
-	"context"
 	"log/slog"
 	"slices"
 	"sync"
@@ -10,8 +9,6 @@ import (
 	"github.com/IBM/sarama"
 	wkafka "github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
-
-	"github.com/millrace/millrace/filters"
 )
 
 type groupHandler struct {
@@ -52,7 +49,8 @@ func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 	return nil
 }
 
-// entry is one fetched record, from fetch until its offset is committable.
+// entry is one fetched record, from fetch until its offset is committable,
+// with what the subscriber knows of its hand-outs (see Delivery).
 type entry struct {
 	rec   *sarama.ConsumerMessage
 	msg   *message.Message
@@ -63,40 +61,21 @@ type entry struct {
 	notAttempt bool
 	backoff    time.Duration
 	due        time.Time // not before (records of delayed topics)
-	del        Delivery
+
+	ctx          *Delivery // the current hand-out
+	n            int       // attempts handed out in this window
+	firstFailure time.Time
+	fault        error
+	uncertain    time.Time
+	// settled receives the settlement of an entry outside a window
+	// (NewDelivery).
+	settled func(Settlement)
 }
 
-// Delivery is what the subscriber knows of a record's hand-outs; the
-// handler reads it with DeliveryFrom.
-type Delivery struct {
-	// N counts the attempts handed out in this window, from 1. A record
-	// handed out again because its outputs could not be published repeats
-	// its attempt (the failure was not its own).
-	N int
-	// FirstFailure is when a handler first reported failing it (zero if
-	// none did); the handler sets it.
-	FirstFailure time.Time
-	// fault, when set, is why the record failed for good although its
-	// filter succeeded: the broker refused one of its outputs as the
-	// record's own fault (too large, invalid). The next hand-out goes
-	// straight to quarantine with it.
-	fault error
-	// unsure is when publishing the record's outputs, or recording its
-	// dedup key, last failed (zero: never): the outputs may have been
-	// written although the publish failed, so a deduplicating stage looks
-	// for them before running the record again.
-	unsure time.Time
-
-	ctx             *recordCtx // the current hand-out's context
-	start           time.Time  // of the filter call being watched
-	expired, warned bool       // by the watchdog
-	prev, next      *Delivery  // in the watchdog's list
-}
-
-// Cancel cancels the context of the current hand-out with cause.
-func (d *Delivery) Cancel(cause error) {
-	if d.ctx != nil {
-		d.ctx.cancel(cause)
+// cancel cancels the current hand-out, if any, with cause.
+func (e *entry) cancel(cause error) {
+	if e.ctx != nil {
+		e.ctx.Cancel(cause)
 	}
 }
 
@@ -108,7 +87,7 @@ type result struct {
 	// outputs could not be published), so handing it out again does not
 	// count as another attempt.
 	notAttempt bool
-	// fault: see Delivery.fault.
+	// fault: see Delivery.Fail.
 	fault error
 }
 
@@ -253,7 +232,7 @@ func (w *window) run() {
 				"partition", w.claim.Partition(), "in_flight", w.inFlight, "drain_timeout", w.h.s.cfg.DrainTimeout)
 			w.cut = true
 			for _, e := range w.entries {
-				e.del.Cancel(nil)
+				e.cancel(nil)
 			}
 			deadline = time.After(DrainGrace)
 		}
@@ -320,7 +299,7 @@ func (w *window) readInbox() bool {
 		if r.acked {
 			w.ack(r.e)
 		} else {
-			r.e.del.fault = r.fault
+			r.e.fault = r.fault
 			w.nack(r.e, r.delay, r.notAttempt)
 		}
 		in.results[i] = result{}
@@ -338,7 +317,7 @@ func (w *window) add(rec *sarama.ConsumerMessage) {
 	if w.h.s.cfg.SettleFromContext {
 		// The engine's stages read the record itself (see input): the
 		// message carries only its id and payload.
-		id, _ := lastHeader(rec, wkafka.UUIDHeaderKey)
+		id, _ := LastHeader(rec, wkafka.UUIDHeaderKey)
 		msg = message.NewMessage(string(id), rec.Value)
 	} else {
 		msg = Marshaler{}.decode(rec)
@@ -405,7 +384,7 @@ func (w *window) makeReady(e *entry) {
 	if e.notAttempt {
 		e.notAttempt = false
 	} else {
-		e.del.N++
+		e.n++
 	}
 	w.ready = append(w.ready, e)
 }
@@ -428,189 +407,22 @@ func (w *window) schedule(e *entry) {
 }
 
 func (w *window) setContext(e *entry) {
-	ctx := &recordCtx{rec: Record{
-		Topic: e.rec.Topic, Partition: e.rec.Partition, Offset: e.rec.Offset, Timestamp: e.rec.Timestamp}}
+	d := &Delivery{origin: originOf(e.rec)}
 	if w.h.s.cfg.SettleFromContext {
-		ctx.e = e
+		d.e = e
 	}
-	e.msg.SetContext(ctx)
-	e.del.ctx = ctx
+	e.msg.SetContext(d)
+	e.ctx = d
 }
 
-// recordCtx is the context of one hand-out of a record: cancellable (the
-// window ends, the stage's timeout), and carrying the record's origin and,
-// with SettleFromContext, its settle hook and delivery state. It is one
-// allocation where context.WithCancelCause and a chain of
-// context.WithValue were seven; its done channel is made only when
-// somebody asks for it (most filters never do).
-//
-// It is not a cancelCtx of package context, so context.Cause of it (or of
-// a context built on it) is its Err, context.Canceled; the cause the
-// router cancels with is read with causeOf.
-type recordCtx struct {
-	rec Record
-	e   *entry
-	// in is the filter's view of the record, built on first use (input).
-	in *filters.Message
-	// settleLater is set by the handler (on its goroutine) when the
-	// hand-out will be settled once its outputs are acked, not on return.
-	settleLater bool
-
-	mu    sync.Mutex
-	done  chan struct{} // nil until Done is called
-	cause error         // non-nil once cancelled
-}
-
-// closedDone is the done channel of a hand-out cancelled before anybody
-// asked for one.
-var closedDone = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
-
-func (*recordCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
-
-func (c *recordCtx) Done() <-chan struct{} {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.done == nil {
-		if c.cause != nil {
-			c.done = closedDone
-		} else {
-			c.done = make(chan struct{})
-		}
-	}
-	return c.done
-}
-
-func (c *recordCtx) Err() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.cause != nil {
-		return context.Canceled
-	}
-	return nil
-}
-
-// cancel cancels the hand-out with cause (nil: context.Canceled); only
-// the first call counts.
-func (c *recordCtx) cancel(cause error) {
-	if cause == nil {
-		cause = context.Canceled
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.cause != nil {
+// report hands the outcome of a hand-out to the window's goroutine (or,
+// outside a window, to the settled callback).
+func (e *entry) report(r result) {
+	if e.w == nil {
+		e.settled(Settlement{Acked: r.acked, Delay: r.delay, NotAttempt: r.notAttempt, Fault: r.fault})
 		return
 	}
-	c.cause = cause
-	if c.done != nil {
-		close(c.done)
-	}
-}
-
-// causeOf is the cause the hand-out whose context ctx is (or is built on)
-// was cancelled with; nil if it was not.
-func causeOf(ctx context.Context) error {
-	if c, ok := ctx.Value(recordCtxKey{}).(*recordCtx); ok {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		return c.cause
-	}
-	return context.Cause(ctx)
-}
-
-type recordCtxKey struct{}
-
-type handOutKey struct{}
-
-// handOutFrom returns the hand-out whose context ctx is, if it comes from
-// a window with SettleFromContext.
-func handOutFrom(ctx context.Context) (*recordCtx, bool) {
-	c, ok := ctx.Value(handOutKey{}).(*recordCtx)
-	return c, ok
-}
-
-func (c *recordCtx) Value(key any) any {
-	switch key.(type) {
-	case recordKey:
-		return &c.rec
-	case handOutKey:
-		if c.e != nil {
-			return c
-		}
-		return nil
-	case settleKey:
-		if c.e != nil {
-			return c.e
-		}
-		return nil
-	case deliveryKey:
-		if c.e != nil {
-			return &c.e.del
-		}
-		return nil
-	case recordCtxKey:
-		return c
-	}
-	return nil
-}
-
-// settle reports the outcome of the entry's hand-out to its window.
-func (e *entry) settle(acked bool, delay time.Duration) {
-	e.w.report(result{e: e, acked: acked, delay: delay})
-}
-
-// retryNotAttempt hands the record out again after the backoff, as the
-// same attempt: its failure was not its own.
-func (e *entry) retryNotAttempt() {
-	e.w.report(result{e: e, notAttempt: true})
-}
-
-// failRecord hands the record out again at once, as the same attempt, to
-// be quarantined with err (see Delivery.fault).
-func (e *entry) failRecord(err error) {
-	e.w.report(result{e: e, notAttempt: true, fault: err, delay: time.Nanosecond})
-}
-
-// report hands the outcome of a hand-out to the window's goroutine.
-func (w *window) report(r result) {
-	w.tell(func(in *inbox) { in.results = append(in.results, r) })
-}
-
-type settleKey struct{}
-
-type settler interface {
-	settle(acked bool, delay time.Duration)
-}
-
-// Settle reports the outcome of a message handed out by a Subscriber with
-// SettleFromContext: acked true finishes it, false hands it out again after
-// a backoff. It reports whether ctx belonged to such a message. Call it
-// once per hand-out, after the message's outputs were published.
-func Settle(ctx context.Context, acked bool) bool {
-	f, ok := ctx.Value(settleKey{}).(settler)
-	if ok {
-		f.settle(acked, 0)
-	}
-	return ok
-}
-
-// SettleRetry is Settle(ctx, false) with the wait before the message is
-// handed out again chosen by the caller.
-func SettleRetry(ctx context.Context, after time.Duration) bool {
-	f, ok := ctx.Value(settleKey{}).(settler)
-	if ok {
-		f.settle(false, max(after, time.Nanosecond))
-	}
-	return ok
-}
-
-type deliveryKey struct{}
-
-// DeliveryFrom returns the delivery state of the message whose context ctx
-// is (a Subscriber with SettleFromContext); the handler may set
-// FirstFailure, and must not keep the pointer past settling.
-func DeliveryFrom(ctx context.Context) (*Delivery, bool) {
-	d, ok := ctx.Value(deliveryKey{}).(*Delivery)
-	return d, ok
+	e.w.tell(func(in *inbox) { in.results = append(in.results, r) })
 }
 
 // dispatched watches a handed-out message for its ack or nack, unless its
@@ -631,7 +443,7 @@ func (w *window) dispatched(e *entry) {
 		case <-w.exit:
 			return
 		}
-		w.report(r)
+		e.report(r)
 	}()
 }
 
@@ -639,7 +451,7 @@ func (w *window) dispatched(e *entry) {
 // the next record of its key.
 func (w *window) ack(e *entry) {
 	e.acked = true
-	e.del.Cancel(nil)
+	e.cancel(nil)
 	n := 0
 	for n < len(w.entries) && w.entries[n].acked {
 		n++
@@ -669,7 +481,7 @@ func (w *window) nack(e *entry, delay time.Duration, notAttempt bool) {
 		return
 	}
 	e.notAttempt = notAttempt
-	e.del.Cancel(nil)
+	e.cancel(nil)
 	e.msg = e.msg.Copy()
 	w.setContext(e)
 	if delay <= 0 {
@@ -689,6 +501,6 @@ func (w *window) abandon() {
 		w.timer.Stop()
 	}
 	for _, e := range w.entries {
-		e.del.Cancel(nil)
+		e.cancel(nil)
 	}
 }

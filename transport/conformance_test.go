@@ -1,4 +1,4 @@
-package router_test
+package transport_test
 
 import (
 	"testing"
@@ -8,14 +8,14 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/pubsub/tests"
 
-	"github.com/millrace/millrace/router"
 	"github.com/millrace/millrace/testkit"
+	"github.com/millrace/millrace/transport"
 )
 
 func TestMain(m *testing.M) { testkit.Main(m) }
 
 func testSaramaConfig() *sarama.Config {
-	c := router.NewSaramaConfig("conformance")
+	c := transport.NewSaramaConfig("conformance")
 	c.Consumer.Group.Heartbeat.Interval = 500 * time.Millisecond
 	c.Consumer.Group.Session.Timeout = 6 * time.Second
 	c.Consumer.Group.Rebalance.Timeout = 3 * time.Second
@@ -23,11 +23,11 @@ func testSaramaConfig() *sarama.Config {
 }
 
 func pubSub(t *testing.T, b testkit.Backend, group string, keyed bool) (message.Publisher, message.Subscriber) {
-	pub, err := router.NewPublisher(b.Brokers, nil)
+	pub, err := transport.NewPublisher(b.Brokers, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sub, err := router.NewSubscriber(router.SubscriberConfig{
+	sub, err := transport.NewSubscriber(transport.SubscriberConfig{
 		Brokers: b.Brokers, Group: group, Sarama: testSaramaConfig(),
 		DrainTimeout: 5 * time.Second, NackBackoff: 10 * time.Millisecond, NackBackoffMax: 10 * time.Millisecond,
 		InitializePartitions: 4,
@@ -48,7 +48,7 @@ type sameKeyPublisher struct{ message.Publisher }
 
 func (p sameKeyPublisher) Publish(topic string, msgs ...*message.Message) error {
 	for _, m := range msgs {
-		router.SetMessageKey(m, []byte("one-key"))
+		transport.SetMessageKey(m, []byte("one-key"))
 	}
 	return p.Publisher.Publish(topic, msgs...)
 }

@@ -1,4 +1,4 @@
-package router
+package transport
 
 import (
 	"errors"
@@ -57,6 +57,17 @@ func NewPublisher(brokers []string, cfg *sarama.Config) (*Publisher, error) {
 	go p.collectSuccesses()
 	go p.collectErrors()
 	return p, nil
+}
+
+// NewPublisherWith returns a publisher on a producer the caller made (for
+// example sarama's mocks.AsyncProducer in tests) with its config's
+// Producer.MaxMessageBytes; Close closes the producer.
+func NewPublisherWith(producer sarama.AsyncProducer, cfg *sarama.Config) *Publisher {
+	p := &Publisher{producer: producer, maxRecordBytes: cfg.Producer.MaxMessageBytes}
+	p.done.Add(2)
+	go p.collectSuccesses()
+	go p.collectErrors()
+	return p
 }
 
 // pending is one Publish call waiting for its acks. They are pooled: the
@@ -118,11 +129,11 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 		}
 		records[i] = r
 	}
-	return p.send(topic, records)
+	return p.Send(topic, records)
 }
 
-// send produces records and waits until the broker acked all of them.
-func (p *Publisher) send(topic string, records []*sarama.ProducerMessage) error {
+// Send produces records and waits until the broker acked all of them.
+func (p *Publisher) Send(topic string, records []*sarama.ProducerMessage) error {
 	if len(records) == 0 {
 		return nil
 	}
@@ -136,12 +147,12 @@ func (p *Publisher) send(topic string, records []*sarama.ProducerMessage) error 
 	return err
 }
 
-// sendAsync produces records and returns; once the broker acked all of
+// SendAsync produces records and returns; once the broker acked all of
 // them, then is called with nil, or with the error of the first that
 // failed. then runs on the producer's goroutine: it must not block. If the
 // records cannot be sent (the publisher is closed, a record is too large),
 // sendAsync returns the error and then is not called.
-func (p *Publisher) sendAsync(topic string, records []*sarama.ProducerMessage, then func(error)) error {
+func (p *Publisher) SendAsync(topic string, records []*sarama.ProducerMessage, then func(error)) error {
 	_, err := p.start(topic, records, then)
 	return err
 }
@@ -206,7 +217,9 @@ func (p *Publisher) Close() error {
 		p.mu.Unlock()
 		p.producer.AsyncClose()
 		p.done.Wait()
-		p.err = p.client.Close()
+		if p.client != nil {
+			p.err = p.client.Close()
+		}
 	})
 	return p.err
 }
@@ -232,14 +245,14 @@ func (e *RecordTooLargeError) Error() string {
 		e.Topic, what, e.Size, e.Limit)
 }
 
-// recordFault reports whether a publish failed because of the records
+// RecordFault reports whether a publish failed because of the records
 // themselves, so that sending them again cannot help: a record over the
 // size limits, or one the broker finds invalid or corrupt. Anything else (a
 // broker outage, a leader election, a timeout) passes, and the records may
 // be sent again. So does a record pinned to a partition the producer does
 // not know: millrace pins records only to partitions it made sure exist
 // (CoPartition), so the producer's metadata is behind, and it is refreshed.
-func recordFault(err error) bool {
+func RecordFault(err error) bool {
 	var tooLarge *RecordTooLargeError
 	if errors.As(err, &tooLarge) {
 		return true

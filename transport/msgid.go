@@ -1,4 +1,4 @@
-package router
+package transport
 
 import (
 	"crypto/rand"
@@ -24,16 +24,16 @@ func init() {
 	}
 }
 
-// newMessageID returns a unique id for a message millrace publishes.
-func newMessageID() string {
+// NewMessageID returns a unique id for a message millrace publishes.
+func NewMessageID() string {
 	var b [36]byte
-	putMessageID(&b)
+	PutMessageID(&b)
 	return string(b[:])
 }
 
-// putMessageID writes a new message id into b, in the canonical UUID text
+// PutMessageID writes a new message id into b, in the canonical UUID text
 // form, for an output record that holds its own id (no allocation).
-func putMessageID(b *[36]byte) {
+func PutMessageID(b *[36]byte) {
 	var u uuid.UUID
 	copy(u[:8], idPrefix[:])
 	binary.BigEndian.PutUint64(u[8:], idCounter.Add(1))

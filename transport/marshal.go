@@ -1,4 +1,4 @@
-package router
+package transport
 
 import (
 	"context"
@@ -33,13 +33,13 @@ var _ wkafka.MarshalerUnmarshaler = Marshaler{}
 // Marshal implements watermill-kafka's Marshaler.
 func (Marshaler) Marshal(topic string, msg *message.Message) (*sarama.ProducerMessage, error) {
 	headers := make([]sarama.RecordHeader, 0, len(msg.Metadata)+1)
-	headers = append(headers, sarama.RecordHeader{Key: uuidHeaderKey, Value: readOnlyBytes(msg.UUID)})
+	headers = append(headers, sarama.RecordHeader{Key: uuidHeaderKey, Value: ReadOnlyBytes(msg.UUID)})
 	var key sarama.Encoder
 	pin := int32(-1)
 	for k, v := range msg.Metadata {
 		switch k {
 		case keyMetadata:
-			key = sarama.ByteEncoder(readOnlyBytes(v))
+			key = sarama.ByteEncoder(ReadOnlyBytes(v))
 		case partitionMetadata:
 			n, err := strconv.ParseInt(v, 10, 32)
 			if err != nil || n < 0 {
@@ -49,13 +49,20 @@ func (Marshaler) Marshal(topic string, msg *message.Message) (*sarama.ProducerMe
 		case wkafka.UUIDHeaderKey:
 			return nil, fmt.Errorf("metadata %s is reserved for the message UUID", k)
 		default:
-			headers = append(headers, sarama.RecordHeader{Key: readOnlyBytes(k), Value: readOnlyBytes(v)})
+			headers = append(headers, sarama.RecordHeader{Key: ReadOnlyBytes(k), Value: ReadOnlyBytes(v)})
 		}
 	}
 	if pin >= 0 {
 		key = pinned{key: key, partition: pin}
 	}
 	return &sarama.ProducerMessage{Topic: topic, Key: key, Value: sarama.ByteEncoder(msg.Payload), Headers: headers}, nil
+}
+
+// Pin returns a record key that carries the partition the record must go
+// to, whatever the key's hash: the murmur2 partitioner of NewProducerConfig
+// honours it. key may be nil (the record has no key).
+func Pin(key sarama.Encoder, partition int32) sarama.Encoder {
+	return pinned{key: key, partition: partition}
 }
 
 // pinned is a record key that carries the partition the record must go to;
@@ -98,7 +105,7 @@ func (Marshaler) decode(r *sarama.ConsumerMessage) *message.Message {
 			msg.UUID = string(h.Value)
 		case keyMetadata, partitionMetadata:
 		default:
-			md[headerName(h.Key)] = string(h.Value)
+			md[HeaderName(h.Key)] = string(h.Value)
 		}
 	}
 	if r.Key != nil {
@@ -107,16 +114,34 @@ func (Marshaler) decode(r *sarama.ConsumerMessage) *message.Message {
 	return msg
 }
 
+// LastHeader returns the value of the last header of rec named name, as
+// Kafka's Headers.lastHeader does, and whether there is one.
+func LastHeader(rec *sarama.ConsumerMessage, name string) ([]byte, bool) {
+	if rec == nil {
+		return nil, false
+	}
+	for i := len(rec.Headers) - 1; i >= 0; i-- {
+		if h := rec.Headers[i]; h != nil && string(h.Key) == name {
+			return h.Value, true
+		}
+	}
+	return nil, false
+}
+
+// MessageIDHeader is the header holding a message's Watermill UUID
+// (watermill-kafka's format).
+const MessageIDHeader = wkafka.UUIDHeaderKey
+
 // uuidHeaderKey is wkafka.UUIDHeaderKey as header bytes (read only).
 var uuidHeaderKey = []byte(wkafka.UUIDHeaderKey)
 
-// readOnlyBytes returns the bytes of s without copying them. sarama only
+// ReadOnlyBytes returns the bytes of s without copying them. sarama only
 // reads the keys, values and headers of a record it encodes, so records
 // may share the strings of a message's metadata: a copy per header was 3%
 // of a stage's CPU.
 // An empty string gives an empty, non-nil slice: nil would encode as a
 // null key or header value.
-func readOnlyBytes(s string) []byte {
+func ReadOnlyBytes(s string) []byte {
 	if s == "" {
 		return []byte{}
 	}
@@ -134,8 +159,8 @@ func init() {
 	}
 }
 
-// headerName returns a header's name as a string, shared for known names.
-func headerName(b []byte) string {
+// HeaderName returns a header's name as a string, shared for known names.
+func HeaderName(b []byte) string {
 	if s, ok := knownHeaders[string(b)]; ok { // no allocation to look up
 		return s
 	}

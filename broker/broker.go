@@ -1,4 +1,9 @@
-package router
+// Package broker is millrace's embedded Kafka-protocol broker: one node on
+// loopback (the fork of franz-go's kfake in internal/kfake, with the
+// patches its README lists) that every Kafka client can talk to. It is what
+// `millrace run` starts when no brokers are configured, and what tests run
+// against. Only the command line and testkit import it.
+package broker
 
 import (
 	"errors"
@@ -12,15 +17,15 @@ import (
 	"github.com/millrace/millrace/internal/kfake"
 )
 
-// DefaultEmbeddedPort is where the embedded broker listens by default, on
+// DefaultPort is where the embedded broker listens by default, on
 // 127.0.0.1.
-const DefaultEmbeddedPort = 9092
+const DefaultPort = 9092
 
-// DefaultEmbeddedDir is where the embedded broker keeps its data by default.
-const DefaultEmbeddedDir = ".millrace/broker"
+// DefaultDir is where the embedded broker keeps its data by default.
+const DefaultDir = ".millrace/broker"
 
-// EmbeddedConfig configures the embedded broker.
-type EmbeddedConfig struct {
+// Config configures the embedded broker.
+type Config struct {
 	// Port on 127.0.0.1; 0 picks a free one.
 	Port int
 	// DataDir holds the topics and committed offsets, so they survive a
@@ -29,19 +34,19 @@ type EmbeddedConfig struct {
 	Logger  *slog.Logger
 }
 
-// Embedded is an in-process Kafka-protocol broker (franz-go's kfake): one
+// Broker is an in-process Kafka-protocol broker (franz-go's kfake): one
 // node on loopback that every Kafka client can talk to.
-type Embedded struct {
+type Broker struct {
 	cluster *kfake.Cluster
 	lock    *os.File
 }
 
-// StartEmbedded starts the embedded broker.
-func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
+// Start starts the embedded broker.
+func Start(cfg Config) (*Broker, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	e := &Embedded{}
+	e := &Broker{}
 	opts := []kfake.Opt{
 		kfake.NumBrokers(1),
 		kfake.Ports(cfg.Port),
@@ -88,7 +93,7 @@ func lockDir(dir string) (*os.File, error) {
 	return f, nil
 }
 
-func (e *Embedded) unlock() {
+func (e *Broker) unlock() {
 	if e.lock != nil {
 		e.lock.Close()
 		e.lock = nil
@@ -96,10 +101,15 @@ func (e *Embedded) unlock() {
 }
 
 // Addr is the broker's host:port.
-func (e *Embedded) Addr() string { return e.cluster.ListenAddrs()[0] }
+func (e *Broker) Addr() string { return e.cluster.ListenAddrs()[0] }
+
+// Compact runs log compaction now on the topics with cleanup.policy=compact
+// (the broker compacts on its own only every log.cleaner.backoff.ms, an
+// hour by default): for tests of compacted topics.
+func (e *Broker) Compact() { e.cluster.Compact() }
 
 // Close stops the broker, writing its data to disk first.
-func (e *Embedded) Close() {
+func (e *Broker) Close() {
 	e.cluster.Close()
 	e.unlock()
 }

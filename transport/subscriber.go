@@ -1,4 +1,4 @@
-package router
+package transport
 
 import (
 	"context"
@@ -200,16 +200,18 @@ var _ message.SubscribeInitializer = (*Subscriber)(nil)
 // SubscribeInitialize creates topic, with InitializePartitions partitions,
 // if it does not exist.
 func (s *Subscriber) SubscribeInitialize(topic string) error {
-	client, err := sarama.NewClient(s.cfg.Brokers, s.cfg.Sarama)
+	admin, err := sarama.NewClusterAdmin(s.cfg.Brokers, s.cfg.Sarama)
 	if err != nil {
 		return fmt.Errorf("initialize topic %s: %w", topic, err)
 	}
-	defer client.Close()
-	var ts []Topic
+	defer admin.Close()
 	for _, t := range strings.Split(topic, ",") {
-		ts = append(ts, Topic{Name: t, Partitions: s.cfg.InitializePartitions})
+		err := admin.CreateTopic(t, &sarama.TopicDetail{NumPartitions: int32(s.cfg.InitializePartitions), ReplicationFactor: -1}, false)
+		if err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
+			return fmt.Errorf("initialize topic %s: %w", t, err)
+		}
 	}
-	return EnsureTopics(client, ts, -1, s.cfg.Logger)
+	return nil
 }
 
 // Close stops every subscription gracefully; see [Subscriber].

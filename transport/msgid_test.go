@@ -1,4 +1,4 @@
-package router
+package transport
 
 import (
 	"testing"
@@ -11,7 +11,7 @@ import (
 func TestMessageID_is_a_canonical_unique_UUID(t *testing.T) {
 	seen := map[string]bool{}
 	for i := 0; i < 1000; i++ {
-		id := newMessageID()
+		id := NewMessageID()
 		u, err := uuid.Parse(id)
 		if err != nil {
 			t.Fatalf("%q: %v", id, err)

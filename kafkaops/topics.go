@@ -1,4 +1,4 @@
-package router
+package kafkaops
 
 import (
 	"context"
@@ -8,21 +8,14 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/millrace/millrace/pipeline"
 )
-
-// Topic is a topic to create.
-type Topic struct {
-	Name       string
-	Partitions int
-	// Config holds topic configs to create it with (e.g. cleanup.policy).
-	Config map[string]string
-}
 
 // EnsureTopics creates the topics that do not exist yet, with
 // replicationFactor replicas (-1: the broker's default). Existing topics are
 // left alone; one with fewer partitions than asked is logged, since per-key
 // order forbids adding partitions behind the user's back.
-func EnsureTopics(client sarama.Client, topics []Topic, replicationFactor int, log *slog.Logger) error {
+func EnsureTopics(client sarama.Client, topics []pipeline.Topic, replicationFactor int, log *slog.Logger) error {
 	admin, err := sarama.NewClusterAdminFromClient(client)
 	if err != nil {
 		return fmt.Errorf("open cluster admin: %w", err)
@@ -62,17 +55,17 @@ func EnsureTopics(client sarama.Client, topics []Topic, replicationFactor int, l
 	return client.RefreshMetadata()
 }
 
-// offsetWaitMax bounds how long getOffset retries a broker that is not
+// offsetWaitMax bounds how long GetOffset retries a broker that is not
 // ready to answer for a partition yet.
 var offsetWaitMax = 30 * time.Second
 
-// getOffset is client.GetOffset, retried with backoff (50 ms doubling to
+// GetOffset is client.GetOffset, retried with backoff (50 ms doubling to
 // 1 s, for up to offsetWaitMax or until ctx ends) while the broker answers
 // with an error that time fixes. A topic created a moment ago is the usual
 // case: until its leader is known everywhere, Kafka answers ListOffsets
 // with NOT_LEADER_OR_FOLLOWER, LEADER_NOT_AVAILABLE, OFFSET_NOT_AVAILABLE
 // or UNKNOWN_TOPIC_OR_PARTITION, and sarama retries only once.
-func getOffset(ctx context.Context, client sarama.Client, topic string, partition int32, at int64) (int64, error) {
+func GetOffset(ctx context.Context, client sarama.Client, topic string, partition int32, at int64) (int64, error) {
 	deadline := time.Now().Add(offsetWaitMax)
 	backoff := 50 * time.Millisecond
 	for {
@@ -114,7 +107,7 @@ func offsetErrorPasses(err error) bool {
 // when the inputs differ in partition count or an own topic has more
 // partitions than the inputs: Kafka cannot remove partitions. grown reports
 // whether a topic was created or grown.
-func CoPartition(client sarama.Client, stage string, inputs []string, own []Topic, replicationFactor int, log *slog.Logger) (grown bool, err error) {
+func CoPartition(client sarama.Client, stage string, inputs []string, own []pipeline.Topic, replicationFactor int, log *slog.Logger) (grown bool, err error) {
 	if len(own) == 0 {
 		return false, nil
 	}
@@ -147,7 +140,7 @@ func CoPartition(client sarama.Client, stage string, inputs []string, own []Topi
 		switch {
 		case errors.Is(err, sarama.ErrUnknownTopicOrPartition):
 			t.Partitions = want
-			if err := EnsureTopics(client, []Topic{t}, replicationFactor, log); err != nil {
+			if err := EnsureTopics(client, []pipeline.Topic{t}, replicationFactor, log); err != nil {
 				return grown, err
 			}
 			grown = true

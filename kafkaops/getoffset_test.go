@@ -1,4 +1,4 @@
-package router
+package kafkaops
 
 import (
 	"context"
@@ -49,13 +49,13 @@ func TestGetOffset_waits_for_a_new_partition_leader(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 
-	off, err := getOffset(ctx, client, "t", 0, sarama.OffsetNewest)
+	off, err := GetOffset(ctx, client, "t", 0, sarama.OffsetNewest)
 	if err != nil || off != 42 {
-		t.Fatalf("getOffset = %d, %v; want 42 after the leader settled", off, err)
+		t.Fatalf("GetOffset = %d, %v; want 42 after the leader settled", off, err)
 	}
 	start := time.Now()
-	if _, err := getOffset(ctx, client, "t", 0, sarama.OffsetNewest); !errors.Is(err, sarama.ErrTopicAuthorizationFailed) {
-		t.Fatalf("getOffset = %v; want the authorization error", err)
+	if _, err := GetOffset(ctx, client, "t", 0, sarama.OffsetNewest); !errors.Is(err, sarama.ErrTopicAuthorizationFailed) {
+		t.Fatalf("GetOffset = %v; want the authorization error", err)
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("an error that does not pass was retried for %s", d)

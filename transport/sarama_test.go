@@ -1,4 +1,4 @@
-package router_test
+package transport_test
 
 import (
 	"testing"
@@ -6,7 +6,7 @@ import (
 
 	"github.com/IBM/sarama"
 
-	"github.com/millrace/millrace/router"
+	"github.com/millrace/millrace/transport"
 )
 
 func TestSetGroupTimeouts_sets_the_group_timeouts_together(t *testing.T) {
@@ -23,7 +23,7 @@ func TestSetGroupTimeouts_sets_the_group_timeouts_together(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := sarama.NewConfig()
 			c.Net.ReadTimeout = tc.readTimeout
-			router.SetGroupTimeouts(c, tc.session, tc.rebalance)
+			transport.SetGroupTimeouts(c, tc.session, tc.rebalance)
 			g := c.Consumer.Group
 			if g.Session.Timeout != tc.session || g.Rebalance.Timeout != tc.rebalance {
 				t.Errorf("session %s, rebalance %s; want %s, %s", g.Session.Timeout, g.Rebalance.Timeout, tc.session, tc.rebalance)
@@ -45,15 +45,15 @@ func TestSetGroupTimeouts_sets_the_group_timeouts_together(t *testing.T) {
 // (the rebalance timeout); a producer joins no group and keeps the usual
 // request timeout.
 func TestNewSaramaConfig_waits_out_a_rebalance_timeout_for_a_join(t *testing.T) {
-	c := router.NewSaramaConfig("x")
+	c := transport.NewSaramaConfig("x")
 	g := c.Consumer.Group
-	if g.Session.Timeout != router.DefaultSessionTimeout || g.Rebalance.Timeout != router.DefaultRebalanceTimeout {
+	if g.Session.Timeout != transport.DefaultSessionTimeout || g.Rebalance.Timeout != transport.DefaultRebalanceTimeout {
 		t.Fatalf("session %s, rebalance %s; want the defaults", g.Session.Timeout, g.Rebalance.Timeout)
 	}
 	if c.Net.ReadTimeout <= g.Rebalance.Timeout {
 		t.Fatalf("read timeout %s is not longer than the rebalance timeout %s", c.Net.ReadTimeout, g.Rebalance.Timeout)
 	}
-	if p := router.NewProducerConfig("x"); p.Net.ReadTimeout != 30*time.Second {
+	if p := transport.NewProducerConfig("x"); p.Net.ReadTimeout != 30*time.Second {
 		t.Fatalf("producer read timeout %s, want 30s", p.Net.ReadTimeout)
 	}
 }

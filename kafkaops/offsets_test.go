@@ -1,4 +1,4 @@
-package router_test
+package kafkaops_test
 
 import (
 	"context"
@@ -9,15 +9,16 @@ import (
 
 	"github.com/IBM/sarama"
 
-	"github.com/millrace/millrace/router"
+	"github.com/millrace/millrace/kafkaops"
 	"github.com/millrace/millrace/testkit"
+	"github.com/millrace/millrace/transport"
 )
 
 // produceAt sends n records to each partition of topic, record i with
 // timestamp base + i seconds.
 func produceAt(t *testing.T, b testkit.Backend, topic string, parts int32, n int, base time.Time) {
 	t.Helper()
-	cfg := router.NewSaramaConfig("offsets-test")
+	cfg := transport.NewSaramaConfig("offsets-test")
 	cfg.Producer.Partitioner = sarama.NewManualPartitioner
 	p, err := sarama.NewSyncProducer(b.Brokers, cfg)
 	if err != nil {
@@ -43,9 +44,9 @@ func TestPlanOffsetReset_follows_kafka_reset_offsets_semantics(t *testing.T) {
 		base := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 		produceAt(t, b, topic, 2, 10, base)
 		client := b.Client(t)
-		targets := func(spec router.ResetSpec) []int64 {
+		targets := func(spec kafkaops.ResetSpec) []int64 {
 			t.Helper()
-			plan, err := router.PlanOffsetReset(client, group, []string{topic}, spec)
+			plan, err := kafkaops.PlanOffsetReset(client, group, []string{topic}, spec)
 			if err != nil {
 				t.Fatalf("%s: %v", spec, err)
 			}
@@ -55,53 +56,53 @@ func TestPlanOffsetReset_follows_kafka_reset_offsets_semantics(t *testing.T) {
 			}
 			return out
 		}
-		check := func(spec router.ResetSpec, want ...int64) {
+		check := func(spec kafkaops.ResetSpec, want ...int64) {
 			t.Helper()
 			if got := targets(spec); fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Errorf("%s: targets %v, want %v", spec, got, want)
 			}
 		}
 		// No committed offset: current is the log start; shift-by refuses.
-		plan, err := router.PlanOffsetReset(client, group, []string{topic}, router.ResetSpec{Kind: router.ToLatest})
+		plan, err := kafkaops.PlanOffsetReset(client, group, []string{topic}, kafkaops.ResetSpec{Kind: kafkaops.ToLatest})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if r := plan[0]; r.Committed || r.Current != 0 || r.LogStart != 0 || r.LogEnd != 10 || r.Skip() != 10 {
 			t.Fatalf("plan without commits: %+v", r)
 		}
-		if _, err := router.PlanOffsetReset(client, group, []string{topic}, router.ResetSpec{Kind: router.ShiftBy, Shift: -1}); err == nil {
+		if _, err := kafkaops.PlanOffsetReset(client, group, []string{topic}, kafkaops.ResetSpec{Kind: kafkaops.ShiftBy, Shift: -1}); err == nil {
 			t.Fatal("shift-by without a committed offset should fail, as in Kafka's tool")
 		}
-		if err := router.CommitOffsets(client, group, map[string]map[int32]int64{topic: {0: 5, 1: 8}}); err != nil {
+		if err := kafkaops.CommitOffsets(client, group, map[string]map[int32]int64{topic: {0: 5, 1: 8}}); err != nil {
 			t.Fatal(err)
 		}
-		check(router.ResetSpec{Kind: router.ToEarliest}, 0, 0)
-		check(router.ResetSpec{Kind: router.ToLatest}, 10, 10)
-		check(router.ResetSpec{Kind: router.ToTime, Time: base.Add(3 * time.Second)}, 3, 3)
-		check(router.ResetSpec{Kind: router.ToTime, Time: base.Add(3500 * time.Millisecond)}, 4, 4)
-		check(router.ResetSpec{Kind: router.ToTime, Time: base.Add(-time.Hour)}, 0, 0)
-		check(router.ResetSpec{Kind: router.ToTime, Time: base.Add(time.Hour)}, 10, 10)
-		check(router.ResetSpec{Kind: router.ToOffset, Offset: 7}, 7, 7)
-		check(router.ResetSpec{Kind: router.ToOffset, Offset: 70}, 10, 10)
-		check(router.ResetSpec{Kind: router.ToOffset, Offset: -3}, 0, 0)
-		check(router.ResetSpec{Kind: router.ShiftBy, Shift: -2}, 3, 6)
-		check(router.ResetSpec{Kind: router.ShiftBy, Shift: -7}, 0, 1)
-		check(router.ResetSpec{Kind: router.ShiftBy, Shift: 4}, 9, 10)
+		check(kafkaops.ResetSpec{Kind: kafkaops.ToEarliest}, 0, 0)
+		check(kafkaops.ResetSpec{Kind: kafkaops.ToLatest}, 10, 10)
+		check(kafkaops.ResetSpec{Kind: kafkaops.ToTime, Time: base.Add(3 * time.Second)}, 3, 3)
+		check(kafkaops.ResetSpec{Kind: kafkaops.ToTime, Time: base.Add(3500 * time.Millisecond)}, 4, 4)
+		check(kafkaops.ResetSpec{Kind: kafkaops.ToTime, Time: base.Add(-time.Hour)}, 0, 0)
+		check(kafkaops.ResetSpec{Kind: kafkaops.ToTime, Time: base.Add(time.Hour)}, 10, 10)
+		check(kafkaops.ResetSpec{Kind: kafkaops.ToOffset, Offset: 7}, 7, 7)
+		check(kafkaops.ResetSpec{Kind: kafkaops.ToOffset, Offset: 70}, 10, 10)
+		check(kafkaops.ResetSpec{Kind: kafkaops.ToOffset, Offset: -3}, 0, 0)
+		check(kafkaops.ResetSpec{Kind: kafkaops.ShiftBy, Shift: -2}, 3, 6)
+		check(kafkaops.ResetSpec{Kind: kafkaops.ShiftBy, Shift: -7}, 0, 1)
+		check(kafkaops.ResetSpec{Kind: kafkaops.ShiftBy, Shift: 4}, 9, 10)
 
-		plan, err = router.PlanOffsetReset(client, group, []string{topic}, router.ResetSpec{Kind: router.ToTime, Time: base.Add(2 * time.Second)})
+		plan, err = kafkaops.PlanOffsetReset(client, group, []string{topic}, kafkaops.ResetSpec{Kind: kafkaops.ToTime, Time: base.Add(2 * time.Second)})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if plan[0].Reprocess() != 3 || plan[1].Reprocess() != 6 {
 			t.Fatalf("reprocess counts %d, %d; want 3, 6", plan[0].Reprocess(), plan[1].Reprocess())
 		}
-		if err := router.RequireInactive(client, group); err != nil {
+		if err := kafkaops.RequireInactive(client, group); err != nil {
 			t.Fatal(err)
 		}
-		if err := router.ApplyOffsetReset(client, group, plan); err != nil {
+		if err := kafkaops.ApplyOffsetReset(client, group, plan); err != nil {
 			t.Fatal(err)
 		}
-		got, err := router.CommittedOffsets(client, group, topic)
+		got, err := kafkaops.CommittedOffsets(client, group, topic)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -115,7 +116,9 @@ func TestRequireInactive_refuses_a_group_with_members(t *testing.T) {
 	testkit.ForEachBackend(t, func(t *testing.T, b testkit.Backend) {
 		topic, group := "active-"+testkit.Unique(), "g-"+testkit.Unique()
 		b.CreateTopic(t, topic, 1)
-		cg, err := sarama.NewConsumerGroup(b.Brokers, group, testSaramaConfig())
+		cfg := transport.NewSaramaConfig("offsets-test")
+		transport.SetGroupTimeouts(cfg, 6*time.Second, 3*time.Second)
+		cg, err := sarama.NewConsumerGroup(b.Brokers, group, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -129,16 +132,16 @@ func TestRequireInactive_refuses_a_group_with_members(t *testing.T) {
 		}()
 		client := b.Client(t)
 		testkit.Eventually(t, 60*time.Second, func() bool {
-			_, n, err := router.GroupState(client, group)
+			_, n, err := kafkaops.GroupState(client, group)
 			return err == nil && n == 1
 		}, "the group never had a member")
-		if err := router.RequireInactive(client, group); !errors.Is(err, router.ErrGroupActive) {
+		if err := kafkaops.RequireInactive(client, group); !errors.Is(err, kafkaops.ErrGroupActive) {
 			t.Fatalf("RequireInactive = %v, want ErrGroupActive", err)
 		}
 		cancel()
 		<-done
 		cg.Close()
-		testkit.Eventually(t, 30*time.Second, func() bool { return router.RequireInactive(client, group) == nil },
+		testkit.Eventually(t, 30*time.Second, func() bool { return kafkaops.RequireInactive(client, group) == nil },
 			"the group still has members after its consumer closed")
 	})
 }
