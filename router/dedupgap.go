@@ -29,13 +29,6 @@ import (
 // its key being recorded, and on clock differences.
 const dedupGapMargin = time.Minute
 
-// withDedupKey remembers a record's dedup key for its outputs.
-func withDedupKey(msg *message.Message, key string) {
-	if h := stateOf(msg); h != nil {
-		h.dedupKey, h.keyed = key, true
-	}
-}
-
 // dedupMark returns the HeaderDedup value of output i of n of msg, or "".
 func (s *stage) dedupMark(msg *message.Message, i, n int) string {
 	h := stateOf(msg)

@@ -10,7 +10,6 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 
 	"github.com/millrace/millrace/filters"
 	"github.com/millrace/millrace/kafkaops"
@@ -38,6 +37,10 @@ type EngineConfig struct {
 	// transport.NewProducerConfig(plan's client id) with the plan's compression.
 	Producer *sarama.Config
 	Logger   *slog.Logger
+	// Observe, if set, gets an Event for each hand-out of a record at every
+	// stage (the metrics/status slot of the middleware chain). It runs on
+	// the handler's goroutine and must not block.
+	Observe Observer
 }
 
 func (c *EngineConfig) setDefaults() {
@@ -168,7 +171,7 @@ func (e *Engine) addStage(r *message.Router, client sarama.Client, pub *transpor
 	if err != nil {
 		return nil, err
 	}
-	s.client, s.rf = client, e.cfg.Plan.ReplicationFactor
+	s.client, s.rf, s.observe = client, e.cfg.Plan.ReplicationFactor, e.cfg.Observe
 	if sp.Dedup != nil {
 		s.dedup = newDedupStore(*sp.Dedup, client, pub, s.log)
 	}
@@ -191,7 +194,7 @@ func (e *Engine) addStage(r *message.Router, client sarama.Client, pub *transpor
 		_, err := s.handle(m)
 		return err
 	})
-	addMiddleware(h, s)
+	h.AddMiddleware(chain(s).middleware()...)
 	return s, nil
 }
 
@@ -272,22 +275,4 @@ func ownTopics(sp pipeline.StagePlan) []pipeline.Topic {
 		ts = append(ts, pipeline.Topic{Name: sp.Dedup.Changelog, Config: pipeline.ChangelogConfig(sp.Dedup.Window)})
 	}
 	return ts
-}
-
-// addMiddleware installs a stage's middleware, outermost first, in the order
-// of DESIGN.md: settle, the recoverer (for middleware bugs; filter panics
-// are caught next to the filter), quarantine (poison wraps retry), retry,
-// dedup; the stage handler applies the timeout and recovers the filter's
-// panics.
-//
-// The stage handler publishes its outputs itself (see stage.handle), so
-// that the outermost middleware, settle, sees the record's outcome and
-// reports it to the subscriber's window directly — or, when the handler
-// leaves the record to be settled on its outputs' acks, leaves it alone.
-func addMiddleware(h *message.Handler, s *stage) {
-	mw := []message.HandlerMiddleware{s.settle, middleware.Recoverer, s.quarantine, s.retry}
-	if s.dedup != nil {
-		mw = append(mw, s.dedupe)
-	}
-	h.AddMiddleware(mw...)
 }

@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/IBM/sarama"
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/millrace/millrace/kafkaops"
 )
 
@@ -131,6 +132,17 @@ func (pk *parking) parked(p int32) int {
 	pk.mu.Lock()
 	defer pk.mu.Unlock()
 	return len(pk.parts[p])
+}
+
+// unpark counts msg finished (processed or quarantined) if it was read
+// from a retry tier; pk may be nil (a stage that parks nothing).
+func (pk *parking) unpark(msg *message.Message, r *records) {
+	if pk == nil {
+		return
+	}
+	if key, ok := keyOf(msg); ok {
+		pk.done(partitionOf(msg), string(key), r.tierOf(msg))
+	}
 }
 
 // release forgets partitions.

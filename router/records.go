@@ -1,6 +1,7 @@
 package router
 
 import (
+	"errors"
 	"strconv"
 	"time"
 
@@ -27,6 +28,11 @@ type handOut struct {
 	built    bool   // in holds the view
 	dedupKey string // set when the stage deduplicates and the record has a key
 	keyed    bool
+
+	// What became of the hand-out, for the status middleware.
+	outputs     int  // records the filter returned
+	quarantined bool // the quarantine middleware quarantined it
+	skipped     bool // the dedupe middleware skipped it
 
 	// The watchdog's list of calls in progress (see watchdog).
 	start           time.Time
@@ -147,4 +153,93 @@ func sizes(m *filters.Message) string {
 		hb += len(h.Key) + len(h.Value)
 	}
 	return "payload=" + strconv.Itoa(len(m.Payload)) + " key=" + strconv.Itoa(len(m.Key)) + " headers=" + strconv.Itoa(hb)
+}
+
+// records is what the middleware of a stage know of its records: the
+// stage's name, its retry tier topics (topic → tier number, from 1) and
+// the clock.
+type records struct {
+	stage string
+	tiers map[string]int
+	now   func() time.Time
+}
+
+// tierOf is the retry tier msg was read from (0: a stage input).
+func (r *records) tierOf(msg *message.Message) int {
+	o, _ := transport.RecordFrom(msg.Context())
+	return r.tiers[o.Topic]
+}
+
+// attempt is the number of the attempt being made on msg: the attempts
+// recorded in its header when it comes from a retry tier, plus its
+// hand-outs in this process.
+func (r *records) attempt(msg *message.Message) int {
+	n := 1
+	if d, ok := transport.DeliveryOf(msg.Context()); ok {
+		n = d.Attempt()
+	}
+	if r.tierOf(msg) > 0 {
+		v, _ := transport.LastHeader(consumedOf(msg), filters.HeaderAttempt)
+		base, _ := strconv.Atoi(string(v))
+		n += max(base, 0)
+	}
+	return n
+}
+
+// failed is msg's record as it goes to a retry tier or the quarantine
+// (topic; to partition pin, or by key with -1): same key, payload and
+// headers, in order, plus the failure's headers (those it had already are
+// replaced), and the job id if it had none.
+func (r *records) failed(msg *message.Message, topic string, err error, pin int32) *sarama.ProducerMessage {
+	rec := consumedOf(msg)
+	now := r.now().UTC()
+	tier := r.tierOf(msg)
+	origin, _ := transport.LastHeader(rec, filters.HeaderOrigin)
+	if o, ok := transport.RecordFrom(msg.Context()); ok && (tier == 0 || len(origin) == 0) {
+		origin = []byte(o.String())
+	}
+	first := now
+	if d, ok := transport.DeliveryOf(msg.Context()); ok && !d.FirstFailure().IsZero() {
+		first = d.FirstFailure()
+	}
+	firstText := first.UTC().Format(time.RFC3339Nano)
+	if v, _ := transport.LastHeader(rec, filters.HeaderFirstFailure); tier > 0 && len(v) > 0 {
+		firstText = string(v)
+	}
+	extra := []sarama.RecordHeader{
+		header(filters.HeaderError, err.Error()),
+		header(filters.HeaderStage, r.stage),
+		header(filters.HeaderAttempt, strconv.Itoa(r.attempt(msg))),
+		{Key: []byte(filters.HeaderOrigin), Value: origin},
+		header(filters.HeaderFirstFailure, firstText),
+		header(filters.HeaderLastFailure, now.Format(time.RFC3339Nano)),
+	}
+	var pe *panicError
+	if errors.As(err, &pe) {
+		extra = append(extra, header(filters.HeaderStack, pe.stack))
+	}
+	if !original(msg).Headers.Has(filters.HeaderJob) {
+		extra = append(extra, header(filters.HeaderJob, jobID(msg.Context())))
+	}
+	return copyOf(msg, topic, failureRewrites, extra, pin)
+}
+
+// failureRewrites are the headers failed sets anew (a record that failed
+// before has them).
+var failureRewrites = map[string]bool{
+	filters.HeaderError: true, filters.HeaderStage: true, filters.HeaderAttempt: true,
+	filters.HeaderOrigin: true, filters.HeaderFirstFailure: true, filters.HeaderLastFailure: true,
+	filters.HeaderStack: true, filters.HeaderRetryAt: true,
+}
+
+// partitionOf is the partition msg was read from.
+func partitionOf(msg *message.Message) int32 {
+	o, _ := transport.RecordFrom(msg.Context())
+	return o.Partition
+}
+
+// recordString is "topic/partition/offset" of msg's record.
+func recordString(msg *message.Message) string {
+	o, _ := transport.RecordFrom(msg.Context())
+	return o.String()
 }

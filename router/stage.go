@@ -27,13 +27,16 @@ type stage struct {
 	filter filters.Filter
 	slots  *slots
 	lanes  map[string]int // input topic → lane of slots
-	tiers  map[string]int // retry tier topic → tier number (1-based)
+	recs   *records       // the stage's name, tiers and clock
 	parks  *parking       // nil unless ordering by key with retry tiers
 	dedup  dedupper       // nil unless the stage deduplicates
 	watch  *watchdog      // nil without a timeout
 	log    *slog.Logger
 	client sarama.Client // the engine's, for reads (dedup gap searches)
 	rf     int           // replication factor of topics the stage creates
+	// observe, if set, gets an Event per hand-out (the status
+	// middleware's slot).
+	observe Observer
 
 	// gapMu serializes searches of the output topic for the outputs of
 	// records whose publish failed; gapSearched is when the last began.
@@ -49,8 +52,8 @@ func newStage(plan pipeline.StagePlan, pub *transport.Publisher, log *slog.Logge
 	if err != nil {
 		return nil, fmt.Errorf("stage %s: build filter %q: %w", plan.ID(), plan.Filter.Name, err)
 	}
-	s := &stage{plan: plan, out: pub, filter: f, log: log,
-		lanes: map[string]int{}, tiers: map[string]int{}}
+	s := &stage{plan: plan, out: pub, filter: f, log: log, lanes: map[string]int{},
+		recs: &records{stage: plan.Name, tiers: map[string]int{}, now: time.Now}}
 	var weights []int
 	top := 1
 	for _, in := range plan.Inputs {
@@ -64,15 +67,13 @@ func newStage(plan pipeline.StagePlan, pub *transport.Publisher, log *slog.Logge
 	}
 	if len(weights) > 1 {
 		// Records due in a retry tier run as if from the heaviest input.
-		for i, t := range plan.RetryTopics {
-			s.tiers[t] = i + 1
+		for _, t := range plan.RetryTopics {
 			s.lanes[t] = len(weights)
 			weights = append(weights, top)
 		}
-	} else {
-		for i, t := range plan.RetryTopics {
-			s.tiers[t] = i + 1
-		}
+	}
+	for i, t := range plan.RetryTopics {
+		s.recs.tiers[t] = i + 1
 	}
 	s.slots = newSlots(plan.Concurrency, weights)
 	if plan.Timeout > 0 {
@@ -176,7 +177,7 @@ func (s *stage) process(msg *message.Message) ([]*sarama.ProducerMessage, error)
 		job = jobID(ctx)
 		in.Headers = append(in.Headers, filters.Header{Key: filters.HeaderJob, Value: []byte(job)})
 	}
-	outs, err := s.withTimeout(msg, func(ctx context.Context) ([]*filters.Message, error) {
+	outs, err := withTimeout(s.watch, s.plan.Timeout, msg, func(ctx context.Context) ([]*filters.Message, error) {
 		return s.filter.Process(ctx, in)
 	})
 	if err != nil {
@@ -192,7 +193,10 @@ func (s *stage) process(msg *message.Message) ([]*sarama.ProducerMessage, error)
 		}
 	}
 	res := make([]*sarama.ProducerMessage, 0, n)
-	attempt := strconv.Itoa(s.attempt(msg))
+	if st := stateOf(msg); st != nil {
+		st.outputs = n
+	}
+	attempt := strconv.Itoa(s.recs.attempt(msg))
 	for _, o := range outs {
 		if o == nil {
 			continue

@@ -54,12 +54,12 @@ func TestStage_outputs_published_without_waiting_settle_on_the_broker_ack(t *tes
 	s := &stage{
 		plan: pipeline.StagePlan{Pipeline: "p", Name: "s", Output: "p.out"},
 		out:  pub, log: slog.New(slog.DiscardHandler),
-		slots: newSlots(1, nil), lanes: map[string]int{}, tiers: map[string]int{},
+		slots: newSlots(1, nil), lanes: map[string]int{}, recs: &records{stage: "s", tiers: map[string]int{}, now: time.Now},
 		filter: filters.Func(func(_ context.Context, m *filters.Message) ([]*filters.Message, error) {
 			return []*filters.Message{m}, nil
 		}),
 	}
-	handler := s.settle(func(m *message.Message) ([]*message.Message, error) { return s.handle(m) })
+	handler := settleMiddleware(settleConfig{records: s.recs, log: s.log})(s.handle)
 	for i, want := range []transport.Settlement{{NotAttempt: true}, {Acked: true}} {
 		settled := make(chan transport.Settlement, 1)
 		d := transport.NewDelivery(&sarama.ConsumerMessage{Topic: "p.in", Offset: 7, Value: []byte(`{"n":1}`)}, 1,

@@ -3,10 +3,13 @@ package router
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/millrace/millrace/filters"
 	"github.com/millrace/millrace/transport"
 )
 
@@ -99,3 +102,26 @@ func (w *watchdog) close() { w.once.Do(func() { close(w.stop) }) }
 
 // timedOut reports whether ctx was cancelled by the watchdog.
 func timedOut(ctx context.Context) bool { return errors.Is(transport.Cause(ctx), errTimedOut) }
+
+// withTimeout runs the filter call f for msg, watched by w (nil: no
+// timeout): past timeout the record's context is cancelled, with cause
+// errTimedOut, and the call fails retryably ("filter call timed out after
+// …"). A filter that ignores its context is waited for (and logged by w).
+// The call runs recovered: a panic is a failure (recover.go).
+func withTimeout(w *watchdog, timeout time.Duration, msg *message.Message, f filterCall) ([]*filters.Message, error) {
+	ctx := msg.Context()
+	h := stateOf(msg)
+	if w == nil || h == nil {
+		return recovered(ctx, f)
+	}
+	w.watch(h)
+	outs, err := recovered(ctx, f)
+	w.done(h)
+	if timedOut(ctx) {
+		if err == nil || errors.Is(err, context.Canceled) {
+			return nil, fmt.Errorf("filter call timed out after %s", timeout)
+		}
+		return nil, fmt.Errorf("filter call timed out after %s: %w", timeout, err)
+	}
+	return outs, err
+}

@@ -1,0 +1,73 @@
+package router
+
+import (
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+)
+
+// layer is one middleware of a stage's chain, named for tests and logs.
+type layer struct {
+	name string
+	mw   message.HandlerMiddleware
+}
+
+// layers is a stage's middleware chain, outermost first.
+type layers []layer
+
+func (ls layers) middleware() []message.HandlerMiddleware {
+	mw := make([]message.HandlerMiddleware, len(ls))
+	for i, l := range ls {
+		mw[i] = l.mw
+	}
+	return mw
+}
+
+func (ls layers) names() []string {
+	n := make([]string, len(ls))
+	for i, l := range ls {
+		n[i] = l.name
+	}
+	return n
+}
+
+// chain builds a stage's middleware, outermost first, in the one order
+// DESIGN.md §2 gives (and README repeats):
+//
+//	settle → (recoverer) → status → quarantine → retry → dedupe → handler
+//
+// and inside the handler: concurrency slot → timeout → recover → filter,
+// then publish.
+//
+//   - settle is outermost: it sees each record's final outcome and settles
+//     its delivery (or leaves it to the handler's ack callback).
+//   - Watermill's Recoverer right inside it turns a panic in millrace's
+//     own middleware into an error, so the record is settled, not lost;
+//     a filter's panic is caught next to the filter (recover.go).
+//   - status (only when an Observer is set) sits outside quarantine, so it
+//     sees every outcome, quarantines included.
+//   - quarantine wraps retry: poison must wrap retry, or the first failure
+//     would quarantine.
+//   - dedupe is innermost, around the handler, because it acts on the
+//     published outcome: the handler of a deduplicating stage returns only
+//     after its outputs are acked.
+func chain(s *stage) layers {
+	ls := layers{
+		{"settle", settleMiddleware(settleConfig{records: s.recs, log: s.log})},
+		{"recoverer", middleware.Recoverer},
+	}
+	if s.observe != nil {
+		ls = append(ls, layer{"status", statusMiddleware(statusConfig{pipeline: s.plan.Pipeline, stage: s.plan.Name,
+			records: s.recs, observe: s.observe, now: s.recs.now})})
+	}
+	ls = append(ls,
+		layer{"quarantine", quarantineMiddleware(quarantineConfig{topic: s.plan.Quarantine, records: s.recs, pub: s.out,
+			parks: s.parks, log: s.log})},
+		layer{"retry", retryMiddleware(retryConfig{policy: s.plan.Retry, tierTopics: s.plan.RetryTopics, records: s.recs,
+			pub: s.out, parks: s.parks, log: s.log})},
+	)
+	if s.dedup != nil {
+		ls = append(ls, layer{"dedupe", dedupeMiddleware(dedupeConfig{plan: s.plan.Dedup, store: s.dedup,
+			findPublished: s.findPublished, now: s.recs.now, log: s.log})})
+	}
+	return ls
+}
