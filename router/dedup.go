@@ -1,12 +1,9 @@
 package router
 
 import (
-	"context"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -14,7 +11,6 @@ import (
 
 	"github.com/IBM/sarama"
 
-	"github.com/millrace/millrace/kafkaops"
 	"github.com/millrace/millrace/pipeline"
 	"github.com/millrace/millrace/transport"
 )
@@ -60,54 +56,6 @@ func dedupDigestOf(key []byte) dedupDigest {
 // a key over 32 bytes, such as a UUID, would be allocated on the heap).
 func dedupDigestOfString(key string) dedupDigest {
 	return dedupDigestOf(transport.ReadOnlyBytes(key))
-}
-
-// dedupEntry is a key in a partition's queue: its digest and when it
-// expires (Unix nanoseconds).
-type dedupEntry struct {
-	digest  dedupDigest
-	expires int64
-}
-
-// dedupQueue is a FIFO of entries in fixed-size chunks: it never copies
-// entries to grow and hands a chunk back to the GC as soon as its entries
-// are popped.
-type dedupQueue struct {
-	chunks     []*[dedupChunkLen]dedupEntry
-	head, tail int // next entry to pop in chunks[0]; next free slot in the last chunk
-	n          int
-}
-
-func (q *dedupQueue) push(e dedupEntry) {
-	if len(q.chunks) == 0 || q.tail == dedupChunkLen {
-		q.chunks = append(q.chunks, new([dedupChunkLen]dedupEntry))
-		q.tail = 0
-	}
-	q.chunks[len(q.chunks)-1][q.tail] = e
-	q.tail++
-	q.n++
-}
-
-// front is the oldest entry; the queue must not be empty.
-func (q *dedupQueue) front() *dedupEntry { return &q.chunks[0][q.head] }
-
-// pop removes the oldest entry; the queue must not be empty.
-func (q *dedupQueue) pop() dedupEntry {
-	e := q.chunks[0][q.head]
-	q.head++
-	q.n--
-	switch {
-	case q.n == 0: // keep one chunk for the next push
-		q.chunks[0] = q.chunks[len(q.chunks)-1]
-		clear(q.chunks[1:])
-		q.chunks = q.chunks[:1]
-		q.head, q.tail = 0, 0
-	case q.head == dedupChunkLen:
-		q.chunks[0] = nil
-		q.chunks = q.chunks[1:]
-		q.head = 0
-	}
-	return e
 }
 
 // dedupPartition is the state of one input partition.
@@ -281,71 +229,6 @@ func (p *dedupPartition) shrink() {
 	p.peak = len(keys)
 }
 
-// evict forgets the oldest keys over all partitions until the store holds
-// at most max minus a small slack (so that a full store does not scan its
-// partitions on every record).
-func (d *dedupStore) evict() {
-	d.evictMu.Lock()
-	defer d.evictMu.Unlock()
-	target := d.max - d.max/1024
-	var n int64
-	for d.total.Load() > target {
-		// The partition whose oldest entry is the oldest of all, and the
-		// oldest entry of every other partition: pop up to that.
-		var oldest *dedupPartition
-		first, second := int64(math.MaxInt64), int64(math.MaxInt64)
-		for _, p := range *d.parts.Load() {
-			p.mu.Lock()
-			if p.queue.n > 0 {
-				switch e := p.queue.front().expires; {
-				case e < first:
-					oldest, first, second = p, e, first
-				case e < second:
-					second = e
-				}
-			}
-			p.mu.Unlock()
-		}
-		if oldest == nil {
-			break
-		}
-		oldest.mu.Lock()
-		for k := 0; !oldest.gone && oldest.queue.n > 0 && d.total.Load() > target &&
-			(k == 0 || oldest.queue.front().expires <= second); k++ {
-			d.pop(oldest)
-			n++
-		}
-		oldest.shrink()
-		oldest.mu.Unlock()
-	}
-	if n == 0 {
-		return
-	}
-	d.evicted.Add(n)
-	d.unwarned.Add(n)
-	now := time.Now().UnixNano()
-	if last := d.lastWarn.Load(); now-last >= int64(dedupWarnEvery) && d.lastWarn.CompareAndSwap(last, now) {
-		d.log.Warn("dedup: too many keys to remember; forgetting the oldest before their window ends, so their duplicates may run again",
-			"changelog", d.plan.Changelog, "max_keys", d.max, "window", d.window,
-			"forgotten", d.unwarned.Swap(0), "forgotten_total", d.evicted.Load())
-	}
-}
-
-// len is how many keys the store holds.
-func (d *dedupStore) len() int {
-	n := 0
-	for _, p := range *d.parts.Load() {
-		p.mu.Lock()
-		n += len(p.keys)
-		p.mu.Unlock()
-	}
-	return n
-}
-
-// evictions is how many keys were forgotten before their window ended, for
-// lack of room.
-func (d *dedupStore) evictions() int64 { return d.evicted.Load() }
-
 // hold starts holding the partitions that are not held yet, with no keys,
 // and returns their state (nil for those already held).
 func (d *dedupStore) hold(partitions []int32) []*dedupPartition {
@@ -389,188 +272,6 @@ func (d *dedupStore) release(partitions []int32) {
 		p.keys, p.queue = nil, dedupQueue{}
 		p.mu.Unlock()
 	}
-}
-
-// restore loads the keys recorded for these partitions: it reads each
-// changelog partition from its oldest offset up to its high-water mark as
-// of the call, several partitions at once, and skips keys already expired.
-// Partitions already held are left alone. ctx bounds the reading. A
-// partition that fails is not held; the error names it.
-func (d *dedupStore) restore(ctx context.Context, partitions []int32) error {
-	d.restoreMu.Lock()
-	defer d.restoreMu.Unlock()
-	var todo []int32
-	for _, n := range partitions {
-		if d.part(n) == nil && !slices.Contains(todo, n) {
-			todo = append(todo, n)
-		}
-	}
-	if len(todo) == 0 {
-		return nil
-	}
-	start := time.Now()
-	consumer, err := sarama.NewConsumerFromClient(d.client)
-	if err != nil {
-		return fmt.Errorf("dedup: restore changelog %s: %w", d.plan.Changelog, err)
-	}
-	defer consumer.Close()
-	held := d.hold(todo)
-	stats := make([]dedupRestoreStats, len(todo))
-	errs := make([]error, len(todo))
-	sem := make(chan struct{}, dedupRestoreParallel)
-	var wg sync.WaitGroup
-	for i, n := range todo {
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			errs[i] = d.restorePartition(ctx, consumer, n, held[i], &stats[i])
-		})
-	}
-	wg.Wait()
-	var failed []int32
-	var sum dedupRestoreStats
-	for i, err := range errs {
-		if err != nil {
-			failed = append(failed, todo[i])
-		}
-		sum.records += stats[i].records
-		sum.keys += stats[i].keys
-		sum.expired += stats[i].expired
-		sum.bad += stats[i].bad
-	}
-	if len(failed) > 0 {
-		d.release(failed)
-		return errors.Join(errs...)
-	}
-	d.log.Info("dedup: restored keys", "changelog", d.plan.Changelog, "partitions", todo,
-		"records", sum.records, "keys", sum.keys, "expired", sum.expired, "took", time.Since(start).Round(time.Millisecond))
-	if sum.bad > 0 {
-		d.log.Warn("dedup: changelog records with neither a time nor a timestamp were skipped",
-			"changelog", d.plan.Changelog, "records", sum.bad)
-	}
-	return nil
-}
-
-type dedupRestoreStats struct {
-	records, keys, expired, bad int
-}
-
-// restorePartition reads changelog partition n into p.
-func (d *dedupStore) restorePartition(ctx context.Context, consumer sarama.Consumer, n int32, p *dedupPartition, st *dedupRestoreStats) error {
-	topic := d.plan.Changelog
-	hwm, err := kafkaops.GetOffset(ctx, d.client, topic, n, sarama.OffsetNewest)
-	if err != nil {
-		return fmt.Errorf("dedup: restore changelog %s/%d: high-water mark: %w", topic, n, err)
-	}
-	oldest, err := kafkaops.GetOffset(ctx, d.client, topic, n, sarama.OffsetOldest)
-	if err != nil {
-		return fmt.Errorf("dedup: restore changelog %s/%d: oldest offset: %w", topic, n, err)
-	}
-	if hwm <= oldest {
-		return nil
-	}
-	// Retention may delete the records being read; start again from
-	// the new oldest offset then (keys read twice are no-ops).
-	for attempt := 1; ; attempt++ {
-		again, err := d.readChangelog(ctx, consumer, n, hwm, p, st)
-		if err != nil || !again {
-			return err
-		}
-		if attempt == 3 {
-			return fmt.Errorf("dedup: restore changelog %s/%d: the log start kept moving past the reader", topic, n)
-		}
-	}
-}
-
-// readChangelog reads changelog partition n from its oldest offset until it
-// has seen the record before hwm. It returns again=true when the partition
-// consumer stopped because its offset fell out of range.
-//
-// A compacted log has gaps in its offsets, so the record at hwm-1 might
-// never come (it cannot be compacted away, being the latest of its key, but
-// it could be a transaction marker). So when no record came for d.idle
-// while the consumer had fetched and saw the log end at or past hwm, the
-// rest is taken for a gap.
-func (d *dedupStore) readChangelog(ctx context.Context, consumer sarama.Consumer, n int32, hwm int64, p *dedupPartition, st *dedupRestoreStats) (again bool, err error) {
-	topic := d.plan.Changelog
-	pc, err := consumer.ConsumePartition(topic, n, sarama.OffsetOldest)
-	if errors.Is(err, sarama.ErrOffsetOutOfRange) {
-		return true, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("dedup: restore changelog %s/%d: %w", topic, n, err)
-	}
-	defer pc.Close()
-	idle := time.NewTimer(d.idle)
-	defer idle.Stop()
-	now := time.Now()
-	last := int64(-1)
-	var lastErr error
-	for {
-		select {
-		case <-ctx.Done():
-			err := fmt.Errorf("dedup: restore changelog %s/%d: read up to offset %d of %d: %w", topic, n, last, hwm-1, ctx.Err())
-			if lastErr != nil {
-				err = fmt.Errorf("%w (last error: %v)", err, lastErr)
-			}
-			return false, err
-		case m, ok := <-pc.Messages():
-			if !ok {
-				return true, nil
-			}
-			last = m.Offset
-			d.restoreRecord(p, m, now, st)
-			if m.Offset >= hwm-1 {
-				return false, nil
-			}
-			idle.Reset(d.idle)
-		case e, ok := <-pc.Errors():
-			if !ok {
-				return true, nil
-			}
-			if errors.Is(e, sarama.ErrOffsetOutOfRange) {
-				return true, nil
-			}
-			lastErr = e
-		case <-idle.C:
-			if pc.HighWaterMarkOffset() < hwm {
-				idle.Reset(d.idle) // no fetch came back yet
-				continue
-			}
-			d.log.Warn("dedup: changelog records below the high-water mark never came; taking them for a gap",
-				"changelog", topic, "partition", n, "last_offset", last, "high_water_mark", hwm)
-			return false, nil
-		}
-	}
-}
-
-// restoreRecord remembers the key of one changelog record, unless it has
-// expired. A record without a value (a tombstone) forgets its key.
-func (d *dedupStore) restoreRecord(p *dedupPartition, m *sarama.ConsumerMessage, now time.Time, st *dedupRestoreStats) {
-	st.records++
-	digest := dedupDigestOf(m.Key)
-	if m.Value == nil {
-		d.forget(p, digest)
-		return
-	}
-	at, err := time.Parse(time.RFC3339Nano, string(m.Value))
-	if err != nil {
-		if m.Timestamp.IsZero() || m.Timestamp.Unix() <= 0 {
-			st.bad++
-			return
-		}
-		at = m.Timestamp
-	}
-	if at.After(p.last) {
-		p.last = at
-	}
-	expires := at.Add(d.window)
-	if !expires.After(now) {
-		st.expired++
-		return
-	}
-	st.keys++
-	d.remember(p, digest, expires.UnixNano(), now.UnixNano())
 }
 
 // held returns the partitions the store holds.

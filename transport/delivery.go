@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/ThreeDotsLabs/watermill/message"
 )
 
 // Delivery is one hand-out of a record to a handler by a [Subscriber] with
@@ -239,4 +240,46 @@ func NewDelivery(rec *sarama.ConsumerMessage, attempt int, settled func(Settleme
 // originOf is where rec was read.
 func originOf(rec *sarama.ConsumerMessage) Record {
 	return Record{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Timestamp: rec.Timestamp}
+}
+
+// entry is one fetched record, from fetch until its offset is committable,
+// with what the subscriber knows of its hand-outs (see Delivery).
+type entry struct {
+	rec   *sarama.ConsumerMessage
+	msg   *message.Message
+	w     *window
+	keyed bool
+	acked bool
+	// notAttempt: the next hand-out repeats the last attempt (see result).
+	notAttempt bool
+	backoff    time.Duration
+	due        time.Time // not before (records of delayed topics)
+
+	ctx          *Delivery // the current hand-out
+	n            int       // attempts handed out in this window
+	firstFailure time.Time
+	fault        error
+	uncertain    time.Time
+	// settled receives the settlement of an entry outside a window
+	// (NewDelivery).
+	settled func(Settlement)
+}
+
+// cancel cancels the current hand-out, if any, with cause.
+func (e *entry) cancel(cause error) {
+	if e.ctx != nil {
+		e.ctx.Cancel(cause)
+	}
+}
+
+type result struct {
+	e     *entry
+	acked bool
+	delay time.Duration // before handing a nacked record out again; 0: backoff
+	// notAttempt: the record failed for a reason that is not its own (its
+	// outputs could not be published), so handing it out again does not
+	// count as another attempt.
+	notAttempt bool
+	// fault: see Delivery.Fail.
+	fault error
 }

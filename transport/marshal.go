@@ -4,14 +4,13 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
 	"github.com/IBM/sarama"
 	wkafka "github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
-
-	"github.com/millrace/millrace/filters"
 )
 
 // keyMetadata is the Watermill metadata entry that carries the record key
@@ -148,20 +147,35 @@ func ReadOnlyBytes(s string) []byte {
 	return unsafe.Slice(unsafe.StringData(s), len(s))
 }
 
-// knownHeaders are the header names millrace writes, so that decoding a
-// record does not allocate a string for each of their names.
-var knownHeaders = map[string]string{}
+// knownHeaders are header names that decoding a record shares rather than
+// allocating a string for each (see InternHeaderNames); copied on write.
+var knownHeaders atomic.Pointer[map[string]string]
 
-func init() {
-	for _, h := range append(filters.FailureHeaders(), filters.HeaderJob, filters.HeaderStage,
-		filters.HeaderAttempt, filters.HeaderReplays, filters.HeaderDedup) {
-		knownHeaders[h] = h
+func init() { knownHeaders.Store(&map[string]string{}) }
+
+// InternHeaderNames makes HeaderName share one string for each of names:
+// the header names a program writes on most records (the router's, for
+// example), so that reading them allocates nothing per record.
+func InternHeaderNames(names ...string) {
+	for {
+		old := knownHeaders.Load()
+		m := make(map[string]string, len(*old)+len(names))
+		for k, v := range *old {
+			m[k] = v
+		}
+		for _, n := range names {
+			m[n] = n
+		}
+		if knownHeaders.CompareAndSwap(old, &m) {
+			return
+		}
 	}
 }
 
-// HeaderName returns a header's name as a string, shared for known names.
+// HeaderName returns a header's name as a string, shared for the names
+// given to InternHeaderNames.
 func HeaderName(b []byte) string {
-	if s, ok := knownHeaders[string(b)]; ok { // no allocation to look up
+	if s, ok := (*knownHeaders.Load())[string(b)]; ok { // no allocation to look up
 		return s
 	}
 	return string(b)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -218,5 +219,43 @@ func (s *Subscriber) SubscribeInitialize(topic string) error {
 func (s *Subscriber) Close() error {
 	s.once.Do(func() { close(s.closing) })
 	s.wg.Wait()
+	return nil
+}
+
+type groupHandler struct {
+	s    *Subscriber
+	out  chan<- *message.Message
+	log  *slog.Logger
+	stop <-chan struct{}
+}
+
+func (h *groupHandler) Setup(sess sarama.ConsumerGroupSession) error {
+	h.log.Debug("partitions assigned", "claims", sess.Claims(), "generation", sess.GenerationID())
+	if h.s.cfg.OnAssign != nil {
+		return h.s.cfg.OnAssign(sess.Context(), sess)
+	}
+	return nil
+}
+
+func (h *groupHandler) Cleanup(sess sarama.ConsumerGroupSession) error {
+	if h.s.cfg.OnRevoke != nil {
+		h.s.cfg.OnRevoke(sess)
+	}
+	return nil
+}
+
+func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	w := &window{
+		h: h, sess: sess, claim: claim,
+		waiting: map[string][]*entry{},
+		wake:    make(chan struct{}, 1),
+		exit:    make(chan struct{}),
+		ordered: !h.s.cfg.Unordered,
+		high:    -1,
+	}
+	if slices.Contains(h.s.cfg.DueTopics, claim.Topic()) {
+		w.dueHeader = h.s.cfg.DueHeader
+	}
+	w.run()
 	return nil
 }

@@ -1,8 +1,6 @@
 package transport
 
 import (
-	"log/slog"
-	"slices"
 	"sync"
 	"time"
 
@@ -10,86 +8,6 @@ import (
 	wkafka "github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
 )
-
-type groupHandler struct {
-	s    *Subscriber
-	out  chan<- *message.Message
-	log  *slog.Logger
-	stop <-chan struct{}
-}
-
-func (h *groupHandler) Setup(sess sarama.ConsumerGroupSession) error {
-	h.log.Debug("partitions assigned", "claims", sess.Claims(), "generation", sess.GenerationID())
-	if h.s.cfg.OnAssign != nil {
-		return h.s.cfg.OnAssign(sess.Context(), sess)
-	}
-	return nil
-}
-
-func (h *groupHandler) Cleanup(sess sarama.ConsumerGroupSession) error {
-	if h.s.cfg.OnRevoke != nil {
-		h.s.cfg.OnRevoke(sess)
-	}
-	return nil
-}
-
-func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
-	w := &window{
-		h: h, sess: sess, claim: claim,
-		waiting: map[string][]*entry{},
-		wake:    make(chan struct{}, 1),
-		exit:    make(chan struct{}),
-		ordered: !h.s.cfg.Unordered,
-		high:    -1,
-	}
-	if slices.Contains(h.s.cfg.DueTopics, claim.Topic()) {
-		w.dueHeader = h.s.cfg.DueHeader
-	}
-	w.run()
-	return nil
-}
-
-// entry is one fetched record, from fetch until its offset is committable,
-// with what the subscriber knows of its hand-outs (see Delivery).
-type entry struct {
-	rec   *sarama.ConsumerMessage
-	msg   *message.Message
-	w     *window
-	keyed bool
-	acked bool
-	// notAttempt: the next hand-out repeats the last attempt (see result).
-	notAttempt bool
-	backoff    time.Duration
-	due        time.Time // not before (records of delayed topics)
-
-	ctx          *Delivery // the current hand-out
-	n            int       // attempts handed out in this window
-	firstFailure time.Time
-	fault        error
-	uncertain    time.Time
-	// settled receives the settlement of an entry outside a window
-	// (NewDelivery).
-	settled func(Settlement)
-}
-
-// cancel cancels the current hand-out, if any, with cause.
-func (e *entry) cancel(cause error) {
-	if e.ctx != nil {
-		e.ctx.Cancel(cause)
-	}
-}
-
-type result struct {
-	e     *entry
-	acked bool
-	delay time.Duration // before handing a nacked record out again; 0: backoff
-	// notAttempt: the record failed for a reason that is not its own (its
-	// outputs could not be published), so handing it out again does not
-	// count as another attempt.
-	notAttempt bool
-	// fault: see Delivery.Fail.
-	fault error
-}
 
 // window runs one claimed partition: it fetches records while fewer than
 // MaxInFlight are outstanding, hands them out in per-key order, and marks
@@ -338,74 +256,6 @@ func (w *window) add(rec *sarama.ConsumerMessage) {
 	w.schedule(e)
 }
 
-// dueTime reads the time a delayed record is due from its header.
-func dueTime(rec *sarama.ConsumerMessage, name string) time.Time {
-	for _, h := range rec.Headers {
-		if string(h.Key) == name {
-			t, err := time.Parse(time.RFC3339Nano, string(h.Value))
-			if err == nil {
-				return t
-			}
-		}
-	}
-	return time.Time{}
-}
-
-// armDue sets the timer for the first delayed record.
-func (w *window) armDue() {
-	d := time.Until(w.delayed[0].due)
-	if w.timer == nil {
-		w.timer = time.NewTimer(d)
-	} else {
-		w.timer.Reset(d)
-	}
-	w.due = w.timer.C
-}
-
-// releaseDue schedules the delayed records that are due, in order; a record
-// not due yet holds back those behind it (they are due later, or were
-// delayed behind it on purpose).
-func (w *window) releaseDue() {
-	n := 0
-	for n < len(w.delayed) && time.Until(w.delayed[n].due) <= 0 {
-		w.schedule(w.delayed[n])
-		n++
-	}
-	clear(w.delayed[:n])
-	w.delayed = w.delayed[n:]
-	if len(w.delayed) > 0 {
-		w.armDue()
-	}
-}
-
-// makeReady queues e to be handed out, counting the hand-out now: once it
-// is sent, the handler may read the count at once.
-func (w *window) makeReady(e *entry) {
-	if e.notAttempt {
-		e.notAttempt = false
-	} else {
-		e.n++
-	}
-	w.ready = append(w.ready, e)
-}
-
-// schedule makes a record ready to hand out, or queues it behind the
-// record of its key in flight.
-func (w *window) schedule(e *entry) {
-	rec := e.rec
-	if !e.keyed {
-		w.makeReady(e)
-		return
-	}
-	key := string(rec.Key)
-	if q, busy := w.waiting[key]; busy {
-		w.waiting[key] = append(q, e)
-		return
-	}
-	w.waiting[key] = nil
-	w.makeReady(e)
-}
-
 func (w *window) setContext(e *entry) {
 	d := &Delivery{origin: originOf(e.rec)}
 	if w.h.s.cfg.SettleFromContext {
@@ -445,52 +295,6 @@ func (w *window) dispatched(e *entry) {
 		}
 		e.report(r)
 	}()
-}
-
-// ack marks the record done, commits what can be committed and hands out
-// the next record of its key.
-func (w *window) ack(e *entry) {
-	e.acked = true
-	e.cancel(nil)
-	n := 0
-	for n < len(w.entries) && w.entries[n].acked {
-		n++
-	}
-	if n > 0 {
-		last := w.entries[n-1].rec
-		w.sess.MarkOffset(last.Topic, last.Partition, last.Offset+1, "")
-		clear(w.entries[:n])
-		w.entries = w.entries[n:]
-	}
-	if !e.keyed {
-		return
-	}
-	q := w.waiting[string(e.rec.Key)] // no string allocated to look up
-	if len(q) == 0 {
-		delete(w.waiting, string(e.rec.Key))
-		return
-	}
-	w.waiting[string(e.rec.Key)] = q[1:]
-	w.makeReady(q[0])
-}
-
-// nack hands the record out again after its backoff; its key stays busy,
-// so later records of the key wait behind it.
-func (w *window) nack(e *entry, delay time.Duration, notAttempt bool) {
-	if w.stopping {
-		return
-	}
-	e.notAttempt = notAttempt
-	e.cancel(nil)
-	e.msg = e.msg.Copy()
-	w.setContext(e)
-	if delay <= 0 {
-		delay = e.backoff
-		e.backoff = min(2*e.backoff, w.h.s.cfg.NackBackoffMax)
-	}
-	time.AfterFunc(delay, func() {
-		w.tell(func(in *inbox) { in.retries = append(in.retries, e) })
-	})
 }
 
 // abandon ends the window: watchers and timers stop, and handlers still
