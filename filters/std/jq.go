@@ -159,6 +159,9 @@ func jqDebug(logger *slog.Logger) func(any, []any) any {
 	}
 }
 
+// jqFilter is a [filters.Filter]; it holds no resources, so it is no [filters.Closer].
+var _ filters.Filter = (*jqFilter)(nil)
+
 // jqFilter runs a compiled jq program. gojq's compiled code holds no state
 // of a run, so one jqFilter serves concurrent calls.
 type jqFilter struct {
