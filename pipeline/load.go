@@ -10,25 +10,45 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/millrace/millrace/filters"
 )
 
 // DefaultFile is the file millrace reads when none is named.
 const DefaultFile = "pipelines.yaml"
 
+// Option changes how [Load] and [Parse] read a file.
+type Option func(*options)
+
+type options struct {
+	registry *filters.Registry
+}
+
+// WithRegistry makes stages name filters of r instead of those of
+// [filters.DefaultRegistry], for tests that register filters of their own.
+func WithRegistry(r *filters.Registry) Option {
+	return func(o *options) { o.registry = r }
+}
+
 // Load reads, decodes and validates a pipelines file. If anything is wrong
 // the error is [Problems], listing every problem with its position.
-func Load(path string) (*File, error) {
+func Load(path string, opts ...Option) (*File, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read pipelines file: %w", err)
 	}
-	return Parse(path, data, os.LookupEnv)
+	return Parse(path, data, os.LookupEnv, opts...)
 }
 
 // Parse decodes and validates the pipelines file held in data; path is
 // only used in problems. lookupEnv resolves ${NAME} references (os.LookupEnv
-// in production).
-func Parse(path string, data []byte, lookupEnv func(string) (string, bool)) (*File, error) {
+// in production). Stages name filters of [filters.DefaultRegistry] unless
+// [WithRegistry] says otherwise.
+func Parse(path string, data []byte, lookupEnv func(string) (string, bool), opts ...Option) (*File, error) {
+	o := options{registry: filters.DefaultRegistry()}
+	for _, opt := range opts {
+		opt(&o)
+	}
 	p := &problems{file: path}
 	var root yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -63,7 +83,7 @@ func Parse(path string, data []byte, lookupEnv func(string) (string, bool)) (*Fi
 		return nil, p.list.sorted()
 	}
 	f.applyDefaults()
-	f.validate(p)
+	f.validate(p, o.registry)
 	if len(p.list) > 0 {
 		return nil, p.list.sorted()
 	}
