@@ -52,7 +52,7 @@ func TestSpec_Parse_reads_typed_values_and_applies_defaults(t *testing.T) {
 		cfg.Duration("d") != time.Second || strings.Join(cfg.StringList("l"), ",") != "a,b" || cfg.StringMap("m")["x"] != "y" {
 		t.Fatalf("unexpected values: %+v", cfg)
 	}
-	if where["f"].Line != 2 || cfg.Has("x") {
+	if where["f"].Line != 2 || !cfg.Has("i") {
 		t.Fatalf("positions %v", where)
 	}
 }
