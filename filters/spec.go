@@ -3,8 +3,9 @@ package filters
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"time"
+
+	"github.com/millrace/millrace/internal/namepattern"
 )
 
 // Type is the type of a config field.
@@ -60,7 +61,8 @@ type Field struct {
 // and its constructor. It is the single source of truth for parsing,
 // validating and documenting a filter's config.
 type Spec struct {
-	// Name is what pipelines.yaml names in `filter:`.
+	// Name is what pipelines.yaml names in `filter:`; it follows the
+	// pattern of pipeline and stage names (pipeline.NamePattern).
 	Name string
 	// Summary is one sentence for `millrace filters list`.
 	Summary string
@@ -76,12 +78,10 @@ type Spec struct {
 	New func(Config) (Filter, error)
 }
 
-var namePattern = regexp.MustCompile(`^[a-z0-9]+([._-][a-z0-9]+)*$`)
-
 // Validate checks that the spec itself is well formed.
 func (s Spec) Validate() error {
-	if !namePattern.MatchString(s.Name) {
-		return fmt.Errorf("filter name %q must match %s", s.Name, namePattern)
+	if !namepattern.Regexp.MatchString(s.Name) {
+		return fmt.Errorf("filter name %q must match %s", s.Name, namepattern.Regexp)
 	}
 	if s.New == nil {
 		return fmt.Errorf("filter %q: New is nil", s.Name)

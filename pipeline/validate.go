@@ -8,10 +8,12 @@ import (
 	"strings"
 
 	"github.com/millrace/millrace/filters"
+	"github.com/millrace/millrace/internal/namepattern"
 )
 
-// NamePattern is what pipeline and stage names must match.
-var NamePattern = regexp.MustCompile(`^[a-z0-9]+([._-][a-z0-9]+)*$`)
+// NamePattern is what pipeline, stage, priority and filter names must
+// match.
+var NamePattern = namepattern.Regexp
 
 var topicPattern = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
 
@@ -209,14 +211,6 @@ func (f *File) validateTopics(p *problems) {
 			}
 		}
 	}
-}
-
-// stageTopic is [stageTopic] as problems show it.
-func (p *problems) stageTopic(pl *Pipeline, st *Stage) string {
-	if st.Topic != "" {
-		return p.shown(st.Of("topic"), st.Topic)
-	}
-	return p.pipelineName(pl) + "." + p.stageName(st)
 }
 
 // validateStageTopics checks that the retry tier topics and dedup changelog
