@@ -4,12 +4,12 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"math"
 	"slices"
-	"strconv"
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/millrace/millrace/internal/yamlscalar"
 )
 
 // Config is a filter's validated config block, with defaults applied, plus
@@ -133,7 +133,9 @@ type Problem struct {
 
 // Parse checks a config block against the spec: unknown keys, missing
 // required fields and values of the wrong type are all reported, with
-// positions. node may be nil when the stage has no config block. Parse does
+// positions. Values are read as the rest of pipelines.yaml reads them (see
+// internal/yamlscalar); a key with no value (`key:` alone, or `~`) counts
+// as absent. node may be nil when the stage has no config block. Parse does
 // not call New. Problems about a missing config block have line 0.
 // Positions of the fields that were set are returned so that
 // errors from New can be placed.
@@ -141,7 +143,7 @@ func (s Spec) Parse(node *yaml.Node) (Config, map[string]Problem, []Problem) {
 	cfg := Config{Logger: slog.New(slog.DiscardHandler), filter: s.Name, fields: s.Fields, values: map[string]any{}}
 	where := map[string]Problem{}
 	var problems []Problem
-	set := map[string]bool{}
+	set, seen := map[string]bool{}, map[string]bool{}
 	if node != nil && node.Kind == yaml.AliasNode {
 		node = node.Alias
 	}
@@ -157,9 +159,13 @@ func (s Spec) Parse(node *yaml.Node) (Config, map[string]Problem, []Problem) {
 				problems = append(problems, at(k, "unknown config key %q for filter %q%s", k.Value, s.Name, knownFields(s.Fields)))
 				continue
 			}
-			if set[f.Name] {
+			if seen[f.Name] {
 				problems = append(problems, at(k, "config key %q is set twice", k.Value))
 				continue
+			}
+			seen[f.Name] = true
+			if yamlscalar.Null(v) {
+				continue // a key with no value counts as absent, as everywhere in pipelines.yaml
 			}
 			set[f.Name] = true
 			where[f.Name] = at(v, "")
@@ -217,40 +223,34 @@ func kindName(n *yaml.Node) string {
 	return fmt.Sprintf("%q", n.Value)
 }
 
+// decodeField decodes a value of type t. Scalars are read as the rest of
+// pipelines.yaml reads them (internal/yamlscalar).
 func decodeField(t Type, n *yaml.Node) (any, error) {
 	if n.Kind == yaml.AliasNode {
 		n = n.Alias
 	}
+	var (
+		v   any
+		err error
+	)
 	switch t {
 	case String:
-		if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
-			return nil, fmt.Errorf("want a string, got %s", kindName(n))
-		}
-		return n.Value, nil
+		v, err = yamlscalar.String(n)
 	case Int:
-		i, err := strconv.ParseInt(n.Value, 0, 64)
-		if n.Kind != yaml.ScalarNode || err != nil || i > math.MaxInt32 || i < math.MinInt32 {
-			return nil, fmt.Errorf("want a whole number, got %s", kindName(n))
-		}
-		return int(i), nil
+		v, err = yamlscalar.Int(n)
 	case Float:
-		f, err := strconv.ParseFloat(n.Value, 64)
-		if n.Kind != yaml.ScalarNode || err != nil {
-			return nil, fmt.Errorf("want a number, got %s", kindName(n))
-		}
-		return f, nil
+		v, err = yamlscalar.Float(n)
 	case Bool:
-		var b bool
-		if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" || n.Decode(&b) != nil {
-			return nil, fmt.Errorf("want true or false, got %s", kindName(n))
-		}
-		return b, nil
+		v, err = yamlscalar.Bool(n)
 	case Duration:
-		d, err := time.ParseDuration(n.Value)
-		if n.Kind != yaml.ScalarNode || err != nil {
-			return nil, fmt.Errorf("want a duration such as 500ms, 30s or 5m, got %s", kindName(n))
-		}
-		return d, nil
+		v, err = yamlscalar.Duration(n)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w, got %s", err, kindName(n))
+	}
+	switch t {
+	case String, Int, Float, Bool, Duration:
+		return v, nil
 	case StringList:
 		if n.Kind != yaml.SequenceNode {
 			return nil, fmt.Errorf("want a list of strings, got %s", kindName(n))

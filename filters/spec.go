@@ -11,11 +11,13 @@ import (
 // Type is the type of a config field.
 type Type int
 
-// Config field types.
+// Config field types. Scalars are read as everywhere in pipelines.yaml:
+// whole numbers in decimal (1_000 allowed, 0x10 not), numbers finite, true
+// and false unquoted.
 const (
 	String     Type = iota + 1 // a YAML string
-	Int                        // a whole number
-	Float                      // a number
+	Int                        // a whole number in the range of an int32
+	Float                      // a finite number
 	Bool                       // true or false
 	Duration                   // a Go duration string such as "1.5s" or "2m"
 	StringList                 // a list of strings
