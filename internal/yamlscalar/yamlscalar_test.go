@@ -26,12 +26,12 @@ func value(t *testing.T, src string) *yaml.Node {
 func TestDecode_is_strict(t *testing.T) {
 	type decode func(*yaml.Node) (any, error)
 	var (
-		str  decode = func(n *yaml.Node) (any, error) { return yamlscalar.String(n) }
-		num  decode = func(n *yaml.Node) (any, error) { return yamlscalar.Int(n) }
-		flt  decode = func(n *yaml.Node) (any, error) { return yamlscalar.Float(n) }
-		bln  decode = func(n *yaml.Node) (any, error) { return yamlscalar.Bool(n) }
-		dur  decode = func(n *yaml.Node) (any, error) { return yamlscalar.Duration(n) }
-		bad         = "bad"
+		str decode = func(n *yaml.Node) (any, error) { return yamlscalar.String(n) }
+		num decode = func(n *yaml.Node) (any, error) { return yamlscalar.Int(n) }
+		flt decode = func(n *yaml.Node) (any, error) { return yamlscalar.Float(n) }
+		bln decode = func(n *yaml.Node) (any, error) { return yamlscalar.Bool(n) }
+		dur decode = func(n *yaml.Node) (any, error) { return yamlscalar.Duration(n) }
+		bad        = "bad"
 	)
 	tests := []struct {
 		kind   string
