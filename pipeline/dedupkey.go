@@ -1,11 +1,8 @@
 package pipeline
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 
 	"github.com/itchyny/gojq"
@@ -85,7 +82,7 @@ func jqKey(src string) (KeyFunc, error) {
 	// gojq's compiled code holds no state of a run, so concurrent calls
 	// share it.
 	return func(msg *filters.Message) (string, bool, error) {
-		input, err := decodeJSON(msg.Payload)
+		input, err := exactjson.Parse(msg.Payload)
 		if err != nil {
 			return "", false, filters.Permanent(fmt.Errorf("payload is not JSON: %w", err))
 		}
@@ -127,22 +124,4 @@ func jqKey(src string) (KeyFunc, error) {
 		}
 		return string(b), true, nil
 	}, nil
-}
-
-// decodeJSON parses data, which must hold exactly one JSON value, keeping
-// numbers as json.Number so that their text is kept.
-func decodeJSON(data []byte) (any, error) {
-	if len(bytes.TrimSpace(data)) == 0 {
-		return nil, errors.New("empty")
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("more than one JSON value")
-	}
-	return v, nil
 }

@@ -2,11 +2,8 @@ package cli
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"time"
 
@@ -223,14 +220,9 @@ func keyFunc(key, keyJQ string) (func([]byte) ([]byte, error), error) {
 	return func(line []byte) ([]byte, error) {
 		// Numbers keep their text: as float64, ids past 2^53 would share
 		// keys.
-		var v any
-		dec := json.NewDecoder(bytes.NewReader(line))
-		dec.UseNumber()
-		if err := dec.Decode(&v); err != nil {
+		v, err := exactjson.Parse(line)
+		if err != nil {
 			return nil, fmt.Errorf("--key-jq needs JSON lines: %w", err)
-		}
-		if _, err := dec.Token(); err != io.EOF {
-			return nil, errors.New("--key-jq needs JSON lines: more than one JSON value on the line")
 		}
 		// Decoding made invalid UTF-8 and lone surrogates U+FFFD: different
 		// bytes would share a key.

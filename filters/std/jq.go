@@ -174,7 +174,7 @@ type jqFilter struct {
 
 // Process implements [filters.Filter].
 func (f *jqFilter) Process(ctx context.Context, msg *filters.Message) ([]*filters.Message, error) {
-	input, err := parseJSON(msg.Payload)
+	input, err := exactjson.Parse(msg.Payload)
 	if err != nil {
 		return nil, filters.Permanent(fmt.Errorf("payload is not JSON: %w", err))
 	}
