@@ -9,6 +9,7 @@ import (
 
 	"github.com/millrace/millrace/filters"
 	"github.com/millrace/millrace/internal/exactjson"
+	"github.com/millrace/millrace/internal/jqkey"
 )
 
 // KeyFunc computes the idempotency key of a record. ok is false when the
@@ -24,12 +25,14 @@ const HeaderKeyPrefix = "header:"
 //     with an empty value, has no key.
 //   - Anything else is a jq expression run on the payload parsed as JSON,
 //     with the record key as $key (null when the record has none) and the
-//     headers as $headers. Its first result is the key: a string as is,
-//     another number, boolean, object or array as its compact JSON text
-//     (object keys sorted). No result, null or "" mean no key. A payload
-//     that is not JSON and a runtime error of the expression are errors,
-//     marked [filters.Permanent] as trying again cannot change them; they
-//     do not repeat the expression, which the caller names.
+//     headers as $headers. Its first result is the key, meaning what
+//     internal/jqkey says (the meaning of `produce --key-jq` and of the jq
+//     filter's `key:` too): a string as its bytes, a number or boolean as
+//     its JSON text (numbers as written), an object or array as its compact
+//     JSON text (object keys sorted). No result, null or "" mean no key. A
+//     payload that is not JSON and a runtime error of the expression are
+//     errors, marked [filters.Permanent] as trying again cannot change
+//     them; they do not repeat the expression, which the caller names.
 //
 // Keys are byte-exact: decoding never merges different bytes into one key.
 // A header value, or a string result, is taken byte for byte, also when
@@ -99,29 +102,17 @@ func jqKey(src string) (KeyFunc, error) {
 				headers[h.Key] = string(h.Value)
 			}
 		}
-		v, ok := code.Run(input, key, headers).Next()
+		v, ok, err := jqkey.First(code.Run(input, key, headers))
+		if err != nil {
+			return "", false, filters.Permanent(fmt.Errorf("expression failed: %w", err))
+		}
 		if !ok {
 			return "", false, nil
 		}
-		switch v := v.(type) {
-		case error:
-			var h *gojq.HaltError
-			if errors.As(v, &h) && h.Value() == nil {
-				return "", false, nil // halt: no result
-			}
-			return "", false, filters.Permanent(fmt.Errorf("expression failed: %w", v))
-		case nil:
-			return "", false, nil
-		case string:
-			return v, v != "", nil
-		}
-		if err := exactjson.CheckValue(v); err != nil {
-			return "", false, filters.Permanent(fmt.Errorf("result has no exact JSON text: %w", err))
-		}
-		b, err := gojq.Marshal(v)
+		b, err := jqkey.Bytes(v)
 		if err != nil {
 			return "", false, filters.Permanent(err)
 		}
-		return string(b), true, nil
+		return string(b), len(b) > 0, nil
 	}, nil
 }

@@ -131,6 +131,10 @@ func TestJQ_sets_key_from_each_result(t *testing.T) {
 		{"mixed", ".k", `[{"k":"new"},{"k":null},{"k":7}]`, []string{"new", "old", "7"}},
 		{"empty string", `""`, `[{}]`, []string{""}},
 		{"reads the old key", `$key + "-" + .s`, `[{"s":"a"},{"s":"b"}]`, []string{"old-a", "old-b"}},
+		// The meaning of internal/jqkey, as dedup keys and produce --key-jq.
+		{"object as sorted compact JSON", ".k", `[{"k":{"b":1,"a":"<&>"}}]`, []string{`{"a":"<&>","b":1}`}},
+		{"array as compact JSON", ".k", `[{"k":[2, "x", 1.50]}]`, []string{`[2,"x",1.50]`}},
+		{"halt keeps the key", "halt", `[{}]`, []string{"old"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -181,7 +185,7 @@ func TestJQ_fails_permanently_on_bad_records(t *testing.T) {
 		{"halt_error", `program: '"stop" | halt_error'`, `{}`, "stop"},
 		{"error after results", "program: '1, error(\"late\")'\nkey: tostring", `{}`, "late"},
 		{"too many results", "program: 'range(200000)'", `{}`, "more than 100000 results"},
-		{"key is an object", "program: .\nkey: '{a: 1}'", `{}`, `key program returned {"a":1}`},
+		{"key has no exact JSON text", "program: .\nkey: '[.b | @base64d]'", `{"b":"eP8="}`, `key program result has no exact JSON text: string at [0] is not valid UTF-8`},
 		{"key program error", "program: .\nkey: '.a.b'", `{"a":"s"}`, "key program failed"},
 	}
 	for _, tt := range tests {
