@@ -20,6 +20,8 @@ import (
 // default. A name the spec does not have, or an accessor of another type
 // than the field's, is a programming error (a misspelt name would read as
 // unset), so they panic, naming the filter, the field and the known fields.
+// testkit/filtertest builds every filter from its spec's Example, which
+// finds such a mistake in the accessors its constructor calls.
 type Config struct {
 	// Pipeline and Stage name where the filter runs.
 	Pipeline, Stage string
