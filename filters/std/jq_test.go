@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/millrace/millrace/filters"
+	"github.com/millrace/millrace/testkit/filtertest"
 )
 
 // runJQ builds a jq filter from config and runs it on one message.
@@ -373,4 +374,33 @@ func BenchmarkJQ(b *testing.B) {
 			b.Fatalf("Process: %v", err)
 		}
 	}
+}
+
+func TestJQ_conforms(t *testing.T) {
+	spec, _ := filters.Lookup("jq")
+	in := func(key, payload string) *filters.Message {
+		m := &filters.Message{Payload: []byte(payload), Headers: filters.HeadersOf("h", "v", filters.HeaderJob, "j")}
+		if key != "" {
+			m.Key = []byte(key)
+		}
+		return m
+	}
+	filtertest.Run(t, spec, filtertest.Suite{
+		Config: `program: 'if .spin then last(repeat(1)) elif .items then .items[] elif .drop then empty else {id, n: (.n + 1)} end'
+key: '.id'
+`,
+		Cases: []filtertest.Case{
+			{Name: "transforms and sets the key", In: in("k", `{"id":"o-1","n":1}`),
+				Want: []*filters.Message{in("o-1", `{"id":"o-1","n":2}`)}},
+			{Name: "keeps the key without an id", In: in("k", `{"n":1}`), Want: []*filters.Message{in("k", `{"id":null,"n":2}`)}},
+			{Name: "keeps no key", In: in("", `{"n":1}`), Want: []*filters.Message{in("", `{"id":null,"n":2}`)}},
+			{Name: "fans out", In: in("k", `{"items":[{"id":"a"},{"id":"b"},{"n":3}]}`),
+				Want: []*filters.Message{in("a", `{"id":"a"}`), in("b", `{"id":"b"}`), in("k", `{"n":3}`)}},
+			{Name: "drops", In: in("k", `{"drop":true}`), Want: []*filters.Message{}},
+			{Name: "not JSON", In: in("k", `{"n":`), Outcome: filtertest.FailsPermanently},
+			{Name: "not UTF-8", In: in("k", "{\"id\":\"\xff\"}"), Outcome: filtertest.FailsPermanently},
+			{Name: "a runtime error", In: in("k", `{"n":"x"}`), Outcome: filtertest.FailsPermanently},
+			{Name: "a program that never ends", In: in("k", `{"spin":true}`), Blocks: true},
+		},
+	})
 }
