@@ -28,10 +28,10 @@ lint:
 
 # bench measures millrace beside raw sarama and a stock watermill-kafka stage,
 # in one run, on the embedded broker and, where Java is present, on real Kafka
-# (testkit/bench). BENCHFLAGS adds flags, e.g. BENCHFLAGS='-rss-records 0 -out bench.md'.
+# (internal/bench). BENCHFLAGS adds flags, e.g. BENCHFLAGS='-rss-records 0 -out bench.md'.
 BENCHFLAGS ?=
 bench: build
-	$(GO) run ./testkit/bench -kafka -bin $(BIN) $(BENCHFLAGS)
+	$(GO) run ./internal/bench -kafka -bin $(BIN) $(BENCHFLAGS)
 
 # kafka starts a real single-node Apache Kafka in the foreground.
 kafka:

@@ -3,55 +3,128 @@ package filters
 import (
 	"fmt"
 	"log/slog"
-	"math"
-	"strconv"
+	"maps"
+	"slices"
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/millrace/millrace/internal/yamlscalar"
 )
 
 // Config is a filter's validated config block, with defaults applied, plus
 // where the filter runs.
+//
+// Its accessors take the name of a field of the filter's spec and return
+// the field's value, or the zero value when it is neither set nor has a
+// default. A name the spec does not have, or an accessor of another type
+// than the field's, is a programming error (a misspelt name would read as
+// unset), so they panic, naming the filter, the field and the known fields.
+// testkit/filtertest builds every filter from its spec's Example, which
+// finds such a mistake in the accessors its constructor calls.
 type Config struct {
 	// Pipeline and Stage name where the filter runs.
 	Pipeline, Stage string
 	// Logger is scoped to the pipeline and stage; never nil after Parse.
 	Logger *slog.Logger
 
+	filter string  // the spec's name
+	fields []Field // the spec's fields
 	values map[string]any
 }
 
 // NewConfig returns a Config holding values, for tests and programmatic use.
-// Values must already have the Go types of their fields.
+// Values must already have the Go types of their fields (string, int,
+// float64, bool, time.Duration, []string, map[string]string); the fields it
+// knows are those of values, so the accessors panic on any other name.
+// [Spec.Parse] makes a Config that knows every field of a spec.
 func NewConfig(values map[string]any) Config {
-	return Config{Logger: slog.New(slog.DiscardHandler), values: values}
+	fields := make([]Field, 0, len(values))
+	for _, name := range slices.Sorted(maps.Keys(values)) {
+		fields = append(fields, Field{Name: name, Type: typeOf(values[name])})
+	}
+	return Config{Logger: slog.New(slog.DiscardHandler), fields: fields, values: values}
 }
 
-// Has reports whether the field is set, explicitly or by a default.
-func (c Config) Has(name string) bool { _, ok := c.values[name]; return ok }
+// Has reports whether the field is set, explicitly or by a default. It
+// panics if the spec has no field called name.
+func (c Config) Has(name string) bool {
+	c.field(name)
+	_, ok := c.values[name]
+	return ok
+}
 
-// String returns a String field, or "".
-func (c Config) String(name string) string { v, _ := c.values[name].(string); return v }
+// String returns a String field, or "". It panics if the spec has no String
+// field called name.
+func (c Config) String(name string) string { v, _ := c.value(name, String).(string); return v }
 
-// Int returns an Int field, or 0.
-func (c Config) Int(name string) int { v, _ := c.values[name].(int); return v }
+// Int returns an Int field, or 0. It panics if the spec has no Int field
+// called name.
+func (c Config) Int(name string) int { v, _ := c.value(name, Int).(int); return v }
 
-// Float returns a Float field, or 0.
-func (c Config) Float(name string) float64 { v, _ := c.values[name].(float64); return v }
+// Float returns a Float field, or 0. It panics if the spec has no Float
+// field called name.
+func (c Config) Float(name string) float64 { v, _ := c.value(name, Float).(float64); return v }
 
-// Bool returns a Bool field, or false.
-func (c Config) Bool(name string) bool { v, _ := c.values[name].(bool); return v }
+// Bool returns a Bool field, or false. It panics if the spec has no Bool
+// field called name.
+func (c Config) Bool(name string) bool { v, _ := c.value(name, Bool).(bool); return v }
 
-// Duration returns a Duration field, or 0.
-func (c Config) Duration(name string) time.Duration { v, _ := c.values[name].(time.Duration); return v }
-
-// StringList returns a StringList field, or nil.
-func (c Config) StringList(name string) []string { v, _ := c.values[name].([]string); return v }
-
-// StringMap returns a StringMap field, or nil.
-func (c Config) StringMap(name string) map[string]string {
-	v, _ := c.values[name].(map[string]string)
+// Duration returns a Duration field, or 0. It panics if the spec has no
+// Duration field called name.
+func (c Config) Duration(name string) time.Duration {
+	v, _ := c.value(name, Duration).(time.Duration)
 	return v
+}
+
+// StringList returns a StringList field, or nil. It panics if the spec has
+// no StringList field called name.
+func (c Config) StringList(name string) []string {
+	v, _ := c.value(name, StringList).([]string)
+	return v
+}
+
+// StringMap returns a StringMap field, or nil. It panics if the spec has no
+// StringMap field called name.
+func (c Config) StringMap(name string) map[string]string {
+	v, _ := c.value(name, StringMap).(map[string]string)
+	return v
+}
+
+// value returns the value of the field called name, which must be of type t.
+func (c Config) value(name string, t Type) any {
+	if f := c.field(name); f.Type != t {
+		panic(fmt.Sprintf("filters: config field %q of filter %q is %s, not %s", name, c.filter, article(f.Type), article(t)))
+	}
+	return c.values[name]
+}
+
+// field returns the field called name, or panics.
+func (c Config) field(name string) Field {
+	for _, f := range c.fields {
+		if f.Name == name {
+			return f
+		}
+	}
+	panic(fmt.Sprintf("filters: filter %q has no config field %q%s", c.filter, name, knownFields(c.fields)))
+}
+
+// article returns the name of t with "a" or "an".
+func article(t Type) string {
+	if t == Int {
+		return "an int"
+	}
+	return "a " + t.String()
+}
+
+// typeOf returns the field type of a Go value, or 0.
+func typeOf(v any) Type {
+	for t := String; t <= StringMap; t++ {
+		if defaultMatches(t, v) {
+			return t
+		}
+	}
+	return 0
 }
 
 // Problem is one thing wrong with a config block, at a position in the YAML.
@@ -62,15 +135,17 @@ type Problem struct {
 
 // Parse checks a config block against the spec: unknown keys, missing
 // required fields and values of the wrong type are all reported, with
-// positions. node may be nil when the stage has no config block. Parse does
+// positions. Values are read as the rest of pipelines.yaml reads them (see
+// internal/yamlscalar); a key with no value (`key:` alone, or `~`) counts
+// as absent. node may be nil when the stage has no config block. Parse does
 // not call New. Problems about a missing config block have line 0.
 // Positions of the fields that were set are returned so that
 // errors from New can be placed.
 func (s Spec) Parse(node *yaml.Node) (Config, map[string]Problem, []Problem) {
-	cfg := Config{Logger: slog.New(slog.DiscardHandler), values: map[string]any{}}
+	cfg := Config{Logger: slog.New(slog.DiscardHandler), filter: s.Name, fields: s.Fields, values: map[string]any{}}
 	where := map[string]Problem{}
 	var problems []Problem
-	set := map[string]bool{}
+	set, seen := map[string]bool{}, map[string]bool{}
 	if node != nil && node.Kind == yaml.AliasNode {
 		node = node.Alias
 	}
@@ -83,12 +158,16 @@ func (s Spec) Parse(node *yaml.Node) (Config, map[string]Problem, []Problem) {
 			k, v := node.Content[i], node.Content[i+1]
 			f, ok := s.field(k.Value)
 			if !ok {
-				problems = append(problems, at(k, "unknown config key %q for filter %q%s", k.Value, s.Name, s.knownKeys()))
+				problems = append(problems, at(k, "unknown config key %q for filter %q%s", k.Value, s.Name, knownFields(s.Fields)))
 				continue
 			}
-			if set[f.Name] {
+			if seen[f.Name] {
 				problems = append(problems, at(k, "config key %q is set twice", k.Value))
 				continue
+			}
+			seen[f.Name] = true
+			if yamlscalar.Null(v) {
+				continue // a key with no value counts as absent, as everywhere in pipelines.yaml
 			}
 			set[f.Name] = true
 			where[f.Name] = at(v, "")
@@ -117,12 +196,13 @@ func (s Spec) Parse(node *yaml.Node) (Config, map[string]Problem, []Problem) {
 	return cfg, where, problems
 }
 
-func (s Spec) knownKeys() string {
-	if len(s.Fields) == 0 {
+// knownFields lists the names of fields for a message.
+func knownFields(fields []Field) string {
+	if len(fields) == 0 {
 		return " (it takes no config)"
 	}
 	out := " (known: "
-	for i, f := range s.Fields {
+	for i, f := range fields {
 		if i > 0 {
 			out += ", "
 		}
@@ -145,40 +225,34 @@ func kindName(n *yaml.Node) string {
 	return fmt.Sprintf("%q", n.Value)
 }
 
+// decodeField decodes a value of type t. Scalars are read as the rest of
+// pipelines.yaml reads them (internal/yamlscalar).
 func decodeField(t Type, n *yaml.Node) (any, error) {
 	if n.Kind == yaml.AliasNode {
 		n = n.Alias
 	}
+	var (
+		v   any
+		err error
+	)
 	switch t {
 	case String:
-		if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
-			return nil, fmt.Errorf("want a string, got %s", kindName(n))
-		}
-		return n.Value, nil
+		v, err = yamlscalar.String(n)
 	case Int:
-		i, err := strconv.ParseInt(n.Value, 0, 64)
-		if n.Kind != yaml.ScalarNode || err != nil || i > math.MaxInt32 || i < math.MinInt32 {
-			return nil, fmt.Errorf("want a whole number, got %s", kindName(n))
-		}
-		return int(i), nil
+		v, err = yamlscalar.Int(n)
 	case Float:
-		f, err := strconv.ParseFloat(n.Value, 64)
-		if n.Kind != yaml.ScalarNode || err != nil {
-			return nil, fmt.Errorf("want a number, got %s", kindName(n))
-		}
-		return f, nil
+		v, err = yamlscalar.Float(n)
 	case Bool:
-		var b bool
-		if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" || n.Decode(&b) != nil {
-			return nil, fmt.Errorf("want true or false, got %s", kindName(n))
-		}
-		return b, nil
+		v, err = yamlscalar.Bool(n)
 	case Duration:
-		d, err := time.ParseDuration(n.Value)
-		if n.Kind != yaml.ScalarNode || err != nil {
-			return nil, fmt.Errorf("want a duration such as 500ms, 30s or 5m, got %s", kindName(n))
-		}
-		return d, nil
+		v, err = yamlscalar.Duration(n)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w, got %s", err, kindName(n))
+	}
+	switch t {
+	case String, Int, Float, Bool, Duration:
+		return v, nil
 	case StringList:
 		if n.Kind != yaml.SequenceNode {
 			return nil, fmt.Errorf("want a list of strings, got %s", kindName(n))

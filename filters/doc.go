@@ -22,6 +22,9 @@
 //		})
 //	}
 //
+// Test a filter with the conformance suite in testkit/filtertest, which
+// checks what the engine relies on beyond the cases you give it.
+//
 // This package knows nothing about Kafka: the engine in package router turns
 // records into [Message] values and back.
 package filters

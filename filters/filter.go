@@ -49,6 +49,8 @@ type Filter interface {
 // Func adapts a function to a [Filter].
 type Func func(ctx context.Context, msg *Message) ([]*Message, error)
 
+var _ Filter = Func(nil)
+
 // Process calls f.
 func (f Func) Process(ctx context.Context, msg *Message) ([]*Message, error) { return f(ctx, msg) }
 

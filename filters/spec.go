@@ -3,18 +3,21 @@ package filters
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"time"
+
+	"github.com/millrace/millrace/internal/namepattern"
 )
 
 // Type is the type of a config field.
 type Type int
 
-// Config field types.
+// Config field types. Scalars are read as everywhere in pipelines.yaml:
+// whole numbers in decimal (1_000 allowed, 0x10 not), numbers finite, true
+// and false unquoted.
 const (
 	String     Type = iota + 1 // a YAML string
-	Int                        // a whole number
-	Float                      // a number
+	Int                        // a whole number in the range of an int32
+	Float                      // a finite number
 	Bool                       // true or false
 	Duration                   // a Go duration string such as "1.5s" or "2m"
 	StringList                 // a list of strings
@@ -60,7 +63,8 @@ type Field struct {
 // and its constructor. It is the single source of truth for parsing,
 // validating and documenting a filter's config.
 type Spec struct {
-	// Name is what pipelines.yaml names in `filter:`.
+	// Name is what pipelines.yaml names in `filter:`; it follows the
+	// pattern of pipeline and stage names (pipeline.NamePattern).
 	Name string
 	// Summary is one sentence for `millrace filters list`.
 	Summary string
@@ -76,12 +80,10 @@ type Spec struct {
 	New func(Config) (Filter, error)
 }
 
-var namePattern = regexp.MustCompile(`^[a-z0-9]+([._-][a-z0-9]+)*$`)
-
 // Validate checks that the spec itself is well formed.
 func (s Spec) Validate() error {
-	if !namePattern.MatchString(s.Name) {
-		return fmt.Errorf("filter name %q must match %s", s.Name, namePattern)
+	if !namepattern.Regexp.MatchString(s.Name) {
+		return fmt.Errorf("filter name %q must match %s", s.Name, namepattern.Regexp)
 	}
 	if s.New == nil {
 		return fmt.Errorf("filter %q: New is nil", s.Name)

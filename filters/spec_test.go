@@ -3,6 +3,7 @@ package filters_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -52,7 +53,7 @@ func TestSpec_Parse_reads_typed_values_and_applies_defaults(t *testing.T) {
 		cfg.Duration("d") != time.Second || strings.Join(cfg.StringList("l"), ",") != "a,b" || cfg.StringMap("m")["x"] != "y" {
 		t.Fatalf("unexpected values: %+v", cfg)
 	}
-	if where["f"].Line != 2 || cfg.Has("x") {
+	if where["f"].Line != 2 || !cfg.Has("i") {
 		t.Fatalf("positions %v", where)
 	}
 }
@@ -66,7 +67,7 @@ func TestSpec_Parse_reports_every_problem_with_its_position(t *testing.T) {
 	want := []string{
 		`1:4:i: want a whole number, got "many"`,
 		`2:4:b: want true or false, got "yes please"`,
-		`3:4:d: want a duration such as 500ms, 30s or 5m, got "5"`,
+		`3:4:d: want a duration like 30s or 5m, got "5"`,
 		`4:4:l: want a list of strings, got "x"`,
 		`5:4:m: want a mapping of strings, got a list`,
 		`6:1:unknown config key "zz" for filter "t" (known: s, i, f, b, d, l, m)`,
@@ -79,6 +80,54 @@ func TestSpec_Parse_reports_every_problem_with_its_position(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// TestSpec_Parse_decodes_scalars_as_pipelines_yaml_does: the config block
+// is read by the decoder of the rest of the file (internal/yamlscalar).
+func TestSpec_Parse_decodes_scalars_as_pipelines_yaml_does(t *testing.T) {
+	tests := []struct {
+		src  string
+		want string // the value of the field named first in src, or the problem
+	}{
+		{"f: NaN", `1:4:f: want a number, got "NaN"`},
+		{"f: .inf", `1:4:f: want a number, got ".inf"`},
+		{"f: 1_000.5", "1000.5"},
+		{"i: 0x10", `1:4:i: want a whole number, got "0x10"`},
+		{"i: 017", "17"},
+		{"i: 1_000", "1000"},
+		{"b: yes", `1:4:b: want true or false, got "yes"`},
+		{"d: 1h30m", "1h30m0s"},
+		// A key with no value counts as absent, as everywhere in the file.
+		{"i: ~", "7"},
+		{"d:", "1s"},
+		{"f: null", "0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.src, func(t *testing.T) {
+			cfg, _, probs := testSpec("t").Parse(node(t, "s: x\n"+tt.src+"\n"))
+			var got string
+			if len(probs) > 0 {
+				got = fmt.Sprintf("%d:%d:%s", probs[0].Line-1, probs[0].Column, probs[0].Message)
+			} else {
+				switch name, _, _ := strings.Cut(tt.src, ":"); name {
+				case "f":
+					got = fmt.Sprint(cfg.Float("f"))
+				case "i":
+					got = fmt.Sprint(cfg.Int("i"))
+				case "b":
+					got = fmt.Sprint(cfg.Bool("b"))
+				case "d":
+					got = cfg.Duration("d").String()
+				}
+			}
+			if got != tt.want {
+				t.Fatalf("got %s, want %s", got, tt.want)
+			}
+		})
+	}
+	if _, _, probs := testSpec("t").Parse(node(t, "s: ~\n")); len(probs) != 1 || !strings.Contains(probs[0].Message, `needs config key "s"`) {
+		t.Fatalf("a required key with no value: %+v", probs)
+	}
+}
 
 func TestRegister_rejects_duplicates_and_bad_specs(t *testing.T) {
 	if err := filters.Register(testSpec("test-dup")); err != nil {

@@ -2,13 +2,13 @@ package pipeline
 
 import (
 	"fmt"
-	"math"
 	"reflect"
-	"strconv"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/millrace/millrace/internal/yamlscalar"
 )
 
 var (
@@ -31,7 +31,8 @@ var labels = map[reflect.Type]string{
 }
 
 // decoder decodes YAML nodes into the model strictly: an unknown or repeated
-// key, or a value of the wrong kind, is a problem at its position. It keeps
+// key, or a value of the wrong kind, is a problem at its position. Scalars
+// are read by internal/yamlscalar, as filter config blocks are. It keeps
 // going after a problem so that every problem is reported at once.
 type decoder struct {
 	p *problems
@@ -51,9 +52,9 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, what string) {
 		return
 	}
 	if v.Type() == durationType {
-		dur, err := time.ParseDuration(n.Value)
-		if n.Kind != yaml.ScalarNode || err != nil {
-			d.p.add(pos(n), "%s: want a duration like 30s or 5m, got %s", what, d.describe(n))
+		dur, err := yamlscalar.Duration(n)
+		if err != nil {
+			d.wrong(n, what, err)
 			return
 		}
 		v.SetInt(int64(dur))
@@ -86,22 +87,23 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, what string) {
 			d.decode(item, v.Index(i), what)
 		}
 	case reflect.String:
-		if n.Kind != yaml.ScalarNode {
-			d.p.add(pos(n), "%s: want a string, got %s", what, d.describe(n))
+		str, err := yamlscalar.String(n)
+		if err != nil {
+			d.wrong(n, what, err)
 			return
 		}
-		v.SetString(n.Value)
+		v.SetString(str)
 	case reflect.Int:
-		i, err := strconv.ParseInt(numberText(n), 10, 32)
-		if n.Kind != yaml.ScalarNode || err != nil {
-			d.p.add(pos(n), "%s: want a whole number, got %s", what, d.describe(n))
+		i, err := yamlscalar.Int(n)
+		if err != nil {
+			d.wrong(n, what, err)
 			return
 		}
-		v.SetInt(i)
+		v.SetInt(int64(i))
 	case reflect.Float64:
-		f, err := strconv.ParseFloat(numberText(n), 64)
-		if n.Kind != yaml.ScalarNode || err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-			d.p.add(pos(n), "%s: want a number, got %s", what, d.describe(n))
+		f, err := yamlscalar.Float(n)
+		if err != nil {
+			d.wrong(n, what, err)
 			return
 		}
 		v.SetFloat(f)
@@ -160,20 +162,16 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, what string) {
 	}
 }
 
-// numberText is the text of a scalar to parse as a number: YAML allows '_'
-// between digits (1_000_000).
-func numberText(n *yaml.Node) string {
-	if n.Tag == "!!int" || n.Tag == "!!float" {
-		return strings.ReplaceAll(n.Value, "_", "")
-	}
-	return n.Value
+// wrong reports a value that is not what the model wants (err says what).
+func (d *decoder) wrong(n *yaml.Node, what string, err error) {
+	d.p.add(pos(n), "%s: %v, got %s", what, err, d.describe(n))
 }
 
 // want describes what a value of type t is written as.
 func want(t reflect.Type) string {
 	switch {
 	case t == durationType:
-		return "a duration like 30s or 5m"
+		return yamlscalar.WantDuration
 	case t.Kind() == reflect.Pointer:
 		return want(t.Elem())
 	case t.Kind() == reflect.Struct:
@@ -181,11 +179,11 @@ func want(t reflect.Type) string {
 	case t.Kind() == reflect.Slice:
 		return "a list"
 	case t.Kind() == reflect.String:
-		return "a string"
+		return yamlscalar.WantString
 	case t.Kind() == reflect.Int:
-		return "a whole number"
+		return yamlscalar.WantInt
 	}
-	return "a number"
+	return yamlscalar.WantFloat
 }
 
 // setSelf places a mapping of the model that was not decoded at pos, so
@@ -201,9 +199,7 @@ func setSelf(v reflect.Value, at Pos) {
 	}
 }
 
-func isNull(n *yaml.Node) bool {
-	return n.Kind == yaml.ScalarNode && n.Tag == "!!null"
-}
+func isNull(n *yaml.Node) bool { return yamlscalar.Null(n) }
 
 // describe is how a problem shows a value of the wrong kind.
 func (d *decoder) describe(n *yaml.Node) string {

@@ -1,17 +1,15 @@
 package pipeline
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 
 	"github.com/itchyny/gojq"
 
 	"github.com/millrace/millrace/filters"
 	"github.com/millrace/millrace/internal/exactjson"
+	"github.com/millrace/millrace/internal/jqkey"
 )
 
 // KeyFunc computes the idempotency key of a record. ok is false when the
@@ -27,12 +25,14 @@ const HeaderKeyPrefix = "header:"
 //     with an empty value, has no key.
 //   - Anything else is a jq expression run on the payload parsed as JSON,
 //     with the record key as $key (null when the record has none) and the
-//     headers as $headers. Its first result is the key: a string as is,
-//     another number, boolean, object or array as its compact JSON text
-//     (object keys sorted). No result, null or "" mean no key. A payload
-//     that is not JSON and a runtime error of the expression are errors,
-//     marked [filters.Permanent] as trying again cannot change them; they
-//     do not repeat the expression, which the caller names.
+//     headers as $headers. Its first result is the key, meaning what
+//     internal/jqkey says (the meaning of `produce --key-jq` and of the jq
+//     filter's `key:` too): a string as its bytes, a number or boolean as
+//     its JSON text (numbers as written), an object or array as its compact
+//     JSON text (object keys sorted). No result, null or "" mean no key. A
+//     payload that is not JSON and a runtime error of the expression are
+//     errors, marked [filters.Permanent] as trying again cannot change
+//     them; they do not repeat the expression, which the caller names.
 //
 // Keys are byte-exact: decoding never merges different bytes into one key.
 // A header value, or a string result, is taken byte for byte, also when
@@ -85,7 +85,7 @@ func jqKey(src string) (KeyFunc, error) {
 	// gojq's compiled code holds no state of a run, so concurrent calls
 	// share it.
 	return func(msg *filters.Message) (string, bool, error) {
-		input, err := decodeJSON(msg.Payload)
+		input, err := exactjson.Parse(msg.Payload)
 		if err != nil {
 			return "", false, filters.Permanent(fmt.Errorf("payload is not JSON: %w", err))
 		}
@@ -102,47 +102,17 @@ func jqKey(src string) (KeyFunc, error) {
 				headers[h.Key] = string(h.Value)
 			}
 		}
-		v, ok := code.Run(input, key, headers).Next()
+		v, ok, err := jqkey.First(code.Run(input, key, headers))
+		if err != nil {
+			return "", false, filters.Permanent(fmt.Errorf("expression failed: %w", err))
+		}
 		if !ok {
 			return "", false, nil
 		}
-		switch v := v.(type) {
-		case error:
-			var h *gojq.HaltError
-			if errors.As(v, &h) && h.Value() == nil {
-				return "", false, nil // halt: no result
-			}
-			return "", false, filters.Permanent(fmt.Errorf("expression failed: %w", v))
-		case nil:
-			return "", false, nil
-		case string:
-			return v, v != "", nil
-		}
-		if err := exactjson.CheckValue(v); err != nil {
-			return "", false, filters.Permanent(fmt.Errorf("result has no exact JSON text: %w", err))
-		}
-		b, err := gojq.Marshal(v)
+		b, err := jqkey.Bytes(v)
 		if err != nil {
 			return "", false, filters.Permanent(err)
 		}
-		return string(b), true, nil
+		return string(b), len(b) > 0, nil
 	}, nil
-}
-
-// decodeJSON parses data, which must hold exactly one JSON value, keeping
-// numbers as json.Number so that their text is kept.
-func decodeJSON(data []byte) (any, error) {
-	if len(bytes.TrimSpace(data)) == 0 {
-		return nil, errors.New("empty")
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("more than one JSON value")
-	}
-	return v, nil
 }

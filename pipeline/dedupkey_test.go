@@ -49,6 +49,11 @@ func TestCompileKey_evaluates_headers_and_jq_expressions(t *testing.T) {
 		{".order_id", msg("", `{"a":1} {"a":2}`, nil), "", false, "more than one JSON value"},
 		{".order_id.x", msg("", order, nil), "", false, "failed: expected an object"},
 		{`error("boom")`, msg("", order, nil), "", false, "boom"},
+		// The meaning of internal/jqkey, as the jq filter's key: and
+		// produce --key-jq.
+		{".k", msg("", `{"k":{"b":1,"a":"<&>"}}`, nil), `{"a":"<&>","b":1}`, true, ""},
+		{".k", msg("", `{"k":[2, "x", 1.50]}`, nil), `[2,"x",1.50]`, true, ""},
+		{"halt", msg("", order, nil), "", false, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.expr, func(t *testing.T) {

@@ -117,6 +117,8 @@ type Stage struct {
 	// Dedup is nil unless the stage deduplicates.
 	Dedup *Dedup `yaml:"dedup"`
 
+	// filterSpec and filterConfig are the filter's, once validated.
+	filterSpec   filters.Spec
 	filterConfig filters.Config
 }
 

@@ -32,12 +32,24 @@ func RetryTopic(pipeline, stage string, n int) string {
 func DedupTopic(pipeline, stage string) string { return pipeline + "." + stage + ".dedup" }
 
 // stageTopic is the topic a stage after the first reads: its `topic:`, or
-// `<pipeline>.<stage>`.
+// [defaultStageTopic].
 func stageTopic(pipeline string, st Stage) string {
 	if st.Topic != "" {
 		return st.Topic
 	}
-	return pipeline + "." + st.Name
+	return defaultStageTopic(pipeline, st.Name)
+}
+
+// defaultStageTopic is the topic a stage after the first reads when it
+// sets no `topic:`.
+func defaultStageTopic(pipeline, stage string) string { return pipeline + "." + stage }
+
+// stageTopic is [stageTopic] as problems show it.
+func (p *problems) stageTopic(pl *Pipeline, st *Stage) string {
+	if st.Topic != "" {
+		return p.shown(st.Of("topic"), st.Topic)
+	}
+	return defaultStageTopic(p.pipelineName(pl), p.stageName(st))
 }
 
 // maxTopicLength is the longest topic name Kafka accepts.

@@ -109,10 +109,9 @@ func (f *File) Plan() *Plan {
 			Priority: p.inputs()}
 		for i := range p.Stages {
 			st := &p.Stages[i]
-			sp := StagePlan{Pipeline: p.Name, Name: st.Name, Index: i, Config: st.filterConfig,
+			sp := StagePlan{Pipeline: p.Name, Name: st.Name, Index: i, Filter: st.filterSpec, Config: st.filterConfig,
 				Group: GroupName(p.Name, st.Name), Concurrency: st.Concurrency, MaxInFlight: st.MaxInFlight, Input: p.Input,
 				Quarantine: pp.Quarantine, Inputs: slices.Clone(pp.Priority)}
-			sp.Filter, _ = filters.Lookup(st.Filter)
 			if i > 0 {
 				sp.Input = stageTopic(p.Name, *st)
 				sp.Inputs = []WeightedTopic{{Name: sp.Input, Topic: sp.Input, Weight: 1}}

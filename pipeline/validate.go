@@ -8,16 +8,18 @@ import (
 	"strings"
 
 	"github.com/millrace/millrace/filters"
+	"github.com/millrace/millrace/internal/namepattern"
 )
 
-// NamePattern is what pipeline and stage names must match.
-var NamePattern = regexp.MustCompile(`^[a-z0-9]+([._-][a-z0-9]+)*$`)
+// NamePattern is what pipeline, stage, priority and filter names must
+// match.
+var NamePattern = namepattern.Regexp
 
 var topicPattern = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
 
 const maxPartitions, maxConcurrency, maxInFlight = 10000, 10000, 100000
 
-func (f *File) validate(p *problems) {
+func (f *File) validate(p *problems, reg *filters.Registry) {
 	switch {
 	case !f.Set("version"):
 		p.add(f.Self, "missing key \"version\": set `version: 1`")
@@ -58,13 +60,13 @@ func (f *File) validate(p *problems) {
 		} else {
 			names[pl.Name] = pl.Of("name")
 		}
-		pl.validate(p)
+		pl.validate(p, reg)
 	}
 	f.validateTopics(p)
 	f.validateWireNames(p)
 }
 
-func (pl *Pipeline) validate(p *problems) {
+func (pl *Pipeline) validate(p *problems, reg *filters.Registry) {
 	where := fmt.Sprintf("pipeline %q", p.pipelineName(pl))
 	checkName(p, pl.Positions, "pipeline", pl.Name)
 	checkTopic(p, pl.Positions, where, "input", pl.Input, true)
@@ -88,11 +90,11 @@ func (pl *Pipeline) validate(p *problems) {
 		} else {
 			names[st.Name] = st.Of("name")
 		}
-		st.validate(p, pl, i)
+		st.validate(p, reg, pl, i)
 	}
 }
 
-func (st *Stage) validate(p *problems, pl *Pipeline, index int) {
+func (st *Stage) validate(p *problems, reg *filters.Registry, pl *Pipeline, index int) {
 	where := fmt.Sprintf("pipeline %q stage %q", p.pipelineName(pl), p.stageName(st))
 	checkName(p, st.Positions, "stage", st.Name)
 	if st.Set("concurrency") {
@@ -110,12 +112,12 @@ func (st *Stage) validate(p *problems, pl *Pipeline, index int) {
 		st.Dedup.validate(p, where)
 	}
 	if st.Filter == "" {
-		p.add(st.Of("filter"), "%s: missing key \"filter\" (one of: %s)", where, filterNames())
+		p.add(st.Of("filter"), "%s: missing key \"filter\" (one of: %s)", where, filterNames(reg))
 		return
 	}
-	spec, ok := filters.Lookup(st.Filter)
+	spec, ok := reg.Lookup(st.Filter)
 	if !ok {
-		p.add(st.Of("filter"), "%s: unknown filter %s (known filters: %s)", where, p.quoted(st.Of("filter"), st.Filter), filterNames())
+		p.add(st.Of("filter"), "%s: unknown filter %s (known filters: %s)", where, p.quoted(st.Of("filter"), st.Filter), filterNames(reg))
 		return
 	}
 	// The filter's messages may quote values of its config.
@@ -146,7 +148,7 @@ func (st *Stage) validate(p *problems, pl *Pipeline, index int) {
 	if c, ok := flt.(filters.Closer); ok {
 		_ = c.Close()
 	}
-	st.filterConfig = cfg
+	st.filterSpec, st.filterConfig = spec, cfg
 }
 
 // validateTopics checks that no two stages share a consumer group and that
@@ -209,14 +211,6 @@ func (f *File) validateTopics(p *problems) {
 			}
 		}
 	}
-}
-
-// stageTopic is [stageTopic] as problems show it.
-func (p *problems) stageTopic(pl *Pipeline, st *Stage) string {
-	if st.Topic != "" {
-		return p.shown(st.Of("topic"), st.Topic)
-	}
-	return p.pipelineName(pl) + "." + p.stageName(st)
 }
 
 // validateStageTopics checks that the retry tier topics and dedup changelog
@@ -292,9 +286,9 @@ func checkRange(p *problems, ps Positions, key string, v, lo, hi int) {
 	}
 }
 
-func filterNames() string {
+func filterNames(reg *filters.Registry) string {
 	var names []string
-	for _, s := range filters.All() {
+	for _, s := range reg.All() {
 		names = append(names, s.Name)
 	}
 	sort.Strings(names)

@@ -2,11 +2,7 @@ package cli
 
 import (
 	"bufio"
-	"bytes"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"time"
 
@@ -17,6 +13,7 @@ import (
 
 	"github.com/millrace/millrace/filters"
 	"github.com/millrace/millrace/internal/exactjson"
+	"github.com/millrace/millrace/internal/jqkey"
 	"github.com/millrace/millrace/kafkaops"
 	"github.com/millrace/millrace/pipeline"
 	"github.com/millrace/millrace/transport"
@@ -41,9 +38,12 @@ first too). The key is --key for every record, or the result of the jq
 expression --key-jq on each line (a JSON document); without either, records
 have no key. Prints how many records were sent. A line whose key cannot be
 computed is reported with its line number and not sent; the exit code is
-then 1. --key-jq keys are exact: a string result is its bytes, other results
-their JSON text, numbers as written; a line that is not UTF-8 is such a line,
-as decoding it would turn different bytes into one key.`,
+then 1. --key-jq keys mean what dedup keys and the jq filter's key: mean: the
+first result; a string as its bytes, a number or boolean as its JSON text
+(numbers as written), an object or array as its compact JSON text with sorted
+keys; no result or null: no key. They are exact: a line that is not UTF-8 is
+a line whose key cannot be computed, as decoding it would turn different
+bytes into one key.`,
 		Example: `  echo '{"order_id":"o-1","qty":2,"price":9.5}' | millrace produce --pipeline orders
   millrace produce --pipeline orders --key-jq .customer_id < orders.jsonl
   millrace produce --pipeline orders --priority high < rush-orders.jsonl
@@ -224,34 +224,27 @@ func keyFunc(key, keyJQ string) (func([]byte) ([]byte, error), error) {
 	return func(line []byte) ([]byte, error) {
 		// Numbers keep their text: as float64, ids past 2^53 would share
 		// keys.
-		var v any
-		dec := json.NewDecoder(bytes.NewReader(line))
-		dec.UseNumber()
-		if err := dec.Decode(&v); err != nil {
+		v, err := exactjson.Parse(line)
+		if err != nil {
 			return nil, fmt.Errorf("--key-jq needs JSON lines: %w", err)
-		}
-		if _, err := dec.Token(); err != io.EOF {
-			return nil, errors.New("--key-jq needs JSON lines: more than one JSON value on the line")
 		}
 		// Decoding made invalid UTF-8 and lone surrogates U+FFFD: different
 		// bytes would share a key.
 		if err := exactjson.CheckText(line); err != nil {
 			return nil, fmt.Errorf("--key-jq: line is not UTF-8: %w", err)
 		}
-		res, ok := code.Run(v).Next()
-		if !ok || res == nil {
-			return nil, nil
-		}
-		if err, isErr := res.(error); isErr {
+		res, ok, err := jqkey.First(code.Run(v))
+		if err != nil {
 			return nil, fmt.Errorf("--key-jq: %w", err)
 		}
-		if s, isStr := res.(string); isStr {
-			return []byte(s), nil
+		if !ok {
+			return nil, nil
 		}
-		if err := exactjson.CheckValue(res); err != nil {
-			return nil, fmt.Errorf("--key-jq: result has no exact JSON text: %w", err)
+		k, err := jqkey.Bytes(res)
+		if err != nil {
+			return nil, fmt.Errorf("--key-jq: %w", err)
 		}
-		return json.Marshal(res)
+		return k, nil
 	}, nil
 }
 

@@ -108,6 +108,55 @@ pipelines:
 	})
 }
 
+// TestProduce_key_jq_keys_mean_what_jq_keys_mean: --key-jq keys are those
+// of dedup keys and of the jq filter's key: (internal/jqkey). Objects and
+// arrays were encoding/json's text, with <, > and & escaped; a halt was an
+// error.
+func TestProduce_key_jq_keys_mean_what_jq_keys_mean(t *testing.T) {
+	testkit.ForEachBackend(t, func(t *testing.T, b testkit.Backend) {
+		dir, name := t.TempDir(), "produce-meaning-"+testkit.Unique()
+		writeFile(t, dir, "pipelines.yaml", fmt.Sprintf(`version: 1
+pipelines:
+  - name: %[1]s
+    input: %[1]s.in
+    partitions: 1
+    stages:
+      - {name: work, filter: log}
+`, name))
+		lines := []struct{ line, key string }{ // key "<none>": the record has none
+			{`{"k":"s"}`, "s"},
+			{`{"k":1.50}`, "1.50"},
+			{`{"k":true}`, "true"},
+			{`{"k":{"b":1,"a":"<&>"}}`, `{"a":"<&>","b":1}`},
+			{`{"k":[2, "x"]}`, `[2,"x"]`},
+			{`{"k":null}`, "<none>"},
+			{`{"halt":true}`, "<none>"},
+		}
+		var in strings.Builder
+		var want []string
+		for _, l := range lines {
+			in.WriteString(l.line + "\n")
+			want = append(want, l.key)
+		}
+		out, stderr, code := cli(t, dir, in.String(), "produce", "--brokers", strings.Join(b.Brokers, ","), "--pipeline", name,
+			"--key-jq", `if .halt then halt else .k end`)
+		if code != 0 {
+			t.Fatalf("produce: exit %d\n%s%s", code, out, stderr)
+		}
+		var got []string
+		for _, r := range b.ReadAll(t, name+".in") {
+			if r.Key == nil {
+				got = append(got, "<none>")
+			} else {
+				got = append(got, string(r.Key))
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("keys %q, want %q", got, want)
+		}
+	})
+}
+
 func keysOf(recs []testkit.Record) []string {
 	var out []string
 	for _, r := range recs {

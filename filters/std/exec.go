@@ -169,6 +169,9 @@ func reservedEnv(name string) bool {
 	return name == execEnvKey || name == execEnvJob || name == execEnvPipeline || name == execEnvStage
 }
 
+// execFilter is a [filters.Filter]; it holds no resources, so it is no [filters.Closer].
+var _ filters.Filter = (*execFilter)(nil)
+
 // execFilter runs a command per record. It holds no state of a run, so it
 // serves concurrent calls.
 type execFilter struct {

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/millrace/millrace/filters"
+	"github.com/millrace/millrace/testkit/filtertest"
 )
 
 // shell returns the config of an exec filter running script with sh -c.
@@ -212,4 +213,26 @@ func TestExec_is_safe_for_concurrent_use(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
+}
+
+func TestExec_conforms(t *testing.T) {
+	spec, _ := filters.Lookup("exec")
+	in := func(key, payload string) *filters.Message {
+		m := &filters.Message{Payload: []byte(payload), Headers: filters.HeadersOf("h", "v")}
+		if key != "" {
+			m.Key = []byte(key)
+		}
+		return m
+	}
+	filtertest.Run(t, spec, filtertest.Suite{
+		Config: `command: [sh, -c, 'case "$MILLRACE_KEY" in slow) exec sleep 30;; bad) exit 65;; flaky) exit 1;; esac; tr a-z A-Z']`,
+		Cases: []filtertest.Case{
+			{Name: "pipes the payload through", In: in("k", "abc"), Want: []*filters.Message{in("k", "ABC")}},
+			{Name: "without a key", In: in("", "x y"), Want: []*filters.Message{in("", "X Y")}},
+			{Name: "an empty payload", In: in("k", ""), Want: []*filters.Message{in("k", "")}},
+			{Name: "exit 65 is permanent", In: in("bad", "abc"), Outcome: filtertest.FailsPermanently},
+			{Name: "another exit is retried", In: in("flaky", "abc"), Outcome: filtertest.Fails},
+			{Name: "a command that runs on", In: in("slow", "abc"), Blocks: true},
+		},
+	})
 }

@@ -3,17 +3,16 @@ package std
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/big"
 	"strings"
 
 	"github.com/itchyny/gojq"
 
 	"github.com/millrace/millrace/filters"
 	"github.com/millrace/millrace/internal/exactjson"
+	"github.com/millrace/millrace/internal/jqkey"
 )
 
 // Config keys of the jq filter.
@@ -54,8 +53,10 @@ func jqSpec() filters.Spec {
 			"`debug` logs its input at debug level; `$ENV` is empty, and `input` and\n" +
 			"modules are not available.\n\n" +
 			"With `key`, a second jq program runs on each result and its first result\n" +
-			"becomes the record key: a string as is, a number or boolean as its JSON\n" +
-			"text. When it has no result or returns null the record keeps its key.\n\n" +
+			"becomes the record key, as for dedup keys and `millrace produce --key-jq`:\n" +
+			"a string as its bytes; a number or boolean as its JSON text (numbers as\n" +
+			"written); an object or array as its compact JSON text, object keys sorted.\n" +
+			"When it has no result or returns null the record keeps its key.\n\n" +
 			"A payload that is not JSON, a runtime error of the program (including\n" +
 			"`error` and `halt_error`) and more than 100000 results for one record fail\n" +
 			"the record permanently: it is quarantined without retries.\n\n" +
@@ -159,6 +160,9 @@ func jqDebug(logger *slog.Logger) func(any, []any) any {
 	}
 }
 
+// jqFilter is a [filters.Filter]; it holds no resources, so it is no [filters.Closer].
+var _ filters.Filter = (*jqFilter)(nil)
+
 // jqFilter runs a compiled jq program. gojq's compiled code holds no state
 // of a run, so one jqFilter serves concurrent calls.
 type jqFilter struct {
@@ -171,7 +175,7 @@ type jqFilter struct {
 
 // Process implements [filters.Filter].
 func (f *jqFilter) Process(ctx context.Context, msg *filters.Message) ([]*filters.Message, error) {
-	input, err := parseJSON(msg.Payload)
+	input, err := exactjson.Parse(msg.Payload)
 	if err != nil {
 		return nil, filters.Permanent(fmt.Errorf("payload is not JSON: %w", err))
 	}
@@ -268,28 +272,21 @@ func (f *jqFilter) variables(msg *filters.Message) []any {
 	return vars
 }
 
-// newKey runs the key program on a result; nil keeps the key.
+// newKey runs the key program on a result; nil keeps the key. The key
+// means what internal/jqkey says.
 func (f *jqFilter) newKey(ctx context.Context, v any, vars []any) ([]byte, error) {
-	k, ok := f.key.RunWithContext(ctx, v, vars...).Next()
+	k, ok, err := jqkey.First(f.key.RunWithContext(ctx, v, vars...))
+	if err != nil {
+		return nil, runError(ctx, "key program", err)
+	}
 	if !ok {
 		return nil, nil
 	}
-	switch k := k.(type) {
-	case error:
-		if halted(k) {
-			return nil, nil
-		}
-		return nil, runError(ctx, "key program", k)
-	case nil:
-		return nil, nil
-	case string:
-		return []byte(k), nil
-	case bool, int, float64, *big.Int, json.Number:
-		b, _ := gojq.Marshal(k)
-		return b, nil
+	b, err := jqkey.Bytes(k)
+	if err != nil {
+		return nil, filters.Permanent(fmt.Errorf("key program %w", err))
 	}
-	b, _ := gojq.Marshal(k)
-	return nil, filters.Permanent(fmt.Errorf("key program returned %s, want a string or a number", preview(b)))
+	return b, nil
 }
 
 // halted reports whether err is jq's halt, which ends a program without an
@@ -306,13 +303,4 @@ func runError(ctx context.Context, what string, err error) error {
 		return fmt.Errorf("%s stopped: %w", what, err)
 	}
 	return filters.Permanent(fmt.Errorf("%s failed: %w", what, err))
-}
-
-// preview shortens JSON text for an error message.
-func preview(b []byte) string {
-	const max = 64
-	if len(b) <= max {
-		return string(b)
-	}
-	return string(truncate(b, max)) + "…"
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/millrace/millrace/filters"
+	"github.com/millrace/millrace/testkit/filtertest"
 )
 
 // runJQ builds a jq filter from config and runs it on one message.
@@ -131,6 +132,10 @@ func TestJQ_sets_key_from_each_result(t *testing.T) {
 		{"mixed", ".k", `[{"k":"new"},{"k":null},{"k":7}]`, []string{"new", "old", "7"}},
 		{"empty string", `""`, `[{}]`, []string{""}},
 		{"reads the old key", `$key + "-" + .s`, `[{"s":"a"},{"s":"b"}]`, []string{"old-a", "old-b"}},
+		// The meaning of internal/jqkey, as dedup keys and produce --key-jq.
+		{"object as sorted compact JSON", ".k", `[{"k":{"b":1,"a":"<&>"}}]`, []string{`{"a":"<&>","b":1}`}},
+		{"array as compact JSON", ".k", `[{"k":[2, "x", 1.50]}]`, []string{`[2,"x",1.50]`}},
+		{"halt keeps the key", "halt", `[{}]`, []string{"old"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -181,7 +186,7 @@ func TestJQ_fails_permanently_on_bad_records(t *testing.T) {
 		{"halt_error", `program: '"stop" | halt_error'`, `{}`, "stop"},
 		{"error after results", "program: '1, error(\"late\")'\nkey: tostring", `{}`, "late"},
 		{"too many results", "program: 'range(200000)'", `{}`, "more than 100000 results"},
-		{"key is an object", "program: .\nkey: '{a: 1}'", `{}`, `key program returned {"a":1}`},
+		{"key has no exact JSON text", "program: .\nkey: '[.b | @base64d]'", `{"b":"eP8="}`, `key program result has no exact JSON text: string at [0] is not valid UTF-8`},
 		{"key program error", "program: .\nkey: '.a.b'", `{"a":"s"}`, "key program failed"},
 	}
 	for _, tt := range tests {
@@ -369,4 +374,33 @@ func BenchmarkJQ(b *testing.B) {
 			b.Fatalf("Process: %v", err)
 		}
 	}
+}
+
+func TestJQ_conforms(t *testing.T) {
+	spec, _ := filters.Lookup("jq")
+	in := func(key, payload string) *filters.Message {
+		m := &filters.Message{Payload: []byte(payload), Headers: filters.HeadersOf("h", "v", filters.HeaderJob, "j")}
+		if key != "" {
+			m.Key = []byte(key)
+		}
+		return m
+	}
+	filtertest.Run(t, spec, filtertest.Suite{
+		Config: `program: 'if .spin then last(repeat(1)) elif .items then .items[] elif .drop then empty else {id, n: (.n + 1)} end'
+key: '.id'
+`,
+		Cases: []filtertest.Case{
+			{Name: "transforms and sets the key", In: in("k", `{"id":"o-1","n":1}`),
+				Want: []*filters.Message{in("o-1", `{"id":"o-1","n":2}`)}},
+			{Name: "keeps the key without an id", In: in("k", `{"n":1}`), Want: []*filters.Message{in("k", `{"id":null,"n":2}`)}},
+			{Name: "keeps no key", In: in("", `{"n":1}`), Want: []*filters.Message{in("", `{"id":null,"n":2}`)}},
+			{Name: "fans out", In: in("k", `{"items":[{"id":"a"},{"id":"b"},{"n":3}]}`),
+				Want: []*filters.Message{in("a", `{"id":"a"}`), in("b", `{"id":"b"}`), in("k", `{"n":3}`)}},
+			{Name: "drops", In: in("k", `{"drop":true}`), Want: []*filters.Message{}},
+			{Name: "not JSON", In: in("k", `{"n":`), Outcome: filtertest.FailsPermanently},
+			{Name: "not UTF-8", In: in("k", "{\"id\":\"\xff\"}"), Outcome: filtertest.FailsPermanently},
+			{Name: "a runtime error", In: in("k", `{"n":"x"}`), Outcome: filtertest.FailsPermanently},
+			{Name: "a program that never ends", In: in("k", `{"spin":true}`), Blocks: true},
+		},
+	})
 }

@@ -81,6 +81,9 @@ func newLog(cfg filters.Config) (filters.Filter, error) {
 	return &logFilter{logger: logger(cfg), level: level, maxBytes: maxBytes, headers: cfg.Bool(logHeaders)}, nil
 }
 
+// logFilter is a [filters.Filter]; it holds no resources, so it is no [filters.Closer].
+var _ filters.Filter = (*logFilter)(nil)
+
 // logFilter logs records; slog loggers are safe for concurrent use.
 type logFilter struct {
 	logger   *slog.Logger

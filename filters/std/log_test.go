@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/millrace/millrace/filters"
+	"github.com/millrace/millrace/testkit/filtertest"
 )
 
 // buildLog builds a log filter whose entries, at debug level and up, go to
@@ -110,4 +113,44 @@ func TestLog_rejects_bad_config(t *testing.T) {
 		{"upper-case level", "level: INFO", "level", `"INFO"`},
 		{"negative max_bytes", "max_bytes: -1", "max_bytes", "negative"},
 	})
+}
+
+func TestLog_conforms(t *testing.T) {
+	spec, _ := filters.Lookup("log")
+	var buf syncBuffer
+	records := []*filters.Message{
+		{Key: []byte("k"), Payload: []byte(`{"a":1}`), Headers: filters.HeadersOf("h", "v")},
+		{Payload: []byte("no key, a long payload cut at max_bytes")},
+		{Key: []byte("k\xff"), Payload: []byte("\x00\xff bytes")},
+	}
+	var cases []filtertest.Case
+	for i, r := range records {
+		cases = append(cases, filtertest.Case{Name: fmt.Sprintf("record %d", i), In: r, Want: []*filters.Message{r}})
+	}
+	filtertest.Run(t, spec, filtertest.Suite{
+		Config: "level: debug\nmax_bytes: 8\nheaders: true",
+		Cases:  cases,
+		Logger: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	if !strings.Contains(buf.String(), `msg=record key=k payload="{\"a\":1}" size=7 headers.h=v`) {
+		t.Errorf("log:\n%s", buf.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer for concurrent writers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

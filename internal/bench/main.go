@@ -3,7 +3,7 @@
 // router stage, in one run on the same broker, and prints the figures next
 // to millrace's performance targets.
 //
-//	go run ./testkit/bench [-records 200000] [-repeat 3] [-size 256] [-partitions 8]
+//	go run ./internal/bench [-records 200000] [-repeat 3] [-size 256] [-partitions 8]
 //	    [-cases raw,stock,noop,jq,pipeline,latency,rss] [-kafka | -brokers H:P]
 //	    [-rss-records 1000000] [-timeout 5m] [-out FILE]
 //

@@ -1,6 +1,7 @@
-package std
+package exactjson
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,30 +11,27 @@ import (
 	"unicode/utf8"
 )
 
-// parseJSON decodes data, which must hold exactly one JSON value, into the
+// Parse decodes data, which must hold exactly one JSON value, into the
 // types gojq takes as input: nil, bool, int, json.Number, string, []any and
 // map[string]any. Integers that fit an int become ints; other numbers keep
 // their text as json.Number, so that large integers and decimals pass
-// through a jq program unchanged.
+// through a jq program unchanged. It is millrace's one JSON parser for
+// records: the jq filter, jq dedup keys and `produce --key-jq` use it.
 //
 // It gives what json.Decoder with UseNumber gives, but for the int
-// numbers and at a fraction of the cost, as it runs for every record:
-// json.Valid checks the syntax first, so the parser below can trust it;
-// strings without escapes are cut from one copy of data rather than
-// allocated one by one; and maps and slices are made at their final size.
-func parseJSON(data []byte) (any, error) {
+// numbers and at a fraction of the cost, as it runs for every record
+// (BenchmarkParse: a 262-byte order in 2.6 µs against the decoder's 4.6 µs,
+// 21 allocations against 56): json.Valid checks the syntax first,
+// so the parser below can trust it; strings without escapes are cut from
+// one copy of data rather than allocated one by one; and maps and slices
+// are made at their final size.
+//
+// Like a decoder, it turns invalid UTF-8 and \u escapes of lone
+// surrogates into U+FFFD: callers that must keep bytes exact check the
+// text with [CheckText].
+func Parse(data []byte) (any, error) {
 	if !json.Valid(data) {
-		// Only bad payloads take this path; it explains what is wrong.
-		var v any
-		err := json.Unmarshal(data, &v)
-		var syntax *json.SyntaxError
-		switch {
-		case errors.As(err, &syntax):
-			return nil, fmt.Errorf("%w (at byte %d)", err, syntax.Offset)
-		case err != nil:
-			return nil, err
-		}
-		return nil, errors.New("invalid JSON")
+		return nil, syntaxError(data) // only bad payloads take this path
 	}
 	p := parserPool.Get().(*jsonParser)
 	p.src, p.pos = string(data), 0
@@ -43,10 +41,32 @@ func parseJSON(data []byte) (any, error) {
 	return v, nil
 }
 
+// syntaxError explains what is wrong with data, which is not valid JSON.
+func syntaxError(data []byte) error {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return errors.New("empty")
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	var first any
+	if dec.Decode(&first) == nil {
+		if rest := data[dec.InputOffset():]; json.Valid(rest) {
+			return fmt.Errorf("more than one JSON value (the second at byte %d)",
+				int(dec.InputOffset())+len(rest)-len(bytes.TrimLeft(rest, " \t\r\n")))
+		}
+	}
+	var v any
+	err := json.Unmarshal(data, &v)
+	var syntax *json.SyntaxError
+	if errors.As(err, &syntax) {
+		return fmt.Errorf("%w (at byte %d)", err, syntax.Offset)
+	}
+	return err
+}
+
 // parserPool holds parsers, for their scratch space.
 var parserPool = sync.Pool{New: func() any { return new(jsonParser) }}
 
-// jsonParser reads valid JSON; see parseJSON.
+// jsonParser reads valid JSON; see Parse.
 type jsonParser struct {
 	src string
 	pos int

@@ -1,4 +1,0 @@
-package std
-
-// ParseJSON exports parseJSON to the tests.
-var ParseJSON = parseJSON

@@ -1,0 +1,5 @@
+//go:build !race
+
+package filtertest_test
+
+const raceEnabled = false
