@@ -91,76 +91,28 @@ func (d *dedupStore) restorePartition(ctx context.Context, consumer sarama.Consu
 		return nil
 	}
 	// Retention may delete the records being read; start again from
-	// the new oldest offset then (keys read twice are no-ops).
+	// the new oldest offset then (keys read twice are no-ops). A
+	// compacted log has gaps in its offsets, so the record at hwm-1 might
+	// never come (it cannot be compacted away, being the latest of its
+	// key, but it could be a transaction marker): the reader takes the
+	// rest for a gap once it saw the log end at or past hwm (d.idle).
+	now := time.Now()
 	for attempt := 1; ; attempt++ {
-		again, err := d.readChangelog(ctx, consumer, n, hwm, p, st)
-		if err != nil || !again {
-			return err
-		}
-		if attempt == 3 {
+		_, err := kafkaops.ReadRangeWith(ctx, consumer, topic, n, oldest, hwm, kafkaops.ReadOptions{Idle: d.idle, Patient: true},
+			func(m *sarama.ConsumerMessage) (bool, error) {
+				d.restoreRecord(p, m, now, st)
+				return true, nil
+			})
+		switch {
+		case err == nil:
+			return nil
+		case !errors.Is(err, sarama.ErrOffsetOutOfRange):
+			return fmt.Errorf("dedup: restore changelog %s/%d: %w", topic, n, err)
+		case attempt == 3:
 			return fmt.Errorf("dedup: restore changelog %s/%d: the log start kept moving past the reader", topic, n)
 		}
-	}
-}
-
-// readChangelog reads changelog partition n from its oldest offset until it
-// has seen the record before hwm. It returns again=true when the partition
-// consumer stopped because its offset fell out of range.
-//
-// A compacted log has gaps in its offsets, so the record at hwm-1 might
-// never come (it cannot be compacted away, being the latest of its key, but
-// it could be a transaction marker). So when no record came for d.idle
-// while the consumer had fetched and saw the log end at or past hwm, the
-// rest is taken for a gap.
-func (d *dedupStore) readChangelog(ctx context.Context, consumer sarama.Consumer, n int32, hwm int64, p *dedupPartition, st *dedupRestoreStats) (again bool, err error) {
-	topic := d.plan.Changelog
-	pc, err := consumer.ConsumePartition(topic, n, sarama.OffsetOldest)
-	if errors.Is(err, sarama.ErrOffsetOutOfRange) {
-		return true, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("dedup: restore changelog %s/%d: %w", topic, n, err)
-	}
-	defer pc.Close()
-	idle := time.NewTimer(d.idle)
-	defer idle.Stop()
-	now := time.Now()
-	last := int64(-1)
-	var lastErr error
-	for {
-		select {
-		case <-ctx.Done():
-			err := fmt.Errorf("dedup: restore changelog %s/%d: read up to offset %d of %d: %w", topic, n, last, hwm-1, ctx.Err())
-			if lastErr != nil {
-				err = fmt.Errorf("%w (last error: %v)", err, lastErr)
-			}
-			return false, err
-		case m, ok := <-pc.Messages():
-			if !ok {
-				return true, nil
-			}
-			last = m.Offset
-			d.restoreRecord(p, m, now, st)
-			if m.Offset >= hwm-1 {
-				return false, nil
-			}
-			idle.Reset(d.idle)
-		case e, ok := <-pc.Errors():
-			if !ok {
-				return true, nil
-			}
-			if errors.Is(e, sarama.ErrOffsetOutOfRange) {
-				return true, nil
-			}
-			lastErr = e
-		case <-idle.C:
-			if pc.HighWaterMarkOffset() < hwm {
-				idle.Reset(d.idle) // no fetch came back yet
-				continue
-			}
-			d.log.Warn("dedup: changelog records below the high-water mark never came; taking them for a gap",
-				"changelog", topic, "partition", n, "last_offset", last, "high_water_mark", hwm)
-			return false, nil
+		if oldest, err = kafkaops.GetOffset(ctx, d.client, topic, n, sarama.OffsetOldest); err != nil {
+			return fmt.Errorf("dedup: restore changelog %s/%d: oldest offset: %w", topic, n, err)
 		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/millrace/millrace/filters"
 	"github.com/millrace/millrace/kafkaops"
+	"github.com/millrace/millrace/transport"
 )
 
 // A dedup stage records a key after the record's outputs are acknowledged
@@ -76,7 +77,47 @@ func (s *stage) recoverDedupGap(ctx context.Context, client sarama.Client, ps []
 		}
 		from = from.Add(-dedupGapMargin)
 	}
-	topic := s.plan.Output
+	marks := dedupMarks{stage: s.plan.Name, ps: ps, outs: map[markedRecord]map[int]bool{}, count: map[markedRecord]int{}}
+	if err := marks.scan(ctx, client, s.plan.Output, from); err != nil {
+		return err
+	}
+	recovered := 0
+	for r, got := range marks.outs {
+		if len(got) < marks.count[r] || s.dedup.seen(r.p, r.key) {
+			continue
+		}
+		if err := s.dedup.record(r.p, r.key); err != nil {
+			return err
+		}
+		recovered++
+	}
+	if recovered > 0 {
+		s.log.Info("dedup: recorded keys whose outputs were published before a crash", "keys", recovered,
+			"scanned", marks.scanned, "output", s.plan.Output, "since", from.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// markedRecord is an input record of a dedup stage, by its partition and
+// dedup key, as the marks on its outputs name it.
+type markedRecord struct {
+	p   int32
+	key string
+}
+
+// dedupMarks collects the HeaderDedup marks of a stage's outputs: which of
+// each record's outputs are there (by index) and how many it had.
+type dedupMarks struct {
+	stage   string
+	ps      []int32 // input partitions whose records count
+	outs    map[markedRecord]map[int]bool
+	count   map[markedRecord]int
+	scanned int
+}
+
+// scan reads every partition of topic from the first record at or after
+// from up to its end now, collecting marks.
+func (dm *dedupMarks) scan(ctx context.Context, client sarama.Client, topic string, from time.Time) error {
 	parts, err := client.Partitions(topic)
 	if err != nil {
 		return fmt.Errorf("dedup: partitions of %s: %w", topic, err)
@@ -86,13 +127,6 @@ func (s *stage) recoverDedupGap(ctx context.Context, client sarama.Client, ps []
 		return err
 	}
 	defer consumer.Close()
-	type rec struct {
-		p   int32
-		key string
-	}
-	outs := map[rec]map[int]bool{}
-	count := map[rec]int{}
-	scanned := 0
 	for _, q := range parts {
 		start, err := kafkaops.GetOffset(ctx, client, topic, q, from.UnixMilli())
 		if err != nil {
@@ -105,47 +139,34 @@ func (s *stage) recoverDedupGap(ctx context.Context, client sarama.Client, ps []
 		if start < 0 {
 			continue
 		}
-		err = kafkaops.ReadEach(ctx, consumer, topic, q, start, end, func(m *sarama.ConsumerMessage) {
-			scanned++
-			for _, h := range m.Headers {
-				if string(h.Key) != filters.HeaderDedup {
-					continue
-				}
-				f := strings.SplitN(string(h.Value), " ", 5)
-				if len(f) != 5 || f[0] != s.plan.Name {
-					return
-				}
-				p, err1 := strconv.Atoi(f[1])
-				i, err2 := strconv.Atoi(f[2])
-				n, err3 := strconv.Atoi(f[3])
-				if err1 != nil || err2 != nil || err3 != nil || !slices.Contains(ps, int32(p)) {
-					return
-				}
-				r := rec{int32(p), f[4]}
-				if outs[r] == nil {
-					outs[r] = map[int]bool{}
-				}
-				outs[r][i] = true
-				count[r] = n
-			}
-		})
-		if err != nil {
+		if err := kafkaops.ReadEach(ctx, consumer, topic, q, start, end, dm.add); err != nil {
 			return fmt.Errorf("dedup: scan %s for outputs of unrecorded keys: %w", topic, err)
 		}
 	}
-	recovered := 0
-	for r, got := range outs {
-		if len(got) < count[r] || s.dedup.seen(r.p, r.key) {
-			continue
-		}
-		if err := s.dedup.record(r.p, r.key); err != nil {
-			return err
-		}
-		recovered++
-	}
-	if recovered > 0 {
-		s.log.Info("dedup: recorded keys whose outputs were published before a crash", "keys", recovered,
-			"scanned", scanned, "output", topic, "since", from.UTC().Format(time.RFC3339))
-	}
 	return nil
+}
+
+// add notes the mark of output record m, if it has one of this stage's.
+func (dm *dedupMarks) add(m *sarama.ConsumerMessage) {
+	dm.scanned++
+	v, ok := transport.LastHeader(m, filters.HeaderDedup)
+	if !ok {
+		return
+	}
+	f := strings.SplitN(string(v), " ", 5)
+	if len(f) != 5 || f[0] != dm.stage {
+		return
+	}
+	p, err1 := strconv.Atoi(f[1])
+	i, err2 := strconv.Atoi(f[2])
+	n, err3 := strconv.Atoi(f[3])
+	if err1 != nil || err2 != nil || err3 != nil || !slices.Contains(dm.ps, int32(p)) {
+		return
+	}
+	r := markedRecord{int32(p), f[4]}
+	if dm.outs[r] == nil {
+		dm.outs[r] = map[int]bool{}
+	}
+	dm.outs[r][i] = true
+	dm.count[r] = n
 }

@@ -143,21 +143,26 @@ func (w *window) run() {
 					"drain_timeout", w.h.s.cfg.DrainTimeout, "grace", DrainGrace)
 				return
 			}
-			// Cancel what is still running and wait a little for the
-			// calls to return, so that no record of this partition is
-			// still being worked on when another member gets it.
-			w.h.log.Warn("records still in flight after the drain timeout; cancelling them, they will be redelivered",
-				"partition", w.claim.Partition(), "in_flight", w.inFlight, "drain_timeout", w.h.s.cfg.DrainTimeout)
-			w.cut = true
-			for _, e := range w.entries {
-				e.cancel(nil)
-			}
-			deadline = time.After(DrainGrace)
+			deadline = w.cutDrain()
 		}
 		if w.stopping && w.inFlight == 0 && w.pick() < 0 {
 			return
 		}
 	}
+}
+
+// cutDrain ends a drain that timed out: it cancels what is still running
+// and returns when to stop waiting for the calls to return, so that no
+// record of this partition is still being worked on when another member
+// gets it.
+func (w *window) cutDrain() <-chan time.Time {
+	w.h.log.Warn("records still in flight after the drain timeout; cancelling them, they will be redelivered",
+		"partition", w.claim.Partition(), "in_flight", w.inFlight, "drain_timeout", w.h.s.cfg.DrainTimeout)
+	w.cut = true
+	for _, e := range w.entries {
+		e.cancel(nil)
+	}
+	return time.After(DrainGrace)
 }
 
 // fetchMore takes the records already fetched, as long as the window has
