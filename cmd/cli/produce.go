@@ -1,17 +1,14 @@
 package cli
 
 import (
-	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
-	"time"
 
-	"github.com/IBM/sarama"
-	"github.com/google/uuid"
 	"github.com/itchyny/gojq"
 	"github.com/spf13/cobra"
 
@@ -19,16 +16,13 @@ import (
 	"github.com/millrace/millrace/internal/exactjson"
 	"github.com/millrace/millrace/kafkaops"
 	"github.com/millrace/millrace/pipeline"
-	"github.com/millrace/millrace/transport"
 )
-
-const produceBatch = 500
 
 func newProduceCmd(g *globals) *cobra.Command {
 	var (
 		pipelineName, priority, key, keyJQ string
 		headers                            []string
-		timeout                            time.Duration
+		cf                                 clusterFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "produce --pipeline NAME [--priority NAME]",
@@ -49,72 +43,67 @@ as decoding it would turn different bytes into one key.`,
   millrace produce --pipeline orders --priority high < rush-orders.jsonl
   millrace produce --pipeline thumbnails --key img-7 -H source=upload < event.json`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if key != "" && keyJQ != "" {
-				return fmt.Errorf("use --key or --key-jq, not both")
-			}
-			hdrs, err := parseHeaders(headers)
-			if err != nil {
-				return err
-			}
-			keyOf, err := keyFunc(key, keyJQ)
-			if err != nil {
-				return err
-			}
-			f, err := g.load()
-			if err != nil {
-				return err
-			}
-			plan := f.Plan()
-			pl, err := plan.Pipeline(pipelineName)
-			if err != nil {
-				return err
-			}
-			topic, err := produceTopic(pl, priority)
-			if err != nil {
-				return err
-			}
-			cfg := transport.NewSaramaConfig(plan.ClientID)
-			client, err := transport.ConnectTimeout(cmd.Context(), g.clientBrokers(plan), cfg, timeout)
-			if err != nil {
-				return err
-			}
-			defer client.Close()
-			// The pipeline may not have run yet: create the topic as run would.
-			log, err := g.logger()
-			if err != nil {
-				return err
-			}
-			if err := kafkaops.EnsureTopics(client, []pipeline.Topic{{Name: topic, Partitions: pl.Partitions}},
-				plan.ReplicationFactor, log); err != nil {
-				return err
-			}
-			producer, err := sarama.NewSyncProducerFromClient(client)
-			if err != nil {
-				return fmt.Errorf("open producer: %w", err)
-			}
-			defer producer.Close()
-			p := &producing{topic: topic, producer: producer, keyOf: keyOf, headers: hdrs, g: g}
-			if err := p.run(); err != nil {
-				return err
-			}
-			fmt.Fprintf(g.stdout, "sent %d %s to %s\n", p.sent, plural(p.sent, "record"), topic)
-			if p.failed > 0 {
-				fmt.Fprintf(g.stderr, "%d lines were not sent\n", p.failed)
-				return exitError{1}
-			}
-			return nil
-		},
 	}
+	parse := func([]string) (kafkaops.ProduceOptions, error) {
+		if key != "" && keyJQ != "" {
+			return kafkaops.ProduceOptions{}, usagef("use --key or --key-jq, not both")
+		}
+		hdrs, err := parseHeaders(headers)
+		if err != nil {
+			return kafkaops.ProduceOptions{}, err
+		}
+		keyOf, err := keyFunc(key, keyJQ)
+		if err != nil {
+			return kafkaops.ProduceOptions{}, err
+		}
+		plan, pl, err := g.loadPipeline(pipelineName)
+		if err != nil {
+			return kafkaops.ProduceOptions{}, err
+		}
+		topic, err := produceTopic(pl, priority)
+		if err != nil {
+			return kafkaops.ProduceOptions{}, err
+		}
+		cluster, err := cf.cluster(g, plan)
+		if err != nil {
+			return kafkaops.ProduceOptions{}, err
+		}
+		return kafkaops.ProduceOptions{Cluster: cluster, Topic: pipeline.Topic{Name: topic, Partitions: pl.Partitions},
+			ReplicationFactor: plan.ReplicationFactor, Lines: g.stdin, KeyOf: keyOf, Headers: hdrs, Log: g.log,
+			LineError: func(line int, err error) { fmt.Fprintf(g.stderr, "stdin:%d: %v\n", line, err) }}, nil
+	}
+	do := func(ctx context.Context, opts kafkaops.ProduceOptions) error {
+		res, err := kafkaops.Produce(ctx, opts)
+		if err != nil {
+			return err
+		}
+		fmt.Fprint(g.stdout, produceSummary(res, opts.Topic.Name))
+		if res.Failed > 0 {
+			fmt.Fprint(g.stderr, notSent(res.Failed))
+			return errPrinted
+		}
+		return nil
+	}
+	command(g, cmd, parse, do)
 	cmd.Flags().StringVar(&pipelineName, "pipeline", "", "pipeline whose input topic receives the records (required)")
 	cmd.Flags().StringVar(&priority, "priority", "",
 		"send to this priority topic of the pipeline, by its name or topic (default: the input topic)")
 	cmd.Flags().StringVar(&key, "key", "", "record key for every record")
 	cmd.Flags().StringVar(&keyJQ, "key-jq", "", "jq expression computing each record's key from the line's JSON")
 	cmd.Flags().StringArrayVarP(&headers, "header", "H", nil, "record header name=value (repeatable)")
-	cmd.Flags().DurationVar(&timeout, "connect-timeout", 10*time.Second, "how long to wait for the brokers")
-	_ = cmd.MarkFlagRequired("pipeline")
+	cf.add(cmd)
+	require(cmd, "pipeline")
 	return cmd
+}
+
+// produceSummary is produce's line on stdout.
+func produceSummary(res kafkaops.ProduceResult, topic string) string {
+	return fmt.Sprintf("sent %d %s to %s\n", res.Sent, plural(res.Sent, "record"), topic)
+}
+
+// notSent is produce's line on stderr when lines were not sent.
+func notSent(n int) string {
+	return fmt.Sprintf("%d lines were not sent\n", n)
 }
 
 // produceTopic is the topic produce sends to: the pipeline's input, or the
@@ -130,96 +119,42 @@ func produceTopic(pl *pipeline.PipelinePlan, priority string) (string, error) {
 		}
 		names = append(names, wt.Name)
 	}
-	return "", usageError{fmt.Sprintf("--priority %q: pipeline %q has no such priority topic (names: %s)",
-		priority, pl.Name, strings.Join(names, ", "))}
+	return "", usagef("--priority %q: pipeline %q has no such priority topic (names: %s)",
+		priority, pl.Name, strings.Join(names, ", "))
 }
 
-type producing struct {
-	g            *globals
-	topic        string
-	producer     sarama.SyncProducer
-	keyOf        func([]byte) ([]byte, error)
-	headers      []sarama.RecordHeader
-	sent, failed int
-}
-
-func (p *producing) run() error {
-	sc := bufio.NewScanner(p.g.stdin)
-	sc.Buffer(make([]byte, 64*1024), 16<<20)
-	batch := make([]*sarama.ProducerMessage, 0, produceBatch)
-	line := 0
-	for sc.Scan() {
-		line++
-		text := sc.Bytes()
-		if len(strings.TrimSpace(string(text))) == 0 {
-			continue
-		}
-		value := append([]byte{}, text...)
-		k, err := p.keyOf(value)
-		if err != nil {
-			fmt.Fprintf(p.g.stderr, "stdin:%d: %v\n", line, err)
-			p.failed++
-			continue
-		}
-		m := &sarama.ProducerMessage{Topic: p.topic, Value: sarama.ByteEncoder(value),
-			Headers: append([]sarama.RecordHeader{{Key: []byte(filters.HeaderJob), Value: []byte(uuid.NewString())}}, p.headers...)}
-		if k != nil {
-			m.Key = sarama.ByteEncoder(k)
-		}
-		if batch = append(batch, m); len(batch) == produceBatch {
-			if err := p.flush(batch); err != nil {
-				return err
-			}
-			batch = batch[:0]
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("read stdin line %d: %w", line+1, err)
-	}
-	return p.flush(batch)
-}
-
-func (p *producing) flush(batch []*sarama.ProducerMessage) error {
-	if len(batch) == 0 {
-		return nil
-	}
-	if err := p.producer.SendMessages(batch); err != nil {
-		return fmt.Errorf("send to %s (after %d sent): %w", p.topic, p.sent, err)
-	}
-	p.sent += len(batch)
-	return nil
-}
-
-func parseHeaders(hs []string) ([]sarama.RecordHeader, error) {
-	out := make([]sarama.RecordHeader, 0, len(hs))
+// parseHeaders reads --header name=value flags.
+func parseHeaders(hs []string) ([]kafkaops.Header, error) {
+	out := make([]kafkaops.Header, 0, len(hs))
 	for _, h := range hs {
 		k, v, ok := strings.Cut(h, "=")
 		if !ok || k == "" {
-			return nil, fmt.Errorf("header %q: want name=value", h)
+			return nil, usagef("--header %q: want name=value", h)
 		}
 		if k == filters.HeaderJob {
-			return nil, fmt.Errorf("header %s is set by produce", k)
+			return nil, usagef("--header %s: set by produce (a new id per record)", k)
 		}
-		out = append(out, sarama.RecordHeader{Key: []byte(k), Value: []byte(v)})
+		out = append(out, kafkaops.Header{Key: []byte(k), Value: []byte(v)})
 	}
 	return out, nil
 }
 
-// keyFunc returns how each line's key is computed.
+// keyFunc returns how each line's key is computed: key for every line,
+// the result of the jq expression keyJQ, or none (nil).
 func keyFunc(key, keyJQ string) (func([]byte) ([]byte, error), error) {
 	switch {
 	case key != "":
 		return func([]byte) ([]byte, error) { return []byte(key), nil }, nil
 	case keyJQ == "":
-		return func([]byte) ([]byte, error) { return nil, nil }, nil
+		return nil, nil
 	}
 	q, err := gojq.Parse(keyJQ)
 	if err != nil {
-		return nil, fmt.Errorf("--key-jq: %w", err)
+		return nil, usagef("--key-jq: %v", err)
 	}
 	code, err := gojq.Compile(q)
 	if err != nil {
-		return nil, fmt.Errorf("--key-jq: %w", err)
+		return nil, usagef("--key-jq: %v", err)
 	}
 	return func(line []byte) ([]byte, error) {
 		// Numbers keep their text: as float64, ids past 2^53 would share
@@ -253,11 +188,4 @@ func keyFunc(key, keyJQ string) (func([]byte) ([]byte, error), error) {
 		}
 		return json.Marshal(res)
 	}, nil
-}
-
-func plural(n int, word string) string {
-	if n == 1 {
-		return word
-	}
-	return word + "s"
 }

@@ -4,17 +4,20 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
-	"github.com/IBM/sarama"
+	"github.com/millrace/millrace/kafkaops"
+	"github.com/millrace/millrace/transport"
 )
 
-// watermillUUIDHeader is watermill-kafka's message id header, which text
-// output leaves out.
-const watermillUUIDHeader = "_watermill_message_uuid"
+// Text output leaves out the header of Watermill's message id
+// (transport.MessageIDHeader), which millrace's transport sets on every
+// record.
 
 // recordJSONHelp says how records print as JSON, for the commands' help.
 const recordJSONHelp = `With --json each record is one JSON object on one line, carrying every
@@ -33,9 +36,55 @@ values, and payloads that are not UTF-8, hold control characters or could be
 misread are printed Go-quoted, with invalid bytes as \xNN: "x\xff". A
 tombstone's payload prints as nothing, an empty one as "".`
 
+// shownHeaders are the headers of m that text prints: all but the
+// message id, in record order.
+func shownHeaders(m *kafkaops.Record) []*kafkaops.Header {
+	out := make([]*kafkaops.Header, 0, len(m.Headers))
+	for _, h := range m.Headers {
+		if h != nil && string(h.Key) != transport.MessageIDHeader {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// recordText returns a record as one line of text: partition/offset, the
+// key, the headers and the payload, escaped as recordTextHelp says.
+func recordText(m *kafkaops.Record) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d/%d", m.Partition, m.Offset)
+	if m.Key != nil {
+		fmt.Fprintf(&b, " key=%s", quoteIfNeeded(string(m.Key)))
+	}
+	for _, h := range shownHeaders(m) {
+		b.WriteString(" " + quoteIfNeeded(string(h.Key)))
+		if h.Value != nil {
+			b.WriteString("=" + quoteIfNeeded(string(h.Value)))
+		}
+	}
+	b.WriteString(" | ")
+	b.WriteString(payloadText(m.Value))
+	return b.String()
+}
+
+// printQuarantined writes a quarantined record as text: where it is, its
+// key and time, then a line per header and the payload, escaped as
+// recordTextHelp says, and a blank line.
+func printQuarantined(w io.Writer, m *kafkaops.Record) {
+	fmt.Fprintf(w, "%s %d/%d", m.Topic, m.Partition, m.Offset)
+	if m.Key != nil {
+		fmt.Fprintf(w, " key=%s", quoteIfNeeded(string(m.Key)))
+	}
+	fmt.Fprintf(w, " at %s\n", m.Timestamp.UTC().Format(time.RFC3339))
+	for _, h := range shownHeaders(m) {
+		fmt.Fprintf(w, "  %s: %s\n", quoteIfNeeded(string(h.Key)), payloadText(h.Value))
+	}
+	fmt.Fprintf(w, "  payload: %s\n\n", payloadText(m.Value))
+}
+
 // recordJSON returns a record as a JSON object without loss (see
 // recordJSONHelp).
-func recordJSON(m *sarama.ConsumerMessage) []byte {
+func recordJSON(m *kafkaops.Record) []byte {
 	var b bytes.Buffer
 	b.WriteString(`{"topic":`)
 	appendJSONString(&b, m.Topic)

@@ -1,14 +1,21 @@
 package cli
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
-	"time"
 
-	"github.com/IBM/sarama"
-	"github.com/millrace/millrace/transport"
 	"github.com/spf13/cobra"
+
+	"github.com/millrace/millrace/kafkaops"
 )
+
+// copyOptions are what replay topic copies, and how it prints.
+type copyOptions struct {
+	kafkaops.CopyOptions
+	json bool
+}
 
 func newReplayTopicCmd(g *globals) *cobra.Command {
 	var (
@@ -17,7 +24,7 @@ func newReplayTopicCmd(g *globals) *cobra.Command {
 		rate         string
 		dryRun       bool
 		asJSON       bool
-		timeout      time.Duration
+		cf           clusterFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "topic --from T1 --to T2 [--since T] [--until T] [--rate N/s] [--dry-run]",
@@ -37,66 +44,49 @@ record could not be copied.`,
 		Example: `  millrace replay topic --from orders.dlq --to orders --since 2026-11-20T14:00:00 --until 2026-11-20T15:30:00 --dry-run
   millrace replay topic --from orders.backup --to orders --rate 500/s --json`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if from == to {
-				return usageError{fmt.Sprintf("--from and --to are the same topic %q: a topic copied into itself grows for ever", from)}
-			}
-			var lo, hi time.Time
-			var err error
-			if since != "" {
-				if lo, err = parseTime("since", since); err != nil {
-					return err
-				}
-			}
-			if until != "" {
-				if hi, err = parseTime("until", until); err != nil {
-					return err
-				}
-				if !lo.IsZero() && !hi.After(lo) {
-					return usageError{"--until must be after --since"}
-				}
-			}
-			perSec, err := parseRate(rate)
-			if err != nil {
-				return err
-			}
-			brokers := g.clientBrokers(nil)
-			clientID := ""
-			if f, err := g.loadQuiet(); err == nil {
-				plan := f.Plan()
-				brokers, clientID = g.clientBrokers(plan), plan.ClientID
-			}
-			client, err := transport.ConnectTimeout(cmd.Context(), brokers, transport.NewSaramaConfig(clientID), timeout)
-			if err != nil {
-				return err
-			}
-			defer client.Close()
-			for _, t := range []string{from, to} {
-				if _, err := client.Partitions(t); err != nil {
-					return fmt.Errorf("topic %s: %w", t, err)
-				}
-			}
-			c := topicCopy{from: from, to: to, since: lo, until: hi, perSec: perSec, dry: dryRun, progressTo: g.stderr,
-				sum: copySummary{From: from, To: to, DryRun: dryRun, PerPartition: map[int32]int{}}}
-			if !dryRun {
-				producer, err := sarama.NewSyncProducer(brokers, transport.NewProducerConfig(clientID))
-				if err != nil {
-					return fmt.Errorf("open producer: %w", err)
-				}
-				defer producer.Close()
-				c.producer = producer
-			}
-			runErr := c.run(cmd, client)
-			if asJSON {
-				if err := writeJSON(g.stdout, c.sum); err != nil {
-					return err
-				}
-			} else {
-				c.sum.print(g.stdout)
-			}
-			return runErr
-		},
 	}
+	parse := func([]string) (copyOptions, error) {
+		if from == to {
+			return copyOptions{}, usagef("--from and --to are the same topic %q: a topic copied into itself grows for ever", from)
+		}
+		lo, hi, err := parseRange(since, until)
+		if err != nil {
+			return copyOptions{}, err
+		}
+		perSec, err := parseRate(rate)
+		if err != nil {
+			return copyOptions{}, err
+		}
+		cluster, err := cf.cluster(g, g.loadQuiet())
+		if err != nil {
+			return copyOptions{}, err
+		}
+		return copyOptions{CopyOptions: kafkaops.CopyOptions{Cluster: cluster, From: from, To: to, Since: lo, Until: hi,
+			Rate: perSec, DryRun: dryRun}, json: asJSON}, nil
+	}
+	do := func(ctx context.Context, o copyOptions) error {
+		bar := newProgress(g.stderr)
+		o.Progress = bar.report()
+		res, runErr := kafkaops.CopyRange(ctx, o.CopyOptions)
+		bar.done()
+		if errors.Is(runErr, kafkaops.ErrNotStarted) {
+			return runErr
+		}
+		sum := copySummary{From: o.From, To: o.To, DryRun: o.DryRun, Copied: res.Copied, PerPartition: res.PerPartition,
+			Skipped: res.SkippedAfterUntil}
+		if runErr != nil {
+			sum.Error = runErr.Error()
+		}
+		if o.json {
+			if err := writeJSON(g.stdout, sum); err != nil {
+				return err
+			}
+		} else {
+			sum.print(g.stdout)
+		}
+		return runErr
+	}
+	command(g, cmd, parse, do)
 	f := cmd.Flags()
 	f.StringVar(&from, "from", "", "topic to copy from (required)")
 	f.StringVar(&to, "to", "", "topic to copy into (required; must exist)")
@@ -105,12 +95,12 @@ record could not be copied.`,
 	f.StringVar(&rate, "rate", "", "copy at most this many records per second, e.g. 500/s (default: no limit)")
 	f.BoolVar(&dryRun, "dry-run", false, "count what would be copied; copy nothing")
 	f.BoolVar(&asJSON, "json", false, "print the summary as JSON")
-	f.DurationVar(&timeout, "connect-timeout", 10*time.Second, "how long to wait for the brokers")
-	_ = cmd.MarkFlagRequired("from")
-	_ = cmd.MarkFlagRequired("to")
+	cf.add(cmd)
+	require(cmd, "from", "to")
 	return cmd
 }
 
+// copySummary is what replay topic prints.
 type copySummary struct {
 	From         string        `json:"from"`
 	To           string        `json:"to"`
@@ -134,107 +124,4 @@ func (s copySummary) print(w io.Writer) {
 	if s.Error != "" {
 		fmt.Fprintf(w, "stopped by an error: %s\n", s.Error)
 	}
-}
-
-type topicCopy struct {
-	from, to     string
-	since, until time.Time
-	perSec       float64
-	dry          bool
-	producer     sarama.SyncProducer
-	batch        []*sarama.ProducerMessage
-	sum          copySummary
-	progressTo   io.Writer // gets a progress bar if it is a terminal
-}
-
-// copyBatch is how many records go to the broker in one request.
-const copyBatch = 500
-
-// flush sends the batch and counts it as copied.
-func (c *topicCopy) flush() error {
-	if len(c.batch) == 0 {
-		return nil
-	}
-	if err := c.producer.SendMessages(c.batch); err != nil {
-		return fmt.Errorf("copy to %s: %w", c.to, err)
-	}
-	for _, m := range c.batch {
-		c.sum.Copied++
-		c.sum.PerPartition[m.Metadata.(int32)]++
-	}
-	c.batch = c.batch[:0]
-	return nil
-}
-
-func (c *topicCopy) run(cmd *cobra.Command, client sarama.Client) error {
-	ctx := cmd.Context()
-	parts, err := client.Partitions(c.from)
-	if err != nil {
-		return fmt.Errorf("topic %s: %w", c.from, err)
-	}
-	start := map[int32]int64{}
-	if !c.since.IsZero() {
-		for _, p := range parts {
-			o, err := client.GetOffset(c.from, p, c.since.UnixMilli())
-			if err != nil {
-				return fmt.Errorf("offset of %s/%d at %s: %w", c.from, p, c.since.Format(time.RFC3339), err)
-			}
-			if o < 0 { // no record at or after --since
-				if o, err = client.GetOffset(c.from, p, sarama.OffsetNewest); err != nil {
-					return fmt.Errorf("end of %s/%d: %w", c.from, p, err)
-				}
-			}
-			start[p] = o
-		}
-	}
-	var tick *time.Ticker
-	if c.perSec > 0 {
-		tick = time.NewTicker(time.Duration(float64(time.Second) / c.perSec))
-		defer tick.Stop()
-	}
-	bar := newProgress(c.progressTo, recordsBetween(ctx, client, c.from, start))
-	defer bar.done()
-	err = scanTopic(ctx, client, c.from, start, func(m *sarama.ConsumerMessage) (bool, error) {
-		if !c.until.IsZero() && !m.Timestamp.Before(c.until) {
-			c.sum.Skipped++
-			bar.step(false)
-			return true, nil
-		}
-		if !c.since.IsZero() && m.Timestamp.Before(c.since) {
-			bar.step(false)
-			return true, nil // out of timestamp order, before the range
-		}
-		bar.step(true)
-		if !c.dry {
-			if tick != nil {
-				select {
-				case <-tick.C:
-				case <-ctx.Done():
-					return false, ctx.Err()
-				}
-			}
-			out := &sarama.ProducerMessage{Topic: c.to, Value: sarama.ByteEncoder(m.Value), Metadata: m.Partition}
-			if m.Key != nil {
-				out.Key = sarama.ByteEncoder(m.Key)
-			}
-			for _, h := range m.Headers {
-				out.Headers = append(out.Headers, *h)
-			}
-			c.batch = append(c.batch, out)
-			if len(c.batch) >= copyBatch || tick != nil {
-				return true, c.flush()
-			}
-			return true, nil
-		}
-		c.sum.Copied++
-		c.sum.PerPartition[m.Partition]++
-		return true, nil
-	})
-	if err == nil && !c.dry {
-		err = c.flush()
-	}
-	if err != nil {
-		c.sum.Error = err.Error()
-	}
-	return err
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -9,6 +10,13 @@ import (
 	"github.com/millrace/millrace/broker"
 	"github.com/millrace/millrace/router"
 )
+
+// runOptions are what `millrace run` runs: the engine, on the embedded
+// broker when embedded is set.
+type runOptions struct {
+	engine   router.EngineConfig
+	embedded *broker.Config
+}
 
 func newRunCmd(g *globals) *cobra.Command {
 	var (
@@ -43,89 +51,65 @@ their results, commits and exits 0 (bounded by --stop-timeout).`,
   millrace run -f jobs.yaml --brokers kafka-1:9092,kafka-2:9092
   millrace run --brokers 127.0.0.1:9092 --stage orders/price --stage orders/confirm`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := g.logger()
-			if err != nil {
-				return err
-			}
-			f, err := g.load()
-			if err != nil {
-				return err
-			}
-			plan := f.Plan()
-			selected, err := plan.Stages(stages...)
-			if err != nil {
-				return err
-			}
-			ctx, stop := signalContext(cmd.Context(), log)
-			defer stop()
-			brokers := g.resolveBrokers(plan)
-			if len(brokers) == 0 {
-				b, err := broker.Start(broker.Config{Port: port, DataDir: dataDir, Logger: log})
-				if err != nil {
-					return err
-				}
-				defer b.Close()
-				log.Info("embedded broker listening", "addr", b.Addr(), "data_dir", dataDir)
-				brokers = []string{b.Addr()}
-			}
-			if connTimeout == 0 {
-				connTimeout = -1 // wait for ever
-			}
-			eng, err := router.NewEngine(router.EngineConfig{Plan: plan, Stages: selected, Brokers: brokers,
-				StopTimeout: stopTimeout, ConnectTimeout: connTimeout, Logger: log})
-			if err != nil {
-				return err
-			}
-			if err := eng.Run(ctx); err != nil {
-				return fmt.Errorf("run: %w", err)
-			}
-			return nil
-		},
 	}
+	parse := func([]string) (runOptions, error) {
+		if err := checkPort("--embedded-port", port); err != nil {
+			return runOptions{}, err
+		}
+		if stopTimeout < 0 {
+			return runOptions{}, usagef("--stop-timeout %s: want 0 or more", stopTimeout)
+		}
+		if connTimeout < 0 {
+			return runOptions{}, usagef("--connect-timeout %s: want 0 or more (0 waits for ever)", connTimeout)
+		}
+		f, err := g.load()
+		if err != nil {
+			return runOptions{}, err
+		}
+		plan := f.Plan()
+		selected, err := plan.Stages(stages...)
+		if err != nil {
+			return runOptions{}, usagef("--stage: %v", err)
+		}
+		o := runOptions{engine: router.EngineConfig{Plan: plan, Stages: selected, Brokers: g.resolveBrokers(plan),
+			StopTimeout: stopTimeout, ConnectTimeout: connTimeout, Logger: g.log}}
+		if connTimeout == 0 {
+			o.engine.ConnectTimeout = -1 // wait for ever
+		}
+		if len(o.engine.Brokers) == 0 {
+			o.embedded = &broker.Config{Port: port, DataDir: dataDir, Logger: g.log}
+		}
+		return o, nil
+	}
+	do := func(ctx context.Context, o runOptions) error {
+		log := o.engine.Logger
+		ctx, stop := signalContext(ctx, log, stopping{"stopping: finishing records in flight",
+			"exiting at once; records in flight will be redelivered"})
+		defer stop()
+		if o.embedded != nil {
+			b, err := broker.Start(*o.embedded)
+			if err != nil {
+				return err
+			}
+			defer b.Close()
+			log.Info("embedded broker listening", "addr", b.Addr(), "data_dir", o.embedded.DataDir)
+			o.engine.Brokers = []string{b.Addr()}
+		}
+		eng, err := router.NewEngine(o.engine)
+		if err != nil {
+			return err
+		}
+		if err := eng.Run(ctx); err != nil {
+			return fmt.Errorf("run: %w", err)
+		}
+		return nil
+	}
+	command(g, cmd, parse, do)
 	cmd.Flags().StringArrayVar(&stages, "stage", nil, "run only this stage, as pipeline/stage or pipeline (repeatable)")
 	cmd.Flags().IntVar(&port, "embedded-port", broker.DefaultPort, "port of the embedded broker on 127.0.0.1 (0: any free port)")
 	cmd.Flags().StringVar(&dataDir, "data-dir", broker.DefaultDir, "where the embedded broker keeps its data")
 	cmd.Flags().DurationVar(&stopTimeout, "stop-timeout", 30*time.Second, "how long records in flight may take to finish on stop")
 	cmd.Flags().DurationVar(&connTimeout, "connect-timeout", 30*time.Second,
 		"how long to wait for the brokers at start, logging each attempt; 0 waits until they answer (or a signal)")
-	return cmd
-}
-
-func newBrokerCmd(g *globals) *cobra.Command {
-	var (
-		port    int
-		dataDir string
-	)
-	cmd := &cobra.Command{
-		Use:   "broker",
-		Short: "Run only the embedded Kafka-protocol broker",
-		Long: `Run the embedded broker on its own until SIGINT or SIGTERM, so that several
-'millrace run --stage ...' processes (and kcat, or any Kafka client) can share it.
-Its data lives in --data-dir and survives a restart.`,
-		Example: `  millrace broker &
-  millrace run --brokers 127.0.0.1:9092 --stage orders/validate &
-  millrace run --brokers 127.0.0.1:9092 --stage orders/price`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := g.logger()
-			if err != nil {
-				return err
-			}
-			ctx, stop := signalContext(cmd.Context(), log)
-			defer stop()
-			b, err := broker.Start(broker.Config{Port: port, DataDir: dataDir, Logger: log})
-			if err != nil {
-				return err
-			}
-			log.Info("embedded broker ready", "addr", b.Addr(), "data_dir", dataDir)
-			<-ctx.Done()
-			b.Close()
-			log.Info("embedded broker stopped")
-			return nil
-		},
-	}
-	cmd.Flags().IntVar(&port, "port", broker.DefaultPort, "port on 127.0.0.1 (0: any free port)")
-	cmd.Flags().StringVar(&dataDir, "data-dir", broker.DefaultDir, "where the broker keeps its data")
 	return cmd
 }
