@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
 	"github.com/spf13/cobra"
 
@@ -35,7 +37,7 @@ Its data lives in --data-dir and survives a restart.`,
 		ctx, stop := signalContext(ctx, log, stopping{"stopping: finishing records in flight",
 			"exiting at once; records in flight will be redelivered"})
 		defer stop()
-		b, err := broker.Start(cfg)
+		b, err := startBroker(cfg, "--port")
 		if err != nil {
 			return err
 		}
@@ -57,4 +59,18 @@ func checkPort(flag string, port int) error {
 		return usagef("%s %d: want a port number, 0..65535 (0: any free port)", flag, port)
 	}
 	return nil
+}
+
+// startBroker starts the embedded broker; when its port or data directory
+// is taken, the error says which flag (portFlag, --data-dir) picks another.
+func startBroker(cfg broker.Config, portFlag string) (*broker.Broker, error) {
+	b, err := broker.Start(cfg)
+	switch {
+	case errors.Is(err, broker.ErrPortInUse):
+		return nil, fmt.Errorf("%w (is another `millrace broker` or Kafka running there? use it with --brokers 127.0.0.1:%d, "+
+			"or pick another port with %s)", err, cfg.Port, portFlag)
+	case errors.Is(err, broker.ErrDataDirInUse):
+		return nil, fmt.Errorf("%w (pick another directory with --data-dir)", err)
+	}
+	return b, err
 }

@@ -87,7 +87,7 @@ their results, commits and exits 0 (bounded by --stop-timeout).`,
 			"exiting at once; records in flight will be redelivered"})
 		defer stop()
 		if o.embedded != nil {
-			b, err := broker.Start(*o.embedded)
+			b, err := startBroker(*o.embedded, "--embedded-port")
 			if err != nil {
 				return err
 			}

@@ -79,6 +79,7 @@ pipelines:
 	}{
 		{[]string{"validate", "-f", "bad.yaml"}, "bad.yaml: 1 problem"},
 		{[]string{"validate", "-f", "missing.yaml"}, "missing.yaml"},
+		{[]string{"broker", "--port", busyPort, "--data-dir", dir + "/b1"}, "pick another port with --port)"},
 		{[]string{"run", "--embedded-port", busyPort, "--data-dir", dir + "/b2"}, "pick another port with --embedded-port)"},
 		{[]string{"produce", "--pipeline", "jobs", "--brokers", down, "--connect-timeout", "0"}, "cannot reach Kafka"},
 		{[]string{"tail", "jobs.out", "--brokers", down, "--connect-timeout", "0"}, "cannot reach Kafka"},
@@ -96,6 +97,10 @@ pipelines:
 
 	_, backend := startBroker(t, "broker", dir, freePort(t))
 	brokers := backend.Brokers[0]
+	// Its data directory (.millrace/broker, the default) is taken now.
+	if _, stderr, code := cli(t, dir, "", "broker", "--port", "0"); code != 1 || !strings.Contains(stderr, "pick another directory with --data-dir)") {
+		t.Fatalf("broker on a data directory in use: exit %d, want 1 naming --data-dir:\n%s", code, stderr)
+	}
 	successes := [][]string{
 		{"validate"},
 		{"filters", "list"},
