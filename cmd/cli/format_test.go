@@ -174,10 +174,12 @@ func TestFormat_records_as_text_keep_every_byte_but_the_message_id(t *testing.T)
 	}
 }
 
-func TestFormat_records_as_json_keep_every_byte(t *testing.T) {
+// Records as JSON keep every byte, and leave out the message id header
+// as text does (it showed before: issue 12 §6).
+func TestFormat_records_as_json_keep_every_byte_but_the_message_id(t *testing.T) {
 	got := string(recordJSON(awkward()))
 	want := `{"topic":"t.quarantine","partition":1,"offset":7,"timestamp":"2026-01-02T03:04:05.0000006Z","key_base64":"a/8=",` +
-		`"headers":[{"key":"` + transport.MessageIDHeader + `","value":"0b5e…"},{"key":"tag","value":"x"},{"key":"tag","value":"y y"},{"key":"nul","value":null},` +
+		`"headers":[{"key":"tag","value":"x"},{"key":"tag","value":"y y"},{"key":"nul","value":null},` +
 		`{"key":"bin","value_base64":"/g=="}],"payload":"a\nb"}`
 	if got != want {
 		t.Errorf("recordJSON:\n%s\nwant\n%s", got, want)

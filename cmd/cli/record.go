@@ -15,9 +15,9 @@ import (
 	"github.com/millrace/millrace/transport"
 )
 
-// Text output leaves out the header of Watermill's message id
+// Records print without the header of Watermill's message id
 // (transport.MessageIDHeader), which millrace's transport sets on every
-// record.
+// record and nobody reads: text and JSON show the same headers.
 
 // recordJSONHelp says how records print as JSON, for the commands' help.
 const recordJSONHelp = `With --json each record is one JSON object on one line, carrying every
@@ -26,17 +26,19 @@ byte: {"topic", "partition", "offset", "timestamp", "key", "headers",
 they are UTF-8, null when the record has none (no key, a tombstone), and
 otherwise appear as "key_base64" or "payload_base64" (standard base64)
 instead. Headers are a list of {"key", "value"} in record order, repeats
-kept, each name and value following the same rule ("value_base64"). The
+kept, each name and value following the same rule ("value_base64"), all but
+the message id millrace's transport sets (` + transport.MessageIDHeader + `). The
 payload is never parsed: use jq -r .payload for its text, or
 jq '.payload | fromjson' for its JSON.`
 
 // recordTextHelp says how records print as text.
-const recordTextHelp = `In text, headers keep their record order, and keys, header names and
-values, and payloads that are not UTF-8, hold control characters or could be
-misread are printed Go-quoted, with invalid bytes as \xNN: "x\xff". A
-tombstone's payload prints as nothing, an empty one as "".`
+const recordTextHelp = `In text, headers keep their record order (but the message id, as in
+JSON), and keys, header names and values, and payloads that are not UTF-8,
+hold control characters or could be misread are printed Go-quoted, with
+invalid bytes as \xNN: "x\xff". A tombstone's payload prints as nothing, an
+empty one as "".`
 
-// shownHeaders are the headers of m that text prints: all but the
+// shownHeaders are the headers of m that records print with: all but the
 // message id, in record order.
 func shownHeaders(m *kafkaops.Record) []*kafkaops.Header {
 	out := make([]*kafkaops.Header, 0, len(m.Headers))
@@ -97,7 +99,7 @@ func recordJSON(m *kafkaops.Record) []byte {
 	b.WriteByte(',')
 	appendBytesField(&b, "key", m.Key)
 	b.WriteString(`,"headers":[`)
-	for i, h := range m.Headers {
+	for i, h := range shownHeaders(m) {
 		if i > 0 {
 			b.WriteByte(',')
 		}
