@@ -190,6 +190,7 @@ func TestFormat_produce_validate_and_progress_lines(t *testing.T) {
 	for _, tt := range []struct{ got, want string }{
 		{produceSummary(kafkaops.ProduceResult{Sent: 1}, "orders"), "sent 1 record to orders\n"},
 		{produceSummary(kafkaops.ProduceResult{Sent: 500, Failed: 2}, "orders.high"), "sent 500 records to orders.high\n"},
+		{notSent(1), "1 line was not sent\n"},
 		{notSent(2), "2 lines were not sent\n"},
 		{progressLine(kafkaops.Progress{Read: 40, Total: 100, Sent: 38}), "\r[============                  ] 40/100 read, 38 sent"},
 		{progressLine(kafkaops.Progress{Read: 120, Total: 100}), "\r[==============================] 120/100 read, 0 sent"},

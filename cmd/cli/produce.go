@@ -103,6 +103,9 @@ func produceSummary(res kafkaops.ProduceResult, topic string) string {
 
 // notSent is produce's line on stderr when lines were not sent.
 func notSent(n int) string {
+	if n == 1 {
+		return "1 line was not sent\n"
+	}
 	return fmt.Sprintf("%d lines were not sent\n", n)
 }
 
