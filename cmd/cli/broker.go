@@ -34,8 +34,8 @@ Its data lives in --data-dir and survives a restart.`,
 	}
 	do := func(ctx context.Context, cfg broker.Config) error {
 		log := cfg.Logger
-		ctx, stop := signalContext(ctx, log, stopping{"stopping: finishing records in flight",
-			"exiting at once; records in flight will be redelivered"})
+		ctx, stop := signalContext(ctx, log, stopping{"stopping: saving the broker's data",
+			"exiting at once; the broker's data may not all be saved"})
 		defer stop()
 		b, err := startBroker(cfg, "--port")
 		if err != nil {

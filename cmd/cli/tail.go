@@ -55,7 +55,7 @@ It reads outside any consumer group, so it never moves a stage's offsets.
 		return o, nil
 	}
 	do := func(ctx context.Context, o tailOptions) error {
-		ctx, stop := signalContext(ctx, g.log, stopping{"stopping: finishing records in flight", "exiting at once; records in flight will be redelivered"})
+		ctx, stop := signalContext(ctx, g.log, stopping{again: "exiting at once"})
 		defer stop()
 		o.Record = func(m *kafkaops.Record) {
 			if o.json {
