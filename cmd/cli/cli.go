@@ -80,7 +80,7 @@ millrace runs an embedded Kafka-protocol broker on 127.0.0.1:9092.
 Exit codes: 0 success, 1 failure, 2 bad usage.`,
 		Example: `  millrace validate                      # check pipelines.yaml
   millrace run                           # run every stage (embedded broker)
-  echo '{"id":1}' | millrace produce --pipeline orders
+  echo '{"order_id":"o-1","customer":"c-7","qty":2,"price":9.5}' | millrace produce --pipeline orders
   millrace tail orders.confirmed --from-beginning`,
 		SilenceUsage:      true,
 		SilenceErrors:     true,

@@ -38,10 +38,10 @@ computed is reported with its line number and not sent; the exit code is
 then 1. --key-jq keys are exact: a string result is its bytes, other results
 their JSON text, numbers as written; a line that is not UTF-8 is such a line,
 as decoding it would turn different bytes into one key.`,
-		Example: `  echo '{"order_id":"o-1","qty":2,"price":9.5}' | millrace produce --pipeline orders
-  millrace produce --pipeline orders --key-jq .customer_id < orders.jsonl
+		Example: `  echo '{"order_id":"o-1","customer":"c-7","qty":2,"price":9.5}' | millrace produce --pipeline orders
+  millrace produce --pipeline orders --key-jq .customer < orders.jsonl
   millrace produce --pipeline orders --priority high < rush-orders.jsonl
-  millrace produce --pipeline thumbnails --key img-7 -H source=upload < event.json`,
+  echo '{"image":"uploads/cat.png","width":64}' | millrace produce --pipeline thumbnails --key img-7 -H source=upload`,
 		Args: cobra.NoArgs,
 	}
 	parse := func([]string) (kafkaops.ProduceOptions, error) {

@@ -41,8 +41,9 @@ zone are UTC. --to must exist and differ from --from (a topic copied into
 itself would grow for ever). At the end it prints how many records were
 copied per partition; --dry-run only counts them. The exit code is 1 if any
 record could not be copied.`,
-		Example: `  millrace replay topic --from orders.dlq --to orders --since 2026-11-20T14:00:00 --until 2026-11-20T15:30:00 --dry-run
-  millrace replay topic --from orders.backup --to orders --rate 500/s --json`,
+		Example: `  # resize again the images uploaded from 14:00 to 15:30 (UTC), say once thumbnail.sh is fixed:
+  millrace replay topic --from images.uploaded --to thumbnails.resize --since 2026-11-20T14:00:00 --until 2026-11-20T15:30:00 --dry-run
+  millrace replay topic --from images.uploaded --to thumbnails.resize --since 2026-11-20T14:00:00 --until 2026-11-20T15:30:00 --rate 50/s --json`,
 		Args: cobra.NoArgs,
 	}
 	parse := func([]string) (copyOptions, error) {

@@ -48,7 +48,7 @@ attempt, for --connect-timeout (30s; 0 waits for ever) and then exits 1.
 On SIGINT or SIGTERM it stops fetching, lets records in flight finish, publishes
 their results, commits and exits 0 (bounded by --stop-timeout).`,
 		Example: `  millrace run
-  millrace run -f jobs.yaml --brokers kafka-1:9092,kafka-2:9092
+  millrace run -f pipelines.yaml --brokers kafka-1:9092,kafka-2:9092
   millrace run --brokers 127.0.0.1:9092 --stage orders/price --stage orders/confirm`,
 		Args: cobra.NoArgs,
 	}

@@ -35,7 +35,7 @@ It reads outside any consumer group, so it never moves a stage's offsets.
 		Example: `  millrace tail orders.confirmed --from-beginning
   millrace tail orders.confirmed --from-beginning --exit --json | jq -r .payload
   millrace tail orders.confirmed --from-beginning --exit --json | jq '.payload | fromjson | .total'
-  millrace tail thumbnails.done -n 1`,
+  millrace tail images.thumbnails -n 1`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) != 1 {
 				return usagef("tail takes one TOPIC, for example: millrace tail orders.confirmed --from-beginning")

@@ -18,7 +18,7 @@ topics, filter names and each stage's filter config against the filter's spec.
 Every problem is printed as file:line:col: message; the exit code is 1 if there
 is any, 0 if the file is valid.`,
 		Example: `  millrace validate
-  millrace validate -f examples/etl.yaml`,
+  millrace validate -f pipelines.yaml`,
 		Args: cobra.NoArgs,
 	}
 	parse := func([]string) (*pipeline.File, error) { return g.load() }
