@@ -36,14 +36,7 @@ func TestHelp_examples_work_on_the_example_pipelines(t *testing.T) {
 		t.Fatal(err)
 	}
 	plan := f.Plan()
-	var examples []example
-	walk(newRoot(&globals{}), func(c *cobra.Command) {
-		for _, line := range strings.Split(c.Example, "\n") {
-			if ex, ok := parseExample(t, c.CommandPath(), line); ok {
-				examples = append(examples, ex)
-			}
-		}
-	})
+	examples := helpExamples(t)
 	if len(examples) < 25 {
 		t.Fatalf("found %d examples; the parser lost some", len(examples))
 	}
@@ -69,6 +62,20 @@ type example struct {
 	args  []string
 	stdin string
 	jq    []string
+}
+
+// helpExamples returns the examples of every command's --help.
+func helpExamples(t *testing.T) []example {
+	t.Helper()
+	var examples []example
+	walk(newRoot(&globals{}), func(c *cobra.Command) {
+		for _, line := range strings.Split(c.Example, "\n") {
+			if ex, ok := parseExample(t, c.CommandPath(), line); ok {
+				examples = append(examples, ex)
+			}
+		}
+	})
+	return examples
 }
 
 func walk(c *cobra.Command, fn func(*cobra.Command)) {
@@ -304,4 +311,33 @@ func checkJQ(t *testing.T, prog string, line []byte) {
 		t.Fatalf("jq %q on %s gives %v (%v): want a value", prog, line, res, err)
 	}
 	t.Logf("jq %q → %s", prog, fmt.Sprint(res))
+}
+
+// TestExample_pipelines_write_records_as_their_last_stage_made_them runs
+// each pipeline of pipelines.yaml in-process on the record the help
+// examples echo into it, and wants JSON out of every stage without a
+// trailing newline: the exec filter keeps a program's stdout byte for
+// byte, and the example programs printed one (a "\n" at the end of every
+// thumbnails record).
+func TestExample_pipelines_write_records_as_their_last_stage_made_them(t *testing.T) {
+	t.Chdir("../..")
+	f, err := pipeline.Load(pipeline.DefaultFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := f.Plan()
+	examples := helpExamples(t)
+	samples := sampleInputs(t, examples)
+	for i := range plan.Pipelines {
+		pl := &plan.Pipelines[i]
+		for _, st := range pl.Stages {
+			if st.Output == "" {
+				continue
+			}
+			out := runPipeline(t, plan, pl, samples, st.Output)
+			if !json.Valid(out) || bytes.HasSuffix(out, []byte("\n")) {
+				t.Errorf("stage %s writes %q: want JSON without a trailing newline", st.ID(), out)
+			}
+		}
+	}
 }

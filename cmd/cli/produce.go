@@ -41,7 +41,8 @@ as decoding it would turn different bytes into one key.`,
 		Example: `  echo '{"order_id":"o-1","customer":"c-7","qty":2,"price":9.5}' | millrace produce --pipeline orders
   millrace produce --pipeline orders --key-jq .customer < orders.jsonl
   millrace produce --pipeline orders --priority high < rush-orders.jsonl
-  echo '{"image":"uploads/cat.png","width":64}' | millrace produce --pipeline thumbnails --key img-7 -H source=upload`,
+  echo '{"image":"uploads/cat.png","width":64}' | millrace produce --pipeline thumbnails --key img-7 -H source=upload
+  echo '{"day":"2026-11-20"}' | millrace produce --pipeline nightly-report`,
 		Args: cobra.NoArgs,
 	}
 	parse := func([]string) (kafkaops.ProduceOptions, error) {
