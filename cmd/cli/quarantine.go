@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/millrace/millrace/filters"
 	"github.com/millrace/millrace/kafkaops"
 	"github.com/millrace/millrace/pipeline"
 )
@@ -48,7 +49,7 @@ type selectionFlags struct {
 func (s *selectionFlags) add(cmd *cobra.Command, times bool) {
 	f := cmd.Flags()
 	f.StringVar(&s.stage, "stage", "", "only records quarantined by this stage")
-	f.StringVar(&s.match, "match", "", "only records whose error (millrace-error) matches this regular expression")
+	f.StringVar(&s.match, "match", "", "only records whose error ("+filters.HeaderError+") matches this regular expression")
 	if times {
 		f.StringVar(&s.since, "since", "", "only records quarantined at or after this time (RFC 3339, or UTC without a zone)")
 		f.StringVar(&s.until, "until", "", "only records quarantined before this time")
