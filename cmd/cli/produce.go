@@ -18,16 +18,7 @@ import (
 	"github.com/millrace/millrace/pipeline"
 )
 
-func newProduceCmd(g *globals) *cobra.Command {
-	var (
-		pipelineName, priority, key, keyJQ string
-		headers                            []string
-		cf                                 clusterFlags
-	)
-	cmd := &cobra.Command{
-		Use:   "produce --pipeline NAME [--priority NAME]",
-		Short: "Send stdin lines as records to a pipeline's input topic",
-		Long: `Read one record per line from standard input and send each to the input topic
+const produceHelp = `Read one record per line from standard input and send each to the input topic
 of a pipeline (created first if it does not exist), with a new millrace-job id
 header. Blank lines are skipped. With --priority, the records go to one of the
 pipeline's priority topics instead, named by its name or its topic (created
@@ -37,7 +28,22 @@ have no key. Prints how many records were sent. A line whose key cannot be
 computed is reported with its line number and not sent; the exit code is
 then 1. --key-jq keys are exact: a string result is its bytes, other results
 their JSON text, numbers as written; a line that is not UTF-8 is such a line,
-as decoding it would turn different bytes into one key.`,
+as decoding it would turn different bytes into one key.`
+
+// produceFlags are the flags of `millrace produce`.
+type produceFlags struct {
+	g                                  *globals
+	pipelineName, priority, key, keyJQ string
+	headers                            []string
+	cf                                 clusterFlags
+}
+
+func newProduceCmd(g *globals) *cobra.Command {
+	f := &produceFlags{g: g}
+	cmd := &cobra.Command{
+		Use:   "produce --pipeline NAME [--priority NAME]",
+		Short: "Send stdin lines as records to a pipeline's input topic",
+		Long:  produceHelp,
 		Example: `  echo '{"order_id":"o-1","customer":"c-7","qty":2,"price":9.5}' | millrace produce --pipeline orders
   millrace produce --pipeline orders --key-jq .customer < orders.jsonl
   millrace produce --pipeline orders --priority high < rush-orders.jsonl
@@ -45,56 +51,59 @@ as decoding it would turn different bytes into one key.`,
   echo '{"day":"2026-11-20"}' | millrace produce --pipeline nightly-report`,
 		Args: cobra.NoArgs,
 	}
-	parse := func([]string) (kafkaops.ProduceOptions, error) {
-		if key != "" && keyJQ != "" {
-			return kafkaops.ProduceOptions{}, usagef("use --key or --key-jq, not both")
-		}
-		hdrs, err := parseHeaders(headers)
-		if err != nil {
-			return kafkaops.ProduceOptions{}, err
-		}
-		keyOf, err := keyFunc(key, keyJQ)
-		if err != nil {
-			return kafkaops.ProduceOptions{}, err
-		}
-		plan, pl, err := g.loadPipeline(pipelineName)
-		if err != nil {
-			return kafkaops.ProduceOptions{}, err
-		}
-		topic, err := produceTopic(pl, priority)
-		if err != nil {
-			return kafkaops.ProduceOptions{}, err
-		}
-		cluster, err := cf.cluster(g, plan)
-		if err != nil {
-			return kafkaops.ProduceOptions{}, err
-		}
-		return kafkaops.ProduceOptions{Cluster: cluster, Topic: pipeline.Topic{Name: topic, Partitions: pl.Partitions},
-			ReplicationFactor: plan.ReplicationFactor, Lines: g.stdin, KeyOf: keyOf, Headers: hdrs, Log: g.log,
-			LineError: func(line int, err error) { fmt.Fprintf(g.stderr, "stdin:%d: %v\n", line, err) }}, nil
-	}
-	do := func(ctx context.Context, opts kafkaops.ProduceOptions) error {
-		res, err := kafkaops.Produce(ctx, opts)
-		if err != nil {
-			return err
-		}
-		fmt.Fprint(g.stdout, produceSummary(res, opts.Topic.Name))
-		if res.Failed > 0 {
-			fmt.Fprint(g.stderr, notSent(res.Failed))
-			return errPrinted
-		}
-		return nil
-	}
-	command(g, cmd, parse, do)
-	cmd.Flags().StringVar(&pipelineName, "pipeline", "", "pipeline whose input topic receives the records (required)")
-	cmd.Flags().StringVar(&priority, "priority", "",
-		"send to this priority topic of the pipeline, by its name or topic (default: the input topic)")
-	cmd.Flags().StringVar(&key, "key", "", "record key for every record")
-	cmd.Flags().StringVar(&keyJQ, "key-jq", "", "jq expression computing each record's key from the line's JSON")
-	cmd.Flags().StringArrayVarP(&headers, "header", "H", nil, "record header name=value (repeatable)")
-	cf.add(cmd)
+	command(g, cmd, f.parse, f.do)
+	fl := cmd.Flags()
+	fl.StringVar(&f.pipelineName, "pipeline", "", "pipeline whose input topic receives the records (required)")
+	fl.StringVar(&f.priority, "priority", "", "send to this priority topic of the pipeline, by its name or topic (default: the input topic)")
+	fl.StringVar(&f.key, "key", "", "record key for every record")
+	fl.StringVar(&f.keyJQ, "key-jq", "", "jq expression computing each record's key from the line's JSON")
+	fl.StringArrayVarP(&f.headers, "header", "H", nil, "record header name=value (repeatable)")
+	f.cf.add(cmd)
 	require(cmd, "pipeline")
 	return cmd
+}
+
+func (f *produceFlags) parse([]string) (kafkaops.ProduceOptions, error) {
+	if f.key != "" && f.keyJQ != "" {
+		return kafkaops.ProduceOptions{}, usagef("use --key or --key-jq, not both")
+	}
+	hdrs, err := parseHeaders(f.headers)
+	if err != nil {
+		return kafkaops.ProduceOptions{}, err
+	}
+	keyOf, err := keyFunc(f.key, f.keyJQ)
+	if err != nil {
+		return kafkaops.ProduceOptions{}, err
+	}
+	plan, pl, err := f.g.loadPipeline(f.pipelineName)
+	if err != nil {
+		return kafkaops.ProduceOptions{}, err
+	}
+	topic, err := produceTopic(pl, f.priority)
+	if err != nil {
+		return kafkaops.ProduceOptions{}, err
+	}
+	cluster, err := f.cf.cluster(f.g, plan)
+	if err != nil {
+		return kafkaops.ProduceOptions{}, err
+	}
+	stderr := f.g.stderr
+	return kafkaops.ProduceOptions{Cluster: cluster, Topic: pipeline.Topic{Name: topic, Partitions: pl.Partitions},
+		ReplicationFactor: plan.ReplicationFactor, Lines: f.g.stdin, KeyOf: keyOf, Headers: hdrs, Log: f.g.log,
+		LineError: func(line int, err error) { fmt.Fprintf(stderr, "stdin:%d: %v\n", line, err) }}, nil
+}
+
+func (f *produceFlags) do(ctx context.Context, opts kafkaops.ProduceOptions) error {
+	res, err := kafkaops.Produce(ctx, opts)
+	if err != nil {
+		return err
+	}
+	fmt.Fprint(f.g.stdout, produceSummary(res, opts.Topic.Name))
+	if res.Failed > 0 {
+		fmt.Fprint(f.g.stderr, notSent(res.Failed))
+		return errPrinted
+	}
+	return nil
 }
 
 // produceSummary is produce's line on stdout.

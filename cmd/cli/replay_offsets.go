@@ -55,17 +55,7 @@ func (f *resetFlags) spec(changed func(string) bool) (kafkaops.ResetSpec, error)
 	return specs[0], nil
 }
 
-func newReplayOffsetsCmd(g *globals) *cobra.Command {
-	var (
-		pipelineName, stageName string
-		rf                      resetFlags
-		execute, asJSON         bool
-		cf                      clusterFlags
-	)
-	cmd := &cobra.Command{
-		Use:   "offsets --pipeline P --stage S (--to-time T | --to-earliest | --to-latest | --to-offset N | --shift-by N) [--execute]",
-		Short: "Rewind or fast-forward a stopped stage's consumer group",
-		Long: `Move the committed offsets of a stage's consumer group (millrace.<pipeline>.<stage>)
+const replayOffsetsHelp = `Move the committed offsets of a stage's consumer group (millrace.<pipeline>.<stage>)
 on its input topics, so that the stage reprocesses (or skips) records when it
 starts again. It has the semantics of Kafka's
 kafka-consumer-groups --reset-offsets:
@@ -89,65 +79,85 @@ Without --execute it only prints the plan: per partition the current offset
 (the committed one; with none, the log start, where the stage would start),
 the target and how many records the stage will process again. --execute
 commits the targets. The stage must be stopped: while its consumer group has
-members the command refuses (exit 1), with or without --execute.`,
+members the command refuses (exit 1), with or without --execute.`
+
+// offsetsFlags are the flags of `millrace replay offsets`.
+type offsetsFlags struct {
+	g                       *globals
+	pipelineName, stageName string
+	rf                      resetFlags
+	execute, asJSON         bool
+	cf                      clusterFlags
+	changed                 func(flag string) bool
+}
+
+func newReplayOffsetsCmd(g *globals) *cobra.Command {
+	f := &offsetsFlags{g: g}
+	cmd := &cobra.Command{
+		Use:   "offsets --pipeline P --stage S (--to-time T | --to-earliest | --to-latest | --to-offset N | --shift-by N) [--execute]",
+		Short: "Rewind or fast-forward a stopped stage's consumer group",
+		Long:  replayOffsetsHelp,
 		Example: `  millrace replay offsets --pipeline orders --stage price --to-time 2026-11-20T14:00:00
   millrace replay offsets --pipeline orders --stage price --to-time 2026-11-20T14:00:00 --execute
   millrace replay offsets --pipeline orders --stage confirm --shift-by -100 --json`,
 		Args: cobra.NoArgs,
 	}
-	parse := func([]string) (offsetsOptions, error) {
-		spec, err := rf.spec(cmd.Flags().Changed)
-		if err != nil {
-			return offsetsOptions{}, err
-		}
-		plan, pl, err := g.loadPipeline(pipelineName)
-		if err != nil {
-			return offsetsOptions{}, err
-		}
-		st, err := stagePlan(pl, stageName)
-		if err != nil {
-			return offsetsOptions{}, err
-		}
-		cluster, err := cf.cluster(g, plan)
-		if err != nil {
-			return offsetsOptions{}, err
-		}
-		o := offsetsOptions{ResetOptions: kafkaops.ResetOptions{Cluster: cluster, Group: st.Group, Spec: spec, Execute: execute},
-			pipeline: pl.Name, stage: st.Name, stageID: st.ID(), json: asJSON}
-		for _, in := range st.Inputs {
-			o.Topics = append(o.Topics, in.Topic)
-		}
-		return o, nil
-	}
-	do := func(ctx context.Context, o offsetsOptions) error {
-		resets, err := kafkaops.ResetOffsets(ctx, o.ResetOptions)
-		if errors.Is(err, kafkaops.ErrGroupActive) {
-			return fmt.Errorf("stage %s is running (%v): stop every `millrace run` process that runs it, then try again", o.stageID, err)
-		}
-		if err != nil {
-			return err
-		}
-		out := newOffsetsReport(o, resets)
-		if o.json {
-			return writeJSON(g.stdout, out)
-		}
-		out.print(g.stdout)
-		return nil
-	}
-	command(g, cmd, parse, do)
-	f := cmd.Flags()
-	f.StringVar(&pipelineName, "pipeline", "", "pipeline of the stage (required)")
-	f.StringVar(&stageName, "stage", "", "stage whose consumer group is moved (required)")
-	f.StringVar(&rf.toTime, "to-time", "", "move to the first record at or after this time (UTC unless it has a zone)")
-	f.BoolVar(&rf.toEarliest, "to-earliest", false, "move to the oldest record")
-	f.BoolVar(&rf.toLatest, "to-latest", false, "move to the log end")
-	f.Int64Var(&rf.toOffset, "to-offset", 0, "move to this offset (clamped to the log bounds)")
-	f.Int64Var(&rf.shiftBy, "shift-by", 0, "move by this many records (negative: back), clamped to the log bounds")
-	f.BoolVar(&execute, "execute", false, "apply the plan (default: only print it)")
-	f.BoolVar(&asJSON, "json", false, "print the plan as JSON")
-	cf.add(cmd)
+	f.changed = cmd.Flags().Changed
+	command(g, cmd, f.parse, f.do)
+	fl := cmd.Flags()
+	fl.StringVar(&f.pipelineName, "pipeline", "", "pipeline of the stage (required)")
+	fl.StringVar(&f.stageName, "stage", "", "stage whose consumer group is moved (required)")
+	fl.StringVar(&f.rf.toTime, "to-time", "", "move to the first record at or after this time (UTC unless it has a zone)")
+	fl.BoolVar(&f.rf.toEarliest, "to-earliest", false, "move to the oldest record")
+	fl.BoolVar(&f.rf.toLatest, "to-latest", false, "move to the log end")
+	fl.Int64Var(&f.rf.toOffset, "to-offset", 0, "move to this offset (clamped to the log bounds)")
+	fl.Int64Var(&f.rf.shiftBy, "shift-by", 0, "move by this many records (negative: back), clamped to the log bounds")
+	fl.BoolVar(&f.execute, "execute", false, "apply the plan (default: only print it)")
+	fl.BoolVar(&f.asJSON, "json", false, "print the plan as JSON")
+	f.cf.add(cmd)
 	require(cmd, "pipeline", "stage")
 	return cmd
+}
+
+func (f *offsetsFlags) parse([]string) (offsetsOptions, error) {
+	spec, err := f.rf.spec(f.changed)
+	if err != nil {
+		return offsetsOptions{}, err
+	}
+	plan, pl, err := f.g.loadPipeline(f.pipelineName)
+	if err != nil {
+		return offsetsOptions{}, err
+	}
+	st, err := stagePlan(pl, f.stageName)
+	if err != nil {
+		return offsetsOptions{}, err
+	}
+	cluster, err := f.cf.cluster(f.g, plan)
+	if err != nil {
+		return offsetsOptions{}, err
+	}
+	o := offsetsOptions{ResetOptions: kafkaops.ResetOptions{Cluster: cluster, Group: st.Group, Spec: spec, Execute: f.execute},
+		pipeline: pl.Name, stage: st.Name, stageID: st.ID(), json: f.asJSON}
+	for _, in := range st.Inputs {
+		o.Topics = append(o.Topics, in.Topic)
+	}
+	return o, nil
+}
+
+func (f *offsetsFlags) do(ctx context.Context, o offsetsOptions) error {
+	resets, err := kafkaops.ResetOffsets(ctx, o.ResetOptions)
+	if errors.Is(err, kafkaops.ErrGroupActive) {
+		return fmt.Errorf("stage %s is running (%v): stop every `millrace run` process that runs it, then try again", o.stageID, err)
+	}
+	if err != nil {
+		return err
+	}
+	out := newOffsetsReport(o, resets)
+	if o.json {
+		return writeJSON(f.g.stdout, out)
+	}
+	out.print(f.g.stdout)
+	return nil
 }
 
 type offsetsRow struct {

@@ -20,21 +20,7 @@ type replayQuarantineOptions struct {
 	json bool
 }
 
-func newReplayQuarantineCmd(g *globals) *cobra.Command {
-	var (
-		pipelineName string
-		sel          selectionFlags
-		limit        int
-		rate         string
-		maxReplays   int
-		dryRun       bool
-		asJSON       bool
-		cf           clusterFlags
-	)
-	cmd := &cobra.Command{
-		Use:   "quarantine --pipeline P [--stage S] [--match REGEX] [--since T] [--until T] [--limit N] [--rate N/s] [--max-replays 3] [--dry-run]",
-		Short: "Send quarantined records back to the stage that failed them",
-		Long: `Republish quarantined records of a pipeline to the input topic of the stage
+const replayQuarantineHelp = `Republish quarantined records of a pipeline to the input topic of the stage
 that failed them (the millrace-stage header), once the cause is fixed: same key
 and payload, the original headers without the failure headers
 (millrace-error, -origin, -first-failure, -last-failure, -stack, -retry-at,
@@ -51,75 +37,98 @@ between the send and the record can send one record twice.)
 --since and --until select by the time a record was quarantined (its Kafka
 timestamp). At the end it prints how many records were sent, per topic, and
 how many were skipped and why. The exit code is 1 if any record could not be
-sent.`,
+sent.`
+
+// replayQuarantineFlags are the flags of `millrace replay quarantine`.
+type replayQuarantineFlags struct {
+	g            *globals
+	pipelineName string
+	sel          selectionFlags
+	limit        int
+	rate         string
+	maxReplays   int
+	dryRun       bool
+	asJSON       bool
+	cf           clusterFlags
+}
+
+func newReplayQuarantineCmd(g *globals) *cobra.Command {
+	f := &replayQuarantineFlags{g: g}
+	cmd := &cobra.Command{
+		Use:   "quarantine --pipeline P [--stage S] [--match REGEX] [--since T] [--until T] [--limit N] [--rate N/s] [--max-replays 3] [--dry-run]",
+		Short: "Send quarantined records back to the stage that failed them",
+		Long:  replayQuarantineHelp,
 		Example: `  millrace replay quarantine --pipeline orders --dry-run
   millrace replay quarantine --pipeline orders --stage price --match 'connection refused'
   millrace replay quarantine --pipeline orders --since 2026-11-20T14:00:00 --rate 100/s --json`,
 		Args: cobra.NoArgs,
 	}
-	parse := func([]string) (replayQuarantineOptions, error) {
-		perSec, err := parseRate(rate)
-		if err != nil {
-			return replayQuarantineOptions{}, err
-		}
-		if maxReplays < 1 {
-			return replayQuarantineOptions{}, usagef("--max-replays %d: want 1 or more", maxReplays)
-		}
-		if limit < 0 {
-			return replayQuarantineOptions{}, usagef("--limit %d: want 0 (all) or more", limit)
-		}
-		plan, pl, err := g.loadPipeline(pipelineName)
-		if err != nil {
-			return replayQuarantineOptions{}, err
-		}
-		s, err := sel.selection(pl)
-		if err != nil {
-			return replayQuarantineOptions{}, err
-		}
-		cluster, err := cf.cluster(g, plan)
-		if err != nil {
-			return replayQuarantineOptions{}, err
-		}
-		return replayQuarantineOptions{ReplayQuarantineOptions: kafkaops.ReplayQuarantineOptions{Cluster: cluster, Pipeline: pl,
-			ReplicationFactor: plan.ReplicationFactor, Select: s, Limit: limit, Rate: perSec, MaxReplays: maxReplays,
-			DryRun: dryRun, Log: g.log}, json: asJSON}, nil
-	}
-	do := func(ctx context.Context, o replayQuarantineOptions) error {
-		bar := newProgress(g.stderr)
-		o.Progress = bar.report()
-		res, runErr := kafkaops.ReplayQuarantine(ctx, o.ReplayQuarantineOptions)
-		bar.done()
-		if errors.Is(runErr, kafkaops.ErrNotStarted) {
-			return runErr
-		}
-		sum := replaySummary{Pipeline: o.Pipeline.Name, DryRun: o.DryRun, Sent: res.Sent, SentTo: res.SentTo,
-			Skipped: res.Skipped, Failed: res.Failed}
-		if o.json {
-			if err := writeJSON(g.stdout, sum); err != nil {
-				return err
-			}
-		} else {
-			sum.print(g.stdout)
-		}
-		if runErr != nil {
-			return runErr
-		}
-		if len(sum.Failed) > 0 {
-			return errPrinted
-		}
-		return nil
-	}
-	command(g, cmd, parse, do)
-	cmd.Flags().StringVar(&pipelineName, "pipeline", "", "pipeline whose quarantine to replay (required)")
-	sel.add(cmd, true)
-	cmd.Flags().IntVarP(&limit, "limit", "n", 0, "send at most this many records (0: all)")
-	cmd.Flags().StringVar(&rate, "rate", "", "send at most this many records per second, e.g. 100/s (default: no limit)")
-	cmd.Flags().IntVar(&maxReplays, "max-replays", kafkaops.DefaultMaxReplays, "refuse records already replayed this many times")
-	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print what would be sent; send nothing")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the summary as JSON")
-	cf.add(cmd)
+	command(g, cmd, f.parse, f.do)
+	fl := cmd.Flags()
+	fl.StringVar(&f.pipelineName, "pipeline", "", "pipeline whose quarantine to replay (required)")
+	f.sel.add(cmd, true)
+	fl.IntVarP(&f.limit, "limit", "n", 0, "send at most this many records (0: all)")
+	fl.StringVar(&f.rate, "rate", "", "send at most this many records per second, e.g. 100/s (default: no limit)")
+	fl.IntVar(&f.maxReplays, "max-replays", kafkaops.DefaultMaxReplays, "refuse records already replayed this many times")
+	fl.BoolVar(&f.dryRun, "dry-run", false, "print what would be sent; send nothing")
+	fl.BoolVar(&f.asJSON, "json", false, "print the summary as JSON")
+	f.cf.add(cmd)
 	require(cmd, "pipeline")
 	return cmd
+}
+
+func (f *replayQuarantineFlags) parse([]string) (replayQuarantineOptions, error) {
+	perSec, err := parseRate(f.rate)
+	if err != nil {
+		return replayQuarantineOptions{}, err
+	}
+	if f.maxReplays < 1 {
+		return replayQuarantineOptions{}, usagef("--max-replays %d: want 1 or more", f.maxReplays)
+	}
+	if f.limit < 0 {
+		return replayQuarantineOptions{}, usagef("--limit %d: want 0 (all) or more", f.limit)
+	}
+	plan, pl, err := f.g.loadPipeline(f.pipelineName)
+	if err != nil {
+		return replayQuarantineOptions{}, err
+	}
+	sel, err := f.sel.selection(pl)
+	if err != nil {
+		return replayQuarantineOptions{}, err
+	}
+	cluster, err := f.cf.cluster(f.g, plan)
+	if err != nil {
+		return replayQuarantineOptions{}, err
+	}
+	return replayQuarantineOptions{ReplayQuarantineOptions: kafkaops.ReplayQuarantineOptions{Cluster: cluster, Pipeline: pl,
+		ReplicationFactor: plan.ReplicationFactor, Select: sel, Limit: f.limit, Rate: perSec, MaxReplays: f.maxReplays,
+		DryRun: f.dryRun, Log: f.g.log}, json: f.asJSON}, nil
+}
+
+func (f *replayQuarantineFlags) do(ctx context.Context, o replayQuarantineOptions) error {
+	bar := newProgress(f.g.stderr)
+	o.Progress = bar.report()
+	res, runErr := kafkaops.ReplayQuarantine(ctx, o.ReplayQuarantineOptions)
+	bar.done()
+	if errors.Is(runErr, kafkaops.ErrNotStarted) {
+		return runErr
+	}
+	sum := replaySummary{Pipeline: o.Pipeline.Name, DryRun: o.DryRun, Sent: res.Sent, SentTo: res.SentTo,
+		Skipped: res.Skipped, Failed: res.Failed}
+	if o.json {
+		if err := writeJSON(f.g.stdout, sum); err != nil {
+			return err
+		}
+	} else {
+		sum.print(f.g.stdout)
+	}
+	if runErr != nil {
+		return runErr
+	}
+	if len(sum.Failed) > 0 {
+		return errPrinted
+	}
+	return nil
 }
 
 // replaySummary is what replay quarantine prints.

@@ -17,19 +17,7 @@ type copyOptions struct {
 	json bool
 }
 
-func newReplayTopicCmd(g *globals) *cobra.Command {
-	var (
-		from, to     string
-		since, until string
-		rate         string
-		dryRun       bool
-		asJSON       bool
-		cf           clusterFlags
-	)
-	cmd := &cobra.Command{
-		Use:   "topic --from T1 --to T2 [--since T] [--until T] [--rate N/s] [--dry-run]",
-		Short: "Copy a time range of one topic into another (re-feed an input after an outage)",
-		Long: `Copy the records of topic --from whose timestamps lie in [--since, --until)
+const replayTopicHelp = `Copy the records of topic --from whose timestamps lie in [--since, --until)
 into topic --to: same key, payload and headers, partitioned by key the way
 millrace and Java clients partition (murmur2). The copies get new timestamps
 (the time they are written).
@@ -40,65 +28,85 @@ records with a timestamp at or after --until are left out. Times without a
 zone are UTC. --to must exist and differ from --from (a topic copied into
 itself would grow for ever). At the end it prints how many records were
 copied per partition; --dry-run only counts them. The exit code is 1 if any
-record could not be copied.`,
+record could not be copied.`
+
+// replayTopicFlags are the flags of `millrace replay topic`.
+type replayTopicFlags struct {
+	g            *globals
+	from, to     string
+	since, until string
+	rate         string
+	dryRun       bool
+	asJSON       bool
+	cf           clusterFlags
+}
+
+func newReplayTopicCmd(g *globals) *cobra.Command {
+	f := &replayTopicFlags{g: g}
+	cmd := &cobra.Command{
+		Use:   "topic --from T1 --to T2 [--since T] [--until T] [--rate N/s] [--dry-run]",
+		Short: "Copy a time range of one topic into another (re-feed an input after an outage)",
+		Long:  replayTopicHelp,
 		Example: `  # resize again the images uploaded from 14:00 to 15:30 (UTC), say once thumbnail.sh is fixed:
   millrace replay topic --from images.uploaded --to thumbnails.resize --since 2026-11-20T14:00:00 --until 2026-11-20T15:30:00 --dry-run
   millrace replay topic --from images.uploaded --to thumbnails.resize --since 2026-11-20T14:00:00 --until 2026-11-20T15:30:00 --rate 50/s --json`,
 		Args: cobra.NoArgs,
 	}
-	parse := func([]string) (copyOptions, error) {
-		if from == to {
-			return copyOptions{}, usagef("--from and --to are the same topic %q: a topic copied into itself grows for ever", from)
-		}
-		lo, hi, err := parseRange(since, until)
-		if err != nil {
-			return copyOptions{}, err
-		}
-		perSec, err := parseRate(rate)
-		if err != nil {
-			return copyOptions{}, err
-		}
-		cluster, err := cf.cluster(g, g.loadQuiet())
-		if err != nil {
-			return copyOptions{}, err
-		}
-		return copyOptions{CopyOptions: kafkaops.CopyOptions{Cluster: cluster, From: from, To: to, Since: lo, Until: hi,
-			Rate: perSec, DryRun: dryRun}, json: asJSON}, nil
-	}
-	do := func(ctx context.Context, o copyOptions) error {
-		bar := newProgress(g.stderr)
-		o.Progress = bar.report()
-		res, runErr := kafkaops.CopyRange(ctx, o.CopyOptions)
-		bar.done()
-		if errors.Is(runErr, kafkaops.ErrNotStarted) {
-			return runErr
-		}
-		sum := copySummary{From: o.From, To: o.To, DryRun: o.DryRun, Copied: res.Copied, PerPartition: res.PerPartition,
-			Skipped: res.SkippedAfterUntil}
-		if runErr != nil {
-			sum.Error = runErr.Error()
-		}
-		if o.json {
-			if err := writeJSON(g.stdout, sum); err != nil {
-				return err
-			}
-		} else {
-			sum.print(g.stdout)
-		}
-		return runErr
-	}
-	command(g, cmd, parse, do)
-	f := cmd.Flags()
-	f.StringVar(&from, "from", "", "topic to copy from (required)")
-	f.StringVar(&to, "to", "", "topic to copy into (required; must exist)")
-	f.StringVar(&since, "since", "", "copy records with a timestamp at or after this time (default: from the start)")
-	f.StringVar(&until, "until", "", "copy records with a timestamp before this time (default: up to the end)")
-	f.StringVar(&rate, "rate", "", "copy at most this many records per second, e.g. 500/s (default: no limit)")
-	f.BoolVar(&dryRun, "dry-run", false, "count what would be copied; copy nothing")
-	f.BoolVar(&asJSON, "json", false, "print the summary as JSON")
-	cf.add(cmd)
+	command(g, cmd, f.parse, f.do)
+	fl := cmd.Flags()
+	fl.StringVar(&f.from, "from", "", "topic to copy from (required)")
+	fl.StringVar(&f.to, "to", "", "topic to copy into (required; must exist)")
+	fl.StringVar(&f.since, "since", "", "copy records with a timestamp at or after this time (default: from the start)")
+	fl.StringVar(&f.until, "until", "", "copy records with a timestamp before this time (default: up to the end)")
+	fl.StringVar(&f.rate, "rate", "", "copy at most this many records per second, e.g. 500/s (default: no limit)")
+	fl.BoolVar(&f.dryRun, "dry-run", false, "count what would be copied; copy nothing")
+	fl.BoolVar(&f.asJSON, "json", false, "print the summary as JSON")
+	f.cf.add(cmd)
 	require(cmd, "from", "to")
 	return cmd
+}
+
+func (f *replayTopicFlags) parse([]string) (copyOptions, error) {
+	if f.from == f.to {
+		return copyOptions{}, usagef("--from and --to are the same topic %q: a topic copied into itself grows for ever", f.from)
+	}
+	lo, hi, err := parseRange(f.since, f.until)
+	if err != nil {
+		return copyOptions{}, err
+	}
+	perSec, err := parseRate(f.rate)
+	if err != nil {
+		return copyOptions{}, err
+	}
+	cluster, err := f.cf.cluster(f.g, f.g.loadQuiet())
+	if err != nil {
+		return copyOptions{}, err
+	}
+	return copyOptions{CopyOptions: kafkaops.CopyOptions{Cluster: cluster, From: f.from, To: f.to, Since: lo, Until: hi,
+		Rate: perSec, DryRun: f.dryRun}, json: f.asJSON}, nil
+}
+
+func (f *replayTopicFlags) do(ctx context.Context, o copyOptions) error {
+	bar := newProgress(f.g.stderr)
+	o.Progress = bar.report()
+	res, runErr := kafkaops.CopyRange(ctx, o.CopyOptions)
+	bar.done()
+	if errors.Is(runErr, kafkaops.ErrNotStarted) {
+		return runErr
+	}
+	sum := copySummary{From: o.From, To: o.To, DryRun: o.DryRun, Copied: res.Copied, PerPartition: res.PerPartition,
+		Skipped: res.SkippedAfterUntil}
+	if runErr != nil {
+		sum.Error = runErr.Error()
+	}
+	if o.json {
+		if err := writeJSON(f.g.stdout, sum); err != nil {
+			return err
+		}
+	} else {
+		sum.print(f.g.stdout)
+	}
+	return runErr
 }
 
 // copySummary is what replay topic prints.
