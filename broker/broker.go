@@ -24,6 +24,13 @@ const DefaultPort = 9092
 // DefaultDir is where the embedded broker keeps its data by default.
 const DefaultDir = ".millrace/broker"
 
+// ErrPortInUse is returned (wrapped) by [Start] when the port is taken.
+var ErrPortInUse = errors.New("port already in use")
+
+// ErrDataDirInUse is returned (wrapped) by [Start] when another embedded
+// broker uses the data directory.
+var ErrDataDirInUse = errors.New("data directory in use by another embedded broker")
+
 // Config configures the embedded broker.
 type Config struct {
 	// Port on 127.0.0.1; 0 picks a free one.
@@ -41,7 +48,8 @@ type Broker struct {
 	lock    *os.File
 }
 
-// Start starts the embedded broker.
+// Start starts the embedded broker. An error wraps [ErrPortInUse] when
+// the port is taken and [ErrDataDirInUse] when the data directory is.
 func Start(cfg Config) (*Broker, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -68,8 +76,7 @@ func Start(cfg Config) (*Broker, error) {
 	if err != nil {
 		e.unlock()
 		if errors.Is(err, syscall.EADDRINUSE) {
-			return nil, fmt.Errorf("embedded broker: 127.0.0.1:%d is already in use (is another `millrace broker` or Kafka running there? "+
-				"use it with --brokers 127.0.0.1:%d, or pick another port with --embedded-port)", cfg.Port, cfg.Port)
+			return nil, fmt.Errorf("embedded broker: 127.0.0.1:%d: %w", cfg.Port, ErrPortInUse)
 		}
 		return nil, fmt.Errorf("embedded broker: %w", err)
 	}
@@ -88,7 +95,7 @@ func lockDir(dir string) (*os.File, error) {
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("embedded broker: data dir %s is in use by another embedded broker", dir)
+		return nil, fmt.Errorf("embedded broker: %s: %w", dir, ErrDataDirInUse)
 	}
 	return f, nil
 }

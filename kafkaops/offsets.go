@@ -1,6 +1,7 @@
 package kafkaops
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sort"
@@ -119,8 +120,8 @@ func RequireInactive(client sarama.Client, group string) error {
 // PlanOffsetReset computes where the offsets of group on every partition
 // of topics would move under spec, with the semantics of Kafka's
 // kafka-consumer-groups --reset-offsets. It changes nothing. The result is
-// sorted by topic and partition.
-func PlanOffsetReset(client sarama.Client, group string, topics []string, spec ResetSpec) ([]OffsetReset, error) {
+// sorted by topic and partition. Offsets are read with [GetOffset].
+func PlanOffsetReset(ctx context.Context, client sarama.Client, group string, topics []string, spec ResetSpec) ([]OffsetReset, error) {
 	if err := client.RefreshMetadata(topics...); err != nil {
 		return nil, fmt.Errorf("metadata of %s: %w", strings.Join(topics, ", "), err)
 	}
@@ -144,10 +145,10 @@ func PlanOffsetReset(client sarama.Client, group string, topics []string, spec R
 	for _, t := range topics {
 		for _, p := range parts[t] {
 			r := OffsetReset{Topic: t, Partition: p}
-			if r.LogStart, err = client.GetOffset(t, p, sarama.OffsetOldest); err != nil {
+			if r.LogStart, err = GetOffset(ctx, client, t, p, sarama.OffsetOldest); err != nil {
 				return nil, fmt.Errorf("log start of %s/%d: %w", t, p, err)
 			}
-			if r.LogEnd, err = client.GetOffset(t, p, sarama.OffsetNewest); err != nil {
+			if r.LogEnd, err = GetOffset(ctx, client, t, p, sarama.OffsetNewest); err != nil {
 				return nil, fmt.Errorf("log end of %s/%d: %w", t, p, err)
 			}
 			r.Current = r.LogStart
@@ -159,7 +160,7 @@ func PlanOffsetReset(client sarama.Client, group string, topics []string, spec R
 					r.Current, r.Committed = b.Offset, true
 				}
 			}
-			if r.Target, err = target(client, r, spec); err != nil {
+			if r.Target, err = target(ctx, client, r, spec); err != nil {
 				return nil, err
 			}
 			plan = append(plan, r)
@@ -174,7 +175,7 @@ func PlanOffsetReset(client sarama.Client, group string, topics []string, spec R
 	return plan, nil
 }
 
-func target(client sarama.Client, r OffsetReset, spec ResetSpec) (int64, error) {
+func target(ctx context.Context, client sarama.Client, r OffsetReset, spec ResetSpec) (int64, error) {
 	clamp := func(o int64) int64 { return min(max(o, r.LogStart), r.LogEnd) }
 	switch spec.Kind {
 	case ToEarliest:
@@ -190,7 +191,7 @@ func target(client sarama.Client, r OffsetReset, spec ResetSpec) (int64, error) 
 		}
 		return clamp(r.Current + spec.Shift), nil
 	case ToTime:
-		o, err := client.GetOffset(r.Topic, r.Partition, spec.Time.UnixMilli())
+		o, err := GetOffset(ctx, client, r.Topic, r.Partition, spec.Time.UnixMilli())
 		if err != nil {
 			return 0, fmt.Errorf("offset by time of %s/%d: %w", r.Topic, r.Partition, err)
 		}

@@ -46,7 +46,7 @@ func TestPlanOffsetReset_follows_kafka_reset_offsets_semantics(t *testing.T) {
 		client := b.Client(t)
 		targets := func(spec kafkaops.ResetSpec) []int64 {
 			t.Helper()
-			plan, err := kafkaops.PlanOffsetReset(client, group, []string{topic}, spec)
+			plan, err := kafkaops.PlanOffsetReset(context.Background(), client, group, []string{topic}, spec)
 			if err != nil {
 				t.Fatalf("%s: %v", spec, err)
 			}
@@ -63,14 +63,14 @@ func TestPlanOffsetReset_follows_kafka_reset_offsets_semantics(t *testing.T) {
 			}
 		}
 		// No committed offset: current is the log start; shift-by refuses.
-		plan, err := kafkaops.PlanOffsetReset(client, group, []string{topic}, kafkaops.ResetSpec{Kind: kafkaops.ToLatest})
+		plan, err := kafkaops.PlanOffsetReset(context.Background(), client, group, []string{topic}, kafkaops.ResetSpec{Kind: kafkaops.ToLatest})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if r := plan[0]; r.Committed || r.Current != 0 || r.LogStart != 0 || r.LogEnd != 10 || r.Skip() != 10 {
 			t.Fatalf("plan without commits: %+v", r)
 		}
-		if _, err := kafkaops.PlanOffsetReset(client, group, []string{topic}, kafkaops.ResetSpec{Kind: kafkaops.ShiftBy, Shift: -1}); err == nil {
+		if _, err := kafkaops.PlanOffsetReset(context.Background(), client, group, []string{topic}, kafkaops.ResetSpec{Kind: kafkaops.ShiftBy, Shift: -1}); err == nil {
 			t.Fatal("shift-by without a committed offset should fail, as in Kafka's tool")
 		}
 		if err := kafkaops.CommitOffsets(client, group, map[string]map[int32]int64{topic: {0: 5, 1: 8}}); err != nil {
@@ -89,7 +89,7 @@ func TestPlanOffsetReset_follows_kafka_reset_offsets_semantics(t *testing.T) {
 		check(kafkaops.ResetSpec{Kind: kafkaops.ShiftBy, Shift: -7}, 0, 1)
 		check(kafkaops.ResetSpec{Kind: kafkaops.ShiftBy, Shift: 4}, 9, 10)
 
-		plan, err = kafkaops.PlanOffsetReset(client, group, []string{topic}, kafkaops.ResetSpec{Kind: kafkaops.ToTime, Time: base.Add(2 * time.Second)})
+		plan, err = kafkaops.PlanOffsetReset(context.Background(), client, group, []string{topic}, kafkaops.ResetSpec{Kind: kafkaops.ToTime, Time: base.Add(2 * time.Second)})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -13,6 +13,10 @@ import (
 // (offsets of compacted topics or transaction markers leave gaps).
 const scanIdle = 5 * time.Second
 
+// NoEnd as the end of [ReadRange] reads on for ever: records that arrive
+// later too, until fn says to stop or ctx ends.
+const NoEnd int64 = -1
+
 // ReadEach calls fn for each record of topic/partition from offset from up
 // to (not including) end: ReadRange for a fn that reads everything.
 func ReadEach(ctx context.Context, consumer sarama.Consumer, topic string, partition int32, from, end int64,
@@ -25,8 +29,9 @@ func ReadEach(ctx context.Context, consumer sarama.Consumer, topic string, parti
 }
 
 // ReadRange calls fn for each record of topic/partition from offset from
-// up to (not including) end, until fn says to stop (more false, or an
-// error, which it returns): ReadRangeWith with the default options.
+// up to (not including) end, or without an end for [NoEnd], until fn says
+// to stop (more false, or an error, which it returns): ReadRangeWith with
+// the default options.
 func ReadRange(ctx context.Context, consumer sarama.Consumer, topic string, partition int32, from, end int64,
 	fn func(*sarama.ConsumerMessage) (more bool, err error)) (bool, error) {
 	return ReadRangeWith(ctx, consumer, topic, partition, from, end, ReadOptions{}, fn)
@@ -53,14 +58,15 @@ type ReadOptions struct {
 var errReaderGone = fmt.Errorf("the partition consumer stopped: %w", sarama.ErrOffsetOutOfRange)
 
 // ReadRangeWith calls fn for each record of topic/partition from offset
-// from up to (not including) end, until fn says to stop (more false, or an
-// error, which it returns). done reports whether it read the whole range.
-// Offsets without a record are skipped (see ReadOptions.Idle). An offset
-// that fell out of range (retention deleted the records being read) ends
-// the read with an error wrapping sarama.ErrOffsetOutOfRange.
+// from up to (not including) end, or without an end for NoEnd, until fn
+// says to stop (more false, or an error, which it returns). done reports
+// whether it read the whole range. Offsets without a record are skipped
+// (see ReadOptions.Idle). An offset that fell out of range (retention
+// deleted the records being read) ends the read with an error wrapping
+// sarama.ErrOffsetOutOfRange. When ctx ends it returns ctx's error.
 func ReadRangeWith(ctx context.Context, consumer sarama.Consumer, topic string, partition int32, from, end int64,
 	opts ReadOptions, fn func(*sarama.ConsumerMessage) (more bool, err error)) (done bool, err error) {
-	if from >= end {
+	if end != NoEnd && from >= end {
 		return true, nil
 	}
 	if opts.Idle <= 0 {
@@ -71,8 +77,13 @@ func ReadRangeWith(ctx context.Context, consumer sarama.Consumer, topic string, 
 		return false, fmt.Errorf("read %s/%d from %d: %w", topic, partition, from, err)
 	}
 	defer pc.AsyncClose()
-	idle := time.NewTimer(opts.Idle)
-	defer idle.Stop()
+	var idle *time.Timer
+	var idleC <-chan time.Time // nil (never ready) without an end
+	if end != NoEnd {
+		idle = time.NewTimer(opts.Idle)
+		defer idle.Stop()
+		idleC = idle.C
+	}
 	var last error
 	for {
 		select {
@@ -90,17 +101,19 @@ func ReadRangeWith(ctx context.Context, consumer sarama.Consumer, topic string, 
 			if !ok {
 				return false, fmt.Errorf("read %s/%d: %w", topic, partition, errReaderGone)
 			}
-			if m.Offset >= end {
+			if end != NoEnd && m.Offset >= end {
 				return true, nil
 			}
 			if more, err := fn(m); err != nil || !more {
 				return false, err
 			}
-			if m.Offset+1 >= end {
-				return true, nil
+			if end != NoEnd {
+				if m.Offset+1 >= end {
+					return true, nil
+				}
+				idle.Reset(opts.Idle)
 			}
-			idle.Reset(opts.Idle)
-		case <-idle.C:
+		case <-idleC:
 			switch {
 			case pc.HighWaterMarkOffset() >= end:
 				return true, nil // the rest are gaps

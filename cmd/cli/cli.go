@@ -7,11 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"runtime/debug"
 	"strings"
-	"sync"
-	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -25,51 +22,29 @@ func Main(args []string) int {
 	return run(context.Background(), args, os.Stdin, os.Stdout, os.Stderr)
 }
 
-// exitError carries an exit code; its message has already been printed.
-type exitError struct{ code int }
-
-func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
-
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	root := newRoot(&globals{stdin: stdin, stdout: stdout, stderr: stderr})
-	root.SetArgs(args)
-	root.SetIn(stdin)
-	root.SetOut(stdout)
-	root.SetErr(stderr)
-	err := root.ExecuteContext(ctx)
-	var ee exitError
-	switch {
-	case err == nil:
-		return 0
-	case errors.As(err, &ee):
-		return ee.code
-	case isUsage(err):
-		fmt.Fprintf(stderr, "millrace: %v\nRun 'millrace --help' for usage.\n", err)
-		return 2
-	default:
-		fmt.Fprintf(stderr, "millrace: %v\n", err)
-		return 1
+	g := &globals{stdin: stdin, stdout: stdout, stderr: stderr}
+	code, msg := g.execute(ctx, args)
+	if msg != "" {
+		fmt.Fprintln(stderr, msg)
 	}
+	return code
 }
 
-// usageError is a mistake in how a command was called (exit code 2).
-type usageError struct{ msg string }
-
-func (e usageError) Error() string { return e.msg }
-
-func isUsage(err error) bool {
-	var ue usageError
-	if errors.As(err, &ue) {
-		return true
+// execute runs the command args name and returns its exit code and the
+// line to print on stderr for an error ("" for none).
+func (g *globals) execute(ctx context.Context, args []string) (int, string) {
+	root := newRoot(g)
+	root.SetArgs(args)
+	root.SetIn(g.stdin)
+	root.SetOut(g.stdout)
+	root.SetErr(g.stderr)
+	cmd, err := root.ExecuteContextC(ctx)
+	path := root.Name()
+	if cmd != nil {
+		path = cmd.CommandPath()
 	}
-	msg := err.Error()
-	for _, s := range []string{"unknown command", "unknown flag", "unknown shorthand", "flag needs an argument",
-		"accepts ", "requires at least", "invalid argument", "required flag", "if any flags in the group"} {
-		if strings.Contains(msg, s) {
-			return true
-		}
-	}
-	return false
+	return exitCode(err, path, g.started)
 }
 
 // globals are the options and streams every command shares.
@@ -80,6 +55,15 @@ type globals struct {
 	brokers        []string
 	logLevel       string
 	logFormat      string
+
+	// log is the logger --log-level and --log-format ask for.
+	log *slog.Logger
+	// started is set once cobra accepted the command's flags and
+	// arguments: errors before it are bad usage.
+	started bool
+	// parsed, when set (by tests), gets each command's options in place
+	// of running it: see command.
+	parsed func(cmd *cobra.Command, opts any) error
 }
 
 func newRoot(g *globals) *cobra.Command {
@@ -91,14 +75,17 @@ func newRoot(g *globals) *cobra.Command {
 A job is a pipeline declared in pipelines.yaml: an input topic, then an ordered
 list of filter stages connected by Kafka topics. Each stage reads in its own
 consumer group, so every stage scales on its own. With no brokers configured,
-millrace runs an embedded Kafka-protocol broker on 127.0.0.1:9092.`,
+millrace runs an embedded Kafka-protocol broker on 127.0.0.1:9092.
+
+Exit codes: 0 success, 1 failure, 2 bad usage.`,
 		Example: `  millrace validate                      # check pipelines.yaml
   millrace run                           # run every stage (embedded broker)
-  echo '{"id":1}' | millrace produce --pipeline orders
+  echo '{"order_id":"o-1","customer":"c-7","qty":2,"price":9.5}' | millrace produce --pipeline orders
   millrace tail orders.confirmed --from-beginning`,
-		SilenceUsage:  true,
-		SilenceErrors: true,
-		Version:       version(),
+		SilenceUsage:      true,
+		SilenceErrors:     true,
+		Version:           version(),
+		PersistentPreRunE: g.begin,
 	}
 	pf := root.PersistentFlags()
 	pf.StringVarP(&g.file, "file", "f", pipeline.DefaultFile, "pipelines file")
@@ -118,19 +105,82 @@ func version() string {
 	return "(devel)"
 }
 
-func (g *globals) logger() (*slog.Logger, error) {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(g.logLevel)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", g.logLevel)
+// begin runs before every command, once cobra parsed its flags and
+// arguments: it checks the required flags and the flags every command
+// shares, whether or not the command uses them, and builds the logger.
+func (g *globals) begin(cmd *cobra.Command, _ []string) error {
+	if err := checkRequired(cmd); err != nil {
+		return err
 	}
-	opts := &slog.HandlerOptions{Level: level}
-	switch g.logFormat {
+	log, err := newLogger(g.stderr, g.logLevel, g.logFormat)
+	if err != nil {
+		return err
+	}
+	g.log = log
+	g.started = true
+	return nil
+}
+
+// requiredAnnotation lists a command's required flags (comma-separated).
+const requiredAnnotation = "millrace/required"
+
+// require marks flags of cmd as required: a command run without one of
+// them is bad usage, with a message naming the missing flags.
+func require(cmd *cobra.Command, flags ...string) {
+	if cmd.Annotations == nil {
+		cmd.Annotations = map[string]string{}
+	}
+	cmd.Annotations[requiredAnnotation] = strings.Join(flags, ",")
+}
+
+func checkRequired(cmd *cobra.Command) error {
+	var missing []string
+	for _, name := range strings.Split(cmd.Annotations[requiredAnnotation], ",") {
+		if f := cmd.Flags().Lookup(name); f != nil && !f.Changed {
+			missing = append(missing, "--"+name)
+		}
+	}
+	switch len(missing) {
+	case 0:
+		return nil
+	case 1:
+		return usagef("%s is required", missing[0])
+	}
+	return usagef("%s and %s are required", strings.Join(missing[:len(missing)-1], ", "), missing[len(missing)-1])
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, usagef("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	switch format {
 	case "text":
-		return slog.New(slog.NewTextHandler(g.stderr, opts)), nil
+		return slog.New(slog.NewTextHandler(w, opts)), nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(g.stderr, opts)), nil
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
-	return nil, fmt.Errorf("--log-format %q: want text or json", g.logFormat)
+	return nil, usagef("--log-format %q: want text or json", format)
+}
+
+// command makes cmd run the way every command runs: parse turns its flags
+// and arguments into options (reading the pipelines file where needed, but
+// never Kafka; its errors say which flag is wrong), then do makes the one
+// call and prints the result.
+func command[O any](g *globals, cmd *cobra.Command, parse func(args []string) (O, error),
+	do func(ctx context.Context, opts O) error) *cobra.Command {
+	cmd.RunE = func(c *cobra.Command, args []string) error {
+		opts, err := parse(args)
+		if err != nil {
+			return err
+		}
+		if g.parsed != nil {
+			return g.parsed(c, opts)
+		}
+		return do(c.Context(), opts)
+	}
+	return cmd
 }
 
 // load reads and validates the pipelines file, printing every problem.
@@ -145,9 +195,35 @@ func (g *globals) load() (*pipeline.File, error) {
 		}
 		fmt.Fprintln(g.stderr, ps.Error())
 		fmt.Fprintf(g.stderr, "%s: %d %s\n", g.file, len(ps), plural(len(ps), "problem"))
-		return nil, exitError{1}
+		return nil, errPrinted
 	}
 	return f, err
+}
+
+// loadPipeline reads the pipelines file and finds the pipeline --pipeline
+// names.
+func (g *globals) loadPipeline(name string) (*pipeline.Plan, *pipeline.PipelinePlan, error) {
+	f, err := g.load()
+	if err != nil {
+		return nil, nil, err
+	}
+	plan := f.Plan()
+	pl, err := plan.Pipeline(name)
+	if err != nil {
+		return nil, nil, usagef("--pipeline: %v", err)
+	}
+	return plan, pl, nil
+}
+
+// loadQuiet reads the pipelines file without printing problems, for
+// commands that only want its broker settings if it is there; nil if it
+// cannot be read.
+func (g *globals) loadQuiet() *pipeline.Plan {
+	f, err := pipeline.Load(g.file)
+	if err != nil {
+		return nil
+	}
+	return f.Plan()
 }
 
 // resolveBrokers picks the brokers: --brokers, $MILLRACE_BROKERS, then the
@@ -174,34 +250,9 @@ func (g *globals) clientBrokers(plan *pipeline.Plan) []string {
 	return []string{fmt.Sprintf("127.0.0.1:%d", broker.DefaultPort)}
 }
 
-// signalContext is cancelled by the first SIGINT or SIGTERM; a second one
-// exits at once.
-func signalContext(parent context.Context, log *slog.Logger) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancel(parent)
-	ch := make(chan os.Signal, 2)
-	done := make(chan struct{})
-	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
-	go func() {
-		select {
-		case sig := <-ch:
-			log.Info("stopping: finishing records in flight (signal again to exit at once)", "signal", sig.String())
-			cancel()
-		case <-done:
-			return
-		}
-		select {
-		case sig := <-ch:
-			log.Error("exiting at once; records in flight will be redelivered", "signal", sig.String())
-			os.Exit(130)
-		case <-done:
-		}
-	}()
-	var once sync.Once
-	return ctx, func() { once.Do(func() { signal.Stop(ch); close(done); cancel() }) }
-}
-
-// loadQuiet reads the pipelines file without printing problems, for
-// commands that only want its broker settings if it is there.
-func (g *globals) loadQuiet() (*pipeline.File, error) {
-	return pipeline.Load(g.file)
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
 }

@@ -1,13 +1,10 @@
 package cli
 
 import (
-	"bufio"
+	"context"
 	"fmt"
 	"strings"
-	"time"
 
-	"github.com/IBM/sarama"
-	"github.com/google/uuid"
 	"github.com/itchyny/gojq"
 	"github.com/spf13/cobra"
 
@@ -16,21 +13,9 @@ import (
 	"github.com/millrace/millrace/internal/jqkey"
 	"github.com/millrace/millrace/kafkaops"
 	"github.com/millrace/millrace/pipeline"
-	"github.com/millrace/millrace/transport"
 )
 
-const produceBatch = 500
-
-func newProduceCmd(g *globals) *cobra.Command {
-	var (
-		pipelineName, priority, key, keyJQ string
-		headers                            []string
-		timeout                            time.Duration
-	)
-	cmd := &cobra.Command{
-		Use:   "produce --pipeline NAME [--priority NAME]",
-		Short: "Send stdin lines as records to a pipeline's input topic",
-		Long: `Read one record per line from standard input and send each to the input topic
+const produceHelp = `Read one record per line from standard input and send each to the input topic
 of a pipeline (created first if it does not exist), with a new millrace-job id
 header. Blank lines are skipped. With --priority, the records go to one of the
 pipeline's priority topics instead, named by its name or its topic (created
@@ -43,78 +28,95 @@ first result; a string as its bytes, a number or boolean as its JSON text
 (numbers as written), an object or array as its compact JSON text with sorted
 keys; no result or null: no key. They are exact: a line that is not UTF-8 is
 a line whose key cannot be computed, as decoding it would turn different
-bytes into one key.`,
-		Example: `  echo '{"order_id":"o-1","qty":2,"price":9.5}' | millrace produce --pipeline orders
-  millrace produce --pipeline orders --key-jq .customer_id < orders.jsonl
+bytes into one key.`
+
+// produceFlags are the flags of `millrace produce`.
+type produceFlags struct {
+	g                                  *globals
+	pipelineName, priority, key, keyJQ string
+	headers                            []string
+	cf                                 clusterFlags
+}
+
+func newProduceCmd(g *globals) *cobra.Command {
+	f := &produceFlags{g: g}
+	cmd := &cobra.Command{
+		Use:   "produce --pipeline NAME [--priority NAME]",
+		Short: "Send stdin lines as records to a pipeline's input topic",
+		Long:  produceHelp,
+		Example: `  echo '{"order_id":"o-1","customer":"c-7","qty":2,"price":9.5}' | millrace produce --pipeline orders
+  millrace produce --pipeline orders --key-jq .customer < orders.jsonl
   millrace produce --pipeline orders --priority high < rush-orders.jsonl
-  millrace produce --pipeline thumbnails --key img-7 -H source=upload < event.json`,
+  echo '{"image":"uploads/cat.png","width":64}' | millrace produce --pipeline thumbnails --key img-7 -H source=upload
+  echo '{"day":"2026-11-20"}' | millrace produce --pipeline nightly-report`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if key != "" && keyJQ != "" {
-				return fmt.Errorf("use --key or --key-jq, not both")
-			}
-			hdrs, err := parseHeaders(headers)
-			if err != nil {
-				return err
-			}
-			keyOf, err := keyFunc(key, keyJQ)
-			if err != nil {
-				return err
-			}
-			f, err := g.load()
-			if err != nil {
-				return err
-			}
-			plan := f.Plan()
-			pl, err := plan.Pipeline(pipelineName)
-			if err != nil {
-				return err
-			}
-			topic, err := produceTopic(pl, priority)
-			if err != nil {
-				return err
-			}
-			cfg := transport.NewSaramaConfig(plan.ClientID)
-			client, err := transport.ConnectTimeout(cmd.Context(), g.clientBrokers(plan), cfg, timeout)
-			if err != nil {
-				return err
-			}
-			defer client.Close()
-			// The pipeline may not have run yet: create the topic as run would.
-			log, err := g.logger()
-			if err != nil {
-				return err
-			}
-			if err := kafkaops.EnsureTopics(client, []pipeline.Topic{{Name: topic, Partitions: pl.Partitions}},
-				plan.ReplicationFactor, log); err != nil {
-				return err
-			}
-			producer, err := sarama.NewSyncProducerFromClient(client)
-			if err != nil {
-				return fmt.Errorf("open producer: %w", err)
-			}
-			defer producer.Close()
-			p := &producing{topic: topic, producer: producer, keyOf: keyOf, headers: hdrs, g: g}
-			if err := p.run(); err != nil {
-				return err
-			}
-			fmt.Fprintf(g.stdout, "sent %d %s to %s\n", p.sent, plural(p.sent, "record"), topic)
-			if p.failed > 0 {
-				fmt.Fprintf(g.stderr, "%d lines were not sent\n", p.failed)
-				return exitError{1}
-			}
-			return nil
-		},
 	}
-	cmd.Flags().StringVar(&pipelineName, "pipeline", "", "pipeline whose input topic receives the records (required)")
-	cmd.Flags().StringVar(&priority, "priority", "",
-		"send to this priority topic of the pipeline, by its name or topic (default: the input topic)")
-	cmd.Flags().StringVar(&key, "key", "", "record key for every record")
-	cmd.Flags().StringVar(&keyJQ, "key-jq", "", "jq expression computing each record's key from the line's JSON")
-	cmd.Flags().StringArrayVarP(&headers, "header", "H", nil, "record header name=value (repeatable)")
-	cmd.Flags().DurationVar(&timeout, "connect-timeout", 10*time.Second, "how long to wait for the brokers")
-	_ = cmd.MarkFlagRequired("pipeline")
+	command(g, cmd, f.parse, f.do)
+	fl := cmd.Flags()
+	fl.StringVar(&f.pipelineName, "pipeline", "", "pipeline whose input topic receives the records (required)")
+	fl.StringVar(&f.priority, "priority", "", "send to this priority topic of the pipeline, by its name or topic (default: the input topic)")
+	fl.StringVar(&f.key, "key", "", "record key for every record")
+	fl.StringVar(&f.keyJQ, "key-jq", "", "jq expression computing each record's key from the line's JSON")
+	fl.StringArrayVarP(&f.headers, "header", "H", nil, "record header name=value (repeatable)")
+	f.cf.add(cmd)
+	require(cmd, "pipeline")
 	return cmd
+}
+
+func (f *produceFlags) parse([]string) (kafkaops.ProduceOptions, error) {
+	if f.key != "" && f.keyJQ != "" {
+		return kafkaops.ProduceOptions{}, usagef("use --key or --key-jq, not both")
+	}
+	hdrs, err := parseHeaders(f.headers)
+	if err != nil {
+		return kafkaops.ProduceOptions{}, err
+	}
+	keyOf, err := keyFunc(f.key, f.keyJQ)
+	if err != nil {
+		return kafkaops.ProduceOptions{}, err
+	}
+	plan, pl, err := f.g.loadPipeline(f.pipelineName)
+	if err != nil {
+		return kafkaops.ProduceOptions{}, err
+	}
+	topic, err := produceTopic(pl, f.priority)
+	if err != nil {
+		return kafkaops.ProduceOptions{}, err
+	}
+	cluster, err := f.cf.cluster(f.g, plan)
+	if err != nil {
+		return kafkaops.ProduceOptions{}, err
+	}
+	stderr := f.g.stderr
+	return kafkaops.ProduceOptions{Cluster: cluster, Topic: pipeline.Topic{Name: topic, Partitions: pl.Partitions},
+		ReplicationFactor: plan.ReplicationFactor, Lines: f.g.stdin, KeyOf: keyOf, Headers: hdrs, Log: f.g.log,
+		LineError: func(line int, err error) { fmt.Fprintf(stderr, "stdin:%d: %v\n", line, err) }}, nil
+}
+
+func (f *produceFlags) do(ctx context.Context, opts kafkaops.ProduceOptions) error {
+	res, err := kafkaops.Produce(ctx, opts)
+	if err != nil {
+		return err
+	}
+	fmt.Fprint(f.g.stdout, produceSummary(res, opts.Topic.Name))
+	if res.Failed > 0 {
+		fmt.Fprint(f.g.stderr, notSent(res.Failed))
+		return errPrinted
+	}
+	return nil
+}
+
+// produceSummary is produce's line on stdout.
+func produceSummary(res kafkaops.ProduceResult, topic string) string {
+	return fmt.Sprintf("sent %d %s to %s\n", res.Sent, plural(res.Sent, "record"), topic)
+}
+
+// notSent is produce's line on stderr when lines were not sent.
+func notSent(n int) string {
+	if n == 1 {
+		return "1 line was not sent\n"
+	}
+	return fmt.Sprintf("%d lines were not sent\n", n)
 }
 
 // produceTopic is the topic produce sends to: the pipeline's input, or the
@@ -130,96 +132,42 @@ func produceTopic(pl *pipeline.PipelinePlan, priority string) (string, error) {
 		}
 		names = append(names, wt.Name)
 	}
-	return "", usageError{fmt.Sprintf("--priority %q: pipeline %q has no such priority topic (names: %s)",
-		priority, pl.Name, strings.Join(names, ", "))}
+	return "", usagef("--priority %q: pipeline %q has no such priority topic (names: %s)",
+		priority, pl.Name, strings.Join(names, ", "))
 }
 
-type producing struct {
-	g            *globals
-	topic        string
-	producer     sarama.SyncProducer
-	keyOf        func([]byte) ([]byte, error)
-	headers      []sarama.RecordHeader
-	sent, failed int
-}
-
-func (p *producing) run() error {
-	sc := bufio.NewScanner(p.g.stdin)
-	sc.Buffer(make([]byte, 64*1024), 16<<20)
-	batch := make([]*sarama.ProducerMessage, 0, produceBatch)
-	line := 0
-	for sc.Scan() {
-		line++
-		text := sc.Bytes()
-		if len(strings.TrimSpace(string(text))) == 0 {
-			continue
-		}
-		value := append([]byte{}, text...)
-		k, err := p.keyOf(value)
-		if err != nil {
-			fmt.Fprintf(p.g.stderr, "stdin:%d: %v\n", line, err)
-			p.failed++
-			continue
-		}
-		m := &sarama.ProducerMessage{Topic: p.topic, Value: sarama.ByteEncoder(value),
-			Headers: append([]sarama.RecordHeader{{Key: []byte(filters.HeaderJob), Value: []byte(uuid.NewString())}}, p.headers...)}
-		if k != nil {
-			m.Key = sarama.ByteEncoder(k)
-		}
-		if batch = append(batch, m); len(batch) == produceBatch {
-			if err := p.flush(batch); err != nil {
-				return err
-			}
-			batch = batch[:0]
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("read stdin line %d: %w", line+1, err)
-	}
-	return p.flush(batch)
-}
-
-func (p *producing) flush(batch []*sarama.ProducerMessage) error {
-	if len(batch) == 0 {
-		return nil
-	}
-	if err := p.producer.SendMessages(batch); err != nil {
-		return fmt.Errorf("send to %s (after %d sent): %w", p.topic, p.sent, err)
-	}
-	p.sent += len(batch)
-	return nil
-}
-
-func parseHeaders(hs []string) ([]sarama.RecordHeader, error) {
-	out := make([]sarama.RecordHeader, 0, len(hs))
+// parseHeaders reads --header name=value flags.
+func parseHeaders(hs []string) ([]kafkaops.Header, error) {
+	out := make([]kafkaops.Header, 0, len(hs))
 	for _, h := range hs {
 		k, v, ok := strings.Cut(h, "=")
 		if !ok || k == "" {
-			return nil, fmt.Errorf("header %q: want name=value", h)
+			return nil, usagef("--header %q: want name=value", h)
 		}
 		if k == filters.HeaderJob {
-			return nil, fmt.Errorf("header %s is set by produce", k)
+			return nil, usagef("--header %s: set by produce (a new id per record)", k)
 		}
-		out = append(out, sarama.RecordHeader{Key: []byte(k), Value: []byte(v)})
+		out = append(out, kafkaops.Header{Key: []byte(k), Value: []byte(v)})
 	}
 	return out, nil
 }
 
-// keyFunc returns how each line's key is computed.
+// keyFunc returns how each line's key is computed: key for every line,
+// the result of the jq expression keyJQ, or none (nil).
 func keyFunc(key, keyJQ string) (func([]byte) ([]byte, error), error) {
 	switch {
 	case key != "":
 		return func([]byte) ([]byte, error) { return []byte(key), nil }, nil
 	case keyJQ == "":
-		return func([]byte) ([]byte, error) { return nil, nil }, nil
+		return nil, nil
 	}
 	q, err := gojq.Parse(keyJQ)
 	if err != nil {
-		return nil, fmt.Errorf("--key-jq: %w", err)
+		return nil, usagef("--key-jq: %v", err)
 	}
 	code, err := gojq.Compile(q)
 	if err != nil {
-		return nil, fmt.Errorf("--key-jq: %w", err)
+		return nil, usagef("--key-jq: %v", err)
 	}
 	return func(line []byte) ([]byte, error) {
 		// Numbers keep their text: as float64, ids past 2^53 would share
@@ -246,11 +194,4 @@ func keyFunc(key, keyJQ string) (func([]byte) ([]byte, error), error) {
 		}
 		return k, nil
 	}, nil
-}
-
-func plural(n int, word string) string {
-	if n == 1 {
-		return word
-	}
-	return word + "s"
 }

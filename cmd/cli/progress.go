@@ -1,56 +1,67 @@
 package cli
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"os"
 	"time"
 
-	"github.com/IBM/sarama"
+	"github.com/millrace/millrace/kafkaops"
 )
 
 // progress draws a one-line progress bar on a terminal (and nothing
-// elsewhere): records read of total, and how many were sent.
+// elsewhere): records read of the total, and how many were sent.
 type progress struct {
 	w     io.Writer
-	total int64
-	read  int64
-	sent  int
+	p     kafkaops.Progress
 	last  time.Time
 	shown bool
 }
 
 // newProgress returns a progress bar writing to w if w is a terminal, or
 // nil (whose methods do nothing).
-func newProgress(w io.Writer, total int64) *progress {
+func newProgress(w io.Writer) *progress {
 	f, ok := w.(*os.File)
-	if !ok || total <= 0 {
+	if !ok {
 		return nil
 	}
 	if st, err := f.Stat(); err != nil || st.Mode()&os.ModeCharDevice == 0 {
 		return nil
 	}
-	return &progress{w: w, total: total}
+	return &progress{w: w}
 }
 
-func (p *progress) step(sent bool) {
-	if p == nil {
+// report returns the function an operation reports its progress to; nil
+// for a nil bar.
+func (b *progress) report() func(kafkaops.Progress) {
+	if b == nil {
+		return nil
+	}
+	return b.update
+}
+
+// update draws p, at most every 100 ms (and at the end); a total of 0
+// (unknown) draws nothing.
+func (b *progress) update(p kafkaops.Progress) {
+	if p.Total <= 0 {
 		return
 	}
-	p.read++
-	if sent {
-		p.sent++
-	}
-	if now := time.Now(); now.Sub(p.last) >= 100*time.Millisecond || p.read == p.total {
-		p.last = now
-		p.draw()
+	b.p = p
+	if now := time.Now(); now.Sub(b.last) >= 100*time.Millisecond || p.Read == p.Total {
+		b.last = now
+		b.draw()
 	}
 }
 
-func (p *progress) draw() {
+func (b *progress) draw() {
+	fmt.Fprint(b.w, progressLine(b.p))
+	b.shown = true
+}
+
+// progressLine is the bar for p: "\r[====      ] 40/100 read, 38 sent".
+func progressLine(p kafkaops.Progress) string {
 	const width = 30
-	done := int(int64(width) * min(p.read, p.total) / p.total)
+	done := int(int64(width) * min(p.Read, p.Total) / p.Total)
 	bar := make([]byte, width)
 	for i := range bar {
 		bar[i] = ' '
@@ -58,36 +69,13 @@ func (p *progress) draw() {
 			bar[i] = '='
 		}
 	}
-	fmt.Fprintf(p.w, "\r[%s] %d/%d read, %d sent", bar, p.read, p.total, p.sent)
-	p.shown = true
+	return fmt.Sprintf("\r[%s] %d/%d read, %d sent", bar, p.Read, p.Total, p.Sent)
 }
 
 // done ends the bar's line.
-func (p *progress) done() {
-	if p != nil && p.shown {
-		p.draw()
-		fmt.Fprintln(p.w)
+func (b *progress) done() {
+	if b != nil && b.shown {
+		b.draw()
+		fmt.Fprintln(b.w)
 	}
-}
-
-// recordsBetween counts the offsets of topic from start (per partition;
-// the log start where absent) to the end.
-func recordsBetween(ctx context.Context, client sarama.Client, topic string, start map[int32]int64) int64 {
-	parts, err := client.Partitions(topic)
-	if err != nil {
-		return 0
-	}
-	var n int64
-	for _, p := range parts {
-		end, err1 := client.GetOffset(topic, p, sarama.OffsetNewest)
-		first, err2 := client.GetOffset(topic, p, sarama.OffsetOldest)
-		if err1 != nil || err2 != nil || ctx.Err() != nil {
-			return 0
-		}
-		if o, ok := start[p]; ok && o > first {
-			first = o
-		}
-		n += max(end-first, 0)
-	}
-	return n
 }

@@ -6,18 +6,17 @@ import (
 	"fmt"
 	"io"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 	"unicode/utf8"
 
-	"github.com/IBM/sarama"
 	"github.com/spf13/cobra"
 
 	"github.com/millrace/millrace/filters"
 	"github.com/millrace/millrace/kafkaops"
+	"github.com/millrace/millrace/pipeline"
 )
 
 func newQuarantineCmd(g *globals) *cobra.Command {
@@ -35,135 +34,125 @@ Both read outside any consumer group and change nothing. To send records
 back to their stage, see millrace replay quarantine.`,
 		Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			return usageError{"quarantine needs a subcommand: ls or show (see millrace quarantine --help)"}
+			return usagef("quarantine needs a subcommand: ls or show")
 		},
 	}
 	cmd.AddCommand(newQuarantineLsCmd(g), newQuarantineShowCmd(g))
 	return cmd
 }
 
-// selection picks quarantined records: by stage, error and time.
-type selection struct {
+// selectionFlags are the flags that pick quarantined records.
+type selectionFlags struct {
 	stage, match, since, until string
-	re                         *regexp.Regexp
-	from, to                   time.Time
 }
 
-func (s *selection) flags(cmd *cobra.Command, times bool) {
+func (s *selectionFlags) add(cmd *cobra.Command, times bool) {
 	f := cmd.Flags()
 	f.StringVar(&s.stage, "stage", "", "only records quarantined by this stage")
-	f.StringVar(&s.match, "match", "", "only records whose error (millrace-error) matches this regular expression")
+	f.StringVar(&s.match, "match", "", "only records whose error ("+filters.HeaderError+") matches this regular expression")
 	if times {
 		f.StringVar(&s.since, "since", "", "only records quarantined at or after this time (RFC 3339, or UTC without a zone)")
 		f.StringVar(&s.until, "until", "", "only records quarantined before this time")
 	}
 }
 
-func (s *selection) compile() error {
+// selection returns the selection the flags ask for. With pl, --stage
+// must name one of its stages; without, it may name a stage no longer in
+// the file (its records stay in quarantine).
+func (s *selectionFlags) selection(pl *pipeline.PipelinePlan) (kafkaops.QuarantineSelection, error) {
+	var sel kafkaops.QuarantineSelection
 	var err error
+	if s.stage != "" && pl != nil {
+		if _, err := stagePlan(pl, s.stage); err != nil {
+			return sel, err
+		}
+	}
+	sel.Stage = s.stage
 	if s.match != "" {
-		if s.re, err = regexp.Compile(s.match); err != nil {
-			return usageError{fmt.Sprintf("--match %q: %v", s.match, err)}
+		if sel.Error, err = regexp.Compile(s.match); err != nil {
+			return sel, usagef("--match %q: %v", s.match, err)
 		}
 	}
-	if s.since != "" {
-		if s.from, err = parseTime("since", s.since); err != nil {
-			return err
-		}
+	if sel.Since, sel.Until, err = parseRange(s.since, s.until); err != nil {
+		return sel, err
 	}
-	if s.until != "" {
-		if s.to, err = parseTime("until", s.until); err != nil {
-			return err
-		}
-	}
-	return nil
+	return sel, nil
 }
 
-func (s *selection) selects(m *sarama.ConsumerMessage) bool {
-	switch {
-	case s.stage != "" && header(m, filters.HeaderStage) != s.stage:
-		return false
-	case s.re != nil && !s.re.MatchString(header(m, filters.HeaderError)):
-		return false
-	case !s.from.IsZero() && m.Timestamp.Before(s.from):
-		return false
-	case !s.to.IsZero() && !m.Timestamp.Before(s.to):
-		return false
-	}
-	return true
+// quarantineOptions say whose quarantine to read and how to print it.
+type quarantineOptions struct {
+	kafkaops.QuarantineOptions
+	pipeline string
+	limit    int
+	json     bool
 }
 
-// header is the value of m's last header named key ("" if none), as
-// Kafka's Headers.lastHeader reads it.
-func header(m *sarama.ConsumerMessage, key string) string {
-	for i := len(m.Headers) - 1; i >= 0; i-- {
-		if string(m.Headers[i].Key) == key {
-			return string(m.Headers[i].Value)
-		}
-	}
-	return ""
+// quarantineFlags are the flags quarantine ls and show share.
+type quarantineFlags struct {
+	pipeline string
+	sel      selectionFlags
+	limit    int
+	json     bool
+	cf       clusterFlags
 }
 
-// hasHeader reports whether m has a header named key.
-func hasHeader(m *sarama.ConsumerMessage, key string) bool {
-	for _, h := range m.Headers {
-		if string(h.Key) == key {
-			return true
-		}
+func (q *quarantineFlags) options(g *globals) (quarantineOptions, error) {
+	if q.limit < 0 {
+		return quarantineOptions{}, usagef("--limit %d: want 0 (all) or more", q.limit)
 	}
-	return false
-}
-
-// scanTopic calls fn on every record of topic from start (partition →
-// first offset; absent: the oldest) up to the end each partition has when
-// the scan begins, one partition after the other, in offset order. fn
-// returning false stops the scan.
-func scanTopic(ctx context.Context, client sarama.Client, topic string, start map[int32]int64,
-	fn func(*sarama.ConsumerMessage) (bool, error)) error {
-	if err := client.RefreshMetadata(topic); err != nil {
-		return fmt.Errorf("topic %s: %w", topic, err)
-	}
-	parts, err := client.Partitions(topic)
+	plan, pl, err := g.loadPipeline(q.pipeline)
 	if err != nil {
-		return fmt.Errorf("topic %s: %w", topic, err)
+		return quarantineOptions{}, err
 	}
-	consumer, err := sarama.NewConsumerFromClient(client)
+	sel, err := q.sel.selection(nil)
 	if err != nil {
-		return fmt.Errorf("open consumer: %w", err)
+		return quarantineOptions{}, err
 	}
-	defer consumer.Close()
-	for _, p := range parts {
-		end, err := client.GetOffset(topic, p, sarama.OffsetNewest)
-		if err != nil {
-			return fmt.Errorf("topic %s partition %d: %w", topic, p, err)
-		}
-		first, err := client.GetOffset(topic, p, sarama.OffsetOldest)
-		if err != nil {
-			return fmt.Errorf("topic %s partition %d: %w", topic, p, err)
-		}
-		if o, ok := start[p]; ok && o > first {
-			first = o
-		}
-		if first >= end {
-			continue
-		}
-		more, err := kafkaops.ReadRange(ctx, consumer, topic, p, first, end, fn)
-		if err != nil || !more {
-			return err
-		}
+	cluster, err := q.cf.cluster(g, plan)
+	if err != nil {
+		return quarantineOptions{}, err
 	}
-	return nil
+	return quarantineOptions{QuarantineOptions: kafkaops.QuarantineOptions{Cluster: cluster, Topic: pl.Quarantine, Select: sel},
+		pipeline: pl.Name, limit: q.limit, json: q.json}, nil
 }
 
-// errorCount is a row of quarantine ls. Its strings are header values,
-// which may hold any bytes (an exec filter's error quotes its stderr).
-type errorCount struct {
-	Stage        string
-	Error        string
-	Count        int
-	FirstFailure string
-	LastFailure  string
+func newQuarantineLsCmd(g *globals) *cobra.Command {
+	var q quarantineFlags
+	cmd := &cobra.Command{
+		Use:   "ls --pipeline P [--stage S] [--match REGEX] [--json]",
+		Short: "Count quarantined records by stage and error",
+		Long: `Count the records in a pipeline's quarantine topic, grouped by the stage that
+failed them and their error, with the first and last failure times.`,
+		Example: `  millrace quarantine ls --pipeline orders
+  millrace quarantine ls --pipeline orders --stage price --json`,
+		Args: cobra.NoArgs,
+	}
+	do := func(ctx context.Context, o quarantineOptions) error {
+		counts, err := kafkaops.CountQuarantine(ctx, o.QuarantineOptions)
+		if err != nil {
+			return err
+		}
+		rows := make([]errorCount, len(counts.Errors))
+		for i, c := range counts.Errors {
+			rows[i] = errorCount(c)
+		}
+		if o.json {
+			return writeJSON(g.stdout, map[string]any{"pipeline": o.pipeline, "topic": o.Topic, "total": counts.Total, "errors": rows})
+		}
+		printCounts(g.stdout, o.Topic, counts.Total, rows)
+		return nil
+	}
+	command(g, cmd, func([]string) (quarantineOptions, error) { return q.options(g) }, do)
+	cmd.Flags().StringVar(&q.pipeline, "pipeline", "", "pipeline whose quarantine to read (required)")
+	q.sel.add(cmd, false)
+	cmd.Flags().BoolVar(&q.json, "json", false, "print JSON")
+	q.cf.add(cmd)
+	require(cmd, "pipeline")
+	return cmd
 }
+
+// errorCount is a row of quarantine ls.
+type errorCount kafkaops.ErrorCount
 
 // MarshalJSON writes the row as {"stage", "error", "count",
 // "first_failure", "last_failure"}, each string as records print theirs
@@ -180,100 +169,6 @@ func (c errorCount) MarshalJSON() ([]byte, error) {
 	appendTextField(&b, "last_failure", c.LastFailure)
 	b.WriteByte('}')
 	return b.Bytes(), nil
-}
-
-func newQuarantineLsCmd(g *globals) *cobra.Command {
-	var (
-		pipelineName string
-		sel          selection
-		asJSON       bool
-		timeout      time.Duration
-	)
-	cmd := &cobra.Command{
-		Use:   "ls --pipeline P [--stage S] [--match REGEX] [--json]",
-		Short: "Count quarantined records by stage and error",
-		Long: `Count the records in a pipeline's quarantine topic, grouped by the stage that
-failed them and their error, with the first and last failure times.`,
-		Example: `  millrace quarantine ls --pipeline orders
-  millrace quarantine ls --pipeline orders --stage price --json`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := sel.compile(); err != nil {
-				return err
-			}
-			_, pl, client, err := g.connect(cmd.Context(), pipelineName, timeout)
-			if err != nil {
-				return err
-			}
-			defer client.Close()
-			counts := map[[2]string]*errorCount{}
-			total := 0
-			err = scanTopic(cmd.Context(), client, pl.Quarantine, nil, func(m *sarama.ConsumerMessage) (bool, error) {
-				if !sel.selects(m) {
-					return true, nil
-				}
-				total++
-				k := [2]string{header(m, filters.HeaderStage), header(m, filters.HeaderError)}
-				c := counts[k]
-				if c == nil {
-					c = &errorCount{Stage: k[0], Error: k[1]}
-					counts[k] = c
-				}
-				c.Count++
-				first, last := header(m, filters.HeaderFirstFailure), header(m, filters.HeaderLastFailure)
-				if first == "" {
-					first = m.Timestamp.UTC().Format(time.RFC3339Nano)
-				}
-				if last == "" {
-					last = m.Timestamp.UTC().Format(time.RFC3339Nano)
-				}
-				if c.FirstFailure == "" || earlier(first, c.FirstFailure) {
-					c.FirstFailure = first
-				}
-				if c.LastFailure == "" || earlier(c.LastFailure, last) {
-					c.LastFailure = last
-				}
-				return true, nil
-			})
-			if err != nil {
-				return err
-			}
-			rows := make([]errorCount, 0, len(counts))
-			for _, c := range counts {
-				rows = append(rows, *c)
-			}
-			sort.Slice(rows, func(i, j int) bool {
-				if rows[i].Stage != rows[j].Stage {
-					return rows[i].Stage < rows[j].Stage
-				}
-				if rows[i].Count != rows[j].Count {
-					return rows[i].Count > rows[j].Count
-				}
-				return rows[i].Error < rows[j].Error
-			})
-			if asJSON {
-				return writeJSON(g.stdout, map[string]any{"pipeline": pl.Name, "topic": pl.Quarantine, "total": total, "errors": rows})
-			}
-			printCounts(g.stdout, pl.Quarantine, total, rows)
-			return nil
-		},
-	}
-	cmd.Flags().StringVar(&pipelineName, "pipeline", "", "pipeline whose quarantine to read (required)")
-	sel.flags(cmd, false)
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	cmd.Flags().DurationVar(&timeout, "connect-timeout", 10*time.Second, "how long to wait for the brokers")
-	_ = cmd.MarkFlagRequired("pipeline")
-	return cmd
-}
-
-// earlier compares two RFC 3339 times; unparsable ones compare as text.
-func earlier(a, b string) bool {
-	ta, ea := time.Parse(time.RFC3339Nano, a)
-	tb, eb := time.Parse(time.RFC3339Nano, b)
-	if ea != nil || eb != nil {
-		return a < b
-	}
-	return ta.Before(tb)
 }
 
 func printCounts(w io.Writer, topic string, total int, rows []errorCount) {
@@ -306,13 +201,7 @@ func shortTime(s string) string {
 }
 
 func newQuarantineShowCmd(g *globals) *cobra.Command {
-	var (
-		pipelineName string
-		sel          selection
-		limit        int
-		asJSON       bool
-		timeout      time.Duration
-	)
+	var q quarantineFlags
 	cmd := &cobra.Command{
 		Use:   "show --pipeline P [--stage S] [--match REGEX] [--limit N] [--json]",
 		Short: "Print quarantined records with their headers",
@@ -327,62 +216,29 @@ JSON object per record, as millrace tail --json does.
   millrace quarantine show --pipeline orders --match 'timeout' --json | jq .headers
   millrace quarantine show --pipeline orders --json | jq -r '.headers[] | select(.key == "millrace-error") | .value'`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := sel.compile(); err != nil {
-				return err
-			}
-			_, pl, client, err := g.connect(cmd.Context(), pipelineName, timeout)
-			if err != nil {
-				return err
-			}
-			defer client.Close()
-			shown := 0
-			err = scanTopic(cmd.Context(), client, pl.Quarantine, nil, func(m *sarama.ConsumerMessage) (bool, error) {
-				if limit > 0 && shown >= limit {
-					return false, nil
-				}
-				if !sel.selects(m) {
-					return true, nil
-				}
-				shown++
-				if asJSON {
-					fmt.Fprintln(g.stdout, string(recordJSON(m)))
-				} else {
-					printQuarantined(g.stdout, m)
-				}
-				return true, nil
-			})
-			if err != nil {
-				return err
-			}
-			if !asJSON {
-				fmt.Fprintf(g.stdout, "%d %s shown\n", shown, plural(shown, "record"))
-			}
-			return nil
-		},
 	}
-	cmd.Flags().StringVar(&pipelineName, "pipeline", "", "pipeline whose quarantine to read (required)")
-	sel.flags(cmd, false)
-	cmd.Flags().IntVarP(&limit, "limit", "n", 0, "print at most this many records (0: all)")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per record, every byte kept (see above)")
-	cmd.Flags().DurationVar(&timeout, "connect-timeout", 10*time.Second, "how long to wait for the brokers")
-	_ = cmd.MarkFlagRequired("pipeline")
-	return cmd
-}
-
-// printQuarantined writes a quarantined record as text: where it is, its
-// key, its headers in record order (but watermill's message id) and its
-// payload, escaped as recordTextHelp says.
-func printQuarantined(w io.Writer, m *sarama.ConsumerMessage) {
-	fmt.Fprintf(w, "%s %d/%d", m.Topic, m.Partition, m.Offset)
-	if m.Key != nil {
-		fmt.Fprintf(w, " key=%s", quoteIfNeeded(string(m.Key)))
-	}
-	fmt.Fprintf(w, " at %s\n", m.Timestamp.UTC().Format(time.RFC3339))
-	for _, h := range m.Headers {
-		if string(h.Key) != watermillUUIDHeader {
-			fmt.Fprintf(w, "  %s: %s\n", quoteIfNeeded(string(h.Key)), payloadText(h.Value))
+	do := func(ctx context.Context, o quarantineOptions) error {
+		shown, err := kafkaops.ShowQuarantine(ctx, o.QuarantineOptions, o.limit, func(m *kafkaops.Record) {
+			if o.json {
+				fmt.Fprintln(g.stdout, string(recordJSON(m)))
+			} else {
+				printQuarantined(g.stdout, m)
+			}
+		})
+		if err != nil {
+			return err
 		}
+		if !o.json {
+			fmt.Fprintf(g.stdout, "%d %s shown\n", shown, plural(shown, "record"))
+		}
+		return nil
 	}
-	fmt.Fprintf(w, "  payload: %s\n\n", payloadText(m.Value))
+	command(g, cmd, func([]string) (quarantineOptions, error) { return q.options(g) }, do)
+	cmd.Flags().StringVar(&q.pipeline, "pipeline", "", "pipeline whose quarantine to read (required)")
+	q.sel.add(cmd, false)
+	cmd.Flags().IntVarP(&q.limit, "limit", "n", 0, "print at most this many records (0: all)")
+	cmd.Flags().BoolVar(&q.json, "json", false, "print one JSON object per record, every byte kept (see above)")
+	q.cf.add(cmd)
+	require(cmd, "pipeline")
+	return cmd
 }

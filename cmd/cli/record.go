@@ -4,17 +4,20 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
-	"github.com/IBM/sarama"
+	"github.com/millrace/millrace/kafkaops"
+	"github.com/millrace/millrace/transport"
 )
 
-// watermillUUIDHeader is watermill-kafka's message id header, which text
-// output leaves out.
-const watermillUUIDHeader = "_watermill_message_uuid"
+// Records print without the header of Watermill's message id
+// (transport.MessageIDHeader), which millrace's transport sets on every
+// record and nobody reads: text and JSON show the same headers.
 
 // recordJSONHelp says how records print as JSON, for the commands' help.
 const recordJSONHelp = `With --json each record is one JSON object on one line, carrying every
@@ -23,19 +26,67 @@ byte: {"topic", "partition", "offset", "timestamp", "key", "headers",
 they are UTF-8, null when the record has none (no key, a tombstone), and
 otherwise appear as "key_base64" or "payload_base64" (standard base64)
 instead. Headers are a list of {"key", "value"} in record order, repeats
-kept, each name and value following the same rule ("value_base64"). The
+kept, each name and value following the same rule ("value_base64"), all but
+the message id millrace's transport sets (` + transport.MessageIDHeader + `). The
 payload is never parsed: use jq -r .payload for its text, or
 jq '.payload | fromjson' for its JSON.`
 
 // recordTextHelp says how records print as text.
-const recordTextHelp = `In text, headers keep their record order, and keys, header names and
-values, and payloads that are not UTF-8, hold control characters or could be
-misread are printed Go-quoted, with invalid bytes as \xNN: "x\xff". A
-tombstone's payload prints as nothing, an empty one as "".`
+const recordTextHelp = `In text, headers keep their record order (but the message id, as in
+JSON), and keys, header names and values, and payloads that are not UTF-8,
+hold control characters or could be misread are printed Go-quoted, with
+invalid bytes as \xNN: "x\xff". A tombstone's payload prints as nothing, an
+empty one as "".`
+
+// shownHeaders are the headers of m that records print with: all but the
+// message id, in record order.
+func shownHeaders(m *kafkaops.Record) []*kafkaops.Header {
+	out := make([]*kafkaops.Header, 0, len(m.Headers))
+	for _, h := range m.Headers {
+		if h != nil && string(h.Key) != transport.MessageIDHeader {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// recordText returns a record as one line of text: partition/offset, the
+// key, the headers and the payload, escaped as recordTextHelp says.
+func recordText(m *kafkaops.Record) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d/%d", m.Partition, m.Offset)
+	if m.Key != nil {
+		fmt.Fprintf(&b, " key=%s", quoteIfNeeded(string(m.Key)))
+	}
+	for _, h := range shownHeaders(m) {
+		b.WriteString(" " + quoteIfNeeded(string(h.Key)))
+		if h.Value != nil {
+			b.WriteString("=" + quoteIfNeeded(string(h.Value)))
+		}
+	}
+	b.WriteString(" | ")
+	b.WriteString(payloadText(m.Value))
+	return b.String()
+}
+
+// printQuarantined writes a quarantined record as text: where it is, its
+// key and time, then a line per header and the payload, escaped as
+// recordTextHelp says, and a blank line.
+func printQuarantined(w io.Writer, m *kafkaops.Record) {
+	fmt.Fprintf(w, "%s %d/%d", m.Topic, m.Partition, m.Offset)
+	if m.Key != nil {
+		fmt.Fprintf(w, " key=%s", quoteIfNeeded(string(m.Key)))
+	}
+	fmt.Fprintf(w, " at %s\n", m.Timestamp.UTC().Format(time.RFC3339))
+	for _, h := range shownHeaders(m) {
+		fmt.Fprintf(w, "  %s: %s\n", quoteIfNeeded(string(h.Key)), payloadText(h.Value))
+	}
+	fmt.Fprintf(w, "  payload: %s\n\n", payloadText(m.Value))
+}
 
 // recordJSON returns a record as a JSON object without loss (see
 // recordJSONHelp).
-func recordJSON(m *sarama.ConsumerMessage) []byte {
+func recordJSON(m *kafkaops.Record) []byte {
 	var b bytes.Buffer
 	b.WriteString(`{"topic":`)
 	appendJSONString(&b, m.Topic)
@@ -48,7 +99,7 @@ func recordJSON(m *sarama.ConsumerMessage) []byte {
 	b.WriteByte(',')
 	appendBytesField(&b, "key", m.Key)
 	b.WriteString(`,"headers":[`)
-	for i, h := range m.Headers {
+	for i, h := range shownHeaders(m) {
 		if i > 0 {
 			b.WriteByte(',')
 		}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -10,18 +11,7 @@ import (
 	"github.com/millrace/millrace/router"
 )
 
-func newRunCmd(g *globals) *cobra.Command {
-	var (
-		stages      []string
-		port        int
-		dataDir     string
-		stopTimeout time.Duration
-		connTimeout time.Duration
-	)
-	cmd := &cobra.Command{
-		Use:   "run",
-		Short: "Run the pipelines' stages (all, or those chosen with --stage)",
-		Long: `Run the stages of the pipelines in the pipelines file until SIGINT or SIGTERM.
+const runHelp = `Run the stages of the pipelines in the pipelines file until SIGINT or SIGTERM.
 
 Each stage reads its input topic in its own consumer group
 (millrace.<pipeline>.<stage>), runs its filter and publishes the results to the
@@ -38,94 +28,97 @@ If the brokers do not answer at start, run retries with backoff, logging each
 attempt, for --connect-timeout (30s; 0 waits for ever) and then exits 1.
 
 On SIGINT or SIGTERM it stops fetching, lets records in flight finish, publishes
-their results, commits and exits 0 (bounded by --stop-timeout).`,
+their results, commits and exits 0 (bounded by --stop-timeout).`
+
+// runOptions are what `millrace run` runs: the engine, on the embedded
+// broker when embedded is set.
+type runOptions struct {
+	engine   router.EngineConfig
+	embedded *broker.Config
+}
+
+// runFlags are the flags of `millrace run`.
+type runFlags struct {
+	g           *globals
+	stages      []string
+	port        int
+	dataDir     string
+	stopTimeout time.Duration
+	connTimeout time.Duration
+}
+
+func newRunCmd(g *globals) *cobra.Command {
+	f := &runFlags{g: g}
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run the pipelines' stages (all, or those chosen with --stage)",
+		Long:  runHelp,
 		Example: `  millrace run
-  millrace run -f jobs.yaml --brokers kafka-1:9092,kafka-2:9092
+  millrace run -f pipelines.yaml --brokers kafka-1:9092,kafka-2:9092
   millrace run --brokers 127.0.0.1:9092 --stage orders/price --stage orders/confirm`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := g.logger()
-			if err != nil {
-				return err
-			}
-			f, err := g.load()
-			if err != nil {
-				return err
-			}
-			plan := f.Plan()
-			selected, err := plan.Stages(stages...)
-			if err != nil {
-				return err
-			}
-			ctx, stop := signalContext(cmd.Context(), log)
-			defer stop()
-			brokers := g.resolveBrokers(plan)
-			if len(brokers) == 0 {
-				b, err := broker.Start(broker.Config{Port: port, DataDir: dataDir, Logger: log})
-				if err != nil {
-					return err
-				}
-				defer b.Close()
-				log.Info("embedded broker listening", "addr", b.Addr(), "data_dir", dataDir)
-				brokers = []string{b.Addr()}
-			}
-			if connTimeout == 0 {
-				connTimeout = -1 // wait for ever
-			}
-			eng, err := router.NewEngine(router.EngineConfig{Plan: plan, Stages: selected, Brokers: brokers,
-				StopTimeout: stopTimeout, ConnectTimeout: connTimeout, Logger: log})
-			if err != nil {
-				return err
-			}
-			if err := eng.Run(ctx); err != nil {
-				return fmt.Errorf("run: %w", err)
-			}
-			return nil
-		},
 	}
-	cmd.Flags().StringArrayVar(&stages, "stage", nil, "run only this stage, as pipeline/stage or pipeline (repeatable)")
-	cmd.Flags().IntVar(&port, "embedded-port", broker.DefaultPort, "port of the embedded broker on 127.0.0.1 (0: any free port)")
-	cmd.Flags().StringVar(&dataDir, "data-dir", broker.DefaultDir, "where the embedded broker keeps its data")
-	cmd.Flags().DurationVar(&stopTimeout, "stop-timeout", 30*time.Second, "how long records in flight may take to finish on stop")
-	cmd.Flags().DurationVar(&connTimeout, "connect-timeout", 30*time.Second,
+	command(g, cmd, f.parse, f.do)
+	fl := cmd.Flags()
+	fl.StringArrayVar(&f.stages, "stage", nil, "run only this stage, as pipeline/stage or pipeline (repeatable)")
+	fl.IntVar(&f.port, "embedded-port", broker.DefaultPort, "port of the embedded broker on 127.0.0.1 (0: any free port)")
+	fl.StringVar(&f.dataDir, "data-dir", broker.DefaultDir, "where the embedded broker keeps its data")
+	fl.DurationVar(&f.stopTimeout, "stop-timeout", 30*time.Second, "how long records in flight may take to finish on stop")
+	fl.DurationVar(&f.connTimeout, "connect-timeout", 30*time.Second,
 		"how long to wait for the brokers at start, logging each attempt; 0 waits until they answer (or a signal)")
 	return cmd
 }
 
-func newBrokerCmd(g *globals) *cobra.Command {
-	var (
-		port    int
-		dataDir string
-	)
-	cmd := &cobra.Command{
-		Use:   "broker",
-		Short: "Run only the embedded Kafka-protocol broker",
-		Long: `Run the embedded broker on its own until SIGINT or SIGTERM, so that several
-'millrace run --stage ...' processes (and kcat, or any Kafka client) can share it.
-Its data lives in --data-dir and survives a restart.`,
-		Example: `  millrace broker &
-  millrace run --brokers 127.0.0.1:9092 --stage orders/validate &
-  millrace run --brokers 127.0.0.1:9092 --stage orders/price`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := g.logger()
-			if err != nil {
-				return err
-			}
-			ctx, stop := signalContext(cmd.Context(), log)
-			defer stop()
-			b, err := broker.Start(broker.Config{Port: port, DataDir: dataDir, Logger: log})
-			if err != nil {
-				return err
-			}
-			log.Info("embedded broker ready", "addr", b.Addr(), "data_dir", dataDir)
-			<-ctx.Done()
-			b.Close()
-			log.Info("embedded broker stopped")
-			return nil
-		},
+func (f *runFlags) parse([]string) (runOptions, error) {
+	if err := checkPort("--embedded-port", f.port); err != nil {
+		return runOptions{}, err
 	}
-	cmd.Flags().IntVar(&port, "port", broker.DefaultPort, "port on 127.0.0.1 (0: any free port)")
-	cmd.Flags().StringVar(&dataDir, "data-dir", broker.DefaultDir, "where the broker keeps its data")
-	return cmd
+	if f.stopTimeout < 0 {
+		return runOptions{}, usagef("--stop-timeout %s: want 0 or more", f.stopTimeout)
+	}
+	if f.connTimeout < 0 {
+		return runOptions{}, usagef("--connect-timeout %s: want 0 or more (0 waits for ever)", f.connTimeout)
+	}
+	file, err := f.g.load()
+	if err != nil {
+		return runOptions{}, err
+	}
+	plan := file.Plan()
+	selected, err := plan.Stages(f.stages...)
+	if err != nil {
+		return runOptions{}, usagef("--stage: %v", err)
+	}
+	o := runOptions{engine: router.EngineConfig{Plan: plan, Stages: selected, Brokers: f.g.resolveBrokers(plan),
+		StopTimeout: f.stopTimeout, ConnectTimeout: f.connTimeout, Logger: f.g.log}}
+	if f.connTimeout == 0 {
+		o.engine.ConnectTimeout = -1 // wait for ever
+	}
+	if len(o.engine.Brokers) == 0 {
+		o.embedded = &broker.Config{Port: f.port, DataDir: f.dataDir, Logger: f.g.log}
+	}
+	return o, nil
+}
+
+func (f *runFlags) do(ctx context.Context, o runOptions) error {
+	log := o.engine.Logger
+	ctx, stop := signalContext(ctx, log, stopping{"stopping: finishing records in flight",
+		"exiting at once; records in flight will be redelivered"})
+	defer stop()
+	if o.embedded != nil {
+		b, err := startBroker(*o.embedded, "--embedded-port")
+		if err != nil {
+			return err
+		}
+		defer b.Close()
+		log.Info("embedded broker listening", "addr", b.Addr(), "data_dir", o.embedded.DataDir)
+		o.engine.Brokers = []string{b.Addr()}
+	}
+	eng, err := router.NewEngine(o.engine)
+	if err != nil {
+		return err
+	}
+	if err := eng.Run(ctx); err != nil {
+		return fmt.Errorf("run: %w", err)
+	}
+	return nil
 }

@@ -1,13 +1,16 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"github.com/millrace/millrace/pipeline"
 )
 
 func newValidateCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "validate",
 		Short: "Check a pipelines file and report every problem",
 		Long: `Check the pipelines file: YAML syntax, unknown keys, missing fields, names,
@@ -15,18 +18,19 @@ topics, filter names and each stage's filter config against the filter's spec.
 Every problem is printed as file:line:col: message; the exit code is 1 if there
 is any, 0 if the file is valid.`,
 		Example: `  millrace validate
-  millrace validate -f examples/etl.yaml`,
+  millrace validate -f pipelines.yaml`,
 		Args: cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
-			f, err := g.load()
-			if err != nil {
-				return err
-			}
-			plan := f.Plan()
-			stages, _ := plan.Stages()
-			fmt.Fprintf(g.stdout, "%s: ok (%d pipelines, %d stages, %d topics)\n",
-				g.file, len(plan.Pipelines), len(stages), len(plan.Topics()))
-			return nil
-		},
 	}
+	parse := func([]string) (*pipeline.File, error) { return g.load() }
+	do := func(_ context.Context, f *pipeline.File) error {
+		fmt.Fprint(g.stdout, validSummary(g.file, f.Plan()))
+		return nil
+	}
+	return command(g, cmd, parse, do)
+}
+
+// validSummary is validate's line for a valid file.
+func validSummary(file string, plan *pipeline.Plan) string {
+	stages, _ := plan.Stages()
+	return fmt.Sprintf("%s: ok (%d pipelines, %d stages, %d topics)\n", file, len(plan.Pipelines), len(stages), len(plan.Topics()))
 }

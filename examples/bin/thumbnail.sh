@@ -1,7 +1,9 @@
 #!/bin/sh
 # Makes a thumbnail for one image job. Input (stdin): a JSON object with
 # "image" (a path) and optional "width". Output (stdout): the job result as
-# JSON. Exit 65 (EX_DATAERR) marks a record that can never succeed.
+# JSON, without a trailing newline (the exec filter keeps stdout byte for
+# byte: a newline would end up in the record). Exit 65 (EX_DATAERR) marks a
+# record that can never succeed.
 #
 # Uses ImageMagick's `convert` when it is installed; otherwise it records the
 # thumbnail it would have made, so the example runs on any machine.
@@ -19,5 +21,5 @@ if command -v convert >/dev/null 2>&1 && [ -f "$image" ]; then
 else
   status=planned
 fi
-printf '{"image":"%s","thumbnail":"%s","width":%s,"status":"%s","job":"%s"}\n' \
+printf '{"image":"%s","thumbnail":"%s","width":%s,"status":"%s","job":"%s"}' \
   "$image" "$out" "$width" "$status" "${MILLRACE_JOB:-}"

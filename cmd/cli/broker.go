@@ -1,0 +1,76 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/millrace/millrace/broker"
+)
+
+func newBrokerCmd(g *globals) *cobra.Command {
+	var (
+		port    int
+		dataDir string
+	)
+	cmd := &cobra.Command{
+		Use:   "broker",
+		Short: "Run only the embedded Kafka-protocol broker",
+		Long: `Run the embedded broker on its own until SIGINT or SIGTERM, so that several
+'millrace run --stage ...' processes (and kcat, or any Kafka client) can share it.
+Its data lives in --data-dir and survives a restart.`,
+		Example: `  millrace broker &
+  millrace run --brokers 127.0.0.1:9092 --stage orders/validate &
+  millrace run --brokers 127.0.0.1:9092 --stage orders/price`,
+		Args: cobra.NoArgs,
+	}
+	parse := func([]string) (broker.Config, error) {
+		if err := checkPort("--port", port); err != nil {
+			return broker.Config{}, err
+		}
+		return broker.Config{Port: port, DataDir: dataDir, Logger: g.log}, nil
+	}
+	do := func(ctx context.Context, cfg broker.Config) error {
+		log := cfg.Logger
+		ctx, stop := signalContext(ctx, log, stopping{"stopping: saving the broker's data",
+			"exiting at once; the broker's data may not all be saved"})
+		defer stop()
+		b, err := startBroker(cfg, "--port")
+		if err != nil {
+			return err
+		}
+		log.Info("embedded broker ready", "addr", b.Addr(), "data_dir", cfg.DataDir)
+		<-ctx.Done()
+		b.Close()
+		log.Info("embedded broker stopped")
+		return nil
+	}
+	command(g, cmd, parse, do)
+	cmd.Flags().IntVar(&port, "port", broker.DefaultPort, "port on 127.0.0.1 (0: any free port)")
+	cmd.Flags().StringVar(&dataDir, "data-dir", broker.DefaultDir, "where the broker keeps its data")
+	return cmd
+}
+
+// checkPort refuses a port number no TCP port has.
+func checkPort(flag string, port int) error {
+	if port < 0 || port > 65535 {
+		return usagef("%s %d: want a port number, 0..65535 (0: any free port)", flag, port)
+	}
+	return nil
+}
+
+// startBroker starts the embedded broker; when its port or data directory
+// is taken, the error says which flag (portFlag, --data-dir) picks another.
+func startBroker(cfg broker.Config, portFlag string) (*broker.Broker, error) {
+	b, err := broker.Start(cfg)
+	switch {
+	case errors.Is(err, broker.ErrPortInUse):
+		return nil, fmt.Errorf("%w (is another `millrace broker` or Kafka running there? use it with --brokers 127.0.0.1:%d, "+
+			"or pick another port with %s)", err, cfg.Port, portFlag)
+	case errors.Is(err, broker.ErrDataDirInUse):
+		return nil, fmt.Errorf("%w (pick another directory with --data-dir)", err)
+	}
+	return b, err
+}

@@ -1,0 +1,239 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/millrace/millrace/broker"
+	_ "github.com/millrace/millrace/filters/std" // the filters of the test pipelines
+	"github.com/millrace/millrace/kafkaops"
+)
+
+// testPipelines is the pipelines file the parsing tests read.
+const testPipelines = `version: 1
+broker:
+  brokers: [file-broker:9092]
+  client_id: from-file
+defaults: {partitions: 4, replication_factor: 3}
+pipelines:
+  - name: orders
+    input: orders
+    output: orders.done
+    priority: [{topic: orders.high, weight: 8, name: high}]
+    stages:
+      - {name: check, filter: jq, config: {program: .}}
+      - {name: price, filter: jq, config: {program: .}}
+  - name: other
+    input: other.in
+    partitions: 2
+    stages:
+      - {name: only, filter: log}
+`
+
+// parsed is what a command line parses into: the options a command would
+// run with, or its exit code and stderr line.
+type parsed struct {
+	cmd  string
+	opts any
+	code int
+	msg  string
+}
+
+// parseArgs runs args (with -f the test pipelines file) up to the Kafka
+// call, in a directory holding that file.
+func parseArgs(t *testing.T, stdin string, args ...string) parsed {
+	t.Helper()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "pipelines.yaml")
+	if err := os.WriteFile(file, []byte(testPipelines), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	var p parsed
+	g := &globals{stdin: strings.NewReader(stdin), stdout: &out, stderr: &errb}
+	g.parsed = func(cmd *cobra.Command, opts any) error {
+		p.cmd, p.opts = cmd.CommandPath(), opts
+		return nil
+	}
+	p.code, p.msg = g.execute(context.Background(), append([]string{"-f", file}, args...))
+	if errb.Len() > 0 {
+		p.msg = errb.String() + p.msg
+	}
+	return p
+}
+
+func TestParse_flags_become_the_options_of_the_one_call(t *testing.T) {
+	t.Setenv("MILLRACE_BROKERS", "")
+	cluster := func(brokers, clientID string, timeout time.Duration) kafkaops.Cluster {
+		return kafkaops.Cluster{Brokers: strings.Split(brokers, ","), ClientID: clientID, ConnectTimeout: timeout}
+	}
+	since := time.Date(2026, 11, 20, 14, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name string
+		args []string
+		want string // fmt %+v of the options, functions and loggers left out
+	}{
+		{"tail defaults: the file's brokers, from the end, for ever", []string{"tail", "orders.done"},
+			fmt.Sprintf("%+v", kafkaops.TailOptions{Cluster: cluster("file-broker:9092", "from-file", 10*time.Second), Topic: "orders.done"})},
+		{"tail --brokers wins, -n, --exit, --from-beginning", []string{"tail", "t", "--brokers", "a:1,b:2", "-n", "3", "--exit", "--from-beginning", "--connect-timeout", "0"},
+			fmt.Sprintf("%+v", kafkaops.TailOptions{Cluster: cluster("a:1,b:2", "from-file", 0), Topic: "t", FromBeginning: true, Limit: 3, StopAtEnd: true})},
+		{"quarantine ls", []string{"quarantine", "ls", "--pipeline", "orders", "--stage", "gone", "--match", "time.?out"},
+			fmt.Sprintf("%+v", kafkaops.QuarantineOptions{Cluster: cluster("file-broker:9092", "from-file", 10*time.Second),
+				Topic: "orders.quarantine", Select: kafkaops.QuarantineSelection{Stage: "gone"}})},
+		{"replay offsets --shift-by", []string{"replay", "offsets", "--pipeline", "orders", "--stage", "check", "--shift-by", "-5", "--execute"},
+			fmt.Sprintf("%+v", kafkaops.ResetOptions{Cluster: cluster("file-broker:9092", "from-file", 10*time.Second),
+				Group: "millrace.orders.check", Topics: []string{"orders.high", "orders"},
+				Spec: kafkaops.ResetSpec{Kind: kafkaops.ShiftBy, Shift: -5}, Execute: true})},
+		{"replay offsets --to-time in UTC", []string{"replay", "offsets", "--pipeline", "orders", "--stage", "price", "--to-time", "2026-11-20T14:00:00"},
+			fmt.Sprintf("%+v", kafkaops.ResetOptions{Cluster: cluster("file-broker:9092", "from-file", 10*time.Second),
+				Group: "millrace.orders.price", Topics: []string{"orders.price"}, Spec: kafkaops.ResetSpec{Kind: kafkaops.ToTime, Time: since}})},
+		{"replay topic", []string{"replay", "topic", "--from", "a", "--to", "b", "--since", "2026-11-20T15:00:00+01:00", "--until", "2026-11-21", "--rate", "50/s", "--dry-run"},
+			fmt.Sprintf("%+v", kafkaops.CopyOptions{Cluster: cluster("file-broker:9092", "from-file", 10*time.Second), From: "a", To: "b",
+				Since: time.Date(2026, 11, 20, 15, 0, 0, 0, time.FixedZone("", 3600)), Until: time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC), Rate: 50, DryRun: true})},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := parseArgs(t, "", tt.args...)
+			if p.code != 0 {
+				t.Fatalf("exit %d: %s", p.code, p.msg)
+			}
+			var got string
+			switch o := p.opts.(type) {
+			case tailOptions:
+				o.Record = nil
+				got = fmt.Sprintf("%+v", o.TailOptions)
+			case quarantineOptions:
+				o.Select.Error = nil
+				got = fmt.Sprintf("%+v", o.QuarantineOptions)
+			case offsetsOptions:
+				got = fmt.Sprintf("%+v", o.ResetOptions)
+			case copyOptions:
+				got = fmt.Sprintf("%+v", o.CopyOptions)
+			default:
+				t.Fatalf("options %T", p.opts)
+			}
+			if got != tt.want {
+				t.Errorf("options\n got  %s\n want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestParse_produce_options(t *testing.T) {
+	t.Setenv("MILLRACE_BROKERS", "env-broker:9092")
+	p := parseArgs(t, "{\"c\":\"x\"}\n", "produce", "--pipeline", "orders", "--priority", "high", "--key-jq", ".c", "-H", "a=1", "-H", "b=x=y")
+	o, ok := p.opts.(kafkaops.ProduceOptions)
+	if p.code != 0 || !ok {
+		t.Fatalf("exit %d, options %T: %s", p.code, p.opts, p.msg)
+	}
+	if o.Topic.Name != "orders.high" || o.Topic.Partitions != 4 || o.ReplicationFactor != 3 ||
+		fmt.Sprint(o.Brokers) != "[env-broker:9092]" || o.ClientID != "from-file" {
+		t.Errorf("produce options %+v: want orders.high (4 partitions, 3 replicas) on $MILLRACE_BROKERS as from-file", o)
+	}
+	if fmt.Sprintf("%s", o.Headers) != "[{a 1} {b x=y}]" {
+		t.Errorf("headers %s, want a=1, b=x=y", o.Headers)
+	}
+	if k, err := o.KeyOf([]byte(`{"c":"x"}`)); err != nil || string(k) != "x" {
+		t.Errorf("--key-jq .c gives %q, %v", k, err)
+	}
+	p = parseArgs(t, "", "produce", "--pipeline", "other")
+	if o := p.opts.(kafkaops.ProduceOptions); o.Topic.Name != "other.in" || o.Topic.Partitions != 2 || o.KeyOf != nil || len(o.Headers) != 0 {
+		t.Errorf("produce --pipeline other: %+v, want other.in with 2 partitions, no key, no headers", o)
+	}
+}
+
+func TestParse_run_and_broker_options(t *testing.T) {
+	t.Setenv("MILLRACE_BROKERS", "")
+	p := parseArgs(t, "", "run", "--stage", "orders/price", "--stage", "other", "--embedded-port", "0", "--stop-timeout", "1m")
+	o, ok := p.opts.(runOptions)
+	if p.code != 0 || !ok {
+		t.Fatalf("run: exit %d, %T: %s", p.code, p.opts, p.msg)
+	}
+	var ids []string
+	for _, s := range o.engine.Stages {
+		ids = append(ids, s.ID())
+	}
+	if fmt.Sprint(ids) != "[orders/price other/only]" || o.engine.StopTimeout != time.Minute || o.embedded != nil ||
+		fmt.Sprint(o.engine.Brokers) != "[file-broker:9092]" || o.engine.ConnectTimeout != 30*time.Second {
+		t.Errorf("run options %+v: want stages orders/price and other/only on the file's broker", o.engine)
+	}
+	p = parseArgs(t, "", "run", "--connect-timeout", "0", "--brokers", "")
+	// An empty --brokers is no brokers: the file's.
+	if o := p.opts.(runOptions); o.engine.ConnectTimeout >= 0 {
+		t.Errorf("--connect-timeout 0 gives %s, want a negative (wait for ever)", o.engine.ConnectTimeout)
+	}
+	p = parseArgs(t, "", "broker", "--port", "0", "--data-dir", "d")
+	if b, ok := p.opts.(broker.Config); p.code != 0 || !ok || b.Port != 0 || b.DataDir != "d" {
+		t.Errorf("broker: exit %d %+v", p.code, p.opts)
+	}
+}
+
+// TestParse_usage_errors_exit_2_naming_the_flag: every mistake in how a
+// command is called exits 2 with one line that names the flag (or
+// argument) as given, before any broker is contacted.
+func TestParse_usage_errors_exit_2_naming_the_flag(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"produce", "--pipeline", "nope"}, `--pipeline: no pipeline "nope"`},
+		{[]string{"produce"}, "--pipeline is required"},
+		{[]string{"produce", "--pipeline", "orders", "--key", "k", "--key-jq", ".k"}, "--key or --key-jq"},
+		{[]string{"produce", "--pipeline", "orders", "--key-jq", ".["}, "--key-jq"},
+		{[]string{"produce", "--pipeline", "orders", "-H", "novalue"}, `--header "novalue"`},
+		{[]string{"produce", "--pipeline", "orders", "-H", "millrace-job=x"}, "--header millrace-job"},
+		{[]string{"produce", "--pipeline", "orders", "--priority", "urgent"}, `--priority "urgent"`},
+		{[]string{"run", "--stage", "nope/x"}, `--stage: no stage "nope/x"`},
+		{[]string{"run", "--embedded-port", "99999"}, "--embedded-port 99999"},
+		{[]string{"run", "--stop-timeout", "-1s"}, "--stop-timeout -1s"},
+		{[]string{"run", "--connect-timeout", "soon"}, `"--connect-timeout"`},
+		{[]string{"broker", "--port", "-2"}, "--port -2"},
+		{[]string{"validate", "--log-level", "loud"}, `--log-level "loud"`},
+		{[]string{"filters", "list", "--log-format", "xml"}, `--log-format "xml"`},
+		{[]string{"filters", "docs", "teleport"}, `no filter "teleport"`},
+		{[]string{"filters"}, "filters needs a subcommand"},
+		{[]string{"tail"}, "tail takes one TOPIC"},
+		{[]string{"tail", "t", "-n", "-1"}, "--limit -1"},
+		{[]string{"tail", "t", "--connect-timeout", "-1s"}, "--connect-timeout -1s"},
+		{[]string{"quarantine", "ls", "--pipeline", "nope"}, `--pipeline: no pipeline "nope"`},
+		{[]string{"quarantine", "show", "--pipeline", "orders", "--match", "("}, `--match "("`},
+		{[]string{"quarantine"}, "quarantine needs a subcommand"},
+		{[]string{"replay", "offsets", "--pipeline", "orders", "--stage", "nope", "--to-earliest"}, `--stage: pipeline "orders" has no stage "nope"`},
+		{[]string{"replay", "offsets", "--pipeline", "orders"}, "--stage is required"},
+		{[]string{"replay", "offsets"}, "--pipeline and --stage are required"},
+		{[]string{"replay", "offsets", "--pipeline", "orders", "--stage", "check"}, "give exactly one of --to-time"},
+		{[]string{"replay", "offsets", "--pipeline", "orders", "--stage", "check", "--to-earliest", "--to-latest"}, "give exactly one of"},
+		{[]string{"replay", "offsets", "--pipeline", "orders", "--stage", "check", "--to-time", "yesterday"}, `--to-time "yesterday"`},
+		{[]string{"replay", "quarantine", "--pipeline", "orders", "--stage", "nope"}, `--stage: pipeline "orders" has no stage "nope"`},
+		{[]string{"replay", "quarantine", "--pipeline", "orders", "--rate", "fast"}, `--rate "fast"`},
+		{[]string{"replay", "quarantine", "--pipeline", "orders", "--max-replays", "0"}, "--max-replays 0"},
+		{[]string{"replay", "quarantine", "--pipeline", "orders", "--since", "2026-01-02", "--until", "2026-01-01"}, "--until must be after --since"},
+		{[]string{"replay", "topic", "--from", "a", "--to", "a"}, "--from and --to are the same topic"},
+		{[]string{"replay", "topic", "--from", "a"}, "--to is required"},
+		{[]string{"replay"}, "replay needs a subcommand"},
+		{[]string{"validate", "extra"}, `unknown command "extra"`},
+		{[]string{"tial"}, `unknown command "tial" for "millrace"; did you mean tail?`},
+		{[]string{"tail", "t", "--bogus"}, "unknown flag: --bogus"},
+		{[]string{"tail", "t", "-n", "x"}, `invalid argument "x" for "-n, --limit" flag`},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			p := parseArgs(t, "", tt.args...)
+			if p.code != exitUsage || strings.Count(p.msg, "\n") != 0 || !strings.HasPrefix(p.msg, "millrace: ") ||
+				!strings.Contains(p.msg, tt.want) || !strings.HasSuffix(p.msg, " --help')") {
+				t.Fatalf("exit %d, message %q; want exit 2 and one line holding %q and pointing at --help", p.code, p.msg, tt.want)
+			}
+			if p.opts != nil {
+				t.Fatalf("bad usage reached the call with %+v", p.opts)
+			}
+		})
+	}
+}

@@ -1,0 +1,142 @@
+package kafkaops
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/IBM/sarama"
+	"github.com/google/uuid"
+
+	"github.com/millrace/millrace/filters"
+	"github.com/millrace/millrace/pipeline"
+)
+
+// produceBatch is how many records [Produce] sends in one request.
+const produceBatch = 500
+
+// maxLine is the longest line [Produce] reads: 16 MiB.
+const maxLine = 16 << 20
+
+// ProduceOptions says what [Produce] sends where.
+type ProduceOptions struct {
+	Cluster
+	// Topic receives the records. It is created with Topic.Partitions
+	// (and Topic.Config) first if it does not exist, as `millrace run`
+	// would create it.
+	Topic pipeline.Topic
+	// ReplicationFactor is that of the topic if it is created (-1: the
+	// broker's default).
+	ReplicationFactor int
+	// Lines holds one record per line (ending in \n or \r\n, up to
+	// 16 MiB); lines of only white space are skipped.
+	Lines io.Reader
+	// KeyOf computes a line's key (nil: no key); nil KeyOf gives every
+	// record no key. A line whose key it fails on is not sent.
+	KeyOf func(line []byte) ([]byte, error)
+	// Headers are added to every record after its millrace-job header.
+	Headers []Header
+	// LineError, if set, is told of each line not sent (1-based line
+	// number, KeyOf's error).
+	LineError func(line int, err error)
+	// Log gets a line when the topic is created (nil: none).
+	Log *slog.Logger
+}
+
+// ProduceResult counts what [Produce] did.
+type ProduceResult struct {
+	// Sent is how many records the broker acknowledged.
+	Sent int
+	// Failed is how many lines were not sent because KeyOf failed.
+	Failed int
+}
+
+// Produce sends each line of opts.Lines as a record to opts.Topic, with a
+// new millrace-job id (a random UUID) as its first header, in batches of
+// 500 that each wait for the broker's acks (acks from all in-sync
+// replicas). It stops at the first batch the broker refuses; the result
+// is valid (counting what was sent) also then.
+func Produce(ctx context.Context, opts ProduceOptions) (ProduceResult, error) {
+	var res ProduceResult
+	client, err := opts.connect(ctx)
+	if err != nil {
+		return res, err
+	}
+	defer client.Close()
+	log := opts.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := EnsureTopics(client, []pipeline.Topic{opts.Topic}, opts.ReplicationFactor, log); err != nil {
+		return res, err
+	}
+	producer, err := sarama.NewSyncProducerFromClient(client)
+	if err != nil {
+		return res, fmt.Errorf("open producer: %w", err)
+	}
+	defer producer.Close()
+	p := &producing{opts: opts, producer: producer, res: &res}
+	return res, p.run()
+}
+
+type producing struct {
+	opts     ProduceOptions
+	producer sarama.SyncProducer
+	res      *ProduceResult
+}
+
+func (p *producing) run() error {
+	sc := bufio.NewScanner(p.opts.Lines)
+	sc.Buffer(make([]byte, 64*1024), maxLine)
+	batch := make([]*sarama.ProducerMessage, 0, produceBatch)
+	line := 0
+	for sc.Scan() {
+		line++
+		text := sc.Bytes()
+		if len(bytes.TrimSpace(text)) == 0 {
+			continue
+		}
+		value := append([]byte{}, text...)
+		var key []byte
+		if p.opts.KeyOf != nil {
+			k, err := p.opts.KeyOf(value)
+			if err != nil {
+				if p.opts.LineError != nil {
+					p.opts.LineError(line, err)
+				}
+				p.res.Failed++
+				continue
+			}
+			key = k
+		}
+		m := &sarama.ProducerMessage{Topic: p.opts.Topic.Name, Value: sarama.ByteEncoder(value),
+			Headers: append([]sarama.RecordHeader{{Key: []byte(filters.HeaderJob), Value: []byte(uuid.NewString())}}, p.opts.Headers...)}
+		if key != nil {
+			m.Key = sarama.ByteEncoder(key)
+		}
+		if batch = append(batch, m); len(batch) == produceBatch {
+			if err := p.flush(batch); err != nil {
+				return err
+			}
+			batch = batch[:0]
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("read line %d: %w", line+1, err)
+	}
+	return p.flush(batch)
+}
+
+func (p *producing) flush(batch []*sarama.ProducerMessage) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	if err := p.producer.SendMessages(batch); err != nil {
+		return fmt.Errorf("send to %s (after %d sent): %w", p.opts.Topic.Name, p.res.Sent, err)
+	}
+	p.res.Sent += len(batch)
+	return nil
+}
