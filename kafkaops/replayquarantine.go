@@ -114,14 +114,9 @@ type quarantineReplay struct {
 
 func (r *quarantineReplay) run(ctx context.Context, client sarama.Client) error {
 	quarantine := r.opts.Pipeline.Quarantine
-	admin, err := sarama.NewClusterAdminFromClient(client)
+	_, existing, err := listTopics(client)
 	if err != nil {
-		return fmt.Errorf("open cluster admin: %w", err)
-	}
-	// Closing the admin would close the shared client.
-	existing, err := admin.ListTopics()
-	if err != nil {
-		return fmt.Errorf("list topics: %w", err)
+		return err
 	}
 	if _, ok := existing[quarantine]; !ok {
 		return nil // nothing was ever quarantined

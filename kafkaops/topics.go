@@ -16,14 +16,9 @@ import (
 // left alone; one with fewer partitions than asked is logged, since per-key
 // order forbids adding partitions behind the user's back.
 func EnsureTopics(client sarama.Client, topics []pipeline.Topic, replicationFactor int, log *slog.Logger) error {
-	admin, err := sarama.NewClusterAdminFromClient(client)
+	admin, existing, err := listTopics(client)
 	if err != nil {
-		return fmt.Errorf("open cluster admin: %w", err)
-	}
-	// Closing the admin would close the shared client.
-	existing, err := admin.ListTopics()
-	if err != nil {
-		return fmt.Errorf("list topics: %w", err)
+		return err
 	}
 	for _, t := range topics {
 		if d, ok := existing[t.Name]; ok {
@@ -164,4 +159,18 @@ func CoPartition(client sarama.Client, stage string, inputs []string, own []pipe
 		}
 	}
 	return grown, nil
+}
+
+// listTopics returns a cluster admin on client (not to be closed: that
+// would close the client) and the topics that exist.
+func listTopics(client sarama.Client) (sarama.ClusterAdmin, map[string]sarama.TopicDetail, error) {
+	admin, err := sarama.NewClusterAdminFromClient(client)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open cluster admin: %w", err)
+	}
+	existing, err := admin.ListTopics()
+	if err != nil {
+		return nil, nil, fmt.Errorf("list topics: %w", err)
+	}
+	return admin, existing, nil
 }
