@@ -29,13 +29,16 @@ type Cluster struct {
 	// ClientID is the Kafka client id; empty means "millrace".
 	ClientID string
 	// ConnectTimeout is how long to retry the brokers until they answer
-	// (250 ms doubling to 5 s apart, see [transport.Connect]); 0 tries
-	// once.
+	// (250 ms doubling to 5 s apart, see [transport.Connect]); 0 or less
+	// retries until ctx ends, as `millrace run --connect-timeout 0` does.
 	ConnectTimeout time.Duration
 }
 
 // connect opens a client for reading and admin requests.
 func (c Cluster) connect(ctx context.Context) (sarama.Client, error) {
+	if c.ConnectTimeout <= 0 {
+		return transport.Connect(ctx, c.Brokers, transport.NewSaramaConfig(c.ClientID), nil)
+	}
 	return transport.ConnectTimeout(ctx, c.Brokers, transport.NewSaramaConfig(c.ClientID), c.ConnectTimeout)
 }
 

@@ -14,7 +14,7 @@ import (
 type clusterFlags struct{ timeout time.Duration }
 
 func (c *clusterFlags) add(cmd *cobra.Command) {
-	cmd.Flags().DurationVar(&c.timeout, "connect-timeout", 10*time.Second, "how long to wait for the brokers (0: try once)")
+	cmd.Flags().DurationVar(&c.timeout, "connect-timeout", 10*time.Second, "how long to wait for the brokers (0: until they answer, or a signal)")
 }
 
 // cluster says how to reach the brokers (see clientBrokers), with the
