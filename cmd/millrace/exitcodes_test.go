@@ -81,10 +81,10 @@ pipelines:
 		{[]string{"validate", "-f", "missing.yaml"}, "missing.yaml"},
 		{[]string{"broker", "--port", busyPort, "--data-dir", dir + "/b1"}, "pick another port with --port)"},
 		{[]string{"run", "--embedded-port", busyPort, "--data-dir", dir + "/b2"}, "pick another port with --embedded-port)"},
-		{[]string{"produce", "--pipeline", "jobs", "--brokers", down, "--connect-timeout", "0"}, "cannot reach Kafka"},
-		{[]string{"tail", "jobs.out", "--brokers", down, "--connect-timeout", "0"}, "cannot reach Kafka"},
-		{[]string{"quarantine", "ls", "--pipeline", "jobs", "--brokers", down, "--connect-timeout", "0"}, "cannot reach Kafka"},
-		{[]string{"replay", "offsets", "--pipeline", "jobs", "--stage", "tag", "--to-earliest", "--brokers", down, "--connect-timeout", "0"}, "cannot reach Kafka"},
+		{[]string{"produce", "--pipeline", "jobs", "--brokers", down, "--connect-timeout", "1ms"}, "cannot reach Kafka"},
+		{[]string{"tail", "jobs.out", "--brokers", down, "--connect-timeout", "1ms"}, "cannot reach Kafka"},
+		{[]string{"quarantine", "ls", "--pipeline", "jobs", "--brokers", down, "--connect-timeout", "1ms"}, "cannot reach Kafka"},
+		{[]string{"replay", "offsets", "--pipeline", "jobs", "--stage", "tag", "--to-earliest", "--brokers", down, "--connect-timeout", "1ms"}, "cannot reach Kafka"},
 	}
 	for _, tt := range failures {
 		t.Run("failure/"+strings.Join(tt.args, " "), func(t *testing.T) {
