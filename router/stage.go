@@ -95,7 +95,7 @@ func (s *stage) topics() []string {
 // A stage that deduplicates or parks keys in retry tiers returns once the
 // outputs are acked, because its middleware acts on the published outcome.
 // The others do not wait: the record is settled when the broker acks its
-// outputs (see recordCtx.settleLater), so the handler's goroutine ends at
+// outputs (see transport.Delivery.SettleLater), so the handler's goroutine ends at
 // once instead of sleeping through the produce round trip.
 func (s *stage) handle(msg *message.Message) ([]*message.Message, error) {
 	outs, err := s.process(msg)
