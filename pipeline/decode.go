@@ -21,6 +21,7 @@ var (
 var labels = map[reflect.Type]string{
 	reflect.TypeFor[File]():          "the top level",
 	reflect.TypeFor[Broker]():        "broker",
+	reflect.TypeFor[Admin]():         "admin",
 	reflect.TypeFor[Defaults]():      "defaults",
 	reflect.TypeFor[Pipeline]():      "pipeline",
 	reflect.TypeFor[Stage]():         "stage",

@@ -16,6 +16,7 @@ type File struct {
 
 	Version   int        `yaml:"version"`
 	Broker    *Broker    `yaml:"broker"`
+	Admin     *Admin     `yaml:"admin"`
 	Defaults  Defaults   `yaml:"defaults"`
 	Pipelines []Pipeline `yaml:"pipelines"`
 }
@@ -29,6 +30,18 @@ type Broker struct {
 	ClientID string   `yaml:"client_id"`
 	// Compression of produced records: none, gzip, snappy, lz4 or zstd.
 	Compression string `yaml:"compression"`
+}
+
+// Admin configures the admin HTTP server of `millrace run` and `millrace
+// broker` (/healthz, /readyz, /metrics). Flags override it.
+type Admin struct {
+	Positions `yaml:"-"`
+
+	// Addr is host:port, or "off"; default 127.0.0.1:9464.
+	Addr string `yaml:"addr"`
+	// Token is the bearer token /metrics needs (use ${ENV}); an address
+	// other hosts can reach needs one.
+	Token string `yaml:"token"`
 }
 
 // Defaults apply to every pipeline and stage that does not set its own.

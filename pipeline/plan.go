@@ -14,6 +14,9 @@ import (
 // Plan is what the engine runs: every stage with its topics and consumer
 // group, and every topic to create.
 type Plan struct {
+	// AdminAddr and AdminToken are the admin server's address and token
+	// from the file ("" if it sets none).
+	AdminAddr, AdminToken string
 	// Brokers of the Kafka cluster; empty means the embedded broker.
 	Brokers     []string
 	ClientID    string
@@ -97,6 +100,9 @@ type Topic struct {
 // Plan turns a validated file into the stages and topics to run.
 func (f *File) Plan() *Plan {
 	pl := &Plan{ReplicationFactor: f.Defaults.ReplicationFactor}
+	if f.Admin != nil {
+		pl.AdminAddr, pl.AdminToken = f.Admin.Addr, f.Admin.Token
+	}
 	if f.Broker != nil {
 		pl.Brokers = f.Broker.Brokers
 		pl.ClientID = f.Broker.ClientID

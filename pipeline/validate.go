@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"fmt"
+	"net"
 	"regexp"
 	"sort"
 	"strconv"
@@ -38,6 +39,12 @@ func (f *File) validate(p *problems, reg *filters.Registry) {
 				at := f.Broker.Item("brokers", i)
 				p.add(at, "broker %d (%s) needs host:port", i+1, p.quoted(at, b))
 			}
+		}
+	}
+	if a := f.Admin; a != nil && a.Addr != "" && a.Addr != "off" {
+		if _, port, err := net.SplitHostPort(a.Addr); err != nil || !validPort(port) {
+			at := a.Of("addr")
+			p.add(at, "admin addr %s: want host:port (port 0..65535) or off", p.quoted(at, a.Addr))
 		}
 	}
 	d := f.Defaults
@@ -296,4 +303,10 @@ func filterNames(reg *filters.Registry) string {
 		return "none registered"
 	}
 	return strings.Join(names, ", ")
+}
+
+// validPort reports whether s is a TCP port number, 0..65535.
+func validPort(s string) bool {
+	n, err := strconv.Atoi(s)
+	return err == nil && n >= 0 && n <= 65535
 }

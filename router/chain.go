@@ -43,8 +43,8 @@ func (ls layers) names() []string {
 //   - Watermill's Recoverer right inside it turns a panic in millrace's
 //     own middleware into an error, so the record is settled, not lost;
 //     a filter's panic is caught next to the filter (recover.go).
-//   - status (only when an Observer is set) sits outside quarantine, so it
-//     sees every outcome, quarantines included.
+//   - status (only with metrics or an Observer) sits outside quarantine,
+//     so it sees every outcome, quarantines included.
 //   - quarantine wraps retry: poison must wrap retry, or the first failure
 //     would quarantine.
 //   - dedupe is innermost, around the handler, because it acts on the
@@ -55,9 +55,9 @@ func chain(s *stage) layers {
 		{"settle", settleMiddleware(settleConfig{records: s.recs, log: s.log})},
 		{"recoverer", middleware.Recoverer},
 	}
-	if s.observe != nil {
+	if s.observe != nil || s.m.enabled() {
 		ls = append(ls, layer{"status", statusMiddleware(statusConfig{pipeline: s.plan.Pipeline, stage: s.plan.Name,
-			records: s.recs, observe: s.observe, now: s.recs.now})})
+			records: s.recs, observe: s.observe, metrics: s.m, now: s.recs.now})})
 	}
 	ls = append(ls,
 		layer{"quarantine", quarantineMiddleware(quarantineConfig{topic: s.plan.Quarantine, records: s.recs, pub: s.out,

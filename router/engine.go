@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -41,6 +42,11 @@ type EngineConfig struct {
 	// stage (the metrics/status slot of the middleware chain). It runs on
 	// the handler's goroutine and must not block.
 	Observe Observer
+	// Metrics, if set, are where the stages count (NewMetrics); the engine
+	// then also exports the consumer lag of every stage of the plan, every
+	// LagInterval (default 5 s).
+	Metrics     *Metrics
+	LagInterval time.Duration
 }
 
 func (c *EngineConfig) setDefaults() {
@@ -55,6 +61,9 @@ func (c *EngineConfig) setDefaults() {
 	}
 	if c.ConnectTimeout == 0 {
 		c.ConnectTimeout = 30 * time.Second
+	}
+	if c.LagInterval <= 0 {
+		c.LagInterval = 5 * time.Second
 	}
 	if c.Sarama == nil && c.Plan != nil {
 		c.Sarama = transport.NewSaramaConfig(c.Plan.ClientID)
@@ -86,6 +95,11 @@ func (c EngineConfig) Validate() error {
 type Engine struct {
 	cfg   EngineConfig
 	ready chan struct{}
+
+	mu       sync.Mutex
+	stages   []*stage // running, once Run made them
+	started  bool     // the stages were made and the producer connected
+	stopping bool     // a graceful stop began
 }
 
 // NewEngine checks cfg and returns an engine; Run starts it.
@@ -100,6 +114,47 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 // Ready is closed once every stage has joined its consumer group's
 // subscription and is running.
 func (e *Engine) Ready() <-chan struct{} { return e.ready }
+
+// Readiness reports whether the engine should get work (Kubernetes'
+// readiness, a load balancer's check): every stage it runs has joined its
+// consumer group and the producer is connected, and no graceful stop has
+// begun. notReady names what is not ready ("stopping", "starting", or
+// "stage P/S has not joined its consumer group").
+func (e *Engine) Readiness() (ready bool, notReady []string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	switch {
+	case e.stopping:
+		return false, []string{"stopping"}
+	case !e.started:
+		return false, []string{"starting: connecting to Kafka, creating topics"}
+	}
+	for _, s := range e.stages {
+		if !s.joined.Load() {
+			notReady = append(notReady, fmt.Sprintf("stage %s has not joined its consumer group", s.plan.ID()))
+		}
+	}
+	return len(notReady) == 0, notReady
+}
+
+// joined notes that stage s joined its consumer group; it reports false
+// once a graceful stop began (the stage is not ready then).
+func (e *Engine) joined(s *stage) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s.joined.Store(true)
+	return !e.stopping
+}
+
+// stop marks the engine stopping: not ready, its stages' ready gauges 0.
+func (e *Engine) stop() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.stopping = true
+	for _, s := range e.stages {
+		s.setReady(false)
+	}
+}
 
 // Run creates the plan's topics, runs the stages until ctx ends, then stops
 // them gracefully: no new records are fetched, records in flight finish and
@@ -148,6 +203,16 @@ func (e *Engine) Run(ctx context.Context) error {
 		}
 		stages = append(stages, s)
 	}
+	e.mu.Lock()
+	e.stages, e.started = stages, true
+	e.mu.Unlock()
+	go func() {
+		<-ctx.Done()
+		e.stop()
+	}()
+	if e.cfg.Metrics != nil {
+		go exportLag(ctx, client, e.cfg.Metrics, all, e.cfg.LagInterval, log)
+	}
 	go func() {
 		select {
 		case <-r.Running():
@@ -176,20 +241,32 @@ func (e *Engine) addStage(r *message.Router, client sarama.Client, pub *transpor
 		s.dedup = newDedupStore(*sp.Dedup, client, pub, s.log)
 	}
 	cfg, drain := e.groupConfig(sp, s.log)
+	var fetched func()
+	if e.cfg.Metrics != nil {
+		fetched = func() { s.m.consumed.Inc() } // s.m is set before the subscriber runs
+	}
 	sub, err := transport.NewSubscriber(transport.SubscriberConfig{
 		Brokers: e.cfg.Brokers, Group: sp.Group, Sarama: cfg,
 		DrainTimeout: drain, MaxInFlight: sp.MaxInFlight, Logger: s.log, SettleFromContext: true,
 		Unordered: sp.Ordering == pipeline.OrderNone,
 		DueHeader: filters.HeaderRetryAt, DueTopics: sp.RetryTopics,
 		OnAssign: func(ctx context.Context, sess sarama.ConsumerGroupSession) error {
-			return s.assigned(ctx, client, sess)
+			if err := s.assigned(ctx, client, sess); err != nil {
+				return err
+			}
+			if e.joined(s) {
+				s.setReady(true)
+			}
+			return nil
 		},
 		OnRevoke: s.revoked,
+		Fetched:  fetched,
 	})
 	if err != nil {
 		s.close()
 		return nil, err
 	}
+	s.m = e.cfg.Metrics.forStage(sp.Pipeline, sp.Name, sub.InFlight)
 	h := r.AddConsumerHandler(sp.ID(), strings.Join(s.topics(), ","), sub, func(m *message.Message) error {
 		_, err := s.handle(m)
 		return err

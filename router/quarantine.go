@@ -66,7 +66,7 @@ func (cfg quarantineConfig) failed(msg *message.Message, out []*message.Message,
 	if st := stateOf(msg); st != nil {
 		st.quarantined = true
 	}
-	cfg.log.Warn("record quarantined", "topic", cfg.topic, "origin", recordString(msg),
+	cfg.log.Warn("record quarantined", "topic", cfg.topic, "origin", recordString(msg), "job", jobOf(msg),
 		"attempt", cfg.records.attempt(msg), "err", err)
 	return nil, nil
 }

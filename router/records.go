@@ -33,6 +33,7 @@ type handOut struct {
 	outputs     int  // records the filter returned
 	quarantined bool // the quarantine middleware quarantined it
 	skipped     bool // the dedupe middleware skipped it
+	tiered      bool // the retry middleware moved it to a retry tier
 
 	// The watchdog's list of calls in progress (see watchdog).
 	start           time.Time

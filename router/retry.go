@@ -107,7 +107,11 @@ func (cfg retryConfig) failed(msg *message.Message, out []*message.Message, err 
 		if keyed {
 			cfg.parks.moved(partitionOf(msg), string(key), tier, tier+1)
 		}
-		cfg.log.Info("record moved to retry tier", "tier", tier+1, "delay", rp.Tiers[tier], "attempt", attempt, "err", err)
+		if st := stateOf(msg); st != nil {
+			st.tiered = true
+		}
+		cfg.log.Info("record moved to retry tier", "origin", recordString(msg), "job", jobOf(msg), "tier", tier+1,
+			"delay", rp.Tiers[tier], "attempt", attempt, "err", err)
 		return nil, nil
 	}
 	return nil, &exhausted{err: err}

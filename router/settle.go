@@ -67,14 +67,14 @@ func (cfg settleConfig) logFailure(msg *message.Message, err error) {
 	)
 	switch {
 	case stopping(msg):
-		cfg.log.Debug("record left for redelivery: the process is stopping", "origin", recordString(msg), "err", err)
+		cfg.log.Debug("record left for redelivery: the process is stopping", "origin", recordString(msg), "job", jobOf(msg), "err", err)
 	case errors.As(err, &r):
-		cfg.log.Info("record failed; retrying", "origin", recordString(msg), "attempt", cfg.records.attempt(msg),
+		cfg.log.Info("record failed; retrying", "origin", recordString(msg), "job", jobOf(msg), "attempt", cfg.records.attempt(msg),
 			"retry_in", r.delay, "err", err)
 	case errors.As(err, &t):
-		cfg.log.Info("record will be handed out again (not its fault)", "origin", recordString(msg), "err", err)
+		cfg.log.Info("record will be handed out again (not its fault)", "origin", recordString(msg), "job", jobOf(msg), "err", err)
 	default:
-		cfg.log.Warn("record failed", "origin", recordString(msg), "err", err)
+		cfg.log.Warn("record failed", "origin", recordString(msg), "job", jobOf(msg), "err", err)
 	}
 }
 

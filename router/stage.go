@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -35,6 +36,8 @@ type stage struct {
 	// observe, if set, gets an Event per hand-out (the status
 	// middleware's slot).
 	observe Observer
+	m       *stageMetrics // records nothing when nil or off
+	joined  atomic.Bool   // the stage joined its consumer group once
 
 	// gapMu serializes searches of the output topic for the outputs of
 	// records whose publish failed; gapSearched is when the last began.
@@ -107,12 +110,30 @@ func (s *stage) handle(msg *message.Message) ([]*message.Message, error) {
 		return nil, s.publishThenSettle(d, outs)
 	}
 	if err := s.out.Send(s.plan.Output, outs); err != nil {
+		s.m.producerFailed()
 		if ok {
 			d.SetUncertain(time.Now())
 		}
 		return nil, s.publishFailed(err)
 	}
+	if ok {
+		s.m.acked(len(outs), d.Record().Timestamp, jobOf(msg))
+	}
 	return nil, nil
+}
+
+// jobOf is the job id of msg's record: as the filter saw it, else its
+// header, else the id the stage derives for a record without one.
+func jobOf(msg *message.Message) string {
+	if st := stateOf(msg); st != nil && st.built {
+		if j := st.in.Headers.Get(filters.HeaderJob); j != "" {
+			return j
+		}
+	}
+	if v, ok := transport.LastHeader(consumedOf(msg), filters.HeaderJob); ok && len(v) > 0 {
+		return string(v)
+	}
+	return jobID(msg.Context())
 }
 
 // publishThenSettle publishes outs and settles the hand-out when the
@@ -120,10 +141,23 @@ func (s *stage) handle(msg *message.Message) ([]*message.Message, error) {
 // synchronous publish does (to be quarantined, when the broker refused an
 // output as the record's own fault).
 func (s *stage) publishThenSettle(d *transport.Delivery, outs []*sarama.ProducerMessage) error {
+	var recordTime time.Time
+	var job string
+	if s.m.enabled() {
+		recordTime = d.Record().Timestamp
+		if st, ok := d.Local().(*handOut); ok {
+			job = st.in.Headers.Get(filters.HeaderJob)
+		}
+	}
+	n := len(outs)
 	d.SettleLater(true)
 	err := s.out.SendAsync(s.plan.Output, outs, func(err error) {
+		if err != nil {
+			s.m.producerFailed()
+		}
 		switch err := s.publishFailed(err); {
 		case err == nil:
+			s.m.acked(n, recordTime, job)
 			d.Ack()
 		case filters.IsPermanent(err):
 			d.Fail(err)
@@ -175,20 +209,31 @@ func (s *stage) process(msg *message.Message) ([]*sarama.ProducerMessage, error)
 		job = jobID(ctx)
 		in.Headers = append(in.Headers, filters.Header{Key: filters.HeaderJob, Value: []byte(job)})
 	}
+	var start time.Time
+	if s.m.enabled() {
+		start = time.Now()
+	}
 	outs, err := withTimeout(s.watch, s.plan.Timeout, msg, func(ctx context.Context) ([]*filters.Message, error) {
 		return s.filter.Process(ctx, in)
 	})
-	if err != nil {
-		return nil, fmt.Errorf("pipeline %q stage %q: %w", s.plan.Pipeline, s.plan.Name, err)
+	if s.m.enabled() {
+		s.m.filterDuration.Observe(time.Since(start).Seconds())
 	}
-	if s.plan.Output == "" {
-		return nil, nil
+	if err != nil {
+		s.m.filterFailed(msg, err)
+		return nil, fmt.Errorf("pipeline %q stage %q: %w", s.plan.Pipeline, s.plan.Name, err)
 	}
 	n := 0
 	for _, o := range outs {
 		if o != nil {
 			n++
 		}
+	}
+	if n == 0 && s.m.enabled() {
+		s.m.dropped.Inc()
+	}
+	if s.plan.Output == "" {
+		return nil, nil
 	}
 	res := make([]*sarama.ProducerMessage, 0, n)
 	if st := stateOf(msg); st != nil {
@@ -207,6 +252,9 @@ func (s *stage) process(msg *message.Message) ([]*sarama.ProducerMessage, error)
 	}
 	return res, nil
 }
+
+// setReady sets the stage's ready gauge.
+func (s *stage) setReady(ready bool) { s.m.setReady(ready) }
 
 func (s *stage) close() {
 	if s.watch != nil {

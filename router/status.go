@@ -42,6 +42,9 @@ type Event struct {
 	Outcome Outcome
 	// Outputs is how many records the filter returned (Done only).
 	Outputs int
+	// Tiered says a Retried record was moved to a retry tier (else it is
+	// retried inline).
+	Tiered bool
 	// Err is why it was not Done (nil otherwise).
 	Err error
 	// Took is the time from the hand-out reaching the middleware to its
@@ -57,14 +60,16 @@ type Observer func(Event)
 type statusConfig struct {
 	pipeline, stage string
 	records         *records
-	observe         Observer
+	observe         Observer      // nil: none
+	metrics         *stageMetrics // counts outcomes (quarantined, skipped, retries)
 	now             func() time.Time
 }
 
 // statusMiddleware is the metrics/status slot of a stage: it sits inside
 // settle and outside quarantine, so it sees every outcome — a quarantined
 // record returns no error from quarantine, and the stage notes it on the
-// hand-out — and reports it to the observer.
+// hand-out — and counts it in the stage's metrics and reports it to the
+// observer.
 func statusMiddleware(cfg statusConfig) message.HandlerMiddleware {
 	return func(h message.HandlerFunc) message.HandlerFunc {
 		return func(msg *message.Message) ([]*message.Message, error) {
@@ -82,6 +87,8 @@ func statusMiddleware(cfg statusConfig) message.HandlerMiddleware {
 				e.Outcome = Quarantined
 			case err == nil && st != nil && st.skipped:
 				e.Outcome = Skipped
+			case err == nil && st != nil && st.tiered:
+				e.Outcome, e.Tiered = Retried, true
 			case err == nil:
 				e.Outcome = Done
 				if st != nil {
@@ -95,7 +102,10 @@ func statusMiddleware(cfg statusConfig) message.HandlerMiddleware {
 				e.Outcome = Redelivered
 			}
 			e.Took = cfg.now().Sub(start)
-			cfg.observe(e)
+			cfg.metrics.settled(&e)
+			if cfg.observe != nil {
+				cfg.observe(e)
+			}
 			return out, err
 		}
 	}

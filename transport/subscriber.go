@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -50,6 +51,10 @@ type SubscriberConfig struct {
 	OnAssign func(ctx context.Context, sess sarama.ConsumerGroupSession) error
 	// OnRevoke is called when a session ends, after its claims drained.
 	OnRevoke func(sess sarama.ConsumerGroupSession)
+	// Fetched, if set, is called for each record the subscriber takes in
+	// (a redelivered record again), on the partition's goroutine: it must
+	// be quick.
+	Fetched func()
 	// InitializePartitions is the partition count SubscribeInitialize
 	// creates topics with. Default 8.
 	InitializePartitions int
@@ -106,10 +111,11 @@ func (c SubscriberConfig) Validate() error {
 // (up to DrainTimeout) for the records in flight to be acked, then commits
 // and releases the partition, so a graceful stop redelivers nothing.
 type Subscriber struct {
-	cfg     SubscriberConfig
-	closing chan struct{}
-	once    sync.Once
-	wg      sync.WaitGroup
+	cfg      SubscriberConfig
+	inFlight atomic.Int64 // records handed out and not settled, over all windows
+	closing  chan struct{}
+	once     sync.Once
+	wg       sync.WaitGroup
 }
 
 var _ message.Subscriber = (*Subscriber)(nil)
@@ -214,6 +220,10 @@ func (s *Subscriber) SubscribeInitialize(topic string) error {
 	}
 	return nil
 }
+
+// InFlight is how many records the subscriber has handed out and not had
+// settled yet, over all its partitions.
+func (s *Subscriber) InFlight() int64 { return s.inFlight.Load() }
 
 // Close stops every subscription gracefully; see [Subscriber].
 func (s *Subscriber) Close() error {

@@ -219,6 +219,7 @@ func (w *window) readInbox() bool {
 	w.mu.Unlock()
 	for i, r := range in.results {
 		w.inFlight--
+		w.h.s.inFlight.Add(-1)
 		if r.acked {
 			w.ack(r.e)
 		} else {
@@ -236,6 +237,9 @@ func (w *window) readInbox() bool {
 
 // add takes a fetched record into the window.
 func (w *window) add(rec *sarama.ConsumerMessage) {
+	if f := w.h.s.cfg.Fetched; f != nil {
+		f()
+	}
 	var msg *message.Message
 	if w.h.s.cfg.SettleFromContext {
 		// The engine's stages read the record itself (see input): the
@@ -284,6 +288,7 @@ func (e *entry) report(r result) {
 // outcome comes through Settle.
 func (w *window) dispatched(e *entry) {
 	w.inFlight++
+	w.h.s.inFlight.Add(1)
 	w.high = max(w.high, e.rec.Offset)
 	if w.h.s.cfg.SettleFromContext {
 		return
@@ -306,6 +311,7 @@ func (w *window) dispatched(e *entry) {
 // running see their message context cancelled.
 func (w *window) abandon() {
 	close(w.exit)
+	w.h.s.inFlight.Add(-int64(w.inFlight)) // their outcomes will not be read
 	if w.timer != nil {
 		w.timer.Stop()
 	}

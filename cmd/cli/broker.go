@@ -4,45 +4,83 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/spf13/cobra"
 
 	"github.com/millrace/millrace/broker"
+	"github.com/millrace/millrace/internal/admin"
+	"github.com/millrace/millrace/pipeline"
+	"github.com/millrace/millrace/router"
 )
 
 func newBrokerCmd(g *globals) *cobra.Command {
 	var (
 		port    int
 		dataDir string
+		af      adminFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "broker",
 		Short: "Run only the embedded Kafka-protocol broker",
 		Long: `Run the embedded broker on its own until SIGINT or SIGTERM, so that several
 'millrace run --stage ...' processes (and kcat, or any Kafka client) can share it.
-Its data lives in --data-dir and survives a restart.`,
+Its data lives in --data-dir and survives a restart.
+
+It serves /healthz, /readyz and /metrics on --admin-addr (see 'millrace run
+--help'); with a pipelines file (-f) it also exports the consumer lag of its
+stages (millrace_consumer_lag_records), so lag is visible while no stage runs.`,
 		Example: `  millrace broker &
   millrace run --brokers 127.0.0.1:9092 --stage orders/validate &
   millrace run --brokers 127.0.0.1:9092 --stage orders/price`,
 		Args: cobra.NoArgs,
 	}
-	parse := func([]string) (broker.Config, error) {
-		if err := checkPort("--port", port); err != nil {
-			return broker.Config{}, err
-		}
-		return broker.Config{Port: port, DataDir: dataDir, Logger: g.log}, nil
+	type brokerOptions struct {
+		broker broker.Config
+		admin  adminOptions
+		plan   *pipeline.Plan // for the lag exporter; nil without a file
 	}
-	do := func(ctx context.Context, cfg broker.Config) error {
-		log := cfg.Logger
+	parse := func([]string) (brokerOptions, error) {
+		if err := checkPort("--port", port); err != nil {
+			return brokerOptions{}, err
+		}
+		o := brokerOptions{broker: broker.Config{Port: port, DataDir: dataDir, Logger: g.log}, plan: g.loadQuiet()}
+		var err error
+		o.admin, err = af.options(o.plan)
+		return o, err
+	}
+	do := func(ctx context.Context, o brokerOptions) error {
+		log := o.broker.Logger
 		ctx, stop := signalContext(ctx, log, stopping{"stopping: saving the broker's data",
 			"exiting at once; the broker's data may not all be saved"})
 		defer stop()
-		b, err := startBroker(cfg, "--port")
+		var up atomic.Bool
+		reg := admin.NewRegistry()
+		srv, err := serveAdmin(o.admin, g, reg, func() (bool, []string) {
+			if !up.Load() {
+				return false, []string{"the broker is not listening"}
+			}
+			return true, nil
+		})
 		if err != nil {
 			return err
 		}
-		log.Info("embedded broker ready", "addr", b.Addr(), "data_dir", cfg.DataDir)
+		defer closeAdmin(srv)
+		b, err := startBroker(o.broker, "--port")
+		if err != nil {
+			return err
+		}
+		log.Info("embedded broker ready", "addr", b.Addr(), "data_dir", o.broker.DataDir)
+		up.Store(true)
+		if o.plan != nil {
+			m, err := router.NewMetrics(reg)
+			if err != nil {
+				return err
+			}
+			go router.ExportLag(ctx, []string{b.Addr()}, o.plan, m, 0, log)
+		}
 		<-ctx.Done()
+		up.Store(false)
 		b.Close()
 		log.Info("embedded broker stopped")
 		return nil
@@ -50,6 +88,7 @@ Its data lives in --data-dir and survives a restart.`,
 	command(g, cmd, parse, do)
 	cmd.Flags().IntVar(&port, "port", broker.DefaultPort, "port on 127.0.0.1 (0: any free port)")
 	cmd.Flags().StringVar(&dataDir, "data-dir", broker.DefaultDir, "where the broker keeps its data")
+	af.add(cmd)
 	return cmd
 }
 

@@ -7,12 +7,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"runtime/debug"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/millrace/millrace/broker"
+	"github.com/millrace/millrace/internal/admin"
 	"github.com/millrace/millrace/pipeline"
 )
 
@@ -98,12 +98,7 @@ Exit codes: 0 success, 1 failure, 2 bad usage.`,
 	return root
 }
 
-func version() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "(devel)"
-}
+func version() string { return admin.Version() }
 
 // begin runs before every command, once cobra parsed its flags and
 // arguments: it checks the required flags and the flags every command

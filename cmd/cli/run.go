@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/millrace/millrace/broker"
+	"github.com/millrace/millrace/internal/admin"
 	"github.com/millrace/millrace/router"
 )
 
@@ -28,13 +29,19 @@ If the brokers do not answer at start, run retries with backoff, logging each
 attempt, for --connect-timeout (30s; 0 waits for ever) and then exits 1.
 
 On SIGINT or SIGTERM it stops fetching, lets records in flight finish, publishes
-their results, commits and exits 0 (bounded by --stop-timeout).`
+their results, commits and exits 0 (bounded by --stop-timeout).
+
+It serves /healthz, /readyz and /metrics (Prometheus) on --admin-addr
+(127.0.0.1:9464, or a free port when another process has it; off disables
+it). An address other hosts can reach needs --admin-token, which /metrics
+then requires as a bearer token.`
 
 // runOptions are what `millrace run` runs: the engine, on the embedded
 // broker when embedded is set.
 type runOptions struct {
 	engine   router.EngineConfig
 	embedded *broker.Config
+	admin    adminOptions
 }
 
 // runFlags are the flags of `millrace run`.
@@ -45,6 +52,7 @@ type runFlags struct {
 	dataDir     string
 	stopTimeout time.Duration
 	connTimeout time.Duration
+	admin       adminFlags
 }
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -66,6 +74,7 @@ func newRunCmd(g *globals) *cobra.Command {
 	fl.DurationVar(&f.stopTimeout, "stop-timeout", 30*time.Second, "how long records in flight may take to finish on stop")
 	fl.DurationVar(&f.connTimeout, "connect-timeout", 30*time.Second,
 		"how long to wait for the brokers at start, logging each attempt; 0 waits until they answer (or a signal)")
+	f.admin.add(cmd)
 	return cmd
 }
 
@@ -96,10 +105,13 @@ func (f *runFlags) parse([]string) (runOptions, error) {
 	if len(o.engine.Brokers) == 0 {
 		o.embedded = &broker.Config{Port: f.port, DataDir: f.dataDir, Logger: f.g.log}
 	}
+	if o.admin, err = f.admin.options(plan); err != nil {
+		return runOptions{}, err
+	}
 	return o, nil
 }
 
-func (f *runFlags) do(ctx context.Context, o runOptions) error {
+func (f *runFlags) do(ctx context.Context, o runOptions) (err error) {
 	log := o.engine.Logger
 	ctx, stop := signalContext(ctx, log, stopping{"stopping: finishing records in flight",
 		"exiting at once; records in flight will be redelivered"})
@@ -113,10 +125,19 @@ func (f *runFlags) do(ctx context.Context, o runOptions) error {
 		log.Info("embedded broker listening", "addr", b.Addr(), "data_dir", o.embedded.DataDir)
 		o.engine.Brokers = []string{b.Addr()}
 	}
+	reg := admin.NewRegistry()
+	if o.engine.Metrics, err = router.NewMetrics(reg); err != nil {
+		return err
+	}
 	eng, err := router.NewEngine(o.engine)
 	if err != nil {
 		return err
 	}
+	srv, err := serveAdmin(o.admin, f.g, reg, eng.Readiness)
+	if err != nil {
+		return err
+	}
+	defer closeAdmin(srv)
 	if err := eng.Run(ctx); err != nil {
 		return fmt.Errorf("run: %w", err)
 	}

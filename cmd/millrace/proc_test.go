@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -52,6 +53,10 @@ type proc struct {
 
 func start(t *testing.T, name, dir string, env []string, args ...string) *proc {
 	t.Helper()
+	if len(args) > 0 && (args[0] == "run" || args[0] == "broker") && !slices.Contains(args, "--admin-addr") {
+		// The default admin port is one per machine: tests take any.
+		args = append(args, "--admin-addr", "127.0.0.1:0")
+	}
 	p := &proc{t: t, name: name, cmd: exec.Command(bin, args...), done: make(chan struct{})}
 	p.cmd.Dir = dir
 	p.cmd.Env = append(os.Environ(), env...)
