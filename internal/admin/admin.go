@@ -43,7 +43,7 @@ type Config struct {
 	// work, and, when not, what is not ready. Nil: always ready.
 	Ready func() (ready bool, notReady []string)
 	// Alive reports liveness for /healthz (nil: alive while serving).
-	Alive func() bool
+	Alive  func() bool
 	Logger *slog.Logger
 }
 
