@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/millrace/millrace/filters"
 	"github.com/millrace/millrace/pipeline"
@@ -26,6 +27,7 @@ type dedupeConfig struct {
 	// (stage.findPublished).
 	findPublished func(ctx context.Context, since time.Time) error
 	now           func() time.Time
+	metrics       *stageMetrics
 	log           *slog.Logger
 }
 
@@ -67,6 +69,7 @@ func dedupeMiddleware(cfg dedupeConfig) message.HandlerMiddleware {
 				if st != nil {
 					st.skipped = true
 				}
+				cfg.metrics.count(func(sm *stageMetrics) prometheus.Counter { return sm.skipped })
 				return nil, nil
 			}
 			if st != nil {

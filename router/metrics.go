@@ -184,22 +184,10 @@ func (sm *stageMetrics) producerFailed() {
 	}
 }
 
-// settled counts what the status middleware saw become of a hand-out.
-func (sm *stageMetrics) settled(e *Event) {
-	if !sm.enabled() {
-		return
-	}
-	switch e.Outcome {
-	case Quarantined:
-		sm.quarantined.Inc()
-	case Skipped:
-		sm.skipped.Inc()
-	case Retried:
-		if e.Tiered {
-			sm.tier.Inc()
-		} else {
-			sm.inline.Inc()
-		}
+// count adds one to the counter of sm that which picks, if sm records.
+func (sm *stageMetrics) count(which func(*stageMetrics) prometheus.Counter) {
+	if sm.enabled() {
+		which(sm).Inc()
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/millrace/millrace/filters"
 	"github.com/millrace/millrace/transport"
@@ -19,6 +20,7 @@ type quarantineConfig struct {
 	records *records
 	pub     *transport.Publisher
 	parks   *parking // nil unless the stage parks keys in retry tiers
+	metrics *stageMetrics
 	log     *slog.Logger
 }
 
@@ -63,6 +65,7 @@ func (cfg quarantineConfig) failed(msg *message.Message, out []*message.Message,
 		return nil, &transient{err: perr}
 	}
 	cfg.parks.unpark(msg, cfg.records)
+	cfg.metrics.count(func(sm *stageMetrics) prometheus.Counter { return sm.quarantined })
 	if st := stateOf(msg); st != nil {
 		st.quarantined = true
 	}

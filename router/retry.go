@@ -9,6 +9,7 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/millrace/millrace/filters"
 	"github.com/millrace/millrace/pipeline"
@@ -22,6 +23,7 @@ type retryConfig struct {
 	records    *records
 	pub        *transport.Publisher
 	parks      *parking // nil unless ordering by key with retry tiers
+	metrics    *stageMetrics
 	log        *slog.Logger
 	// jitter returns a number in [0, 1) (rand.Float64; a test fixes it).
 	jitter func() float64
@@ -90,6 +92,7 @@ func (cfg retryConfig) failed(msg *message.Message, out []*message.Message, err 
 	}
 	rp := cfg.policy
 	if pass < rp.Attempts {
+		cfg.metrics.count(func(sm *stageMetrics) prometheus.Counter { return sm.inline })
 		return nil, &retryIn{err: err, delay: cfg.backoff(pass)}
 	}
 	attempt := cfg.records.attempt(msg)
@@ -99,6 +102,7 @@ func (cfg retryConfig) failed(msg *message.Message, out []*message.Message, err 
 		// Attempts left in the last tier (a record that followed a
 		// parked key there): it waits in place, so as not to pass the
 		// records of its key behind it.
+		cfg.metrics.count(func(sm *stageMetrics) prometheus.Counter { return sm.inline })
 		return nil, &retryIn{err: err, delay: rp.Tiers[tier-1]}
 	default:
 		if terr := cfg.toTier(msg, tier+1, err); terr != nil {
@@ -110,6 +114,7 @@ func (cfg retryConfig) failed(msg *message.Message, out []*message.Message, err 
 		if st := stateOf(msg); st != nil {
 			st.tiered = true
 		}
+		cfg.metrics.count(func(sm *stageMetrics) prometheus.Counter { return sm.tier })
 		cfg.log.Info("record moved to retry tier", "origin", recordString(msg), "job", jobOf(msg), "tier", tier+1,
 			"delay", rp.Tiers[tier], "attempt", attempt, "err", err)
 		return nil, nil

@@ -60,16 +60,14 @@ type Observer func(Event)
 type statusConfig struct {
 	pipeline, stage string
 	records         *records
-	observe         Observer      // nil: none
-	metrics         *stageMetrics // counts outcomes (quarantined, skipped, retries)
+	observe         Observer
 	now             func() time.Time
 }
 
 // statusMiddleware is the metrics/status slot of a stage: it sits inside
 // settle and outside quarantine, so it sees every outcome — a quarantined
 // record returns no error from quarantine, and the stage notes it on the
-// hand-out — and counts it in the stage's metrics and reports it to the
-// observer.
+// hand-out — and reports it to the observer.
 func statusMiddleware(cfg statusConfig) message.HandlerMiddleware {
 	return func(h message.HandlerFunc) message.HandlerFunc {
 		return func(msg *message.Message) ([]*message.Message, error) {
@@ -102,10 +100,7 @@ func statusMiddleware(cfg statusConfig) message.HandlerMiddleware {
 				e.Outcome = Redelivered
 			}
 			e.Took = cfg.now().Sub(start)
-			cfg.metrics.settled(&e)
-			if cfg.observe != nil {
-				cfg.observe(e)
-			}
+			cfg.observe(e)
 			return out, err
 		}
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/millrace/millrace/filters"
 	_ "github.com/millrace/millrace/filters/std" // jq
+	"github.com/millrace/millrace/internal/admin"
 	"github.com/millrace/millrace/pipeline"
 	"github.com/millrace/millrace/router"
 )
@@ -59,18 +60,25 @@ func pipelinesYAML(o options, name, in, out string, stages ...stageYAML) string 
 }
 
 // millraceRunner returns a system that runs a millrace pipeline of stages
-// in this process with router.NewEngine, as `millrace run` would, from a
+// in this process with router.NewEngine, as `millrace run` would (with its
+// Prometheus metrics when metrics is set, as run has them), from a
 // pipelines file the bench writes. The pipeline is named after the case's
 // prefix, so its topics and consumer groups are fresh.
-func millraceRunner(stages ...stageYAML) func(ctx context.Context, e *env, prefix, in, out string) error {
+func millraceRunner(metrics bool, stages ...stageYAML) func(ctx context.Context, e *env, prefix, in, out string) error {
 	return func(ctx context.Context, e *env, prefix, in, out string) error {
 		src := pipelinesYAML(e.opts, prefix, in, out, stages...)
 		f, err := pipeline.Parse(prefix+".yaml", []byte(src), os.LookupEnv)
 		if err != nil {
 			return fmt.Errorf("millrace: pipelines file:\n%s\n%w", src, err)
 		}
+		var m *router.Metrics
+		if metrics {
+			if m, err = router.NewMetrics(admin.NewRegistry()); err != nil {
+				return fmt.Errorf("millrace: %w", err)
+			}
+		}
 		eng, err := router.NewEngine(router.EngineConfig{
-			Plan: f.Plan(), Brokers: e.brokers, StopTimeout: 15 * time.Second, Logger: e.log,
+			Plan: f.Plan(), Brokers: e.brokers, StopTimeout: 15 * time.Second, Logger: e.log, Metrics: m,
 		})
 		if err != nil {
 			return fmt.Errorf("millrace: %w", err)

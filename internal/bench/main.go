@@ -4,7 +4,7 @@
 // to millrace's performance targets.
 //
 //	go run ./internal/bench [-records 200000] [-repeat 3] [-size 256] [-partitions 8]
-//	    [-cases raw,stock,noop,jq,pipeline,latency,rss] [-kafka | -brokers H:P]
+//	    [-cases raw,stock,noop,noop-nometrics,jq,pipeline,latency,rss] [-kafka | -brokers H:P]
 //	    [-rss-records 1000000] [-timeout 5m] [-out FILE]
 //
 // Every case runs alone, one after another, on fresh topics and fresh
@@ -61,13 +61,14 @@ const (
 	caseRaw      = "raw"
 	caseStock    = "stock"
 	caseNoop     = "noop"
+	caseNoMetric = "noop-nometrics"
 	caseJQ       = "jq"
 	casePipeline = "pipeline"
 	caseLatency  = "latency"
 	caseRSS      = "rss"
 )
 
-var allCases = []string{caseRaw, caseStock, caseNoop, caseJQ, casePipeline, caseLatency, caseRSS}
+var allCases = []string{caseRaw, caseStock, caseNoop, caseNoMetric, caseJQ, casePipeline, caseLatency, caseRSS}
 
 // options are the command-line flags.
 type options struct {
@@ -248,7 +249,7 @@ func runBackend(ctx context.Context, b *backend, o options) (*report, error) {
 	// Rounds over the cases, so that a slow spell of the machine hits
 	// every case alike; each case reports its median run.
 	runs := map[string][]drainResult{}
-	throughput := []string{caseRaw, caseStock, caseNoop, caseJQ, casePipeline}
+	throughput := []string{caseRaw, caseStock, caseNoop, caseNoMetric, caseJQ, casePipeline}
 	for round := 0; round < o.repeat; round++ {
 		for _, name := range throughput {
 			if o.cases[name] && ctx.Err() == nil {

@@ -14,6 +14,7 @@ import (
 const (
 	targetVsStock     = 5.0    // no-op stage ≥ 5× the stock watermill-kafka stage
 	targetVsRaw       = 0.5    // no-op stage ≥ 50% of raw sarama
+	targetMetrics     = 0.95   // no-op stage with metrics ≥ 95% of the same without
 	targetPipeline    = 50_000 // 3-stage pipeline records/s
 	targetP99         = 25 * time.Millisecond
 	targetRSSMB       = 300.0
@@ -187,6 +188,8 @@ func (r *report) targets(o options) []target {
 		times, func(v float64) bool { return v >= targetVsStock }, steady(caseNoop, caseStock, times))
 	add("millrace no-op stage ≥ 50% of raw sarama (c/a)", r.ratio(caseNoop, caseRaw),
 		percent, func(v float64) bool { return v >= targetVsRaw }, steady(caseNoop, caseRaw, percent))
+	add("metrics cost: no-op stage with metrics ≥ 95% of it without (c/c')", r.ratio(caseNoop, caseNoMetric),
+		percent, func(v float64) bool { return v >= targetMetrics }, steady(caseNoop, caseNoMetric, percent))
 	var pipeRate float64
 	if d := r.drain(casePipeline); d != nil {
 		pipeRate = d.rate()

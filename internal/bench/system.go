@@ -22,9 +22,10 @@ type system struct {
 var systems = map[string]*system{
 	caseRaw:      {name: caseRaw, label: "(a) raw sarama consume→async produce", run: runRaw},
 	caseStock:    {name: caseStock, label: "(b) stock watermill-kafka stage", run: runStock},
-	caseNoop:     {name: caseNoop, label: "(c) millrace stage, no-op", run: millraceRunner(noopStage)},
-	caseJQ:       {name: caseJQ, label: "(c) millrace stage, jq", run: millraceRunner(jqStage)},
-	casePipeline: {name: casePipeline, label: "(d) millrace 3 stages, no-op", run: millraceRunner(noopStage, noopStage, noopStage)},
+	caseNoop:     {name: caseNoop, label: "(c) millrace stage, no-op", run: millraceRunner(true, noopStage)},
+	caseNoMetric: {name: caseNoMetric, label: "(c') millrace stage, no-op, metrics off", run: millraceRunner(false, noopStage)},
+	caseJQ:       {name: caseJQ, label: "(c) millrace stage, jq", run: millraceRunner(true, jqStage)},
+	casePipeline: {name: casePipeline, label: "(d) millrace 3 stages, no-op", run: millraceRunner(true, noopStage, noopStage, noopStage)},
 }
 
 // instance is a running system.
