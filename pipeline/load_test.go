@@ -134,6 +134,10 @@ var badFixtures = map[string][]string{
 		`9:8: stages: item 2 is empty: want a mapping`,
 		`10:5: pipelines: item 2 is empty: want a mapping`,
 	},
+	"admin.bad.yaml": {
+		`5:9: admin addr "localhost": want host:port (port 0..65535) or off`,
+		`6:3: unknown key "tokn" in admin (known keys: addr, token)`,
+	},
 	"group-timeouts.bad.yaml": {
 		`5:20: session_timeout must be between 6s and 30m (what Kafka brokers accept by default: group.min.session.timeout.ms and group.max.session.timeout.ms), got 5s`,
 		`6:22: rebalance_timeout must be between 1s and 24h, got 0s`,
