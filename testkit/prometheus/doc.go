@@ -16,6 +16,12 @@
 //
 // [CheckMetrics], [CheckRules] and [TestRules] run "promtool check
 // metrics", "promtool check rules" and "promtool test rules".
+// [DashboardExprs] and [RuleExprs] list the PromQL of a Grafana dashboard
+// and of a rule file, [Expand] fills in Grafana's variables and
+// [MetricNames] names the metrics an expression reads, so a test can
+// evaluate every expression against a server that scraped the real thing
+// and see that each metric exists (Prometheus answers an unknown metric
+// with no data, not an error).
 //
 // Where prometheus or promtool is not installed the test is skipped with a
 // line saying so, except under CI=true, where it fails (as
