@@ -5,7 +5,10 @@
 package deploy_test
 
 import (
+	"context"
 	"encoding/json"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -13,6 +16,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/millrace/millrace/testkit/prometheus"
 )
@@ -238,4 +242,69 @@ func TestAlerts_read_only_metrics_millrace_exports(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestDashboard_and_alerts_evaluate_in_a_prometheus_scraping_the_metric_names:
+// a real Prometheus scrapes testdata/metrics.prom (the exposition issue
+// 13's names and labels give, for pipeline orders with stages validate
+// and price) and evaluates every expression of the dashboard, with one
+// stage and with both, and of the alerts: none may fail, every panel and
+// variable must show data and every metric read must be in the scrape.
+func TestDashboard_and_alerts_evaluate_in_a_prometheus_scraping_the_metric_names(t *testing.T) {
+	body, err := os.ReadFile(filepath.Join("testdata", "metrics.prom"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := prometheus.CheckMetrics(t, body); err != nil {
+		t.Fatalf("testdata/metrics.prom: %v", err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		w.Write(body)
+	})}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	target := l.Addr().String()
+
+	prom := prometheus.StartWith(t, prometheus.Options{Targets: []string{target}, RuleFiles: []string{alertsFile}})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := prom.WaitScraped(ctx, target); err != nil {
+		t.Fatal(err)
+	}
+	vars := func(stage string) map[string]string {
+		return map[string]string{"pipeline": "orders", "stage": stage, "__rate_interval": "1m", "__interval": "1m", "__range": "5m"}
+	}
+	rep, err := prom.CheckExprs(ctx, prometheus.ExprCheck{
+		Dashboards: []string{dashboardFile},
+		RuleFiles:  []string{alertsFile},
+		Prefix:     "millrace_",
+		Vars:       []map[string]string{vars("price"), vars("(validate|price)")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules, err := prom.AwaitRulesEvaluated(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rules {
+		if r.Health != "ok" {
+			t.Errorf("alert %s: health %s: %s", r.Name, r.Health, r.LastError)
+		}
+	}
+	if !slices.Equal(rep.Metrics, sorted(metrics)) {
+		t.Errorf("the files read %v, want every metric: %v", rep.Metrics, sorted(metrics))
+	}
+	t.Logf("%d dashboard expressions, %d variables, %d alert rules evaluated; %d metrics read", rep.Exprs, rep.Variables, rep.Rules, len(rep.Metrics))
+}
+
+func sorted(s []string) []string {
+	s = slices.Clone(s)
+	sort.Strings(s)
+	return s
 }
