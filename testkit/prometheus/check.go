@@ -54,50 +54,21 @@ func (s *Server) CheckExprs(ctx context.Context, c ExprCheck) (ExprReport, error
 	last := c.Vars[len(c.Vars)-1]
 	var rep ExprReport
 	var errs []error
-	names := map[string]bool{}
-	read := func(expr string) {
-		if c.Prefix != "" {
-			for _, n := range MetricNames(expr, c.Prefix) {
-				names[n] = true
-			}
-		}
+	type file struct {
+		path      string
+		exprs     []Expr
+		variables []Variable
 	}
+	var dashboards, rules []file
 	for _, path := range c.Dashboards {
 		exprs, variables, err := DashboardExprs(path)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
+		dashboards = append(dashboards, file{path, exprs, variables})
 		rep.Exprs += len(exprs)
 		rep.Variables += len(variables)
-		for _, v := range variables {
-			read(v.Query)
-			q, err := LabelValuesQuery(v.Query)
-			if err == nil {
-				q, err = Expand(q, last)
-			}
-			if err == nil {
-				err = s.awaitData(ctx, q, c.Wait)
-			}
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: variable %s: %w", path, v.Name, err))
-			}
-		}
-		for _, e := range exprs {
-			read(e.Expr)
-			for i, vars := range c.Vars {
-				q, err := Expand(e.Expr, vars)
-				if err == nil && i == len(c.Vars)-1 {
-					err = s.awaitData(ctx, q, c.Wait)
-				} else if err == nil {
-					_, err = s.Query(ctx, q)
-				}
-				if err != nil {
-					errs = append(errs, fmt.Errorf("%s: %s: %w", path, e.Where, err))
-					break
-				}
-			}
-		}
 	}
 	for _, path := range c.RuleFiles {
 		exprs, err := RuleExprs(path)
@@ -105,26 +76,92 @@ func (s *Server) CheckExprs(ctx context.Context, c ExprCheck) (ExprReport, error
 			errs = append(errs, err)
 			continue
 		}
+		rules = append(rules, file{path: path, exprs: exprs})
 		rep.Rules += len(exprs)
-		for _, e := range exprs {
-			read(e.Expr)
-			if _, err := s.Query(ctx, e.Expr); err != nil {
-				errs = append(errs, fmt.Errorf("%s: %s: %w", path, e.Where, err))
+	}
+
+	// The metrics first: an expression reading one that is missing is
+	// not waited for (the missing metric is the problem reported).
+	names := map[string]bool{}
+	for _, f := range append(dashboards, rules...) {
+		for _, e := range f.exprs {
+			for _, n := range MetricNames(e.Expr, c.Prefix) {
+				names[n] = true
+			}
+		}
+		for _, v := range f.variables {
+			for _, n := range MetricNames(v.Query, c.Prefix) {
+				names[n] = true
 			}
 		}
 	}
+	if c.Prefix == "" {
+		names = nil
+	}
+	missing := map[string]bool{}
 	for n := range names {
 		rep.Metrics = append(rep.Metrics, n)
 	}
 	sort.Strings(rep.Metrics)
-	var missing []string
 	for _, n := range rep.Metrics {
 		if s.awaitData(ctx, fmt.Sprintf("count({__name__=%q})", n), c.Wait) != nil {
-			missing = append(missing, n)
+			missing[n] = true
 		}
 	}
-	if missing != nil {
-		errs = append(errs, fmt.Errorf("metrics read but not in Prometheus's data (unknown, or not scraped): %v", missing))
+	if len(missing) > 0 {
+		var list []string
+		for n := range missing {
+			list = append(list, n)
+		}
+		sort.Strings(list)
+		errs = append(errs, fmt.Errorf("metrics read but not in Prometheus's data (unknown, or not scraped): %v", list))
+	}
+	readsMissing := func(expr string) bool {
+		for _, n := range MetricNames(expr, c.Prefix) {
+			if missing[n] {
+				return true
+			}
+		}
+		return false
+	}
+	// check evaluates expr; with data set it also waits for a sample.
+	check := func(expr string, vars map[string]string, data bool) error {
+		q, err := Expand(expr, vars)
+		if err != nil {
+			return err
+		}
+		if data && !readsMissing(expr) {
+			return s.awaitData(ctx, q, c.Wait)
+		}
+		_, err = s.Query(ctx, q)
+		return err
+	}
+
+	for _, f := range dashboards {
+		for _, v := range f.variables {
+			q, err := LabelValuesQuery(v.Query)
+			if err == nil {
+				err = check(q, last, true)
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: variable %s: %w", f.path, v.Name, err))
+			}
+		}
+		for _, e := range f.exprs {
+			for i, vars := range c.Vars {
+				if err := check(e.Expr, vars, i == len(c.Vars)-1); err != nil {
+					errs = append(errs, fmt.Errorf("%s: %s: %w", f.path, e.Where, err))
+					break
+				}
+			}
+		}
+	}
+	for _, f := range rules {
+		for _, e := range f.exprs {
+			if err := check(e.Expr, nil, false); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %s: %w", f.path, e.Where, err))
+			}
+		}
 	}
 	return rep, errors.Join(errs...)
 }
