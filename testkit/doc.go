@@ -2,6 +2,8 @@
 // millrace itself and by its users: brokers to run against (the embedded
 // broker, and a real Apache Kafka started from Maven Central jars), running
 // a pipelines file in-process, and producing and reading records.
+// testkit/prometheus runs a real Prometheus server and promtool, to check
+// what millrace exports and the dashboards and alerts that read it.
 //
 // Tests that want both brokers call [Backends] and run as a table over
 // them; a package using real Kafka calls [Main] from its TestMain so the
