@@ -237,6 +237,19 @@ func TestAdmin_metrics_count_records_through_a_pipeline(t *testing.T) {
 				t.Errorf("histogram %s has no samples", h)
 			}
 		}
+		// OpenMetrics, asked for, carries exemplars: a job id on the latency
+		// histogram.
+		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/metrics", nil)
+		req.Header.Set("Accept", "application/openmetrics-text;version=1.0.0")
+		resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		om, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !regexp.MustCompile(`millrace_record_latency_seconds_bucket\{[^}]*\} \d+ # \{job_id="[0-9a-f-]{36}"\}`).Match(om) {
+			t.Errorf("no job-id exemplar on the latency histogram in the OpenMetrics exposition (%s)", resp.Header.Get("Content-Type"))
+		}
 		for _, f := range []string{"millrace_build_info", "go_goroutines", "process_resident_memory_bytes"} {
 			if fams[f] == nil {
 				t.Errorf("/metrics has no %s", f)
