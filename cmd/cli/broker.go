@@ -14,6 +14,13 @@ import (
 	"github.com/millrace/millrace/router"
 )
 
+// brokerOptions is what `millrace broker` runs with.
+type brokerOptions struct {
+	broker broker.Config
+	admin  adminOptions
+	plan   *pipeline.Plan // for the lag exporter; nil without a file
+}
+
 func newBrokerCmd(g *globals) *cobra.Command {
 	var (
 		port    int
@@ -34,11 +41,6 @@ stages (millrace_consumer_lag_records), so lag is visible while no stage runs.`,
   millrace run --brokers 127.0.0.1:9092 --stage orders/validate &
   millrace run --brokers 127.0.0.1:9092 --stage orders/price`,
 		Args: cobra.NoArgs,
-	}
-	type brokerOptions struct {
-		broker broker.Config
-		admin  adminOptions
-		plan   *pipeline.Plan // for the lag exporter; nil without a file
 	}
 	parse := func([]string) (brokerOptions, error) {
 		if err := checkPort("--port", port); err != nil {

@@ -12,7 +12,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/millrace/millrace/broker"
 	_ "github.com/millrace/millrace/filters/std" // the filters of the test pipelines
 	"github.com/millrace/millrace/kafkaops"
 )
@@ -171,7 +170,7 @@ func TestParse_run_and_broker_options(t *testing.T) {
 		t.Errorf("--connect-timeout 0 gives %s, want a negative (wait for ever)", o.engine.ConnectTimeout)
 	}
 	p = parseArgs(t, "", "broker", "--port", "0", "--data-dir", "d")
-	if b, ok := p.opts.(broker.Config); p.code != 0 || !ok || b.Port != 0 || b.DataDir != "d" {
+	if b, ok := p.opts.(brokerOptions); p.code != 0 || !ok || b.broker.Port != 0 || b.broker.DataDir != "d" || b.admin.addr != "127.0.0.1:9464" {
 		t.Errorf("broker: exit %d %+v", p.code, p.opts)
 	}
 }
