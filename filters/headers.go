@@ -150,6 +150,20 @@ const (
 	// ("payload=N key=N headers=N", in bytes). Such a record cannot be
 	// replayed.
 	HeaderTruncated = "millrace-truncated"
+	// HeaderLineage is a record's place in its job's fan-out tree, on
+	// pipelines with `results:`: empty for the record that entered the
+	// pipeline, "i" for its output i (0-based), "i.j" for output j of
+	// that one, and so on (see docs/jobs.md). The stage sets it on each
+	// output; a filter's own value is not kept.
+	HeaderLineage = "millrace-lineage"
+	// HeaderReplyTo names the topic a job's reply goes to when it
+	// finishes, on a pipeline with `results:` that allows the topic
+	// (results.reply_topics); the reply is keyed by HeaderCorrelationID.
+	HeaderReplyTo = "millrace-reply-to"
+	// HeaderCorrelationID is the caller's id for a job, given back as the
+	// key of its reply (the request-reply pattern's correlation
+	// identifier).
+	HeaderCorrelationID = "millrace-correlation-id"
 )
 
 // failureHeaders are the headers that describe a failure; they stay with
