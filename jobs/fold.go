@@ -145,6 +145,14 @@ func (j *Job) Add(e Event) bool {
 	return true
 }
 
+// Rooted reports whether the job's first record's event was folded: a
+// job without it is either young (its first stage's event is on its way)
+// or only late copies of events of a job that finished long ago.
+func (j *Job) Rooted() bool {
+	_, ok := j.events[node{1, ""}]
+	return ok
+}
+
 // Status is the job's status now.
 func (j *Job) Status() Status {
 	s := Status{Job: j.id, Pipeline: j.shape.Pipeline, Started: j.first, Updated: j.last}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/millrace/millrace/filters"
+	"github.com/millrace/millrace/jobs"
 	"github.com/millrace/millrace/kafkaops"
 	"github.com/millrace/millrace/pipeline"
 	"github.com/millrace/millrace/transport"
@@ -190,6 +192,16 @@ func (e *Engine) Run(ctx context.Context) error {
 		return err
 	}
 	defer pub.Close()
+	var folders sync.WaitGroup
+	defer folders.Wait() // before the publisher closes
+	for _, pp := range e.resultsPipelines() {
+		folders.Go(func() {
+			if err := jobs.RunFolder(ctx, jobs.FolderConfig{Pipeline: pp, Brokers: e.cfg.Brokers, Sarama: e.cfg.Sarama,
+				Client: client, Publisher: pub, Metrics: e.cfg.Metrics.jobMetrics(), Log: log}); err != nil {
+				log.Error("job results stopped", "pipeline", pp.Name, "err", err)
+			}
+		})
+	}
 	var stages []*stage
 	defer func() {
 		for _, s := range stages {
@@ -237,6 +249,7 @@ func (e *Engine) addStage(r *message.Router, client sarama.Client, pub *transpor
 		return nil, err
 	}
 	s.client, s.rf, s.observe = client, e.cfg.Plan.ReplicationFactor, e.cfg.Observe
+	s.results = newEmitter(s)
 	if sp.Dedup != nil {
 		s.dedup = newDedupStore(*sp.Dedup, client, pub, s.log)
 	}
@@ -352,4 +365,16 @@ func ownTopics(sp pipeline.StagePlan) []pipeline.Topic {
 		ts = append(ts, pipeline.Topic{Name: sp.Dedup.Changelog, Config: pipeline.ChangelogConfig(sp.Dedup.Window)})
 	}
 	return ts
+}
+
+// resultsPipelines are the pipelines with `results:` of which the engine
+// runs a stage: it follows their jobs (jobs.RunFolder).
+func (e *Engine) resultsPipelines() []pipeline.PipelinePlan {
+	var out []pipeline.PipelinePlan
+	for _, pp := range e.cfg.Plan.Pipelines {
+		if pp.Results != nil && slices.ContainsFunc(e.cfg.Stages, func(sp pipeline.StagePlan) bool { return sp.Pipeline == pp.Name }) {
+			out = append(out, pp)
+		}
+	}
+	return out
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/millrace/millrace/filters"
+	"github.com/millrace/millrace/jobs"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -26,6 +27,8 @@ type Metrics struct {
 	producerErrors              prometheus.Counter
 	inFlightFuncs               sync.Map // stage id → func() int64 (inFlightCollector)
 	stageLabels                 []string
+	// jobs are the job results' metrics (jobs.NewMetrics).
+	jobs *jobs.Metrics
 }
 
 // Reasons a filter call failed, for millrace_filter_errors_total.
@@ -75,7 +78,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			return nil, err
 		}
 	}
-	return m, nil
+	var err error
+	m.jobs, err = jobs.NewMetrics(reg)
+	return m, err
 }
 
 // inFlightCollector collects millrace_in_flight_records from the stages'
@@ -210,4 +215,12 @@ func (sm *stageMetrics) setReady(ready bool) {
 		v = 1
 	}
 	sm.ready.Set(v)
+}
+
+// jobMetrics are the job results' metrics; nil without metrics.
+func (m *Metrics) jobMetrics() *jobs.Metrics {
+	if m == nil {
+		return nil
+	}
+	return m.jobs
 }

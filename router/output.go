@@ -13,13 +13,13 @@ import (
 
 // output is the record a filter's output o becomes: its key, payload and
 // headers (in order, repeats kept), less the failure headers, plus the job,
-// the stage, the attempt and the dedup mark (if any), in watermill-kafka's
+// the stage, the attempt, the dedup mark and the lineage (if any), in watermill-kafka's
 // format (a fresh message UUID header). It is built straight from o, without a Watermill
 // message in between: outputs are the hot path.
-func (s *stage) output(o *filters.Message, job, attempt, mark string) *sarama.ProducerMessage {
+func (s *stage) output(o *filters.Message, job, attempt, mark, lineage string) *sarama.ProducerMessage {
 	r := &outRecord{value: o.Payload}
 	hs := r.headers[:0]
-	if n := len(o.Headers) + 5; n > len(r.headers) {
+	if n := len(o.Headers) + 6; n > len(r.headers) {
 		hs = make([]sarama.RecordHeader, 0, n)
 	}
 	// Headers are appended one by one and the message filled in field by
@@ -37,6 +37,9 @@ func (s *stage) output(o *filters.Message, job, attempt, mark string) *sarama.Pr
 	hs = append(hs, sarama.RecordHeader{Key: headerAttempt, Value: transport.ReadOnlyBytes(attempt)})
 	if mark != "" {
 		hs = append(hs, sarama.RecordHeader{Key: headerDedup, Value: transport.ReadOnlyBytes(mark)})
+	}
+	if s.results != nil {
+		hs = append(hs, sarama.RecordHeader{Key: headerLineage, Value: transport.ReadOnlyBytes(lineage)})
 	}
 	r.msg.Topic = s.plan.Output
 	r.msg.Value = &r.value
@@ -70,6 +73,7 @@ var (
 	headerStage   = []byte(filters.HeaderStage)
 	headerAttempt = []byte(filters.HeaderAttempt)
 	headerDedup   = []byte(filters.HeaderDedup)
+	headerLineage = []byte(filters.HeaderLineage)
 )
 
 // notCopiedToOutputs are the headers of a filter's output that its record
@@ -79,13 +83,13 @@ var notCopiedToOutputs = map[string]struct{}{}
 
 func init() {
 	for _, h := range append(filters.FailureHeaders(), filters.HeaderJob, filters.HeaderStage,
-		filters.HeaderAttempt, transport.MessageIDHeader) {
+		filters.HeaderAttempt, filters.HeaderLineage, transport.MessageIDHeader) {
 		notCopiedToOutputs[h] = struct{}{}
 	}
 	// The headers millrace writes on most records: reading them allocates
 	// no string per record.
 	transport.InternHeaderNames(append(filters.FailureHeaders(), filters.HeaderJob, filters.HeaderStage,
-		filters.HeaderAttempt, filters.HeaderReplays, filters.HeaderDedup)...)
+		filters.HeaderAttempt, filters.HeaderReplays, filters.HeaderDedup, filters.HeaderLineage)...)
 }
 
 // jobID names a job that arrived without a millrace-job header after the

@@ -67,7 +67,7 @@ func (cfg quarantineConfig) failed(msg *message.Message, out []*message.Message,
 	cfg.parks.unpark(msg, cfg.records)
 	cfg.metrics.count(func(sm *stageMetrics) prometheus.Counter { return sm.quarantined })
 	if st := stateOf(msg); st != nil {
-		st.quarantined = true
+		st.quarantined, st.failure = true, err
 	}
 	cfg.log.Warn("record quarantined", "topic", cfg.topic, "origin", recordString(msg), "job", jobOf(msg),
 		"attempt", cfg.records.attempt(msg), "err", err)

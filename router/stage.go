@@ -14,6 +14,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/millrace/millrace/filters"
+	"github.com/millrace/millrace/jobs"
 	"github.com/millrace/millrace/kafkaops"
 	"github.com/millrace/millrace/pipeline"
 	"github.com/millrace/millrace/transport"
@@ -36,6 +37,8 @@ type stage struct {
 	// observe, if set, gets an Event per hand-out (the status
 	// middleware's slot).
 	observe Observer
+	// results emits job events; nil unless the pipeline keeps results.
+	results *emitter
 	m       *stageMetrics // records nothing when nil or off
 	joined  atomic.Bool   // the stage joined its consumer group once
 
@@ -107,7 +110,7 @@ func (s *stage) handle(msg *message.Message) ([]*message.Message, error) {
 	}
 	d, ok := transport.DeliveryOf(msg.Context())
 	if ok && s.dedup == nil && s.parks == nil {
-		return nil, s.publishThenSettle(d, outs)
+		return nil, s.publishThenSettle(msg, d, outs)
 	}
 	if err := s.out.Send(s.plan.Output, outs); err != nil {
 		s.m.producerFailed()
@@ -118,6 +121,9 @@ func (s *stage) handle(msg *message.Message) ([]*message.Message, error) {
 	}
 	if ok {
 		s.m.acked(len(outs), d.Record().Timestamp, jobOf(msg))
+		if st := stateOf(msg); st != nil && s.results != nil {
+			st.published = outs
+		}
 	}
 	return nil, nil
 }
@@ -140,7 +146,7 @@ func jobOf(msg *message.Message) string {
 // broker acked them; a failure hands the record out again, as a failed
 // synchronous publish does (to be quarantined, when the broker refused an
 // output as the record's own fault).
-func (s *stage) publishThenSettle(d *transport.Delivery, outs []*sarama.ProducerMessage) error {
+func (s *stage) publishThenSettle(msg *message.Message, d *transport.Delivery, outs []*sarama.ProducerMessage) error {
 	var recordTime time.Time
 	var job string
 	if s.m.enabled() {
@@ -148,6 +154,10 @@ func (s *stage) publishThenSettle(d *transport.Delivery, outs []*sarama.Producer
 		if st, ok := d.Local().(*handOut); ok {
 			job = st.in.Headers.Get(filters.HeaderJob)
 		}
+	}
+	var ev jobs.Event
+	if s.results != nil {
+		ev = s.results.event(msg, stateOf(msg))
 	}
 	n := len(outs)
 	d.SettleLater(true)
@@ -158,6 +168,10 @@ func (s *stage) publishThenSettle(d *transport.Delivery, outs []*sarama.Producer
 		switch err := s.publishFailed(err); {
 		case err == nil:
 			s.m.acked(n, recordTime, job)
+			if s.results != nil {
+				s.results.afterAck(ev, outs, d)
+				return
+			}
 			d.Ack()
 		case filters.IsPermanent(err):
 			d.Fail(err)
@@ -240,15 +254,22 @@ func (s *stage) process(msg *message.Message) ([]*sarama.ProducerMessage, error)
 		st.outputs = n
 	}
 	attempt := strconv.Itoa(s.recs.attempt(msg))
+	var parent string
+	if s.results != nil {
+		parent = in.Headers.Get(filters.HeaderLineage)
+	}
 	for _, o := range outs {
 		if o == nil {
 			continue
 		}
-		var mark string
+		var mark, lineage string
 		if s.dedup != nil {
 			mark = s.dedupMark(msg, len(res), n)
 		}
-		res = append(res, s.output(o, job, attempt, mark))
+		if s.results != nil {
+			lineage = jobs.ChildLineage(parent, len(res))
+		}
+		res = append(res, s.output(o, job, attempt, mark, lineage))
 	}
 	return res, nil
 }
