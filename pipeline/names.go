@@ -31,6 +31,19 @@ func RetryTopic(pipeline, stage string, n int) string {
 // DedupTopic is the compacted changelog topic of a stage's dedup keys.
 func DedupTopic(pipeline, stage string) string { return pipeline + "." + stage + ".dedup" }
 
+// JobsTopic is the topic the stages of a pipeline with results emit job
+// events to, keyed by job id (docs/jobs.md).
+func JobsTopic(pipeline string) string { return pipeline + ".jobs" }
+
+// JobStatusTopic is the compacted topic of the finished status of a
+// pipeline's jobs, keyed by job id.
+func JobStatusTopic(pipeline string) string { return JobsTopic(pipeline) + ".status" }
+
+// JobsGroup is the consumer group of a pipeline's job folder, which folds
+// [JobsTopic]. It is the group a stage named "jobs" would have, so
+// validation refuses such a stage in a pipeline with results.
+func JobsGroup(pipeline string) string { return "millrace." + JobsTopic(pipeline) }
+
 // stageTopic is the topic a stage after the first reads: its `topic:`, or
 // [defaultStageTopic].
 func stageTopic(pipeline string, st Stage) string {
