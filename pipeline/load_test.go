@@ -241,11 +241,12 @@ func TestPlan_names_topics_and_groups(t *testing.T) {
 	var topics []string
 	for _, tp := range plan.Topics() {
 		topics = append(topics, tp.Name)
-		if tp.Partitions != 6 && tp.Name != "followup.quarantine" {
-			t.Errorf("topic %s has %d partitions, want 6", tp.Name, tp.Partitions)
+		if want := 6; tp.Partitions != want && !strings.HasPrefix(tp.Name, "followup.") {
+			t.Errorf("topic %s has %d partitions, want %d", tp.Name, tp.Partitions, want)
 		}
 	}
-	if got := strings.Join(topics, " "); got != "followup.quarantine orders orders.audit orders.confirmed orders.quarantine orders.to-price" {
+	if got := strings.Join(topics, " "); got != "followup.jobs followup.jobs.status followup.quarantine orders orders.audit "+
+		"orders.confirmed orders.jobs orders.jobs.status orders.quarantine orders.replies orders.to-price" {
 		t.Errorf("topics %s", got)
 	}
 	if _, err := plan.Stages("orders/nope"); err == nil || !strings.Contains(err.Error(), "orders/validate") {
