@@ -140,3 +140,36 @@ pipelines:
 		t.Errorf("String:\n got  %s\n want %s", got, want)
 	}
 }
+
+func TestParse_never_shows_a_callback_secret(t *testing.T) {
+	// Every problem a callback can have, with the secret written in the
+	// file and through the environment.
+	const secret = "hunter2-canary"
+	env := func(k string) (string, bool) { return secret, k == "S" }
+	for _, written := range []string{secret, "${S}"} {
+		src := `version: 1
+pipelines:
+  - name: p
+    input: p.in
+    results:
+      callback: {url: "ftp://x", secret: "` + written + `", timeout: 0s, retry: {initial: 2s, max: 1s}, secret: "` + written + `"}
+      callback_hosts: [hooks.example.com]
+    stages: [{name: a, filter: log}]
+  - name: q
+    input: q.in
+    results:
+      callback: {url: "https://evil.example.net", secret: ["` + written + `"]}
+      callback_hosts: [hooks.example.com]
+    stages: [{name: a, filter: log}]
+`
+		got := problemsIn(t, src, env)
+		if len(got) < 5 {
+			t.Errorf("%s: want every problem, got:\n%s", written, strings.Join(got, "\n"))
+		}
+		for _, p := range got {
+			if strings.Contains(p, secret) {
+				t.Errorf("%s: a problem shows the secret: %s", written, p)
+			}
+		}
+	}
+}
