@@ -168,6 +168,20 @@ var badFixtures = map[string][]string{
 		`61:91: pipeline "i" results: callback_hosts entry 5 "h:80": want a host name`,
 		`65:14: results: want a mapping, got a list`,
 	},
+	"results-names.bad.yaml": {
+		`13:22: topic "orders.quarantine" (a reply topic of pipeline "orders") is also the quarantine topic of pipeline "orders" (line 10): rename one`,
+		`13:41: topic "orders.jobs" (a reply topic of pipeline "orders") is also the job events topic of pipeline "orders" (results at line 13): rename one`,
+		`13:54: topic "orders.price" (a reply topic of pipeline "orders") is also the topic stage orders/price reads (line 16): rename one`,
+		`13:68: topic "orders_jobs_status" (a reply topic of pipeline "orders") collides with "orders.jobs.status" (the job status topic of pipeline "orders", line 10)` + collide,
+		`17:16: stage orders/jobs would share consumer group "millrace.orders.jobs" with the job folder of pipeline "orders" (results at line 13); ` +
+			`topic "orders.jobs" (the topic stage orders/jobs reads) is also the job events topic of pipeline "orders" (results at line 13): rename one`,
+		`18:16: topic "orders.jobs.status" (the topic stage orders/jobs.status reads) is also the job status topic of pipeline "orders" (results at line 13): rename one`,
+		`25:13: topic "shop.jobs" (the output of pipeline "first") is also the job events topic of pipeline "shop" (results at line 21): rename one`,
+		`27:21: stage first/jobs would share consumer group "millrace.first.jobs" with the job folder of pipeline "first" (results at line 26): rename one`,
+		`33:24: topic "loop.jobs" (a priority topic of pipeline "loop") is also the job events topic of pipeline "loop" (results at line 34): rename one`,
+		`42:45: stage a/b.jobs would share consumer group "millrace.a.b.jobs" with the job folder of pipeline "a.b" (results at line 38); ` +
+			`topic "a.b.jobs" (the topic stage a/b.jobs reads) is also the job events topic of pipeline "a.b" (results at line 38): rename one`,
+	},
 	"group-timeouts.bad.yaml": {
 		`5:20: session_timeout must be between 6s and 30m (what Kafka brokers accept by default: group.min.session.timeout.ms and group.max.session.timeout.ms), got 5s`,
 		`6:22: rebalance_timeout must be between 1s and 24h, got 0s`,

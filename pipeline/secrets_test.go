@@ -65,6 +65,8 @@ func TestParse_never_shows_a_value_from_the_environment(t *testing.T) {
 			`keep must be more than 0s and at most 876000h, got ${S}`},
 		{"a bad reply topic", "hunter2 canary", `pipelines: [{name: p, input: in, results: {reply_topics: ["%s"]}, stages: [{name: a, filter: log}]}]`,
 			`pipeline "p" results: reply topic "${S}" is not a valid Kafka topic name`},
+		{"a reply topic that is a derived topic", "p.quarantine", `pipelines: [{name: p, input: in, results: {reply_topics: ["%s"]}, stages: [{name: a, filter: log}]}]`,
+			`topic "${S}" (a reply topic of pipeline "p") is also the quarantine topic of pipeline "p"`},
 		{"a reply_max_bytes out of range", "9876543", `pipelines: [{name: p, input: in, results: {reply_max_bytes: "%s"}, stages: [{name: a, filter: log}]}]`,
 			`reply_max_bytes must be between 0 and 1048576, got ${S}`},
 		{"a callback url that is not http", "ftp://hunter2.canary/x", `pipelines: [{name: p, input: in, results: {callback: {url: "%s", secret: x}, callback_hosts: [h]}, stages: [{name: a, filter: log}]}]`,

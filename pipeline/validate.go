@@ -70,6 +70,7 @@ func (f *File) validate(p *problems, reg *filters.Registry) {
 		pl.validate(p, reg)
 	}
 	f.validateTopics(p)
+	f.validateResultsNames(p)
 	f.validateWireNames(p)
 }
 
