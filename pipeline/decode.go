@@ -29,6 +29,9 @@ var labels = map[reflect.Type]string{
 	reflect.TypeFor[Backoff]():       "backoff",
 	reflect.TypeFor[Dedup]():         "dedup",
 	reflect.TypeFor[PriorityTopic](): "priority entry",
+	reflect.TypeFor[Results]():       "results",
+	reflect.TypeFor[Callback]():      "callback",
+	reflect.TypeFor[CallbackRetry](): "callback retry",
 }
 
 // decoder decodes YAML nodes into the model strictly: an unknown or repeated

@@ -13,6 +13,17 @@ const (
 	DefaultMaxInFlight       = 256
 )
 
+// Defaults of a pipeline's `results:` block (see [ResultsPlan] and
+// [CallbackPlan]).
+const (
+	DefaultResultsKeep           = 24 * time.Hour
+	DefaultReplyMaxBytes         = 64 << 10 // 65536
+	DefaultCallbackTimeout       = 10 * time.Second
+	DefaultCallbackRetryInitial  = time.Second
+	DefaultCallbackRetryMax      = time.Minute
+	DefaultCallbackRetryDeadline = time.Hour
+)
+
 func (f *File) applyDefaults() {
 	d := &f.Defaults
 	if !d.Set("partitions") {
@@ -170,4 +181,51 @@ func (pl *Pipeline) inputs() []WeightedTopic {
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Weight > out[j].Weight })
 	return out
+}
+
+// resultsPlan resolves a pipeline's results block, or returns nil: its
+// unset fields take the defaults.
+func (r *Results) resultsPlan(pipeline string) *ResultsPlan {
+	if r == nil {
+		return nil
+	}
+	rp := &ResultsPlan{Keep: r.Keep, ReplyTopics: r.ReplyTopics, ReplyMaxBytes: r.ReplyMaxBytes,
+		Callback: r.Callback.callbackPlan(), CallbackHosts: r.CallbackHosts,
+		EventsTopic: JobsTopic(pipeline), StatusTopic: JobStatusTopic(pipeline), Group: JobsGroup(pipeline)}
+	if !r.Set("keep") {
+		rp.Keep = DefaultResultsKeep
+	}
+	if !r.Set("reply_max_bytes") {
+		rp.ReplyMaxBytes = DefaultReplyMaxBytes
+	}
+	return rp
+}
+
+// callbackPlan resolves a callback block, or returns nil.
+func (c *Callback) callbackPlan() *CallbackPlan {
+	if c == nil {
+		return nil
+	}
+	cp := &CallbackPlan{URL: c.URL, Secret: c.Secret, Timeout: c.Timeout}
+	cp.RetryInitial, cp.RetryMax, cp.RetryDeadline = c.Retry.bounds()
+	if !c.Set("timeout") {
+		cp.Timeout = DefaultCallbackTimeout
+	}
+	return cp
+}
+
+// bounds are a callback retry block's initial, max and deadline, the
+// defaults where unset.
+func (r CallbackRetry) bounds() (initial, max, deadline time.Duration) {
+	initial, max, deadline = r.Initial, r.Max, r.Deadline
+	if !r.Set("initial") {
+		initial = DefaultCallbackRetryInitial
+	}
+	if !r.Set("max") {
+		max = DefaultCallbackRetryMax
+	}
+	if !r.Set("deadline") {
+		deadline = DefaultCallbackRetryDeadline
+	}
+	return initial, max, deadline
 }

@@ -46,6 +46,8 @@ func FuzzParse(f *testing.F) {
 		"version: 1\nbroker: {brokers: [\"${SECRET}\"], compression: \"${SECRET}\"}\ndefaults: {timeout: \"${SECRET}\", partitions: \"${SECRET}\"}\n" +
 			"pipelines: [{name: \"${SECRET}\", input: \"${SECRET} x\", ${SECRET}: 1, stages: [{name: a, filter: jq, config: {program: \"${SECRET}(\"}}]}]\n",
 		"version: 1\npipelines: [{name: p, input: \"${TOPIC}\", stages: [{name: a, filter: log, session_timeout: 1s, rebalance_timeout: 25h}]}]\n",
+		"version: 1\npipelines: [{name: p, input: p.in, results: {keep: \"${SECRET}\", reply_topics: [\"${SECRET}\", p.quarantine], " +
+			"callback: {url: \"https://${SECRET}/x\", secret: \"${SECRET}\"}, callback_hosts: [\"${SECRET}\"]}, stages: [{name: jobs, filter: log}]}]\n",
 	} {
 		f.Add([]byte(s))
 	}

@@ -138,6 +138,50 @@ var badFixtures = map[string][]string{
 		`5:9: admin addr "localhost": want host:port (port 0..65535) or off`,
 		`6:3: unknown key "tokn" in admin (known keys: addr, token)`,
 	},
+	"results.bad.yaml": {
+		`10:21: keep must be more than 0s and at most 876000h, got 0s`,
+		`10:42: reply_max_bytes must be between 0 and 1048576, got 1048577`,
+		`10:51: unknown key "colour" in results (known keys: keep, reply_topics, reply_max_bytes, callback, callback_hosts)`,
+		`15:13: keep: want a duration like 30s or 5m, got "soon"`,
+		`16:33: pipeline "b" results: reply topic "bad topic" is not a valid Kafka topic name (letters, digits, '.', '_', '-'; at most 249)`,
+		`16:46: pipeline "b" results: reply topic "b.replies" is listed twice (first at line 16)`,
+		`16:57: pipeline "b" results: reply topic "" is not a valid Kafka topic name`,
+		`17:24: reply_max_bytes must be between 0 and 1048576, got -1`,
+		`22:7: pipeline "c" results: missing key "callback_hosts"`,
+		`22:17: pipeline "c" results: callback: missing key "url" (the http or https URL each finished job's status is POSTed to)`,
+		`22:38: timeout must be more than 0s, got 0s`,
+		`27:17: pipeline "d" results: callback: missing key "secret" (the HMAC-SHA256 key of X-Millrace-Signature; use ${ENV})`,
+		`33:23: pipeline "e" results: callback url "ftp://hooks.example.com/x": want an http or https URL with a host, such as https://hooks.example.com/millrace`,
+		`33:60: pipeline "e" results: callback secret is empty: the HMAC-SHA256 key needs at least one byte`,
+		`39:23: pipeline "f" results: callback url "https:///x": want an http or https URL with a host`,
+		`45:7: pipeline "g" results: missing key "callback_hosts", which callback needs: the hosts its url may name, such as [hooks.example.com, "*.example.org"]`,
+		`45:82: initial must be more than 0s, got 0s`,
+		`45:96: deadline must be more than 0s, got -1m`,
+		`50:82: retry max 1m (the default max) is less than initial 2m`,
+		`51:23: pipeline "h" results: callback_hosts lists no hosts`,
+		`57:14: pipeline "i" results: callback url "https://evil.example.net:8443/x": host "evil.example.net" is not one of callback_hosts (allowed: hooks.example.com, *.example.org, https://x.example.net, *., h:80)`,
+		`59:18: timeout must be more than 0s, got -1s`,
+		`60:35: retry max 500ms is less than initial 1s`,
+		`60:42: unknown key "backoff" in callback retry (known keys: initial, max, deadline)`,
+		`61:60: pipeline "i" results: callback_hosts entry 3 "https://x.example.net": want a host name (hooks.example.com), "*." and a domain for any of its subdomains ("*.example.org"), or an IP address; no scheme, port or path`,
+		`61:85: pipeline "i" results: callback_hosts entry 4 "*.": want a host name`,
+		`61:91: pipeline "i" results: callback_hosts entry 5 "h:80": want a host name`,
+		`65:14: results: want a mapping, got a list`,
+	},
+	"results-names.bad.yaml": {
+		`13:22: topic "orders.quarantine" (a reply topic of pipeline "orders") is also the quarantine topic of pipeline "orders" (line 10): rename one`,
+		`13:41: topic "orders.jobs" (a reply topic of pipeline "orders") is also the job events topic of pipeline "orders" (results at line 13): rename one`,
+		`13:54: topic "orders.price" (a reply topic of pipeline "orders") is also the topic stage orders/price reads (line 16): rename one`,
+		`13:68: topic "orders_jobs_status" (a reply topic of pipeline "orders") collides with "orders.jobs.status" (the job status topic of pipeline "orders", line 10)` + collide,
+		`17:16: stage orders/jobs would share consumer group "millrace.orders.jobs" with the job folder of pipeline "orders" (results at line 13); ` +
+			`topic "orders.jobs" (the topic stage orders/jobs reads) is also the job events topic of pipeline "orders" (results at line 13): rename one`,
+		`18:16: topic "orders.jobs.status" (the topic stage orders/jobs.status reads) is also the job status topic of pipeline "orders" (results at line 13): rename one`,
+		`25:13: topic "shop.jobs" (the output of pipeline "first") is also the job events topic of pipeline "shop" (results at line 21): rename one`,
+		`27:21: stage first/jobs would share consumer group "millrace.first.jobs" with the job folder of pipeline "first" (results at line 26): rename one`,
+		`33:24: topic "loop.jobs" (a priority topic of pipeline "loop") is also the job events topic of pipeline "loop" (results at line 34): rename one`,
+		`42:45: stage a/b.jobs would share consumer group "millrace.a.b.jobs" with the job folder of pipeline "a.b" (results at line 38); ` +
+			`topic "a.b.jobs" (the topic stage a/b.jobs reads) is also the job events topic of pipeline "a.b" (results at line 38): rename one`,
+	},
 	"group-timeouts.bad.yaml": {
 		`5:20: session_timeout must be between 6s and 30m (what Kafka brokers accept by default: group.min.session.timeout.ms and group.max.session.timeout.ms), got 5s`,
 		`6:22: rebalance_timeout must be between 1s and 24h, got 0s`,
@@ -241,11 +285,12 @@ func TestPlan_names_topics_and_groups(t *testing.T) {
 	var topics []string
 	for _, tp := range plan.Topics() {
 		topics = append(topics, tp.Name)
-		if tp.Partitions != 6 && tp.Name != "followup.quarantine" {
-			t.Errorf("topic %s has %d partitions, want 6", tp.Name, tp.Partitions)
+		if want := 6; tp.Partitions != want && !strings.HasPrefix(tp.Name, "followup.") {
+			t.Errorf("topic %s has %d partitions, want %d", tp.Name, tp.Partitions, want)
 		}
 	}
-	if got := strings.Join(topics, " "); got != "followup.quarantine orders orders.audit orders.confirmed orders.quarantine orders.to-price" {
+	if got := strings.Join(topics, " "); got != "followup.jobs followup.jobs.status followup.quarantine orders orders.audit "+
+		"orders.confirmed orders.jobs orders.jobs.status orders.quarantine orders.replies orders.to-price" {
 		t.Errorf("topics %s", got)
 	}
 	if _, err := plan.Stages("orders/nope"); err == nil || !strings.Contains(err.Error(), "orders/validate") {

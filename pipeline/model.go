@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"fmt"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -89,6 +90,9 @@ type Pipeline struct {
 	Timeout          time.Duration `yaml:"timeout"`
 	SessionTimeout   time.Duration `yaml:"session_timeout"`
 	RebalanceTimeout time.Duration `yaml:"rebalance_timeout"`
+
+	// Results is nil unless the pipeline keeps the status of its jobs.
+	Results *Results `yaml:"results"`
 }
 
 // PriorityTopic is one entry of a pipeline's priority list.
@@ -165,6 +169,62 @@ type Dedup struct {
 	MaxKeys int           `yaml:"max_keys"`
 
 	keyOf KeyFunc
+}
+
+// Results makes a pipeline keep the status of every job in Kafka, answer
+// on reply topics and POST signed callbacks (see docs/jobs.md). `results:
+// {}` turns it on with the defaults; unset fields take them (see
+// [ResultsPlan]).
+type Results struct {
+	Positions `yaml:"-"`
+
+	// Keep is how long a finished job is kept (default 24h).
+	Keep time.Duration `yaml:"keep"`
+	// ReplyTopics are the topics a record may name in its
+	// millrace-reply-to header.
+	ReplyTopics []string `yaml:"reply_topics"`
+	// ReplyMaxBytes: outputs whose total is at most this are inlined in
+	// replies (default 65536, 0..1048576).
+	ReplyMaxBytes int `yaml:"reply_max_bytes"`
+	// Callback is nil unless finished jobs are POSTed to a URL.
+	Callback *Callback `yaml:"callback"`
+	// CallbackHosts are the hosts Callback.URL may name: a host name
+	// (exact, case-insensitive) or "*.suffix" for any subdomain of suffix.
+	CallbackHosts []string `yaml:"callback_hosts"`
+}
+
+// Callback is where and how a pipeline POSTs the status of each finished
+// job. Formatted with fmt (any verb), it never shows Secret.
+type Callback struct {
+	Positions `yaml:"-"`
+
+	// URL is an http or https URL with a host.
+	URL string `yaml:"url"`
+	// Secret is the HMAC-SHA256 key of the X-Millrace-Signature header
+	// (use ${ENV}).
+	Secret string `yaml:"secret"`
+	// Timeout bounds one POST (default 10s).
+	Timeout time.Duration `yaml:"timeout"`
+	// Retry bounds the backoff between attempts of one delivery.
+	Retry CallbackRetry `yaml:"retry"`
+}
+
+// Format writes c without its secret, whatever the verb.
+func (c Callback) Format(f fmt.State, _ rune) {
+	fmt.Fprintf(f, "{URL:%s Secret:%s Timeout:%s Retry:{Initial:%s Max:%s Deadline:%s}}",
+		redactedURL(c.URL), redacted(c.Secret), c.Timeout, c.Retry.Initial, c.Retry.Max, c.Retry.Deadline)
+}
+
+// CallbackRetry bounds the exponential backoff of a callback delivery: the
+// first retry waits Initial (default 1s), each wait at most Max (default
+// 1m), and the delivery is given up Deadline (default 1h) after the job
+// finished.
+type CallbackRetry struct {
+	Positions `yaml:"-"`
+
+	Initial  time.Duration `yaml:"initial"`
+	Max      time.Duration `yaml:"max"`
+	Deadline time.Duration `yaml:"deadline"`
 }
 
 // Pos is a position in the YAML file, 1-based.

@@ -31,6 +31,19 @@ func RetryTopic(pipeline, stage string, n int) string {
 // DedupTopic is the compacted changelog topic of a stage's dedup keys.
 func DedupTopic(pipeline, stage string) string { return pipeline + "." + stage + ".dedup" }
 
+// JobsTopic is the topic the stages of a pipeline with results emit job
+// events to, keyed by job id (docs/jobs.md).
+func JobsTopic(pipeline string) string { return pipeline + ".jobs" }
+
+// JobStatusTopic is the compacted topic of the finished status of a
+// pipeline's jobs, keyed by job id.
+func JobStatusTopic(pipeline string) string { return JobsTopic(pipeline) + ".status" }
+
+// JobsGroup is the consumer group of a pipeline's job folder, which folds
+// [JobsTopic]. It is the group a stage named "jobs" would have, so
+// validation refuses such a stage in a pipeline with results.
+func JobsGroup(pipeline string) string { return "millrace." + JobsTopic(pipeline) }
+
 // stageTopic is the topic a stage after the first reads: its `topic:`, or
 // [defaultStageTopic].
 func stageTopic(pipeline string, st Stage) string {
@@ -68,11 +81,20 @@ type topicUse struct {
 	derived bool
 	shorten string
 	replay  bool
+	// internal is set for topics that belong to a pipeline or stage: the
+	// derived ones and a stage's own `topic:`.
+	internal bool
+	// reader is the pipeline whose input or priority topic this is (one
+	// millrace only reads); jobsOf the pipeline whose job events or status
+	// topic it is; reply is set for a reply topic.
+	reader, jobsOf string
+	reply          bool
 }
 
-// topicUses lists every topic the plan creates or reads, and the replay
-// progress topics, in file order of the names that make them. Names that
-// are already a problem (invalid or empty) are left out.
+// topicUses lists every topic the plan creates or reads (job events and
+// status topics and reply topics too), and the replay progress topics, in
+// file order of the names that make them. Names that are already a
+// problem (invalid or empty) are left out.
 func (f *File) topicUses(p *problems) []topicUse {
 	var uses []topicUse
 	add := func(u topicUse) {
@@ -86,19 +108,38 @@ func (f *File) topicUses(p *problems) []topicUse {
 	for i := range f.Pipelines {
 		pl := &f.Pipelines[i]
 		name := p.pipelineName(pl)
-		add(written(pl.Input, pl.Of("input"), "the input of pipeline %q", name))
+		read := func(u topicUse) topicUse { u.reader = pl.Name; return u }
+		add(read(written(pl.Input, pl.Of("input"), "the input of pipeline %q", name)))
 		add(written(pl.Output, pl.Of("output"), "the output of pipeline %q", name))
 		for j := range pl.Priority {
 			pt := &pl.Priority[j]
-			add(written(pt.Topic, pt.Of("topic"), "a priority topic of pipeline %q", name))
+			add(read(written(pt.Topic, pt.Of("topic"), "a priority topic of pipeline %q", name)))
+		}
+		if r := pl.Results; r != nil {
+			for j, topic := range r.ReplyTopics {
+				u := written(topic, r.Item("reply_topics", j), "a reply topic of pipeline %q", name)
+				u.reply = true
+				add(u)
+			}
 		}
 		if !NamePattern.MatchString(pl.Name) {
 			continue
 		}
-		add(topicUse{topic: QuarantineTopic(pl.Name), shown: QuarantineTopic(name),
-			what: fmt.Sprintf("the quarantine topic of pipeline %q", name), at: pl.Of("name"), derived: true, shorten: "pipeline"})
-		add(topicUse{topic: ReplayedTopic(pl.Name), shown: ReplayedTopic(name),
-			what: fmt.Sprintf("the replay progress topic of pipeline %q", name), at: pl.Of("name"), derived: true, shorten: "pipeline", replay: true})
+		pipelineDerived := func(topic, shown, what string) topicUse {
+			return topicUse{topic: topic, shown: shown, what: fmt.Sprintf(what, name), at: pl.Of("name"),
+				derived: true, internal: true, shorten: "pipeline"}
+		}
+		add(pipelineDerived(QuarantineTopic(pl.Name), QuarantineTopic(name), "the quarantine topic of pipeline %q"))
+		replayed := pipelineDerived(ReplayedTopic(pl.Name), ReplayedTopic(name), "the replay progress topic of pipeline %q")
+		replayed.replay = true
+		add(replayed)
+		if pl.Results != nil {
+			events := pipelineDerived(JobsTopic(pl.Name), JobsTopic(name), "the job events topic of pipeline %q")
+			status := pipelineDerived(JobStatusTopic(pl.Name), JobStatusTopic(name), "the job status topic of pipeline %q")
+			events.jobsOf, status.jobsOf = pl.Name, pl.Name
+			add(events)
+			add(status)
+		}
 		for j := range pl.Stages {
 			st := &pl.Stages[j]
 			if !NamePattern.MatchString(st.Name) {
@@ -106,10 +147,13 @@ func (f *File) topicUses(p *problems) []topicUse {
 			}
 			id, stage := p.stageID(pl, st), p.stageName(st)
 			derived := func(topic, shown, what string) topicUse {
-				return topicUse{topic: topic, shown: shown, what: what, at: st.Of("name"), derived: true, shorten: "pipeline or stage"}
+				return topicUse{topic: topic, shown: shown, what: what, at: st.Of("name"), derived: true, internal: true,
+					shorten: "pipeline or stage"}
 			}
 			if j > 0 && st.Topic != "" {
-				add(written(st.Topic, st.Of("topic"), "the topic stage %s reads", id))
+				u := written(st.Topic, st.Of("topic"), "the topic stage %s reads", id)
+				u.internal = true
+				add(u)
 			} else if j > 0 {
 				add(derived(stageTopic(pl.Name, *st), p.stageTopic(pl, st), "the topic stage "+id+" reads"))
 			}
@@ -185,5 +229,79 @@ func (f *File) validateWireNames(p *problems) {
 	}
 	for _, pos := range at {
 		p.add(pos, "%s", strings.Join(messages[pos], "; "))
+	}
+}
+
+// validateResultsNames checks the wire names of pipelines with results.
+// The job folder's consumer group is no stage's. A job events or status
+// topic is written by millrace alone: no stage reads it, no pipeline
+// writes it, and its own pipeline does not read it (each record read would
+// add to it); other pipelines may read it. A reply topic is none of the
+// topics millrace derives or a stage reads. Each position gets one
+// problem, saying what collides with what.
+func (f *File) validateResultsNames(p *problems) {
+	type folder struct {
+		pipeline string
+		line     int
+	}
+	folders := map[string]folder{}
+	resultsLine := map[string]int{}
+	for i := range f.Pipelines {
+		pl := &f.Pipelines[i]
+		if pl.Results != nil && NamePattern.MatchString(pl.Name) {
+			folders[JobsGroup(pl.Name)] = folder{p.pipelineName(pl), pl.Of("results").Line}
+			resultsLine[pl.Name] = pl.Of("results").Line
+		}
+	}
+	if len(folders) == 0 {
+		return
+	}
+	var at []Pos
+	clauses := map[Pos][]string{}
+	report := func(pos Pos, format string, args ...any) {
+		if clauses[pos] == nil {
+			at = append(at, pos)
+		}
+		clauses[pos] = append(clauses[pos], fmt.Sprintf(format, args...))
+	}
+	for i := range f.Pipelines {
+		pl := &f.Pipelines[i]
+		for j := range pl.Stages {
+			st := &pl.Stages[j]
+			if fo, ok := folders[GroupName(pl.Name, st.Name)]; ok && NamePattern.MatchString(st.Name) {
+				report(st.Of("name"), "stage %s would share consumer group %q with the job folder of pipeline %q (results at line %d)",
+					p.stageID(pl, st), GroupName(p.pipelineName(pl), p.stageName(st)), fo.pipeline, fo.line)
+			}
+		}
+	}
+	uses := f.topicUses(p)
+	for _, j := range uses {
+		if j.jobsOf == "" {
+			continue
+		}
+		for _, u := range uses {
+			if u.topic != j.topic || u == j || u.reader != "" && u.reader != j.jobsOf {
+				continue
+			}
+			report(u.at, "topic %q (%s) is also %s (results at line %d)", u.shown, u.what, j.what, resultsLine[j.jobsOf])
+		}
+	}
+	jobsTopics := map[string]bool{}
+	for _, u := range uses {
+		jobsTopics[u.topic] = jobsTopics[u.topic] || u.jobsOf != ""
+	}
+	for _, y := range uses {
+		if !y.reply || jobsTopics[y.topic] { // said above
+			continue
+		}
+		for _, u := range uses {
+			if u.topic == y.topic && u.internal {
+				report(y.at, "topic %q (%s) is also %s (line %d)", y.shown, y.what, u.what, u.at.Line)
+				break
+			}
+		}
+	}
+	for _, pos := range at {
+		p.add(pos, "%s: rename one", strings.Join(clauses[pos], "; "))
 	}
 }

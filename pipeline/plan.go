@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -40,16 +39,19 @@ type PipelinePlan struct {
 	// Input is one of them. Without a priority list it is just Input.
 	Priority []WeightedTopic
 	Stages   []StagePlan
+	// Results is nil unless the pipeline keeps the status of its jobs.
+	Results *ResultsPlan
 }
 
 // StagePlan is one stage of a pipeline, as the engine runs it.
 type StagePlan struct {
 	Pipeline string
 	Name     string
-	// Index is the 0-based position of the stage in its pipeline.
-	Index  int
-	Filter filters.Spec
-	Config filters.Config
+	// Index is the 0-based position of the stage in its pipeline, of
+	// Stages in all.
+	Index, Stages int
+	Filter        filters.Spec
+	Config        filters.Config
 	// Input is the topic the stage consumes; Output the topic it publishes
 	// to ("" for a last stage with no pipeline output).
 	Input, Output string
@@ -84,10 +86,16 @@ type StagePlan struct {
 	RebalanceTimeout time.Duration
 	// Dedup is nil unless the stage deduplicates.
 	Dedup *DedupPlan
+	// Results is the pipeline's (the same pointer as its PipelinePlan's):
+	// nil unless the pipeline keeps the status of its jobs.
+	Results *ResultsPlan
 }
 
 // ID is "pipeline/stage", the form `millrace run --stage` takes.
 func (s StagePlan) ID() string { return s.Pipeline + "/" + s.Name }
+
+// Last reports whether s is the last stage of its pipeline.
+func (s StagePlan) Last() bool { return s.Index == s.Stages-1 }
 
 // Topic is a topic the plan needs.
 type Topic struct {
@@ -112,10 +120,11 @@ func (f *File) Plan() *Plan {
 		p := &f.Pipelines[pi]
 		pp := PipelinePlan{Name: p.Name, Description: p.Description, Input: p.Input,
 			Output: p.Output, Quarantine: QuarantineTopic(p.Name), Partitions: p.Partitions,
-			Priority: p.inputs()}
+			Priority: p.inputs(), Results: p.Results.resultsPlan(p.Name)}
 		for i := range p.Stages {
 			st := &p.Stages[i]
-			sp := StagePlan{Pipeline: p.Name, Name: st.Name, Index: i, Filter: st.filterSpec, Config: st.filterConfig,
+			sp := StagePlan{Pipeline: p.Name, Name: st.Name, Index: i, Stages: len(p.Stages), Results: pp.Results,
+				Filter: st.filterSpec, Config: st.filterConfig,
 				Group: GroupName(p.Name, st.Name), Concurrency: st.Concurrency, MaxInFlight: st.MaxInFlight, Input: p.Input,
 				Quarantine: pp.Quarantine, Inputs: slices.Clone(pp.Priority)}
 			if i > 0 {
@@ -187,8 +196,11 @@ func (p *Plan) Stages(ids ...string) ([]StagePlan, error) {
 
 // Topics returns every topic the plan reads or writes: inputs (priority
 // topics among them), topics between stages, outputs, quarantine and retry
-// tier topics, and dedup changelogs (compacted). Each has the partition
-// count of the pipeline that owns or first names it.
+// tier topics, dedup changelogs (compacted), and of pipelines with results
+// the job events and status topics (see [JobsTopicConfig] and
+// [JobStatusTopicConfig]) and the reply topics. Each has the largest
+// partition count of the pipelines that name it; a job status topic has
+// as many as its events topic.
 func (p *Plan) Topics() []Topic {
 	parts := map[string]int{}
 	configs := map[string]map[string]string{}
@@ -214,6 +226,23 @@ func (p *Plan) Topics() []Topic {
 				configs[s.Dedup.Changelog] = ChangelogConfig(s.Dedup.Window)
 			}
 		}
+		if r := pp.Results; r != nil {
+			add(r.EventsTopic, pp.Partitions)
+			add(r.StatusTopic, pp.Partitions)
+			configs[r.EventsTopic] = JobsTopicConfig(r.Keep)
+			configs[r.StatusTopic] = JobStatusTopicConfig(r.Keep)
+			for _, t := range r.ReplyTopics {
+				add(t, pp.Partitions)
+			}
+		}
+	}
+	// The folder writes a job's status to the partition of the status
+	// topic its events are in.
+	for _, pp := range p.Pipelines {
+		if r := pp.Results; r != nil {
+			n := max(parts[r.EventsTopic], parts[r.StatusTopic])
+			parts[r.EventsTopic], parts[r.StatusTopic] = n, n
+		}
 	}
 	out := make([]Topic, 0, len(parts))
 	for name, n := range parts {
@@ -228,10 +257,9 @@ func (p *Plan) Topics() []Topic {
 // records older than twice the window are deleted, in segments of at most
 // one window.
 func ChangelogConfig(window time.Duration) map[string]string {
-	ms := func(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
 	return map[string]string{
 		"cleanup.policy": "compact,delete",
-		"retention.ms":   ms(2 * window),
-		"segment.ms":     ms(max(window, time.Hour)),
+		"retention.ms":   millis(2 * window),
+		"segment.ms":     millis(max(window, time.Hour)),
 	}
 }

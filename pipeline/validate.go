@@ -70,6 +70,7 @@ func (f *File) validate(p *problems, reg *filters.Registry) {
 		pl.validate(p, reg)
 	}
 	f.validateTopics(p)
+	f.validateResultsNames(p)
 	f.validateWireNames(p)
 }
 
@@ -86,6 +87,9 @@ func (pl *Pipeline) validate(p *problems, reg *filters.Registry) {
 	}
 	pl.validatePriority(p, where)
 	validatePolicies(p, pl.policyLevel())
+	if pl.Results != nil {
+		pl.Results.validate(p, where)
+	}
 	if len(pl.Stages) == 0 {
 		p.add(pl.Of("stages"), "%s has no stages: add at least one under `stages:`", where)
 	}
@@ -280,7 +284,7 @@ func checkTopic(p *problems, ps Positions, where, key, topic string, required bo
 	switch {
 	case topic == "" && required:
 		p.add(ps.Of(key), "%s: missing key %q", where, key)
-	case topic == "" || topicPattern.MatchString(topic) && topic != "." && topic != "..":
+	case topic == "" || validTopic(topic):
 	default:
 		p.add(ps.Of(key), "%s: %s %s is not a valid Kafka topic name (letters, digits, '.', '_', '-'; at most 249)",
 			where, key, p.quoted(ps.Of(key), topic))

@@ -17,9 +17,9 @@ import (
 )
 
 // wireFragment matches string literals that build a topic or group name
-// millrace derives: ".quarantine", ".retry.%d", ".dedup", "millrace." and
-// the like.
-var wireFragment = regexp.MustCompile(`^\.(quarantine|retry|dedup)\b|\.(quarantine|dedup)$|\.retry\.%|^millrace\.`)
+// millrace derives: ".quarantine", ".retry.%d", ".dedup", ".jobs",
+// ".jobs.status", "millrace." and the like.
+var wireFragment = regexp.MustCompile(`^\.(quarantine|retry|dedup|jobs)\b|\.(quarantine|dedup|jobs)$|\.jobs\.status$|\.retry\.%|^millrace\.`)
 
 func TestWireNames_are_built_only_in_package_pipeline(t *testing.T) {
 	root := ".."
