@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"cmp"
+	"encoding/json"
 	"slices"
 	"time"
 )
@@ -86,12 +87,28 @@ type Status struct {
 	Outputs []Output `json:"outputs,omitempty"`
 }
 
-// Output is one output record of a job, inline.
+// Output is one output record of a job, inline: its value as JSON when
+// it is JSON, else base64 (RFC 4648) in ValueBase64.
 type Output struct {
 	Location
-	Key     string `json:"key,omitempty"`
-	Payload []byte `json:"payload"`
+	Key         string          `json:"key,omitempty"`
+	Value       json.RawMessage `json:"value,omitempty"`
+	ValueBase64 []byte          `json:"value_base64,omitempty"`
 }
+
+// NewOutput is the output at l with key and value.
+func NewOutput(l Location, key, value []byte) Output {
+	o := Output{Location: l, Key: string(key)}
+	if json.Valid(value) {
+		o.Value = value
+	} else {
+		o.ValueBase64 = value
+	}
+	return o
+}
+
+// size is the output's size in bytes: key and value.
+func (o Output) size() int { return len(o.Key) + len(o.Value) + len(o.ValueBase64) }
 
 // node names a record of a job: the stage that settles it (1-based) and
 // its lineage.

@@ -681,7 +681,7 @@ func (f *folder) inline(ctx context.Context, fs []*finishing) error {
 		_, err := kafkaops.ReadRangeWith(ctx, f.consumer, k.Topic, k.Partition, r[0], r[1]+1, kafkaops.ReadOptions{},
 			func(m *sarama.ConsumerMessage) (bool, error) {
 				l := Location{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset}
-				read[l] = Output{Location: l, Key: string(m.Key), Payload: m.Value}
+				read[l] = NewOutput(l, m.Key, m.Value)
 				return true, nil
 			})
 		if err != nil {
@@ -700,7 +700,7 @@ func (f *folder) inline(ctx context.Context, fs []*finishing) error {
 				outs = nil // gone (retention): locations only
 				break
 			}
-			size += len(o.Payload) + len(o.Key)
+			size += o.size()
 			outs = append(outs, o)
 		}
 		if outs != nil && size <= limit {
