@@ -9,11 +9,11 @@ import (
 	"github.com/millrace/millrace/jobs"
 )
 
-var t0 = time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+var foldT0 = time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
 
 func ev(n int, lineage string, o jobs.Outcome, outputs int, sec int) jobs.Event {
 	e := jobs.Event{Job: "j1", Stage: []string{"", "a", "b", "c"}[n], N: n, Lineage: lineage, Outcome: o, Outputs: outputs,
-		At: t0.Add(time.Duration(sec) * time.Second)}
+		At: foldT0.Add(time.Duration(sec) * time.Second)}
 	if o == jobs.Quarantined {
 		e.Error = "bad record at " + lineage
 		e.Origin = "p.b/0/7"
@@ -51,7 +51,7 @@ func TestFold_fan_out_with_a_drop_and_a_quarantine_fails_with_exact_counts(t *te
 	if len(s.Errors) != 1 || s.Errors[0].Error != "bad record at 1" || s.Errors[0].Stage != "b" {
 		t.Errorf("errors %+v, want the quarantine error of stage b", s.Errors)
 	}
-	if s.Finished == nil || !s.Finished.Equal(t0.Add(5*time.Second)) || s.Waiting != nil {
+	if s.Finished == nil || !s.Finished.Equal(foldT0.Add(5*time.Second)) || s.Waiting != nil {
 		t.Errorf("finished %v waiting %v, want the last event's time and nothing waiting", s.Finished, s.Waiting)
 	}
 }
@@ -94,7 +94,7 @@ func TestFold_running_names_the_stages_records_wait_at(t *testing.T) {
 }
 
 func TestFold_accepted_until_a_stage_settles_a_record(t *testing.T) {
-	acc := jobs.Event{Outcome: jobs.Accepted, At: t0, ReplyTo: "r", CorrelationID: "c1"}
+	acc := jobs.Event{Outcome: jobs.Accepted, At: foldT0, ReplyTo: "r", CorrelationID: "c1"}
 	s := fold(three, acc)
 	if s.State != jobs.StateAccepted || s.CorrelationID != "c1" || s.ReplyTo != "r" {
 		t.Fatalf("status %+v, want accepted with the correlation id", s)
