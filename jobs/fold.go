@@ -128,11 +128,33 @@ type Job struct {
 	accepted *Event
 	first    time.Time
 	last     time.Time
+	// waiting are the expected nodes without an event, kept as events
+	// come so that Finished costs nothing.
+	waiting map[node]struct{}
 }
 
 // NewJob starts the fold of job id of a pipeline of the given shape.
 func NewJob(id string, shape *Shape) *Job {
-	return &Job{id: id, shape: shape, events: map[node]Event{}}
+	return &Job{id: id, shape: shape, events: map[node]Event{}, waiting: map[node]struct{}{{1, ""}: {}}}
+}
+
+// Finished reports whether every record of the job is settled: its
+// status is succeeded or failed.
+func (j *Job) Finished() bool { return len(j.waiting) == 0 }
+
+// expect notes that node k is expected: waiting for its event, or, when
+// it has one, its children are expected in turn.
+func (j *Job) expect(k node) {
+	e, ok := j.events[k]
+	if !ok {
+		j.waiting[k] = struct{}{}
+		return
+	}
+	if e.Outcome == Done && k.n < len(j.shape.Stages) {
+		for i := range e.Outputs {
+			j.expect(node{k.n + 1, ChildLineage(k.lineage, i)})
+		}
+	}
 }
 
 // ID is the job's id.
@@ -155,10 +177,21 @@ func (j *Job) Add(e Event) bool {
 		return true
 	}
 	k := node{e.N, e.Lineage}
-	if prev, ok := j.events[k]; ok && prev.Replays >= e.Replays {
+	prev, replaced := j.events[k]
+	if replaced && prev.Replays >= e.Replays {
 		return false
 	}
 	j.events[k] = e
+	switch _, expected := j.waiting[k]; {
+	case replaced:
+		// A record replayed from the quarantine: what is expected may
+		// change below it; walk again from the root.
+		clear(j.waiting)
+		j.expect(node{1, ""})
+	case expected:
+		delete(j.waiting, k)
+		j.expect(k)
+	}
 	return true
 }
 

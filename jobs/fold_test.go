@@ -3,6 +3,7 @@ package jobs_test
 import (
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -160,6 +161,32 @@ func TestEvent_round_trips_and_refuses_what_it_does_not_know(t *testing.T) {
 	for _, bad := range []string{`{`, `{"v":99,"outcome":"done","n":1}`, `{"v":1,"outcome":"exploded","n":1}`, `{"v":1,"outcome":"done"}`} {
 		if _, err := jobs.ParseEvent("j1", []byte(bad)); err == nil {
 			t.Errorf("%s: parsed, want an error", bad)
+		}
+	}
+}
+
+// Finished, kept as events come, agrees with the status computed from
+// scratch, after every event of shuffled, duplicated, replayed streams.
+func TestFold_finished_agrees_with_the_status_at_every_step(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	replayed := ev(2, "1", jobs.Done, 1, 10)
+	replayed.Replays = 1
+	streams := [][]jobs.Event{
+		fanOutFailing(),
+		append(fanOutFailing(), replayed, ev(3, "1.0", jobs.Done, 1, 11)),
+		{ev(1, "", jobs.Done, 1, 1), ev(2, "0", jobs.Done, 1, 2), ev(3, "0.0", jobs.Done, 1, 3), ev(2, "1", jobs.Quarantined, 0, 4)},
+	}
+	for _, stream := range streams {
+		for range 100 {
+			es := append(slices.Clone(stream), stream[r.IntN(len(stream))])
+			r.Shuffle(len(es), func(i, j int) { es[i], es[j] = es[j], es[i] })
+			j := jobs.NewJob("j1", three)
+			for _, e := range es {
+				j.Add(e)
+				if got, want := j.Finished(), j.Status().State.Finished(); got != want {
+					t.Fatalf("after %+v of %v: Finished %v, status %s", e, es, got, j.Status().State)
+				}
+			}
 		}
 	}
 }

@@ -90,12 +90,7 @@ func RunFolder(ctx context.Context, cfg FolderConfig) error {
 	}
 	cfg.Log = cfg.Log.With("pipeline", cfg.Pipeline.Name, "results", r.EventsTopic)
 	f := &folder{cfg: cfg, shape: ShapeOf(cfg.Pipeline), parts: map[int32]*partState{}}
-	consumer, err := sarama.NewConsumerFromClient(cfg.Client)
-	if err != nil {
-		return fmt.Errorf("results of %s: %w", cfg.Pipeline.Name, err)
-	}
-	defer consumer.Close()
-	f.consumer = consumer
+	var err error
 	if cb := r.Callback; cb != nil {
 		post := cfg.Post
 		if post == nil {
@@ -152,7 +147,6 @@ func ShapeOf(pp pipeline.PipelinePlan) *Shape {
 type folder struct {
 	cfg      FolderConfig
 	shape    *Shape
-	consumer sarama.Consumer
 	calls    *CallbackQueue // nil without a callback
 
 	mu    sync.Mutex
@@ -278,7 +272,7 @@ func (f *folder) restore(ctx context.Context, p int32) (*partState, error) {
 	if from >= end {
 		return st, nil
 	}
-	_, err = kafkaops.ReadRangeWith(ctx, f.consumer, r.StatusTopic, p, from, end, kafkaops.ReadOptions{},
+	_, err = f.read(ctx, r.StatusTopic, p, from, end, kafkaops.ReadOptions{},
 		func(m *sarama.ConsumerMessage) (bool, error) {
 			var rec StatusRecord
 			if json.Unmarshal(m.Value, &rec) != nil {
@@ -395,12 +389,12 @@ func (f *folder) fold(sess sarama.ConsumerGroupSession, st *partState, batch []*
 			}
 			rj = &runningJob{job: j, first: m.Offset, statusAt: st.statusNext, since: f.cfg.Clock.Now()}
 		}
-		wasFinished := rj.job.Status().State.Finished()
+		wasFinished := rj.job.Finished()
 		if !rj.job.Add(e) && wasFinished {
 			continue // a late copy of an event of a finished job
 		}
 		st.running[e.Job] = rj
-		if rj.job.Status().State.Finished() {
+		if rj.job.Finished() {
 			finished = append(finished, rj.job)
 		}
 	}
@@ -640,7 +634,7 @@ func (f *folder) checkReplies(ctx context.Context, fs []*finishing) error {
 		if err != nil {
 			return err
 		}
-		_, err = kafkaops.ReadRangeWith(ctx, f.consumer, k.Topic, k.Partition, off, end, kafkaops.ReadOptions{},
+		_, err = f.read(ctx, k.Topic, k.Partition, off, end, kafkaops.ReadOptions{},
 			func(m *sarama.ConsumerMessage) (bool, error) {
 				if v, ok := transport.LastHeader(m, filters.HeaderJob); ok {
 					if fin := want[string(v)]; fin != nil && fin.rec.Reply.Topic == k.Topic {
@@ -678,7 +672,7 @@ func (f *folder) inline(ctx context.Context, fs []*finishing) error {
 	}
 	read := map[Location]Output{}
 	for k, r := range ranges {
-		_, err := kafkaops.ReadRangeWith(ctx, f.consumer, k.Topic, k.Partition, r[0], r[1]+1, kafkaops.ReadOptions{},
+		_, err := f.read(ctx, k.Topic, k.Partition, r[0], r[1]+1, kafkaops.ReadOptions{},
 			func(m *sarama.ConsumerMessage) (bool, error) {
 				l := Location{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset}
 				read[l] = NewOutput(l, m.Key, m.Value)
@@ -720,4 +714,17 @@ func (f *folder) replyRecord(fin *finishing) *sarama.ProducerMessage {
 			{Key: []byte(filters.HeaderJob), Value: []byte(s.Job)},
 			{Key: []byte(filters.HeaderCorrelationID), Value: []byte(s.CorrelationID)},
 		}}
+}
+
+// read reads topic/partition from offset from to end (exclusive), with a
+// consumer of its own: partitions fold concurrently, and a sarama consumer
+// reads a partition once at a time.
+func (f *folder) read(ctx context.Context, topic string, partition int32, from, end int64, opts kafkaops.ReadOptions,
+	fn func(*sarama.ConsumerMessage) (bool, error)) (bool, error) {
+	c, err := sarama.NewConsumerFromClient(f.cfg.Client)
+	if err != nil {
+		return false, err
+	}
+	defer c.Close()
+	return kafkaops.ReadRangeWith(ctx, c, topic, partition, from, end, opts, fn)
 }

@@ -3,6 +3,7 @@ package router
 import (
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -14,8 +15,12 @@ import (
 )
 
 // emitter emits the job events of a stage of a pipeline with `results:`
-// (docs/jobs.md): one per record settled for good, after its outputs (or
-// its quarantine copy) are acked and before its offset is committed.
+// (docs/jobs.md): one per record settled for good, acked before the
+// record's offset is committed. A stage that publishes outputs sends the
+// event in the same batch as them (one produce round trip), but a stage
+// that writes the pipeline's output topic sends it after their acks, with
+// their places; a queue and one goroutine do that, as the producer's
+// callback must not block (a goroutine per record grew a stack each).
 type emitter struct {
 	topic  string // <pipeline>.jobs
 	stage  string
@@ -23,6 +28,19 @@ type emitter struct {
 	output bool // the stage writes the pipeline's output topic
 	pub    *transport.Publisher
 	now    func() time.Time
+
+	mu     sync.Mutex
+	queue  []queued
+	wake   chan struct{} // a token when the queue is not empty
+	stop   chan struct{}
+	closed bool
+}
+
+// queued is an event waiting for the emitter's goroutine, and the
+// delivery it settles.
+type queued struct {
+	e jobs.Event
+	d *transport.Delivery
 }
 
 // newEmitter is the emitter of stage s, nil when its pipeline keeps no
@@ -32,8 +50,24 @@ func newEmitter(s *stage) *emitter {
 	if r == nil {
 		return nil
 	}
-	return &emitter{topic: r.EventsTopic, stage: s.plan.Name, n: s.plan.Index + 1,
-		output: s.plan.Index == s.plan.Stages-1 && s.plan.Output != "", pub: s.out, now: s.recs.now}
+	em := &emitter{topic: r.EventsTopic, stage: s.plan.Name, n: s.plan.Index + 1,
+		output: s.plan.Last() && s.plan.Output != "", pub: s.out, now: s.recs.now,
+		wake: make(chan struct{}, 1), stop: make(chan struct{})}
+	if em.output {
+		go em.run()
+	}
+	return em
+}
+
+// close stops the emitter's goroutine; events still queued are not sent,
+// and their records are handed out again.
+func (em *emitter) close() {
+	em.mu.Lock()
+	defer em.mu.Unlock()
+	if !em.closed {
+		em.closed = true
+		close(em.stop)
+	}
 }
 
 // event is the job event of msg's record, settled with the outcome st
@@ -84,22 +118,51 @@ func (em *emitter) located(e *jobs.Event, outs []*sarama.ProducerMessage) {
 	}
 }
 
-// afterAck emits e once outs are acked, then settles d: Ack when the event
-// is acked too, else Redeliver. It runs on a goroutine of its own, since it
-// is called on the producer's, which must not block.
+// afterAck emits e, with the places of outs, now acked, and settles d:
+// Ack when the event is acked too, else Redeliver. It is called on the
+// producer's goroutine: it only queues.
 func (em *emitter) afterAck(e jobs.Event, outs []*sarama.ProducerMessage, d *transport.Delivery) {
 	em.located(&e, outs)
-	go func() {
-		if err := em.pub.SendAsync(em.topic, []*sarama.ProducerMessage{em.record(e)}, func(err error) {
-			if err != nil {
-				d.Redeliver()
-				return
-			}
-			d.Ack()
-		}); err != nil {
-			d.Redeliver()
+	em.mu.Lock()
+	if em.closed {
+		em.mu.Unlock()
+		d.Redeliver()
+		return
+	}
+	em.queue = append(em.queue, queued{e, d})
+	em.mu.Unlock()
+	select {
+	case em.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run sends the queued events until the emitter closes.
+func (em *emitter) run() {
+	var batch []queued
+	for {
+		select {
+		case <-em.stop:
+			return
+		case <-em.wake:
 		}
-	}()
+		em.mu.Lock()
+		batch, em.queue = em.queue, batch[:0]
+		em.mu.Unlock()
+		for _, q := range batch {
+			d := q.d
+			if err := em.pub.SendAsync(em.topic, []*sarama.ProducerMessage{em.record(q.e)}, func(err error) {
+				if err != nil {
+					d.Redeliver()
+					return
+				}
+				d.Ack()
+			}); err != nil {
+				d.Redeliver()
+			}
+		}
+		clear(batch)
+	}
 }
 
 // resultsMiddleware emits the job event of each record its handler settled

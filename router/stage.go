@@ -156,10 +156,13 @@ func (s *stage) publishThenSettle(msg *message.Message, d *transport.Delivery, o
 		}
 	}
 	var ev jobs.Event
+	n := len(outs)
 	if s.results != nil {
 		ev = s.results.event(msg, stateOf(msg))
+		if !s.results.output {
+			outs = append(outs, s.results.record(ev))
+		}
 	}
-	n := len(outs)
 	d.SettleLater(true)
 	err := s.out.SendAsync(s.plan.Output, outs, func(err error) {
 		if err != nil {
@@ -168,7 +171,7 @@ func (s *stage) publishThenSettle(msg *message.Message, d *transport.Delivery, o
 		switch err := s.publishFailed(err); {
 		case err == nil:
 			s.m.acked(n, recordTime, job)
-			if s.results != nil {
+			if s.results != nil && s.results.output {
 				s.results.afterAck(ev, outs, d)
 				return
 			}
@@ -278,6 +281,9 @@ func (s *stage) process(msg *message.Message) ([]*sarama.ProducerMessage, error)
 func (s *stage) setReady(ready bool) { s.m.setReady(ready) }
 
 func (s *stage) close() {
+	if s.results != nil {
+		s.results.close()
+	}
 	if s.watch != nil {
 		s.watch.close()
 	}

@@ -189,7 +189,15 @@ type Record struct {
 	Timestamp time.Time
 }
 
-func (r Record) String() string { return fmt.Sprintf("%s/%d/%d", r.Topic, r.Partition, r.Offset) }
+func (r Record) String() string {
+	b := make([]byte, 0, len(r.Topic)+16)
+	b = append(b, r.Topic...)
+	b = append(b, '/')
+	b = strconv.AppendInt(b, int64(r.Partition), 10)
+	b = append(b, '/')
+	b = strconv.AppendInt(b, r.Offset, 10)
+	return string(b)
+}
 
 type recordKey struct{}
 
