@@ -7,7 +7,7 @@ import (
 // system is what a case measures: something that moves every record of an
 // input topic to an output topic.
 type system struct {
-	// name is the case name: raw, stock, noop, jq or pipeline.
+	// name is the case name (see allCases).
 	name string
 	// label names the system in the report.
 	label string
@@ -22,11 +22,14 @@ type system struct {
 var systems = map[string]*system{
 	caseRaw:      {name: caseRaw, label: "(a) raw sarama consume→async produce", run: runRaw},
 	caseStock:    {name: caseStock, label: "(b) stock watermill-kafka stage", run: runStock},
-	caseNoop:     {name: caseNoop, label: "(c) millrace stage, no-op", run: millraceRunner(true, noopStage)},
-	caseNoMetric: {name: caseNoMetric, label: "(c') millrace stage, no-op, metrics off", run: millraceRunner(false, noopStage)},
-	caseJQ:       {name: caseJQ, label: "(c) millrace stage, jq", run: millraceRunner(true, jqStage)},
-	casePipeline: {name: casePipeline, label: "(d) millrace 3 stages, no-op", run: millraceRunner(true, noopStage, noopStage, noopStage)},
+	caseNoop:     {name: caseNoop, label: "(c) millrace stage, no-op", run: millraceRunner(millraceSetup{metrics: true}, noopStage)},
+	caseNoMetric: {name: caseNoMetric, label: "(c') millrace stage, no-op, metrics off", run: millraceRunner(millraceSetup{}, noopStage)},
+	caseJQ:       {name: caseJQ, label: "(c) millrace stage, jq", run: millraceRunner(millraceSetup{metrics: true}, jqStage)},
+	casePipeline: {name: casePipeline, label: "(d) millrace 3 stages, no-op", run: millraceRunner(millraceSetup{metrics: true}, threeNoops...)},
 }
+
+// threeNoops are the stages of the 3-stage cases.
+var threeNoops = []stageYAML{noopStage, noopStage, noopStage}
 
 // instance is a running system.
 type instance struct {
