@@ -16,6 +16,11 @@ type system struct {
 	// must be named "<prefix>.…" (so they are deleted after the case) and
 	// consumer groups must contain it (so they are fresh).
 	run func(ctx context.Context, e *env, prefix, in, out string) error
+	// check, if set, is what a drain of n records must also have done
+	// besides filling the output. It runs beside the drain, from the
+	// system's start until it passes or ctx ends, and the system is not
+	// stopped before it returns; its time is not in the drain's.
+	check func(ctx context.Context, e *env, prefix string, n int) checked
 }
 
 // systems are the measured systems by case name.
