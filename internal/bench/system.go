@@ -31,6 +31,8 @@ var systems = map[string]*system{
 	caseNoMetric: {name: caseNoMetric, label: "(c') millrace stage, no-op, metrics off", run: millraceRunner(millraceSetup{}, noopStage)},
 	caseJQ:       {name: caseJQ, label: "(c) millrace stage, jq", run: millraceRunner(millraceSetup{metrics: true}, jqStage)},
 	casePipeline: {name: casePipeline, label: "(d) millrace 3 stages, no-op", run: millraceRunner(millraceSetup{metrics: true}, threeNoops...)},
+	casePipeRes: {name: casePipeRes, label: "(d') millrace 3 stages, no-op, job results on",
+		run: millraceRunner(millraceSetup{metrics: true, results: true}, threeNoops...), check: jobResultsSettled(len(threeNoops))},
 }
 
 // threeNoops are the stages of the 3-stage cases.
