@@ -45,8 +45,12 @@ func jobResultsSettled(stages int) func(ctx context.Context, e *env, prefix stri
 		for {
 			select {
 			case <-ctx.Done():
-				return checked{err: fmt.Errorf("job results: %d of %d jobs finished (status topic at %d records; last error: %v): %w",
-					found.finished(), n, end, lastErr, ctx.Err())}
+				err := fmt.Errorf("job results: the status topic holds %d records for %d jobs, %d of them read as finished: %w",
+					end, n, found.finished(), ctx.Err())
+				if lastErr != nil {
+					err = fmt.Errorf("%w (last error: %v)", err, lastErr)
+				}
+				return checked{err: err}
 			case <-tick.C:
 			}
 			// The engine creates the topics after it starts: until then
