@@ -41,15 +41,32 @@ var (
 	jqStage   = stageYAML{filter: "jq", config: `{program: '.n = (.n + 1)'}`}
 )
 
+// millraceSetup is what varies between the millrace cases besides their
+// stages.
+type millraceSetup struct {
+	// metrics gives the engine Prometheus metrics, as `millrace run` has.
+	metrics bool
+	// results puts `results: {}` on the pipeline: every stage emits a job
+	// event per settled record to "<name>.jobs" and the engine runs the
+	// folder, which writes each finished job to "<name>.jobs.status"
+	// (docs/jobs.md).
+	results bool
+}
+
 // pipelinesYAML is a pipelines file with one pipeline named name from in to
-// out through stages (named s1, s2, …; their topics are "<name>.s2", …).
-func pipelinesYAML(o options, name, in, out string, stages ...stageYAML) string {
+// out through stages (named s1, s2, …; their topics are "<name>.s2", …),
+// with job results when results is set.
+func pipelinesYAML(o options, name, in, out string, results bool, stages ...stageYAML) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "version: 1\ndefaults:\n  partitions: %d\n", o.partitions)
 	if o.concurrency > 0 {
 		fmt.Fprintf(&b, "  concurrency: %d\n", o.concurrency)
 	}
-	fmt.Fprintf(&b, "pipelines:\n  - name: %s\n    input: %s\n    output: %s\n    stages:\n", name, in, out)
+	fmt.Fprintf(&b, "pipelines:\n  - name: %s\n    input: %s\n    output: %s\n", name, in, out)
+	if results {
+		b.WriteString("    results: {}\n")
+	}
+	b.WriteString("    stages:\n")
 	for i, s := range stages {
 		fmt.Fprintf(&b, "      - name: s%d\n        filter: %s\n", i+1, s.filter)
 		if s.config != "" {
@@ -60,19 +77,19 @@ func pipelinesYAML(o options, name, in, out string, stages ...stageYAML) string 
 }
 
 // millraceRunner returns a system that runs a millrace pipeline of stages
-// in this process with router.NewEngine, as `millrace run` would (with its
-// Prometheus metrics when metrics is set, as run has them), from a
-// pipelines file the bench writes. The pipeline is named after the case's
-// prefix, so its topics and consumer groups are fresh.
-func millraceRunner(metrics bool, stages ...stageYAML) func(ctx context.Context, e *env, prefix, in, out string) error {
+// in this process with router.NewEngine, as `millrace run` would (with
+// what setup adds), from a pipelines file the bench writes. The pipeline is
+// named after the case's prefix, so its topics and consumer groups
+// (the job folder's too) are fresh.
+func millraceRunner(setup millraceSetup, stages ...stageYAML) func(ctx context.Context, e *env, prefix, in, out string) error {
 	return func(ctx context.Context, e *env, prefix, in, out string) error {
-		src := pipelinesYAML(e.opts, prefix, in, out, stages...)
+		src := pipelinesYAML(e.opts, prefix, in, out, setup.results, stages...)
 		f, err := pipeline.Parse(prefix+".yaml", []byte(src), os.LookupEnv)
 		if err != nil {
 			return fmt.Errorf("millrace: pipelines file:\n%s\n%w", src, err)
 		}
 		var m *router.Metrics
-		if metrics {
+		if setup.metrics {
 			if m, err = router.NewMetrics(admin.NewRegistry()); err != nil {
 				return fmt.Errorf("millrace: %w", err)
 			}

@@ -31,6 +31,10 @@ type drainResult struct {
 	cpu      time.Duration
 	timedOut bool
 	err      error
+	// check is what the system's check found (nil without one); settled
+	// is from the last output record to when it passed.
+	check   *checked
+	settled time.Duration
 	// rates are the records/s of every run of the case, sorted, when it
 	// ran more than once (see median).
 	rates []float64
@@ -105,7 +109,8 @@ func outcome(err error, timedOut bool, elapsed time.Duration, got, want, duplica
 // runDrain measures how fast sys drains a backlog: it fills a fresh input
 // topic with n records, starts sys, watches the output topic's log end
 // until it holds them all, then reads the output and counts the distinct
-// records before trusting the time.
+// records before trusting the time. A system with a check runs it beside
+// the drain and waits for it to pass before stopping the system.
 func runDrain(ctx context.Context, e *env, sys *system, n int) drainResult {
 	res := drainResult{sys: sys, n: n}
 	prefix := e.prefix(sys.name)
@@ -126,6 +131,13 @@ func runDrain(ctx context.Context, e *env, sys *system, n int) drainResult {
 	stopProfile := e.startProfile(sys.name)
 	began := time.Now()
 	cpu0, cpuOK := processCPU()
+	var checks chan checked
+	checkCtx, cancelCheck := context.WithCancel(cctx)
+	defer cancelCheck()
+	if sys.check != nil {
+		checks = make(chan checked, 1)
+		go func() { checks <- sys.check(checkCtx, e, prefix, res.n) }()
+	}
 	inst := sys.start(ctx, e, prefix, in, out)
 	first, last, cpuLast, t, err := e.waitDelivered(cctx, inst, out, res.n)
 	if cpuOK && cpuLast > cpu0 {
@@ -141,6 +153,19 @@ func runDrain(ctx context.Context, e *env, sys *system, n int) drainResult {
 		res.timedOut = true
 		res.elapsed = time.Since(began)
 		err = nil
+	}
+	if checks != nil {
+		if err != nil || res.timedOut {
+			cancelCheck()
+		}
+		c := <-checks
+		res.check = &c
+		switch {
+		case c.err == nil:
+			res.settled = c.at.Sub(last)
+		case err == nil && !res.timedOut:
+			err = c.err
+		}
 	}
 	stopErr := inst.stop()
 	res.err = errors.Join(err, stopErr)
@@ -175,8 +200,21 @@ func (r drainResult) summary() string {
 	if !r.complete() {
 		return r.status()
 	}
-	return fmt.Sprintf("%s: %d records in %s (startup %s): %s records/s, %s records/s after the first output, %s CPU per record",
+	s := fmt.Sprintf("%s: %d records in %s (startup %s): %s records/s, %s records/s after the first output, %s CPU per record",
 		r.status(), r.n, fmtDur(r.elapsed), fmtDur(r.startup), fmtRate(r.rate()), fmtRate(r.steadyRate()), fmtCPU(r.cpuPerRecord()))
+	if c := r.checkNote(); c != "" {
+		s += "; " + c
+	}
+	return s
+}
+
+// checkNote is what the system's check found and how long after the last
+// output record it passed, or "".
+func (r drainResult) checkNote() string {
+	if r.check == nil || r.check.err != nil {
+		return ""
+	}
+	return fmt.Sprintf("%s, the last status written %s after the last output record", r.check.note, fmtDur(r.settled))
 }
 
 // waitDelivered polls the log end of out until it holds n records, then

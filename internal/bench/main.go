@@ -4,7 +4,8 @@
 // to millrace's performance targets.
 //
 //	go run ./internal/bench [-records 200000] [-repeat 3] [-size 256] [-partitions 8]
-//	    [-cases raw,stock,noop,noop-nometrics,jq,pipeline,latency,rss] [-kafka | -brokers H:P]
+//	    [-cases raw,stock,noop,noop-nometrics,jq,pipeline,pipeline-results,latency,rss]
+//	    [-kafka | -brokers H:P]
 //	    [-rss-records 1000000] [-timeout 5m] [-out FILE]
 //
 // Every case runs alone, one after another, on fresh topics and fresh
@@ -13,7 +14,9 @@
 // testkit/realkafka) or -brokers. Throughput cases drain a backlog produced
 // before the system under test starts; the latency case offers a fixed load
 // and measures produce-to-read time at the output. Every case counts the
-// distinct records in its output topic before its figures are trusted.
+// distinct records in its output topic before its figures are trusted; the
+// pipeline-results case (the 3-stage pipeline with `results: {}`) also
+// reads its job status topic and requires every job to have succeeded.
 //
 // How it measures:
 //
@@ -64,11 +67,12 @@ const (
 	caseNoMetric = "noop-nometrics"
 	caseJQ       = "jq"
 	casePipeline = "pipeline"
+	casePipeRes  = "pipeline-results"
 	caseLatency  = "latency"
 	caseRSS      = "rss"
 )
 
-var allCases = []string{caseRaw, caseStock, caseNoop, caseNoMetric, caseJQ, casePipeline, caseLatency, caseRSS}
+var allCases = []string{caseRaw, caseStock, caseNoop, caseNoMetric, caseJQ, casePipeline, casePipeRes, caseLatency, caseRSS}
 
 // options are the command-line flags.
 type options struct {
@@ -122,6 +126,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.concurrency, "concurrency", 0, "millrace stage concurrency (0: the pipelines file default)")
 	fs.StringVar(&cases, "cases", strings.Join(allCases, ","),
 		"cases to run: "+strings.Join(allCases, ",")+
+			"; noop-nometrics is noop with metrics off and pipeline-results is pipeline with job results on (results: {}), each compared with its pair"+
 			"; latency measures each of raw, stock, noop and pipeline that is also listed (all four when none is)")
 	fs.BoolVar(&o.kafka, "kafka", false, "also run on a real Apache Kafka broker started with testkit/realkafka (needs java)")
 	fs.StringVar(&o.brokers, "brokers", "", "also run on this existing Kafka cluster (host:port,...)")
@@ -249,7 +254,7 @@ func runBackend(ctx context.Context, b *backend, o options) (*report, error) {
 	// Rounds over the cases, so that a slow spell of the machine hits
 	// every case alike; each case reports its median run.
 	runs := map[string][]drainResult{}
-	throughput := []string{caseRaw, caseStock, caseNoop, caseNoMetric, caseJQ, casePipeline}
+	throughput := []string{caseRaw, caseStock, caseNoop, caseNoMetric, caseJQ, casePipeline, casePipeRes}
 	for round := 0; round < o.repeat; round++ {
 		for _, name := range throughput {
 			if o.cases[name] && ctx.Err() == nil {

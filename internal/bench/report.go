@@ -15,6 +15,7 @@ const (
 	targetVsStock     = 5.0    // no-op stage ≥ 5× the stock watermill-kafka stage
 	targetVsRaw       = 0.5    // no-op stage ≥ 50% of raw sarama
 	targetMetrics     = 0.95   // no-op stage with metrics ≥ 95% of the same without
+	targetResults     = 0.70   // 3-stage pipeline with job results ≥ 70% of the same without
 	targetPipeline    = 50_000 // 3-stage pipeline records/s
 	targetP99         = 25 * time.Millisecond
 	targetRSSMB       = 300.0
@@ -87,7 +88,7 @@ type row struct {
 // rows joins each system's throughput and latency results.
 func (r *report) rows() []row {
 	var rows []row
-	for _, name := range []string{caseRaw, caseStock, caseNoop, caseJQ, casePipeline} {
+	for _, name := range []string{caseRaw, caseStock, caseNoop, caseJQ, casePipeline, casePipeRes} {
 		d, l := r.drain(name), r.latency(name)
 		if d == nil && l == nil {
 			continue
@@ -128,7 +129,7 @@ func (r *report) cpuRatios() string {
 		return ""
 	}
 	var parts []string
-	for _, c := range []struct{ name, short string }{{caseStock, "stock"}, {caseNoop, "no-op"}, {caseJQ, "jq"}, {casePipeline, "3 stages"}} {
+	for _, c := range []struct{ name, short string }{{caseStock, "stock"}, {caseNoop, "no-op"}, {caseJQ, "jq"}, {casePipeline, "3 stages"}, {casePipeRes, "3 stages with results"}} {
 		if d := r.drain(c.name); d != nil && d.complete() && d.cpuPerRecord() > 0 {
 			parts = append(parts, fmt.Sprintf("%s %.1fx", c.short, float64(d.cpuPerRecord())/float64(raw.cpuPerRecord())))
 		}
@@ -190,6 +191,8 @@ func (r *report) targets(o options) []target {
 		percent, func(v float64) bool { return v >= targetVsRaw }, steady(caseNoop, caseRaw, percent))
 	add("metrics cost: no-op stage with metrics ≥ 95% of it without (c/c')", r.ratio(caseNoop, caseNoMetric),
 		percent, func(v float64) bool { return v >= targetMetrics }, steady(caseNoop, caseNoMetric, percent))
+	add("job results cost: 3-stage pipeline with results ≥ 70% of it without (d'/d)", r.ratio(casePipeRes, casePipeline),
+		percent, func(v float64) bool { return v >= targetResults }, steady(casePipeRes, casePipeline, percent))
 	var pipeRate float64
 	if d := r.drain(casePipeline); d != nil {
 		pipeRate = d.rate()
@@ -340,6 +343,9 @@ func (r *report) extraLines(o options) []string {
 	}
 	if c := r.cpuRatios(); c != "" {
 		ls = append(ls, "CPU per record relative to raw sarama: "+c)
+	}
+	if d := r.drain(casePipeRes); d != nil && d.checkNote() != "" {
+		ls = append(ls, "job results of (d'), its median run: "+d.checkNote())
 	}
 	if l := r.latency(casePipeline); l != nil {
 		if l.complete() {

@@ -70,7 +70,7 @@ func runRSS(ctx context.Context, e *env) (res rssResult) {
 	}
 	defer os.RemoveAll(dir)
 	file := filepath.Join(dir, "pipelines.yaml")
-	src := pipelinesYAML(e.opts, prefix, in, out, stageYAML{filter: "jq", config: `{program: '.'}`})
+	src := pipelinesYAML(e.opts, prefix, in, out, false, stageYAML{filter: "jq", config: `{program: '.'}`})
 	if err := os.WriteFile(file, []byte(src), 0o644); err != nil {
 		res.err = fmt.Errorf("write %s: %w", file, err)
 		return res

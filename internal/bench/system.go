@@ -7,7 +7,7 @@ import (
 // system is what a case measures: something that moves every record of an
 // input topic to an output topic.
 type system struct {
-	// name is the case name: raw, stock, noop, jq or pipeline.
+	// name is the case name (see allCases).
 	name string
 	// label names the system in the report.
 	label string
@@ -16,17 +16,27 @@ type system struct {
 	// must be named "<prefix>.…" (so they are deleted after the case) and
 	// consumer groups must contain it (so they are fresh).
 	run func(ctx context.Context, e *env, prefix, in, out string) error
+	// check, if set, is what a drain of n records must also have done
+	// besides filling the output. It runs beside the drain, from the
+	// system's start until it passes or ctx ends, and the system is not
+	// stopped before it returns; its time is not in the drain's.
+	check func(ctx context.Context, e *env, prefix string, n int) checked
 }
 
 // systems are the measured systems by case name.
 var systems = map[string]*system{
 	caseRaw:      {name: caseRaw, label: "(a) raw sarama consume→async produce", run: runRaw},
 	caseStock:    {name: caseStock, label: "(b) stock watermill-kafka stage", run: runStock},
-	caseNoop:     {name: caseNoop, label: "(c) millrace stage, no-op", run: millraceRunner(true, noopStage)},
-	caseNoMetric: {name: caseNoMetric, label: "(c') millrace stage, no-op, metrics off", run: millraceRunner(false, noopStage)},
-	caseJQ:       {name: caseJQ, label: "(c) millrace stage, jq", run: millraceRunner(true, jqStage)},
-	casePipeline: {name: casePipeline, label: "(d) millrace 3 stages, no-op", run: millraceRunner(true, noopStage, noopStage, noopStage)},
+	caseNoop:     {name: caseNoop, label: "(c) millrace stage, no-op", run: millraceRunner(millraceSetup{metrics: true}, noopStage)},
+	caseNoMetric: {name: caseNoMetric, label: "(c') millrace stage, no-op, metrics off", run: millraceRunner(millraceSetup{}, noopStage)},
+	caseJQ:       {name: caseJQ, label: "(c) millrace stage, jq", run: millraceRunner(millraceSetup{metrics: true}, jqStage)},
+	casePipeline: {name: casePipeline, label: "(d) millrace 3 stages, no-op", run: millraceRunner(millraceSetup{metrics: true}, threeNoops...)},
+	casePipeRes: {name: casePipeRes, label: "(d') millrace 3 stages, no-op, job results on",
+		run: millraceRunner(millraceSetup{metrics: true, results: true}, threeNoops...), check: jobResultsSettled(len(threeNoops))},
 }
+
+// threeNoops are the stages of the 3-stage cases.
+var threeNoops = []stageYAML{noopStage, noopStage, noopStage}
 
 // instance is a running system.
 type instance struct {
