@@ -52,7 +52,7 @@ type Event struct {
 	Outputs int `json:"outputs,omitempty"`
 	// Error is why a Quarantined record failed.
 	Error string `json:"error,omitempty"`
-	// Origin is "topic/partition/offset" of the settled record.
+	// Origin is "topic/partition/offset" of a quarantined record.
 	Origin string `json:"origin,omitempty"`
 	// At is when the stage settled the record (or the job was accepted).
 	At time.Time `json:"at"`
@@ -156,8 +156,11 @@ func appendString(b []byte, s string) []byte {
 // valid, is an error (the caller skips it and says so).
 func ParseEvent(job string, v []byte) (Event, error) {
 	var e Event
-	if err := json.Unmarshal(v, &e); err != nil {
-		return Event{}, fmt.Errorf("job %q: not a job event: %w", job, err)
+	if !decodeEvent(v, &e) {
+		e = Event{}
+		if err := json.Unmarshal(v, &e); err != nil {
+			return Event{}, fmt.Errorf("job %q: not a job event: %w", job, err)
+		}
 	}
 	if e.V > EventVersion {
 		return Event{}, fmt.Errorf("job %q: event format version %d is newer than this build's %d", job, e.V, EventVersion)

@@ -171,6 +171,11 @@ type partState struct {
 	// samples are the status partition's next offset over the last
 	// horizon, oldest first: samples[0].next is the metadata offset.
 	samples []sample
+	// order holds the running jobs by their first offset (the order they
+	// came in); an entry whose job finished is dropped when it reaches
+	// the head. orphans are the jobs without their first record's event
+	// that stopped holding the offset (see orphanGrace).
+	order, orphans []*runningJob
 }
 
 // sample is a status partition's next offset at a time.
@@ -187,6 +192,7 @@ type runningJob struct {
 	first, statusAt int64
 	// since is when the folder first saw it.
 	since time.Time
+	id    string
 }
 
 // StatusRecord is the value of a record on `<pipeline>.jobs.status`, keyed
@@ -387,7 +393,8 @@ func (f *folder) fold(sess sarama.ConsumerGroupSession, st *partState, batch []*
 			if !ok {
 				j = NewJob(e.Job, f.shape)
 			}
-			rj = &runningJob{job: j, first: m.Offset, statusAt: st.statusNext, since: f.cfg.Clock.Now()}
+			rj = &runningJob{job: j, first: m.Offset, statusAt: st.statusNext, since: f.cfg.Clock.Now(), id: e.Job}
+			st.order = append(st.order, rj)
 		}
 		wasFinished := rj.job.Finished()
 		if !rj.job.Add(e) && wasFinished {
@@ -429,20 +436,28 @@ func (st *partState) commitPoint(next int64, now time.Time, log *slog.Logger) (i
 		st.restored = map[string]StatusRecord{} // past the horizon
 	}
 	meta := st.samples[0].next
-	for id, rj := range st.running {
-		orphan := !rj.job.Rooted()
+heads:
+	for len(st.order) > 0 {
+		h := st.order[0]
 		switch {
-		case orphan && now.Sub(rj.since) >= orphanForget:
-			log.Info("results: forgot a job whose first record's event never came", "job", id, "partition", st.p)
-			delete(st.running, id)
-			continue
-		case orphan && now.Sub(rj.since) >= orphanGrace:
-			continue
+		case st.running[h.id] != h: // finished
+		case !h.job.Rooted() && now.Sub(h.since) >= orphanGrace:
+			st.orphans = append(st.orphans, h)
+		default:
+			next, meta = min(next, h.first), min(meta, h.statusAt)
+			break heads
 		}
-		if rj.first < next {
-			next = rj.first
+		st.order[0] = nil
+		st.order = st.order[1:]
+	}
+	for len(st.orphans) > 0 && now.Sub(st.orphans[0].since) >= orphanForget {
+		h := st.orphans[0]
+		if st.running[h.id] == h && !h.job.Rooted() {
+			log.Info("results: forgot a job whose first record's event never came", "job", h.id, "partition", st.p)
+			delete(st.running, h.id)
 		}
-		meta = min(meta, rj.statusAt)
+		st.orphans[0] = nil
+		st.orphans = st.orphans[1:]
 	}
 	for _, off := range st.callbacks {
 		meta = min(meta, off)

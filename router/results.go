@@ -73,7 +73,7 @@ func (em *emitter) close() {
 // event is the job event of msg's record, settled with the outcome st
 // says.
 func (em *emitter) event(msg *message.Message, st *handOut) jobs.Event {
-	e := jobs.Event{Job: jobOf(msg), Stage: em.stage, N: em.n, At: em.now(), Origin: recordString(msg)}
+	e := jobs.Event{Job: jobOf(msg), Stage: em.stage, N: em.n, At: em.now()}
 	rec := consumedOf(msg)
 	if v, ok := transport.LastHeader(rec, filters.HeaderLineage); ok {
 		e.Lineage = string(v)
@@ -91,7 +91,7 @@ func (em *emitter) event(msg *message.Message, st *handOut) jobs.Event {
 	}
 	switch {
 	case st.quarantined:
-		e.Outcome = jobs.Quarantined
+		e.Outcome, e.Origin = jobs.Quarantined, recordString(msg)
 		if st.failure != nil {
 			e.Error = st.failure.Error()
 		}
