@@ -475,8 +475,9 @@ type finishing struct {
 	inline bool // replies and callbacks carry its outputs inline
 }
 
-// finish records the jobs that finished in a batch: their statuses (in
-// one write), then their replies (in another), then their callbacks. A
+// finish records the jobs that finished in a batch: the statuses of those
+// with a reply or callback (in one write), then their replies (in
+// another), then their callbacks. A
 // job that finished before a restart, whose status is in the topic, is
 // not written again; its reply is sent only if it is not on its partition
 // after the offset the status names (docs/jobs.md, "Replies").
@@ -496,7 +497,6 @@ func (f *folder) finish(ctx context.Context, st *partState, jobs []*Job) error {
 			fin.check = prev.Reply != nil && !prev.Reply.Refused
 			continue
 		}
-		fin.write = true
 		f.cfg.Metrics.finished(f.cfg.Pipeline.Name, s.State)
 		if s.ReplyTo != "" {
 			if !slices.Contains(r.ReplyTopics, s.ReplyTo) {
@@ -513,6 +513,10 @@ func (f *folder) finish(ctx context.Context, st *partState, jobs []*Job) error {
 			fin.rec.Callback = &CallbackState{Delivery: deliveryID(s), State: "pending", NextAt: now,
 				Deadline: s.Finished.Add(cb.RetryDeadline)}
 		}
+		// Only a job with a reply or a callback needs its status kept:
+		// the events are the status; this record guards what must not
+		// happen twice.
+		fin.write = fin.reply || fin.rec.Callback != nil
 	}
 	if err := f.replyOffsets(ctx, fs); err != nil {
 		return err

@@ -60,7 +60,7 @@ func (ls layers) names() []string {
 //     after its outputs are acked.
 func chain(s *stage) layers {
 	ls := layers{
-		{"settle", settleMiddleware(settleConfig{records: s.recs, log: s.log})},
+		{"settle", settleMiddleware(settleConfig{records: s.recs, log: s.log, bigStack: s.results != nil})},
 		{"recoverer", middleware.Recoverer},
 	}
 	if s.observe != nil {
