@@ -220,7 +220,7 @@ func checkExample(t *testing.T, plan *pipeline.Plan, samples map[string]string, 
 					{Key: []byte(filters.HeaderStage), Value: []byte(pl.Stages[0].Name)}}}
 			checkJQ(t, prog, recordJSON(rec))
 		}
-	case kafkaops.ProduceOptions:
+	case produceOptions:
 		pl := pipelineOf(t, plan, o.Topic.Name)
 		sample, ok := samples[pl.Name]
 		if !ok {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/millrace/millrace/filters"
 	"github.com/millrace/millrace/jobs"
 	"github.com/millrace/millrace/kafkaops"
 	"github.com/millrace/millrace/pipeline"
@@ -99,6 +100,25 @@ func TestParse_jobs_options(t *testing.T) {
 	}
 }
 
+func TestParse_produce_wait_options(t *testing.T) {
+	t.Setenv("MILLRACE_BROKERS", "")
+	p := parseJobs(t, nil, "produce", "--pipeline", "orders", "--wait", "--wait-timeout", "2m", "-H", filters.HeaderCorrelationID+"=c-1")
+	o, ok := p.opts.(produceOptions)
+	if p.code != 0 || !ok {
+		t.Fatalf("exit %d, options %T: %s", p.code, p.opts, p.msg)
+	}
+	want := pipeline.Topic{Name: "orders.jobs", Partitions: 4, Config: map[string]string{"cleanup.policy": "delete", "retention.ms": "90000000"}}
+	if !o.wait || o.Timeout != 2*time.Minute || o.Source.Topic != "orders.jobs" || fmt.Sprint(o.Source.Shape.Stages) != "[check price]" ||
+		!o.Source.Shape.Output || fmt.Sprint(o.Events) != fmt.Sprint(want) || o.Topic.Name != "orders" {
+		t.Errorf("produce --wait options: wait %v, timeout %s, source %+v, events %+v; want orders.jobs (4 partitions, kept 25h), 2m",
+			o.wait, o.Timeout, o.Source, o.Events)
+	}
+	p = parseJobs(t, nil, "produce", "--pipeline", "orders")
+	if o := p.opts.(produceOptions); o.wait || o.Events.Name != "" {
+		t.Errorf("produce without --wait: %+v, want no wait", o)
+	}
+}
+
 func TestParse_jobs_usage_errors_exit_2_naming_the_flag(t *testing.T) {
 	tests := []struct {
 		results func(*pipeline.PipelinePlan) (jobResults, bool)
@@ -121,6 +141,9 @@ func TestParse_jobs_usage_errors_exit_2_naming_the_flag(t *testing.T) {
 		{nil, []string{"jobs", "ls", "--pipeline", "orders", "--since", "yesterday"}, `--since "yesterday"`},
 		{nil, []string{"jobs", "ls", "--pipeline", "orders", "--since", "-1h"}, "--since -1h"},
 		{nil, []string{"jobs", "ls", "--pipeline", "orders", "-n", "-1"}, "--limit -1"},
+		{onlyOrders, []string{"produce", "--pipeline", "other", "--wait"}, "--wait needs results: in the pipeline"},
+		{nil, []string{"produce", "--pipeline", "orders", "--wait-timeout", "1m"}, "--wait-timeout needs --wait"},
+		{nil, []string{"produce", "--pipeline", "orders", "--wait", "--wait-timeout", "-1m"}, "--wait-timeout -1m"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -195,6 +218,18 @@ j-1  failed   2026-11-29T08:00:00Z  2026-11-29T08:01:30Z  1        1        1   
 		t.Errorf("empty list: %q", b.String())
 	}
 
+	b.Reset()
+	printOutcome(&b, failed, nil)
+	printOutcome(&b, running, []string{"check", "price"})
+	printOutcome(&b, jobs.Status{Job: "j-4", State: jobs.StateUnknown}, nil)
+	want = `j-1  failed     outputs 1, dropped 1, quarantined 1, skipped 0
+    price at 2026-11-29T08:01:00Z (orders.price/0/7): "no price\nfor sku 7"
+j-2  running    waiting at check 1, price 2, gone 1
+j-4  unknown    not seen yet
+`
+	if b.String() != want {
+		t.Errorf("outcomes:\n%s\nwant:\n%s", b.String(), want)
+	}
 }
 
 // jobsEnv is the embedded broker and a pipelines file naming it, for the
@@ -294,5 +329,46 @@ func TestJobs_status_and_ls_exit_codes(t *testing.T) {
 	code, _, errs = e.run(t, "", "jobs", "status", "nobody")
 	if code != 1 || !strings.Contains(errs, "no such job in") {
 		t.Errorf("status of an unknown job: exit %d, %q", code, errs)
+	}
+}
+
+// produce --wait announces the jobs, waits for them (a stand-in stage
+// settles them) and prints each one's outcome; a failed job exits 1.
+func TestProduce_wait_prints_each_jobs_outcome(t *testing.T) {
+	e := newJobsEnv(t)
+	name := e.pipelineName(t)
+	e.b.CreateTopic(t, name, 4) // to read it while produce runs
+	type result struct {
+		code      int
+		out, errs string
+	}
+	ch := make(chan result, 1)
+	go func() {
+		var r result
+		r.code, r.out, r.errs = e.run(t, "good\nbad\n", "produce", "--pipeline", name, "--wait", "--wait-timeout", "1m")
+		ch <- r
+	}()
+	var es []jobs.Event
+	for _, rec := range e.b.Read(t, name, 2, time.Minute) {
+		id := rec.Headers[filters.HeaderJob]
+		es = append(es, cev(id, 1, "", jobs.Done, 1))
+		if string(rec.Value) == "bad" {
+			es = append(es, cev(id, 2, "0", jobs.Quarantined, 0))
+		} else {
+			es = append(es, cev(id, 2, "0", jobs.Done, 1))
+		}
+	}
+	e.events(t, name, es...)
+	r := <-ch
+	if r.code != 1 || !strings.HasPrefix(r.out, "sent 2 records to "+name+"\n") || strings.Count(r.out, "  succeeded  outputs 1") != 1 ||
+		strings.Count(r.out, "  failed     outputs 0, dropped 0, quarantined 1") != 1 || !strings.Contains(r.out, "    price at ") ||
+		!strings.HasSuffix(r.errs, "\n1 job failed\n") {
+		t.Fatalf("produce --wait: exit %d\n%s%s\nwant exit 1, one job succeeded, one failed with its error", r.code, r.out, r.errs)
+	}
+
+	// Nothing settles the jobs: the timeout passes.
+	code, out, errs := e.run(t, "x\n", "produce", "--pipeline", name, "--wait", "--wait-timeout", "200ms")
+	if code != 1 || !strings.Contains(out, "sent 1 record") || !strings.Contains(errs, "1 job did not finish: --wait-timeout 200ms passed") {
+		t.Fatalf("produce --wait timing out: exit %d\n%s%s", code, out, errs)
 	}
 }
