@@ -242,7 +242,7 @@ func checkExample(t *testing.T, plan *pipeline.Plan, samples map[string]string, 
 			if !o.json {
 				t.Fatalf("pipes text into jq")
 			}
-			line, err := json.Marshal(jobs.Status{Job: "job-1", Pipeline: o.Source.Shape.Pipeline, State: jobs.StateSucceeded})
+			line, err := json.Marshal([]jobs.Status{{Job: "job-1", Pipeline: o.Source.Shape.Pipeline, State: jobs.StateSucceeded}})
 			if err != nil {
 				t.Fatal(err)
 			}

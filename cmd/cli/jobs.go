@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -96,7 +95,7 @@ holds the job's events.
 
 With --wait it waits until the job finishes (succeeded or failed), for up to
 the duration given, then prints it; a job not seen yet is waited for too.
---json prints the status document replies and callbacks carry, on one line.
+--json prints the status document replies and callbacks carry.
 
 Exit codes: 0 when the job succeeded, is running or accepted; 1 when it
 failed, is unknown, or is still running when --wait passes; 2 bad usage.`
@@ -166,8 +165,9 @@ func newJobsStatusCmd(g *globals) *cobra.Command {
 			return err
 		}
 		if o.json {
-			b, _ := json.Marshal(f.Status) // plain fields: cannot fail
-			fmt.Fprintln(g.stdout, string(b))
+			if err := writeJSON(g.stdout, f.Status); err != nil {
+				return err
+			}
 		} else {
 			printStatus(g.stdout, f.Status, stagesOf(o.Sources, f.Status.Pipeline))
 		}
@@ -192,7 +192,7 @@ func newJobsStatusCmd(g *globals) *cobra.Command {
 	command(g, cmd, parse, do)
 	fl := cmd.Flags()
 	fl.StringVar(&pipelineName, "pipeline", "", "look in this pipeline only (default: every pipeline with results:)")
-	fl.BoolVar(&o.json, "json", false, "print the status as one JSON document")
+	fl.BoolVar(&o.json, "json", false, "print the status as a JSON document")
 	fl.DurationVar(&o.Wait, "wait", 0, "wait up to this long for the job to finish (0: do not wait)")
 	cf.add(cmd)
 	return cmd
@@ -363,11 +363,11 @@ their state and counts: every job of <pipeline>.jobs up to its end now, but
 those finished longer ago than results.keep. --status keeps one state
 (accepted, running, succeeded or failed); --since keeps the jobs started at or
 after a time, given as a duration ago (1h, 30m) or a time (RFC 3339, or UTC
-without a zone); --limit keeps the newest N. --json prints one status
-document (as jobs status --json does) per line.`,
+without a zone); --limit keeps the newest N (0: all). --json prints a JSON
+array of status documents (each as jobs status --json prints it).`,
 		Example: `  millrace jobs ls --pipeline orders
   millrace jobs ls --pipeline orders --status failed --since 1h
-  millrace jobs ls --pipeline orders --since 2026-11-20T14:00:00Z --limit 10 --json | jq -r .job`,
+  millrace jobs ls --pipeline orders --since 2026-11-20T14:00:00Z --limit 10 --json | jq -r '.[].job'`,
 		Args: cobra.NoArgs,
 	}
 	parse := func([]string) (jobsLsOptions, error) {
@@ -409,9 +409,11 @@ document (as jobs status --json does) per line.`,
 			return err
 		}
 		if o.json {
-			for _, s := range l.Jobs {
-				b, _ := json.Marshal(s) // plain fields: cannot fail
-				fmt.Fprintln(g.stdout, string(b))
+			if l.Jobs == nil {
+				l.Jobs = []jobs.Status{} // [], not null
+			}
+			if err := writeJSON(g.stdout, l.Jobs); err != nil {
+				return err
 			}
 		} else {
 			printJobs(g.stdout, l.Jobs)
@@ -425,7 +427,7 @@ document (as jobs status --json does) per line.`,
 	fl.StringVar(&status, "status", "", "only jobs in this state: accepted, running, succeeded or failed")
 	fl.StringVar(&since, "since", "", "only jobs started at or after this time: a duration ago (1h) or a time (RFC 3339)")
 	fl.IntVarP(&o.Filter.Limit, "limit", "n", 0, "list at most this many jobs, the newest (0: all)")
-	fl.BoolVar(&o.json, "json", false, "print one JSON status document per line")
+	fl.BoolVar(&o.json, "json", false, "print a JSON array of status documents")
 	cf.add(cmd)
 	require(cmd, "pipeline")
 	return cmd

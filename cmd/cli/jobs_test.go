@@ -312,10 +312,11 @@ func TestJobs_status_and_ls_exit_codes(t *testing.T) {
 		{[]string{"jobs", "status", "ok", "--pipeline", name, "--wait", "1m"}, 0, "status    succeeded"},
 		{[]string{"jobs", "status", "bad", "--pipeline", name}, 1, "error     price at"},
 		{[]string{"jobs", "status", "run", "--pipeline", name}, 0, "waiting   price 1"},
-		{[]string{"jobs", "status", "run", "--json"}, 0, `"status":"running"`},
+		{[]string{"jobs", "status", "run", "--json"}, 0, `"status": "running"`},
 		{[]string{"jobs", "status", "nobody"}, 1, "status  unknown"},
 		{[]string{"jobs", "ls", "--pipeline", name}, 0, "3 jobs"},
-		{[]string{"jobs", "ls", "--pipeline", name, "--status", "failed", "--since", "1h", "--json"}, 0, `{"job":"bad"`},
+		{[]string{"jobs", "ls", "--pipeline", name, "--status", "failed", "--since", "1h", "--json"}, 0, "[\n  {\n    \"job\": \"bad\","},
+		{[]string{"jobs", "ls", "--pipeline", name, "--status", "accepted", "--json", "--limit", "0"}, 0, "[]\n"},
 	} {
 		code, out, errs := e.run(t, "", tt.args...)
 		if code != tt.code || !strings.Contains(out, tt.out) {
