@@ -44,6 +44,23 @@ type ProduceOptions struct {
 	LineError func(line int, err error)
 	// Log gets a line when the topic is created (nil: none).
 	Log *slog.Logger
+	// Announce, if set, sends a record ahead of each record to another
+	// topic (`millrace produce --wait`: the job's accepted event).
+	Announce *Announce
+}
+
+// Announce is what [Produce] sends ahead of the records it produces: one
+// record per record, keyed by its job id, to Topic. The announcements of
+// a batch are sent, and acknowledged, before its records, so that a
+// reader of Topic sees each job before anything can read its record. If
+// the records then fail, their announcements stay.
+type Announce struct {
+	// Topic receives the announcements; it is created first if it does
+	// not exist, as Produce creates its Topic.
+	Topic pipeline.Topic
+	// Value is the announcement of the record with job id job and the
+	// given headers (ProduceOptions.Headers).
+	Value func(job string, headers []Header) []byte
 }
 
 // ProduceResult counts what [Produce] did.
@@ -52,13 +69,17 @@ type ProduceResult struct {
 	Sent int
 	// Failed is how many lines were not sent because KeyOf failed.
 	Failed int
+	// Jobs, with ProduceOptions.Announce, are the job ids of the records
+	// sent, in the order they were sent.
+	Jobs []string
 }
 
 // Produce sends each line of opts.Lines as a record to opts.Topic, with a
 // new millrace-job id (a random UUID) as its first header, in batches of
 // 500 that each wait for the broker's acks (acks from all in-sync
-// replicas). It stops at the first batch the broker refuses; the result
-// is valid (counting what was sent) also then.
+// replicas), each after its announcements (see [Announce]). It stops at
+// the first batch the broker refuses; the result is valid (counting what
+// was sent) also then.
 func Produce(ctx context.Context, opts ProduceOptions) (ProduceResult, error) {
 	var res ProduceResult
 	client, err := opts.connect(ctx)
@@ -70,7 +91,11 @@ func Produce(ctx context.Context, opts ProduceOptions) (ProduceResult, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if err := EnsureTopics(client, []pipeline.Topic{opts.Topic}, opts.ReplicationFactor, log); err != nil {
+	topics := []pipeline.Topic{opts.Topic}
+	if opts.Announce != nil {
+		topics = append(topics, opts.Announce.Topic)
+	}
+	if err := EnsureTopics(client, topics, opts.ReplicationFactor, log); err != nil {
 		return res, err
 	}
 	producer, err := sarama.NewSyncProducerFromClient(client)
@@ -134,9 +159,34 @@ func (p *producing) flush(batch []*sarama.ProducerMessage) error {
 	if len(batch) == 0 {
 		return nil
 	}
+	ids, err := p.announce(batch)
+	if err != nil {
+		return err
+	}
 	if err := p.producer.SendMessages(batch); err != nil {
 		return fmt.Errorf("send to %s (after %d sent): %w", p.opts.Topic.Name, p.res.Sent, err)
 	}
 	p.res.Sent += len(batch)
+	p.res.Jobs = append(p.res.Jobs, ids...)
 	return nil
+}
+
+// announce sends the announcements of batch, if any, and returns the job
+// ids of its records.
+func (p *producing) announce(batch []*sarama.ProducerMessage) ([]string, error) {
+	a := p.opts.Announce
+	if a == nil {
+		return nil, nil
+	}
+	ids := make([]string, len(batch))
+	msgs := make([]*sarama.ProducerMessage, len(batch))
+	for i, m := range batch {
+		ids[i] = string(m.Headers[0].Value) // the millrace-job header run put first
+		msgs[i] = &sarama.ProducerMessage{Topic: a.Topic.Name, Key: sarama.StringEncoder(ids[i]),
+			Value: sarama.ByteEncoder(a.Value(ids[i], p.opts.Headers))}
+	}
+	if err := p.producer.SendMessages(msgs); err != nil {
+		return nil, fmt.Errorf("announce to %s (after %d sent to %s): %w", a.Topic.Name, p.res.Sent, p.opts.Topic.Name, err)
+	}
+	return ids, nil
 }

@@ -34,8 +34,8 @@ func TestProduce_sends_each_line_with_a_job_id_and_its_key(t *testing.T) {
 			LineError: func(line int, err error) { lineErrs = append(lineErrs, fmt.Sprintf("%d: %v", line, err)) },
 		}
 		res, err := kafkaops.Produce(context.Background(), opts)
-		if err != nil || res != (kafkaops.ProduceResult{Sent: 3, Failed: 1}) {
-			t.Fatalf("Produce = %+v, %v; want 3 sent, 1 failed", res, err)
+		if err != nil || res.Sent != 3 || res.Failed != 1 || res.Jobs != nil {
+			t.Fatalf("Produce = %+v, %v; want 3 sent, 1 failed (no job ids without Announce)", res, err)
 		}
 		if fmt.Sprint(lineErrs) != "[4: no key]" {
 			t.Errorf("line errors %v, want line 4's", lineErrs)
@@ -55,6 +55,48 @@ func TestProduce_sends_each_line_with_a_job_id_and_its_key(t *testing.T) {
 		}
 		if fmt.Sprint(values) != "map[a:k-a b:k-b c:k-c]" || len(jobs) != 3 {
 			t.Fatalf("records %q with %d job ids; want a, b, c keyed k-<line>, each its own job id", values, len(jobs))
+		}
+	})
+}
+
+// TestProduce_announces_each_job_before_its_record sends an announcement
+// per record, keyed by its job id, to a topic it creates, and returns the
+// job ids in the order sent.
+func TestProduce_announces_each_job_before_its_record(t *testing.T) {
+	testkit.ForEachBackend(t, func(t *testing.T, b testkit.Backend) {
+		topic, announced := "produce-"+testkit.Unique(), "announced-"+testkit.Unique()
+		lines := strings.Repeat("x\n", 501) // two batches
+		res, err := kafkaops.Produce(context.Background(), kafkaops.ProduceOptions{
+			Cluster: kafkaops.Cluster{Brokers: b.Brokers, ConnectTimeout: 10 * time.Second},
+			Topic:   pipeline.Topic{Name: topic, Partitions: 2}, ReplicationFactor: -1, Lines: strings.NewReader(lines),
+			Headers: []kafkaops.Header{{Key: []byte("h"), Value: []byte("v")}},
+			Announce: &kafkaops.Announce{Topic: pipeline.Topic{Name: announced, Partitions: 3},
+				Value: func(job string, hs []kafkaops.Header) []byte { return []byte(job + "/" + string(hs[0].Value)) }},
+		})
+		if err != nil || res.Sent != 501 || len(res.Jobs) != 501 {
+			t.Fatalf("Produce = %d sent, %d jobs, %v; want 501 and 501", res.Sent, len(res.Jobs), err)
+		}
+		if parts, err := b.Client(t).Partitions(announced); err != nil || len(parts) != 3 {
+			t.Fatalf("announcement topic created with %d partitions (%v), want 3", len(parts), err)
+		}
+		sent := map[string]bool{}
+		for _, r := range b.ReadAll(t, topic) {
+			sent[string(r.HeaderList[0].Value)] = true
+		}
+		got := map[string]bool{}
+		for _, r := range b.ReadAll(t, announced) {
+			if string(r.Value) != string(r.Key)+"/v" {
+				t.Fatalf("announcement %q keyed %q, want <job>/v", r.Value, r.Key)
+			}
+			got[string(r.Key)] = true
+		}
+		for _, id := range res.Jobs {
+			if !sent[id] || !got[id] {
+				t.Fatalf("job %s: sent %v, announced %v; want both", id, sent[id], got[id])
+			}
+		}
+		if len(got) != 501 || len(sent) != 501 {
+			t.Fatalf("%d announced, %d sent, want 501 each", len(got), len(sent))
 		}
 	})
 }

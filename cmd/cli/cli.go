@@ -64,6 +64,9 @@ type globals struct {
 	// parsed, when set (by tests), gets each command's options in place
 	// of running it: see command.
 	parsed func(cmd *cobra.Command, opts any) error
+	// results, when set (by tests), says which pipelines keep job results
+	// in place of resultsOf.
+	results func(pl *pipeline.PipelinePlan) (jobResults, bool)
 }
 
 func newRoot(g *globals) *cobra.Command {
@@ -94,7 +97,7 @@ Exit codes: 0 success, 1 failure, 2 bad usage.`,
 	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	pf.StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
 	root.AddCommand(newRunCmd(g), newBrokerCmd(g), newValidateCmd(g), newProduceCmd(g),
-		newTailCmd(g), newFiltersCmd(g), newQuarantineCmd(g), newReplayCmd(g))
+		newTailCmd(g), newFiltersCmd(g), newQuarantineCmd(g), newReplayCmd(g), newJobsCmd(g))
 	return root
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/millrace/millrace/filters"
+	"github.com/millrace/millrace/jobs"
 	"github.com/millrace/millrace/kafkaops"
 	"github.com/millrace/millrace/pipeline"
 )
@@ -219,7 +220,7 @@ func checkExample(t *testing.T, plan *pipeline.Plan, samples map[string]string, 
 					{Key: []byte(filters.HeaderStage), Value: []byte(pl.Stages[0].Name)}}}
 			checkJQ(t, prog, recordJSON(rec))
 		}
-	case kafkaops.ProduceOptions:
+	case produceOptions:
 		pl := pipelineOf(t, plan, o.Topic.Name)
 		sample, ok := samples[pl.Name]
 		if !ok {
@@ -236,10 +237,21 @@ func checkExample(t *testing.T, plan *pipeline.Plan, samples map[string]string, 
 	case copyOptions:
 		pipelineOf(t, plan, o.From)
 		pipelineOf(t, plan, o.To)
+	case jobsLsOptions:
+		for _, prog := range ex.jq {
+			if !o.json {
+				t.Fatalf("pipes text into jq")
+			}
+			line, err := json.Marshal([]jobs.Status{{Job: "job-1", Pipeline: o.Source.Shape.Pipeline, State: jobs.StateSucceeded}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkJQ(t, prog, line)
+		}
 	}
 	if len(ex.jq) > 0 {
 		switch opts.(type) {
-		case tailOptions, quarantineOptions:
+		case tailOptions, quarantineOptions, jobsLsOptions:
 		default:
 			t.Fatalf("jq on the output of %T is not checked", opts)
 		}

@@ -129,7 +129,7 @@ func TestParse_flags_become_the_options_of_the_one_call(t *testing.T) {
 func TestParse_produce_options(t *testing.T) {
 	t.Setenv("MILLRACE_BROKERS", "env-broker:9092")
 	p := parseArgs(t, "{\"c\":\"x\"}\n", "produce", "--pipeline", "orders", "--priority", "high", "--key-jq", ".c", "-H", "a=1", "-H", "b=x=y")
-	o, ok := p.opts.(kafkaops.ProduceOptions)
+	o, ok := p.opts.(produceOptions)
 	if p.code != 0 || !ok {
 		t.Fatalf("exit %d, options %T: %s", p.code, p.opts, p.msg)
 	}
@@ -144,7 +144,7 @@ func TestParse_produce_options(t *testing.T) {
 		t.Errorf("--key-jq .c gives %q, %v", k, err)
 	}
 	p = parseArgs(t, "", "produce", "--pipeline", "other")
-	if o := p.opts.(kafkaops.ProduceOptions); o.Topic.Name != "other.in" || o.Topic.Partitions != 2 || o.KeyOf != nil || len(o.Headers) != 0 {
+	if o := p.opts.(produceOptions); o.Topic.Name != "other.in" || o.Topic.Partitions != 2 || o.KeyOf != nil || len(o.Headers) != 0 {
 		t.Errorf("produce --pipeline other: %+v, want other.in with 2 partitions, no key, no headers", o)
 	}
 }

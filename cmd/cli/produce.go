@@ -2,8 +2,11 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"strings"
+	"time"
 
 	"github.com/itchyny/gojq"
 	"github.com/spf13/cobra"
@@ -11,6 +14,7 @@ import (
 	"github.com/millrace/millrace/filters"
 	"github.com/millrace/millrace/internal/exactjson"
 	"github.com/millrace/millrace/internal/jqkey"
+	"github.com/millrace/millrace/jobs"
 	"github.com/millrace/millrace/kafkaops"
 	"github.com/millrace/millrace/pipeline"
 )
@@ -28,27 +32,44 @@ first result; a string as its bytes, a number or boolean as its JSON text
 (numbers as written), an object or array as its compact JSON text with sorted
 keys; no result or null: no key. They are exact: a line that is not UTF-8 is
 a line whose key cannot be computed, as decoding it would turn different
-bytes into one key.`
+bytes into one key.
+
+With --wait (on a pipeline with results:) each job is announced first on
+<pipeline>.jobs (accepted, with the millrace-reply-to and
+millrace-correlation-id headers given with -H), so that it is visible before
+any stage reads it; then produce waits until every job it sent finished, for
+up to --wait-timeout (0: until interrupted), and prints a line per job: its
+id, state and counts, then the error of each record quarantined. The exit
+code is 1 if a job failed or did not finish in time.`
 
 // produceFlags are the flags of `millrace produce`.
 type produceFlags struct {
 	g                                  *globals
 	pipelineName, priority, key, keyJQ string
 	headers                            []string
+	wait                               bool
+	waitTimeout                        time.Duration
 	cf                                 clusterFlags
+}
+
+// produceOptions are what produce sends, and with --wait how it waits.
+type produceOptions struct {
+	jobs.ProduceOptions
+	wait bool
 }
 
 func newProduceCmd(g *globals) *cobra.Command {
 	f := &produceFlags{g: g}
 	cmd := &cobra.Command{
-		Use:   "produce --pipeline NAME [--priority NAME]",
+		Use:   "produce --pipeline NAME [--priority NAME] [--wait [--wait-timeout D]]",
 		Short: "Send stdin lines as records to a pipeline's input topic",
 		Long:  produceHelp,
 		Example: `  echo '{"order_id":"o-1","customer":"c-7","qty":2,"price":9.5}' | millrace produce --pipeline orders
   millrace produce --pipeline orders --key-jq .customer < orders.jsonl
   millrace produce --pipeline orders --priority high < rush-orders.jsonl
   echo '{"image":"uploads/cat.png","width":64}' | millrace produce --pipeline thumbnails --key img-7 -H source=upload
-  echo '{"day":"2026-11-20"}' | millrace produce --pipeline nightly-report`,
+  echo '{"day":"2026-11-20"}' | millrace produce --pipeline nightly-report
+  echo '{"order_id":"o-2","customer":"c-7","qty":1,"price":4}' | millrace produce --pipeline orders --wait --wait-timeout 2m`,
 		Args: cobra.NoArgs,
 	}
 	command(g, cmd, f.parse, f.do)
@@ -58,43 +79,71 @@ func newProduceCmd(g *globals) *cobra.Command {
 	fl.StringVar(&f.key, "key", "", "record key for every record")
 	fl.StringVar(&f.keyJQ, "key-jq", "", "jq expression computing each record's key from the line's JSON")
 	fl.StringArrayVarP(&f.headers, "header", "H", nil, "record header name=value (repeatable)")
+	fl.BoolVar(&f.wait, "wait", false, "wait for each job to finish and print its outcome (needs results: in the pipeline)")
+	fl.DurationVar(&f.waitTimeout, "wait-timeout", 0, "with --wait, how long to wait (0: until interrupted)")
 	f.cf.add(cmd)
 	require(cmd, "pipeline")
 	return cmd
 }
 
-func (f *produceFlags) parse([]string) (kafkaops.ProduceOptions, error) {
+func (f *produceFlags) parse([]string) (produceOptions, error) {
 	if f.key != "" && f.keyJQ != "" {
-		return kafkaops.ProduceOptions{}, usagef("use --key or --key-jq, not both")
+		return produceOptions{}, usagef("use --key or --key-jq, not both")
+	}
+	if err := f.checkWait(); err != nil {
+		return produceOptions{}, err
 	}
 	hdrs, err := parseHeaders(f.headers)
 	if err != nil {
-		return kafkaops.ProduceOptions{}, err
+		return produceOptions{}, err
 	}
 	keyOf, err := keyFunc(f.key, f.keyJQ)
 	if err != nil {
-		return kafkaops.ProduceOptions{}, err
+		return produceOptions{}, err
 	}
 	plan, pl, err := f.g.loadPipeline(f.pipelineName)
 	if err != nil {
-		return kafkaops.ProduceOptions{}, err
+		return produceOptions{}, err
 	}
 	topic, err := produceTopic(pl, f.priority)
 	if err != nil {
-		return kafkaops.ProduceOptions{}, err
+		return produceOptions{}, err
 	}
 	cluster, err := f.cf.cluster(f.g, plan)
 	if err != nil {
-		return kafkaops.ProduceOptions{}, err
+		return produceOptions{}, err
 	}
 	stderr := f.g.stderr
-	return kafkaops.ProduceOptions{Cluster: cluster, Topic: pipeline.Topic{Name: topic, Partitions: pl.Partitions},
-		ReplicationFactor: plan.ReplicationFactor, Lines: f.g.stdin, KeyOf: keyOf, Headers: hdrs, Log: f.g.log,
-		LineError: func(line int, err error) { fmt.Fprintf(stderr, "stdin:%d: %v\n", line, err) }}, nil
+	o := produceOptions{ProduceOptions: jobs.ProduceOptions{ProduceOptions: kafkaops.ProduceOptions{Cluster: cluster,
+		Topic: pipeline.Topic{Name: topic, Partitions: pl.Partitions}, ReplicationFactor: plan.ReplicationFactor,
+		Lines: f.g.stdin, KeyOf: keyOf, Headers: hdrs, Log: f.g.log,
+		LineError: func(line int, err error) { fmt.Fprintf(stderr, "stdin:%d: %v\n", line, err) }}}}
+	if f.wait {
+		r, ok := f.g.resultsOf(pl)
+		if !ok {
+			return produceOptions{}, usagef("--wait needs results: in the pipeline (pipeline %q keeps no job results)", pl.Name)
+		}
+		o.wait, o.Source, o.Events, o.Timeout = true, r.source, r.events, f.waitTimeout
+	}
+	return o, nil
 }
 
-func (f *produceFlags) do(ctx context.Context, opts kafkaops.ProduceOptions) error {
-	res, err := kafkaops.Produce(ctx, opts)
+// checkWait checks --wait-timeout.
+func (f *produceFlags) checkWait() error {
+	switch {
+	case f.waitTimeout < 0:
+		return usagef("--wait-timeout %s: want 0 (until interrupted) or more", f.waitTimeout)
+	case f.waitTimeout > 0 && !f.wait:
+		return usagef("--wait-timeout needs --wait")
+	}
+	return nil
+}
+
+func (f *produceFlags) do(ctx context.Context, opts produceOptions) error {
+	if opts.wait {
+		return f.produceAndWait(ctx, opts)
+	}
+	res, err := kafkaops.Produce(ctx, opts.ProduceOptions.ProduceOptions)
 	if err != nil {
 		return err
 	}
@@ -104,6 +153,63 @@ func (f *produceFlags) do(ctx context.Context, opts kafkaops.ProduceOptions) err
 		return errPrinted
 	}
 	return nil
+}
+
+// produceAndWait is produce --wait: it produces, waits for the jobs and
+// prints their outcomes.
+func (f *produceFlags) produceAndWait(ctx context.Context, opts produceOptions) error {
+	ctx, stop := signalContext(ctx, f.g.log, stopping{again: "exiting at once"})
+	defer stop()
+	res, err := jobs.ProduceAndWait(ctx, opts.ProduceOptions)
+	interrupted := errors.Is(err, context.Canceled) && ctx.Err() != nil && len(res.Statuses) > 0
+	if err != nil && !interrupted {
+		return err
+	}
+	fmt.Fprint(f.g.stdout, produceSummary(res.ProduceResult, opts.Topic.Name))
+	failed, unfinished := 0, 0
+	for _, s := range res.Statuses {
+		printOutcome(f.g.stdout, s, opts.Source.Shape.Stages)
+		switch {
+		case s.State == jobs.StateFailed:
+			failed++
+		case !s.State.Finished():
+			unfinished++
+		}
+	}
+	noteSkipped(f.g.stderr, res.Skipped)
+	if res.Failed > 0 {
+		fmt.Fprint(f.g.stderr, notSent(res.Failed))
+	}
+	if failed > 0 {
+		fmt.Fprintf(f.g.stderr, "%d %s failed\n", failed, plural(failed, "job"))
+	}
+	if unfinished > 0 {
+		why := "interrupted"
+		if res.TimedOut {
+			why = "--wait-timeout " + opts.Timeout.String() + " passed"
+		}
+		fmt.Fprintf(f.g.stderr, "%d %s did not finish: %s\n", unfinished, plural(unfinished, "job"), why)
+	}
+	if res.Failed > 0 || failed > 0 || unfinished > 0 {
+		return errPrinted
+	}
+	return nil
+}
+
+// printOutcome is produce --wait's line for a job: its id, state and
+// counts (or where its records wait), then a line per quarantined record.
+func printOutcome(w io.Writer, s jobs.Status, stages []string) {
+	what := countsText(s.Counts)
+	if !s.State.Finished() {
+		what = "waiting at " + waitingText(s.Waiting, stages)
+		if len(s.Waiting) == 0 {
+			what = "not seen yet"
+		}
+	}
+	fmt.Fprintf(w, "%s  %-9s  %s\n", quoteIfNeeded(s.Job), s.State, what)
+	for _, e := range s.Errors {
+		fmt.Fprintf(w, "    %s\n", failureText(e))
+	}
 }
 
 // produceSummary is produce's line on stdout.

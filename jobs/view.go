@@ -1,0 +1,766 @@
+package jobs
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/millrace/millrace/filters"
+	"github.com/millrace/millrace/kafkaops"
+	"github.com/millrace/millrace/pipeline"
+	"github.com/millrace/millrace/transport"
+)
+
+// DefaultKeep is how long a finished job is remembered when a pipeline's
+// results say nothing else.
+const DefaultKeep = 24 * time.Hour
+
+// pruneEvery is how often a view that reads on drops the jobs it forgot.
+const pruneEvery = time.Minute
+
+// EventsTopic is the events topic of pipeline p: `<p>.jobs`.
+func EventsTopic(p string) string { return p + ".jobs" }
+
+// ErrNoEvents is wrapped by the error of a view whose events topic does
+// not exist: its pipeline has not run with `results:` yet.
+var ErrNoEvents = errors.New("no events topic")
+
+// errClosed is Wait's error on a closed view.
+var errClosed = errors.New("the job view is closed")
+
+// Source is a pipeline with results, as a [View] reads it.
+type Source struct {
+	// Shape is the pipeline's name and stages, and whether it has an
+	// output topic.
+	Shape Shape
+	// Topic is its events topic ("": EventsTopic(Shape.Pipeline)).
+	Topic string
+	// Keep is how long a finished job is remembered (0: DefaultKeep); a
+	// job that finished longer ago is forgotten: StateUnknown.
+	Keep time.Duration
+}
+
+func (s *Source) setDefaults() {
+	if s.Topic == "" {
+		s.Topic = EventsTopic(s.Shape.Pipeline)
+	}
+	if s.Keep == 0 {
+		s.Keep = DefaultKeep
+	}
+}
+
+// Validate reports what is wrong with s.
+func (s Source) Validate() error {
+	switch {
+	case s.Shape.Pipeline == "":
+		return errors.New("no pipeline name")
+	case len(s.Shape.Stages) == 0:
+		return fmt.Errorf("pipeline %q: no stages", s.Shape.Pipeline)
+	case s.Keep < 0:
+		return fmt.Errorf("pipeline %q: keep %s: want 0 (the default) or more", s.Shape.Pipeline, s.Keep)
+	}
+	return nil
+}
+
+// ViewConfig says what a [View] reads.
+type ViewConfig struct {
+	Source
+	// Jobs, if set, limits the view to these jobs: it reads only the
+	// partitions that hold their events (each job's events are keyed by
+	// its id, so they are in one partition) and passes over other jobs'.
+	Jobs []string
+	// FromEnd starts at the end of each partition instead of its log
+	// start: the view sees only events written after it opened (of jobs
+	// about to be produced).
+	FromEnd bool
+	// Follow reads on after the catch-up, every partition, until Close
+	// (a view that serves for long). Without it a view reads on only the
+	// partitions of the jobs Wait waits for, from the first Wait on.
+	Follow bool
+	// Now is the clock (nil: time.Now).
+	Now func() time.Time
+	// Log gets a debug line for each event passed over (nil: none).
+	Log *slog.Logger
+}
+
+func (c *ViewConfig) setDefaults() {
+	c.Source.setDefaults()
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+}
+
+// View is the status of a pipeline's jobs, folded from the events on its
+// events topic (docs/jobs.md). It reads outside any consumer group: every
+// partition, or those of ViewConfig.Jobs, from its log start up to the end
+// it had when the view opened (the catch-up), then on while it follows or
+// Wait waits. An event that is not a job event is passed over and counted
+// (Skipped): it never fails the view. A View is safe for concurrent use.
+type View struct {
+	cfg    ViewConfig
+	client sarama.Client
+	own    bool            // Close closes client
+	parts  []int32         // the partitions the view reads
+	only   map[string]bool // ViewConfig.Jobs; nil for all
+	nparts int32           // the topic's partition count
+
+	// ctx ends on Close; the partitions read on run on it.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu        sync.Mutex
+	jobs      map[string]*Job
+	forgotten map[string]time.Time // forgotten jobs, by when
+	pruned    time.Time
+	next      map[int32]int64 // the next offset to read, per partition
+	tailing   map[int32]bool
+	errs      map[int32]error // why reading on a partition stopped
+	skipped   int
+	seq       uint64            // counts changes of status
+	touched   map[string]uint64 // the seq of each job's last change
+	changed   chan struct{}     // closed, and replaced, on each change
+	closed    bool
+}
+
+// OpenView connects to cluster and opens a view on it (see [NewView]);
+// Close closes the connection too.
+func OpenView(ctx context.Context, cluster kafkaops.Cluster, cfg ViewConfig) (*View, error) {
+	client, err := connect(ctx, cluster)
+	if err != nil {
+		return nil, err
+	}
+	v, err := NewView(ctx, client, cfg)
+	if err != nil {
+		client.Close()
+		return nil, err
+	}
+	v.own = true
+	return v, nil
+}
+
+// connect opens a client for reading, as kafkaops' operations do.
+func connect(ctx context.Context, c kafkaops.Cluster) (sarama.Client, error) {
+	cfg := transport.NewSaramaConfig(c.ClientID)
+	if c.ConnectTimeout <= 0 {
+		return transport.Connect(ctx, c.Brokers, cfg, nil)
+	}
+	return transport.ConnectTimeout(ctx, c.Brokers, cfg, c.ConnectTimeout)
+}
+
+// NewView opens a view of the jobs of cfg's pipeline on client (which the
+// caller keeps and closes after the view) and returns once it has caught
+// up: read every event up to the ends the partitions had when it opened
+// (none with FromEnd). It fails, wrapping ErrNoEvents, when the events
+// topic does not exist.
+func NewView(ctx context.Context, client sarama.Client, cfg ViewConfig) (*View, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid config: %w", err)
+	}
+	parts, err := client.Partitions(cfg.Topic)
+	if errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
+		return nil, fmt.Errorf("pipeline %q: %w: %s does not exist (the pipeline has not run with results: yet)",
+			cfg.Shape.Pipeline, ErrNoEvents, cfg.Topic)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("topic %s: %w", cfg.Topic, err)
+	}
+	v := &View{cfg: cfg, client: client, parts: parts, nparts: int32(len(parts)),
+		jobs: map[string]*Job{}, forgotten: map[string]time.Time{}, next: map[int32]int64{}, tailing: map[int32]bool{},
+		errs: map[int32]error{}, touched: map[string]uint64{}, changed: make(chan struct{})}
+	v.ctx, v.cancel = context.WithCancel(context.Background())
+	if len(cfg.Jobs) > 0 {
+		v.only = map[string]bool{}
+		for _, id := range cfg.Jobs {
+			v.only[id] = true
+		}
+		v.parts = v.partitionsOf(cfg.Jobs)
+	}
+	if err := v.catchUp(ctx); err != nil {
+		v.Close()
+		return nil, err
+	}
+	if cfg.Follow {
+		v.readOn(v.parts)
+	}
+	return v, nil
+}
+
+// partitionOf is the partition of the events topic that holds the events
+// of job id: where millrace's producers put records keyed id (murmur2 of
+// the key, as Java clients do).
+func (v *View) partitionOf(id string) int32 {
+	p, err := transport.NewMurmur2Partitioner(v.cfg.Topic).Partition(
+		&sarama.ProducerMessage{Topic: v.cfg.Topic, Key: sarama.StringEncoder(id)}, v.nparts)
+	if err != nil { // a string key always encodes
+		panic(err)
+	}
+	return p
+}
+
+// partitionsOf are the partitions of the events of ids, in order.
+func (v *View) partitionsOf(ids []string) []int32 {
+	var ps []int32
+	for _, id := range ids {
+		if p := v.partitionOf(id); !slices.Contains(ps, p) {
+			ps = append(ps, p)
+		}
+	}
+	slices.Sort(ps)
+	return ps
+}
+
+// catchUp reads each partition up to the end it has now (FromEnd: just
+// starts there).
+func (v *View) catchUp(ctx context.Context) error {
+	ends := map[int32]int64{}
+	for _, p := range v.parts {
+		end, err := kafkaops.GetOffset(ctx, v.client, v.cfg.Topic, p, sarama.OffsetNewest)
+		if err != nil {
+			return fmt.Errorf("topic %s partition %d: %w", v.cfg.Topic, p, err)
+		}
+		start := end
+		if !v.cfg.FromEnd {
+			if start, err = kafkaops.GetOffset(ctx, v.client, v.cfg.Topic, p, sarama.OffsetOldest); err != nil {
+				return fmt.Errorf("topic %s partition %d: %w", v.cfg.Topic, p, err)
+			}
+		}
+		v.next[p], ends[p] = start, end
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, len(ends))
+	var wg sync.WaitGroup
+	for p, end := range ends {
+		wg.Go(func() {
+			if err := v.read(ctx, p, end); err != nil {
+				errs <- err
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return fmt.Errorf("read the jobs of pipeline %q: %w", v.cfg.Shape.Pipeline, err)
+	}
+	v.mu.Lock()
+	v.prune(v.cfg.Now())
+	v.mu.Unlock()
+	return nil
+}
+
+// read folds the events of partition p from where the view is up to end
+// (kafkaops.NoEnd: on, until ctx ends). When retention removed events
+// before they were read, it goes on from the new log start.
+func (v *View) read(ctx context.Context, p int32, end int64) error {
+	for {
+		v.mu.Lock()
+		from := v.next[p]
+		v.mu.Unlock()
+		// A consumer per read: a partition consumer closes asynchronously,
+		// and its consumer refuses another of the partition until it has.
+		consumer, err := sarama.NewConsumerFromClient(v.client)
+		if err != nil {
+			return fmt.Errorf("open consumer: %w", err)
+		}
+		_, err = kafkaops.ReadRange(ctx, consumer, v.cfg.Topic, p, from, end, v.fold)
+		consumer.Close() // not the client: only what the consumer opened
+		if !errors.Is(err, sarama.ErrOffsetOutOfRange) {
+			return err
+		}
+		start, serr := kafkaops.GetOffset(ctx, v.client, v.cfg.Topic, p, sarama.OffsetOldest)
+		if serr != nil || start <= from {
+			return err
+		}
+		v.mu.Lock()
+		v.next[p] = max(v.next[p], start)
+		v.mu.Unlock()
+	}
+}
+
+// fold folds the event of record m into its job.
+func (v *View) fold(m *sarama.ConsumerMessage) (bool, error) {
+	id := string(m.Key)
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.next[m.Partition] = m.Offset + 1
+	if _, gone := v.forgotten[id]; gone || (v.only != nil && !v.only[id]) {
+		return true, nil
+	}
+	e, err := ParseEvent(id, m.Value)
+	if err == nil && id == "" {
+		err = errors.New("a job event without a key (the job id)")
+	}
+	if err != nil {
+		v.skipped++
+		v.cfg.Log.Debug("passed over a record that is not a job event", "topic", m.Topic, "partition", m.Partition,
+			"offset", m.Offset, "err", err)
+		return true, nil
+	}
+	j := v.jobs[id]
+	if j == nil {
+		j = NewJob(id, &v.cfg.Shape)
+		v.jobs[id] = j
+	}
+	// Even a duplicate may move the job's Updated time: always a change.
+	j.Add(e)
+	v.seq++
+	v.touched[id] = v.seq
+	v.broadcast()
+	if now := v.cfg.Now(); now.Sub(v.pruned) >= pruneEvery {
+		v.prune(now)
+	}
+	return true, nil
+}
+
+// broadcast wakes every Wait. v.mu is held.
+func (v *View) broadcast() {
+	close(v.changed)
+	v.changed = make(chan struct{})
+}
+
+// prune forgets the jobs that finished more than Keep before now, and
+// drops what it remembers of those it forgot more than Keep ago (their
+// events are gone by then). v.mu is held.
+func (v *View) prune(now time.Time) {
+	v.pruned = now
+	for id, at := range v.forgotten {
+		if now.Sub(at) > v.cfg.Keep {
+			delete(v.forgotten, id)
+		}
+	}
+	for id, j := range v.jobs {
+		if v.expired(j.Status(), now) {
+			delete(v.jobs, id)
+			delete(v.touched, id)
+			v.forgotten[id] = now
+		}
+	}
+}
+
+// expired reports whether s finished more than Keep before now.
+func (v *View) expired(s Status, now time.Time) bool {
+	return s.Finished != nil && now.Sub(*s.Finished) > v.cfg.Keep
+}
+
+// Status is the status of job id: StateUnknown when the view has seen no
+// event of it, when it finished more than Keep ago, or when it is not one
+// of ViewConfig.Jobs.
+func (v *View) Status(id string) Status {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.status(id, v.cfg.Now())
+}
+
+// status is Status with v.mu held.
+func (v *View) status(id string, now time.Time) Status {
+	if j := v.jobs[id]; j != nil {
+		if s := j.Status(); !v.expired(s, now) {
+			return s
+		}
+	}
+	return Status{Job: id, Pipeline: v.cfg.Shape.Pipeline, State: StateUnknown}
+}
+
+// Filter picks the jobs [View.List] lists; the zero Filter picks all.
+type Filter struct {
+	// State, if set, keeps the jobs in that state.
+	State State
+	// Since, if set, keeps the jobs started (their first event) at or
+	// after it.
+	Since time.Time
+	// Limit, if more than 0, keeps the newest Limit jobs.
+	Limit int
+}
+
+// List returns the status of the jobs f picks, newest (last started)
+// first; forgotten jobs are not listed.
+func (v *View) List(f Filter) []Status {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	now := v.cfg.Now()
+	var out []Status
+	for _, j := range v.jobs {
+		s := j.Status()
+		if v.expired(s, now) || (f.State != "" && s.State != f.State) || (!f.Since.IsZero() && s.Started.Before(f.Since)) {
+			continue
+		}
+		out = append(out, s)
+	}
+	slices.SortFunc(out, func(a, b Status) int { return cmp.Or(b.Started.Compare(a.Started), cmp.Compare(a.Job, b.Job)) })
+	if f.Limit > 0 && len(out) > f.Limit {
+		out = out[:f.Limit]
+	}
+	return out
+}
+
+// Skipped is how many records of the events topic the view passed over
+// because they are not job events (not JSON, a newer format, no key).
+func (v *View) Skipped() int {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.skipped
+}
+
+// Wait waits until every job of ids is finished (succeeded or failed) and
+// returns their statuses, in the order of ids. It reads on the partitions
+// that hold their events, from where the view is, until Close. When ctx
+// ends first it returns their statuses then with ctx's error, and when
+// reading a partition fails, with that error. A job the view has not seen
+// (or forgot) is not finished: Wait waits for it.
+func (v *View) Wait(ctx context.Context, ids ...string) ([]Status, error) {
+	for _, id := range ids {
+		if v.only != nil && !v.only[id] {
+			return nil, fmt.Errorf("job %q is not one of the view's jobs", id)
+		}
+	}
+	parts := v.partitionsOf(ids)
+	v.readOn(parts)
+	out := make([]Status, len(ids))
+	pending := make([]int, len(ids))
+	for i := range ids {
+		pending[i] = i
+	}
+	first, seen := true, uint64(0)
+	for {
+		v.mu.Lock()
+		now := v.cfg.Now()
+		rest := pending[:0]
+		for _, i := range pending {
+			if first || v.touched[ids[i]] > seen {
+				out[i] = v.status(ids[i], now)
+			}
+			if !out[i].State.Finished() {
+				rest = append(rest, i)
+			}
+		}
+		pending, first, seen = rest, false, v.seq
+		changed, closed := v.changed, v.closed
+		var err error
+		for _, p := range parts {
+			err = cmp.Or(err, v.errs[p])
+		}
+		v.mu.Unlock()
+		switch {
+		case len(pending) == 0:
+			return out, nil
+		case err != nil:
+			return out, err
+		case closed:
+			return out, errClosed
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return out, ctx.Err()
+		}
+	}
+}
+
+// readOn starts reading on each of parts (up to Close) that the view does
+// not read on yet.
+func (v *View) readOn(parts []int32) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.closed {
+		return
+	}
+	for _, p := range parts {
+		if v.tailing[p] {
+			continue
+		}
+		v.tailing[p] = true
+		v.wg.Go(func() {
+			err := v.read(v.ctx, p, kafkaops.NoEnd)
+			if err == nil || v.ctx.Err() != nil {
+				return
+			}
+			v.mu.Lock()
+			defer v.mu.Unlock()
+			v.errs[p] = fmt.Errorf("read the jobs of pipeline %q: %w", v.cfg.Shape.Pipeline, err)
+			v.broadcast()
+		})
+	}
+}
+
+// Close stops reading (and closes the view's client, if OpenView opened
+// it). A Wait still waiting returns an error.
+func (v *View) Close() error {
+	v.mu.Lock()
+	if v.closed {
+		v.mu.Unlock()
+		return nil
+	}
+	v.closed = true
+	v.broadcast()
+	v.mu.Unlock()
+	v.cancel()
+	v.wg.Wait()
+	if v.own {
+		return v.client.Close()
+	}
+	return nil
+}
+
+// FindOptions say which job [Find] looks for, where, and whether it waits.
+type FindOptions struct {
+	kafkaops.Cluster
+	// Sources are the pipelines to look in.
+	Sources []Source
+	// Job is the job's id.
+	Job string
+	// Wait, if more than 0, is how long to wait for the job to finish.
+	Wait time.Duration
+	// Now is the clock (nil: time.Now).
+	Now func() time.Time
+	// Log gets a debug line for each event passed over (nil: none).
+	Log *slog.Logger
+}
+
+// Found is what [Find] found.
+type Found struct {
+	// Status is the job's status; StateUnknown when no source has seen it
+	// (or each forgot it).
+	Status Status
+	// TimedOut says FindOptions.Wait passed before the job finished.
+	TimedOut bool
+	// Skipped counts the records passed over as not job events.
+	Skipped int
+	// NoEvents are the sources whose events topic does not exist yet.
+	NoEvents []string
+}
+
+// Find looks for a job in each source, reading only the partition that
+// holds its events, and with opts.Wait waits until it finishes in one of
+// them (in the one it was found in, if it was).
+func Find(ctx context.Context, opts FindOptions) (f Found, err error) {
+	f.Status = Status{Job: opts.Job, State: StateUnknown}
+	if len(opts.Sources) == 1 {
+		f.Status.Pipeline = opts.Sources[0].Shape.Pipeline
+	}
+	client, err := connect(ctx, opts.Cluster)
+	if err != nil {
+		return f, err
+	}
+	defer client.Close()
+	var views []*View
+	defer func() {
+		for _, v := range views {
+			f.Skipped += v.Skipped()
+			v.Close()
+		}
+	}()
+	for _, src := range opts.Sources {
+		v, err := NewView(ctx, client, ViewConfig{Source: src, Jobs: []string{opts.Job}, Now: opts.Now, Log: opts.Log})
+		if errors.Is(err, ErrNoEvents) {
+			f.NoEvents = append(f.NoEvents, src.Shape.Pipeline)
+			continue
+		}
+		if err != nil {
+			return f, err
+		}
+		views = append(views, v)
+		if s := v.Status(opts.Job); s.State != StateUnknown && f.Status.State == StateUnknown {
+			f.Status = s
+			views[0], views[len(views)-1] = views[len(views)-1], views[0]
+		}
+	}
+	if opts.Wait <= 0 || f.Status.State.Finished() || len(views) == 0 {
+		return f, nil
+	}
+	waitOn := views
+	if f.Status.State != StateUnknown {
+		waitOn = views[:1] // the view it was found in
+	}
+	f.Status, f.TimedOut, err = waitAny(ctx, opts.Wait, opts.Job, waitOn)
+	return f, err
+}
+
+// waitAny waits up to d for job id to finish in one of views, and returns
+// its status then: the finished one, else the first known one.
+func waitAny(ctx context.Context, d time.Duration, id string, views []*View) (Status, bool, error) {
+	wctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	type waited struct {
+		s   []Status
+		err error
+	}
+	ch := make(chan waited, len(views))
+	for _, v := range views {
+		go func() {
+			s, err := v.Wait(wctx, id)
+			ch <- waited{s, err}
+		}()
+	}
+	var done *Status
+	var failed error
+	for range views {
+		w := <-ch
+		switch {
+		case w.err == nil && done == nil:
+			done = &w.s[0]
+			cancel() // the others
+		case w.err != nil && wctx.Err() == nil:
+			failed = w.err
+			cancel()
+		}
+	}
+	if done != nil {
+		return *done, false, nil
+	}
+	s := views[0].Status(id)
+	for _, v := range views {
+		if vs := v.Status(id); vs.State != StateUnknown {
+			s = vs
+			break
+		}
+	}
+	switch {
+	case failed != nil:
+		return s, false, failed
+	case ctx.Err() != nil:
+		return s, false, ctx.Err()
+	}
+	return s, true, nil
+}
+
+// ListOptions say whose jobs [ListJobs] lists.
+type ListOptions struct {
+	kafkaops.Cluster
+	Source Source
+	Filter Filter
+	// Now is the clock (nil: time.Now).
+	Now func() time.Time
+	// Log gets a debug line for each event passed over (nil: none).
+	Log *slog.Logger
+}
+
+// Listed is what [ListJobs] lists.
+type Listed struct {
+	// Jobs are their statuses, newest first.
+	Jobs []Status
+	// Skipped counts the records passed over as not job events.
+	Skipped int
+}
+
+// ListJobs reads a pipeline's events topic up to its end now and lists
+// the jobs opts.Filter picks. A pipeline whose events topic does not
+// exist yet is an error wrapping ErrNoEvents.
+func ListJobs(ctx context.Context, opts ListOptions) (Listed, error) {
+	v, err := OpenView(ctx, opts.Cluster, ViewConfig{Source: opts.Source, Now: opts.Now, Log: opts.Log})
+	if err != nil {
+		return Listed{}, err
+	}
+	defer v.Close()
+	return Listed{Jobs: v.List(opts.Filter), Skipped: v.Skipped()}, nil
+}
+
+// ProduceOptions say what [ProduceAndWait] produces and waits for.
+type ProduceOptions struct {
+	kafkaops.ProduceOptions
+	// Source is the pipeline's results; its Topic is Events' name.
+	Source Source
+	// Events is the pipeline's events topic, as it is created if it does
+	// not exist.
+	Events pipeline.Topic
+	// Timeout bounds the wait for the jobs to finish (0: until ctx ends).
+	Timeout time.Duration
+	// Now is the clock (nil: time.Now); it times the accepted events.
+	Now func() time.Time
+}
+
+// ProduceResult is what [ProduceAndWait] did.
+type ProduceResult struct {
+	kafkaops.ProduceResult
+	// Statuses are the statuses of the jobs sent (ProduceResult.Jobs)
+	// when the wait ended, in the same order.
+	Statuses []Status
+	// TimedOut says Timeout passed before every job finished.
+	TimedOut bool
+	// Skipped counts the records passed over as not job events.
+	Skipped int
+}
+
+// ProduceAndWait produces as [kafkaops.Produce] does, each record after
+// the accepted event of its job on the events topic (with the record's
+// millrace-reply-to and millrace-correlation-id headers), then waits until
+// every job it sent finished, or Timeout passed (TimedOut, no error), or
+// ctx ended (ctx's error). It reads only the events written after it
+// started, of the partitions of its jobs.
+func ProduceAndWait(ctx context.Context, opts ProduceOptions) (ProduceResult, error) {
+	var res ProduceResult
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	src := opts.Source
+	if src.Topic == "" {
+		src.Topic = opts.Events.Name
+	}
+	if src.Topic != opts.Events.Name {
+		return res, fmt.Errorf("invalid config: events topic %q, but the source's is %q", opts.Events.Name, src.Topic)
+	}
+	log := opts.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	client, err := connect(ctx, opts.Cluster)
+	if err != nil {
+		return res, err
+	}
+	defer client.Close()
+	if err := kafkaops.EnsureTopics(client, []pipeline.Topic{opts.Events}, opts.ReplicationFactor, log); err != nil {
+		return res, err
+	}
+	v, err := NewView(ctx, client, ViewConfig{Source: src, FromEnd: true, Now: now, Log: opts.Log})
+	if err != nil {
+		return res, err
+	}
+	defer v.Close()
+	po := opts.ProduceOptions
+	po.Announce = &kafkaops.Announce{Topic: opts.Events, Value: func(job string, hs []kafkaops.Header) []byte {
+		return acceptedEvent(job, now(), hs).Marshal()
+	}}
+	if res.ProduceResult, err = kafkaops.Produce(ctx, po); err != nil {
+		return res, err
+	}
+	wctx := ctx
+	if opts.Timeout > 0 {
+		var cancel context.CancelFunc
+		wctx, cancel = context.WithTimeout(ctx, opts.Timeout)
+		defer cancel()
+	}
+	res.Statuses, err = v.Wait(wctx, res.Jobs...)
+	res.Skipped = v.Skipped()
+	if err != nil && ctx.Err() == nil && wctx.Err() != nil {
+		res.TimedOut, err = true, nil
+	}
+	return res, err
+}
+
+// acceptedEvent is the accepted event of job id, produced at at with the
+// record headers hs.
+func acceptedEvent(id string, at time.Time, hs []kafkaops.Header) Event {
+	e := Event{Job: id, Outcome: Accepted, At: at}
+	for _, h := range hs { // the last of a name wins, as Kafka's lastHeader
+		switch string(h.Key) {
+		case filters.HeaderReplyTo:
+			e.ReplyTo = string(h.Value)
+		case filters.HeaderCorrelationID:
+			e.CorrelationID = string(h.Value)
+		}
+	}
+	return e
+}
