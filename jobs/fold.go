@@ -118,9 +118,12 @@ type node struct {
 }
 
 // Job folds the events of one job into its [Status]. The fold is
-// idempotent and independent of the events' order: per node, the event
-// with the most replays wins, and among equals the first one added. A Job
-// is not safe for concurrent use.
+// idempotent: per node, the event with the most replays wins, and among
+// equals the first one added — so it is independent of the events' order
+// but for two different events of one record with the same replays (a
+// record quarantined, then redelivered by a crash before its commit and
+// done): readers of one partition see the same order and agree. A Job is
+// not safe for concurrent use.
 type Job struct {
 	id       string
 	shape    *Shape
@@ -163,17 +166,12 @@ func (j *Job) ID() string { return j.id }
 // Add folds e in and reports whether it changed the job's status (false
 // for a duplicate or superseded event).
 func (j *Job) Add(e Event) bool {
-	if j.first.IsZero() || e.At.Before(j.first) {
-		j.first = e.At
-	}
-	if e.At.After(j.last) {
-		j.last = e.At
-	}
 	if e.Outcome == Accepted {
 		if j.accepted != nil {
 			return false
 		}
 		j.accepted = &e
+		j.times(e.At)
 		return true
 	}
 	k := node{e.N, e.Lineage}
@@ -182,6 +180,7 @@ func (j *Job) Add(e Event) bool {
 		return false
 	}
 	j.events[k] = e
+	j.times(e.At)
 	switch _, expected := j.waiting[k]; {
 	case replaced:
 		// A record replayed from the quarantine: what is expected may
@@ -193,6 +192,16 @@ func (j *Job) Add(e Event) bool {
 		j.expect(k)
 	}
 	return true
+}
+
+// times moves the job's first and last times to take in t.
+func (j *Job) times(t time.Time) {
+	if j.first.IsZero() || t.Before(j.first) {
+		j.first = t
+	}
+	if t.After(j.last) {
+		j.last = t
+	}
 }
 
 // Rooted reports whether the job's first record's event was folded: a
@@ -212,7 +221,6 @@ func (j *Job) Status() Status {
 	last := len(j.shape.Stages)
 	var finished time.Time
 	waiting := 0
-	seen := false
 	// Walk the expected nodes from the root: only they count, so a record
 	// an earlier run of a non-deterministic filter published does not.
 	queue := []node{{1, ""}}
@@ -228,7 +236,6 @@ func (j *Job) Status() Status {
 			s.Waiting[j.stageName(k.n)]++
 			continue
 		}
-		seen = true
 		if e.At.After(finished) {
 			finished = e.At
 		}
@@ -262,7 +269,7 @@ func (j *Job) Status() Status {
 	}
 	slices.SortFunc(s.Errors, func(a, b Failure) int { return a.At.Compare(b.At) })
 	switch {
-	case waiting > 0 && !seen && j.accepted != nil:
+	case waiting > 0 && len(j.events) == 0 && j.accepted != nil:
 		s.State = StateAccepted
 	case waiting > 0:
 		s.State = StateRunning

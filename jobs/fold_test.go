@@ -100,6 +100,9 @@ func TestFold_accepted_until_a_stage_settles_a_record(t *testing.T) {
 	if s.State != jobs.StateAccepted || s.CorrelationID != "c1" || s.ReplyTo != "r" {
 		t.Fatalf("status %+v, want accepted with the correlation id", s)
 	}
+	if s := fold(three, acc, ev(2, "0", jobs.Done, 1, 1)); s.State != jobs.StateRunning {
+		t.Errorf("accepted, then a record of stage b before stage a's event: %s, want running", s.State)
+	}
 	if s := fold(three); s.State != jobs.StateUnknown {
 		t.Errorf("no events: %s, want unknown", s.State)
 	}

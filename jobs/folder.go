@@ -145,9 +145,9 @@ func ShapeOf(pp pipeline.PipelinePlan) *Shape {
 
 // folder is the consumer group handler of RunFolder.
 type folder struct {
-	cfg      FolderConfig
-	shape    *Shape
-	calls    *CallbackQueue // nil without a callback
+	cfg   FolderConfig
+	shape *Shape
+	calls *CallbackQueue // nil without a callback
 
 	mu    sync.Mutex
 	parts map[int32]*partState

@@ -20,13 +20,13 @@ import (
 
 // DefaultKeep is how long a finished job is remembered when a pipeline's
 // results say nothing else.
-const DefaultKeep = 24 * time.Hour
+const DefaultKeep = pipeline.DefaultResultsKeep
 
 // pruneEvery is how often a view that reads on drops the jobs it forgot.
 const pruneEvery = time.Minute
 
 // EventsTopic is the events topic of pipeline p: `<p>.jobs`.
-func EventsTopic(p string) string { return p + ".jobs" }
+func EventsTopic(p string) string { return pipeline.JobsTopic(p) }
 
 // ErrNoEvents is wrapped by the error of a view whose events topic does
 // not exist: its pipeline has not run with `results:` yet.

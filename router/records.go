@@ -30,10 +30,10 @@ type handOut struct {
 	keyed    bool
 
 	// What became of the hand-out, for the status middleware.
-	outputs     int  // records the filter returned
-	quarantined bool // the quarantine middleware quarantined it
-	skipped     bool // the dedupe middleware skipped it
-	tiered      bool // the retry middleware moved it to a retry tier
+	outputs     int   // records the filter returned
+	quarantined bool  // the quarantine middleware quarantined it
+	skipped     bool  // the dedupe middleware skipped it
+	tiered      bool  // the retry middleware moved it to a retry tier
 	failure     error // why it was quarantined
 	// published are the outputs a stage that publishes synchronously
 	// had acked, for the job event (results only).

@@ -233,7 +233,7 @@ func TestFormat_validate_line(t *testing.T) {
 	}
 	var out, errb bytes.Buffer
 	code := run(context.Background(), []string{"validate", "-f", file}, strings.NewReader(""), &out, &errb)
-	if want := file + ": ok (2 pipelines, 3 stages, 7 topics)\n"; code != 0 || out.String() != want || errb.Len() != 0 {
+	if want := file + ": ok (2 pipelines, 3 stages, 11 topics)\n"; code != 0 || out.String() != want || errb.Len() != 0 {
 		t.Errorf("validate: exit %d, %q %q; want %q", code, out.String(), errb.String(), want)
 	}
 }

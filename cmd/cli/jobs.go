@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -34,10 +33,13 @@ type jobResults struct {
 // source.Topic (and source.Keep), and the plan's topic of that name gives
 // events.
 func resultsOf(pl *pipeline.PipelinePlan) (jobResults, bool) {
-	src := jobs.Source{Shape: shapeOf(pl), Topic: jobs.EventsTopic(pl.Name), Keep: jobs.DefaultKeep}
-	return jobResults{source: src, events: pipeline.Topic{Name: src.Topic, Partitions: pl.Partitions,
-		Config: map[string]string{"cleanup.policy": "delete",
-			"retention.ms": strconv.FormatInt((src.Keep + time.Hour).Milliseconds(), 10)}}}, true
+	r := pl.Results
+	if r == nil {
+		return jobResults{}, false
+	}
+	src := jobs.Source{Shape: shapeOf(pl), Topic: r.EventsTopic, Keep: r.Keep}
+	return jobResults{source: src, events: pipeline.Topic{Name: r.EventsTopic, Partitions: pl.Partitions,
+		Config: pipeline.JobsTopicConfig(r.Keep)}}, true
 }
 
 // resultsOf is the package's resultsOf, or the one a test put in g.results.

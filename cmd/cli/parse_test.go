@@ -27,12 +27,14 @@ pipelines:
     input: orders
     output: orders.done
     priority: [{topic: orders.high, weight: 8, name: high}]
+    results: {}
     stages:
       - {name: check, filter: jq, config: {program: .}}
       - {name: price, filter: jq, config: {program: .}}
   - name: other
     input: other.in
     partitions: 2
+    results: {}
     stages:
       - {name: only, filter: log}
 `

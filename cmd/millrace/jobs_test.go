@@ -157,6 +157,7 @@ func TestJobs_a_kill_9_mid_stream_finishes_every_job_once(t *testing.T) {
 				Headers: map[string]string{"millrace-job": fmt.Sprintf("job-%d", i), "millrace-reply-to": name + ".replies",
 					"millrace-correlation-id": fmt.Sprintf("c-%d", i)}})
 		}
+		b.CreateTopic(t, name+".in", 4)
 		b.Produce(t, name+".in", in)
 		client := b.Client(t)
 		outCount := func() int64 {

@@ -214,7 +214,7 @@ func (r drainResult) checkNote() string {
 	if r.check == nil || r.check.err != nil {
 		return ""
 	}
-	return fmt.Sprintf("%s, the last status written %s after the last output record", r.check.note, fmtDur(r.settled))
+	return fmt.Sprintf("%s, every event in %s after the last output record", r.check.note, fmtDur(r.settled))
 }
 
 // waitDelivered polls the log end of out until it holds n records, then
