@@ -158,10 +158,13 @@ type partState struct {
 	p       int32
 	running map[string]*runningJob
 	recent  *lru.Cache[string, *Job]
-	// restored are the status records written since the offset the
-	// committed offset's metadata gives: the jobs a restart may see finish
-	// again.
-	restored map[string]StatusRecord
+	// restored are the status records read at the restore (written
+	// since the offset the committed offset's metadata gives) and those
+	// written since, each kept for a horizon: the jobs that may finish
+	// again (a redelivered record) and must not reply twice. known lists
+	// them in the order they came, for the pruning.
+	restored map[string]knownStatus
+	known    []knownStatus
 	// statusNext is the status partition's next offset: only this
 	// partition's folder writes it.
 	statusNext int64
@@ -176,6 +179,21 @@ type partState struct {
 	// the head. orphans are the jobs without their first record's event
 	// that stopped holding the offset (see orphanGrace).
 	order, orphans []*runningJob
+}
+
+// knownStatus is a status of partState.restored and when it came.
+type knownStatus struct {
+	job string
+	rec StatusRecord
+	at  time.Time
+}
+
+// remember adds rec, the status of job, to the statuses known for a
+// horizon.
+func (st *partState) remember(job string, rec StatusRecord, now time.Time) {
+	k := knownStatus{job, rec, now}
+	st.restored[job] = k
+	st.known = append(st.known, k)
 }
 
 // sample is a status partition's next offset at a time.
@@ -255,7 +273,7 @@ func (f *folder) Cleanup(sess sarama.ConsumerGroupSession) error {
 func (f *folder) restore(ctx context.Context, p int32) (*partState, error) {
 	r := f.cfg.Pipeline.Results
 	recent, _ := lru.New[string, *Job](recentJobs)
-	st := &partState{p: p, running: map[string]*runningJob{}, recent: recent, restored: map[string]StatusRecord{},
+	st := &partState{p: p, running: map[string]*runningJob{}, recent: recent, restored: map[string]knownStatus{},
 		callbacks: map[string]int64{}}
 	end, err := kafkaops.GetOffset(ctx, f.cfg.Client, r.StatusTopic, p, sarama.OffsetNewest)
 	if err != nil {
@@ -286,7 +304,7 @@ func (f *folder) restore(ctx context.Context, p int32) (*partState, error) {
 				return true, nil
 			}
 			job := string(m.Key)
-			st.restored[job] = rec
+			st.remember(job, rec, f.cfg.Clock.Now())
 			if rec.Callback != nil && rec.Callback.State == "pending" {
 				st.callbacks[job] = m.Offset
 			} else {
@@ -299,7 +317,7 @@ func (f *folder) restore(ctx context.Context, p int32) (*partState, error) {
 	}
 	if f.calls != nil {
 		for job := range st.callbacks {
-			rec := st.restored[job]
+			rec := st.restored[job].rec
 			if err := f.calls.Add(f.pending(rec)); err != nil {
 				f.cfg.Log.Warn("results: cannot queue a restored callback", "job", job, "err", err)
 			}
@@ -432,8 +450,12 @@ func (st *partState) commitPoint(next int64, now time.Time, log *slog.Logger) (i
 	for len(st.samples) > 1 && now.Sub(st.samples[1].at) >= horizon {
 		st.samples = st.samples[1:]
 	}
-	if len(st.restored) > 0 && now.Sub(st.samples[0].at) >= horizon {
-		st.restored = map[string]StatusRecord{} // past the horizon
+	for len(st.known) > 0 && now.Sub(st.known[0].at) >= horizon {
+		if k := st.known[0]; st.restored[k.job].at.Equal(k.at) { // not remembered again since
+			delete(st.restored, k.job)
+		}
+		st.known[0] = knownStatus{}
+		st.known = st.known[1:]
 	}
 	meta := st.samples[0].next
 heads:
@@ -492,7 +514,8 @@ func (f *folder) finish(ctx context.Context, st *partState, jobs []*Job) error {
 		s := j.Status()
 		fin := &finishing{job: j, rec: StatusRecord{Status: s}}
 		fs = append(fs, fin)
-		if prev, ok := st.restored[j.ID()]; ok && prev.Status.State == s.State && prev.Status.Counts == s.Counts {
+		if known, ok := st.restored[j.ID()]; ok && known.rec.Status.State == s.State && known.rec.Status.Counts == s.Counts {
+			prev := known.rec
 			fin.rec = prev
 			fin.check = prev.Reply != nil && !prev.Reply.Refused
 			continue
@@ -618,6 +641,7 @@ func (f *folder) writeStatuses(st *partState, fs []*finishing) error {
 				owners[i].job.ID(), m.Partition, m.Topic, st.p)
 		}
 		st.statusNext = max(st.statusNext, m.Offset+1)
+		st.remember(owners[i].job.ID(), owners[i].rec, f.cfg.Clock.Now())
 		if owners[i].rec.Callback != nil {
 			st.callbacks[owners[i].job.ID()] = m.Offset
 		}
