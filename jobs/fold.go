@@ -118,12 +118,12 @@ type node struct {
 }
 
 // Job folds the events of one job into its [Status]. The fold is
-// idempotent: per node, the event with the most replays wins, and among
-// equals the first one added — so it is independent of the events' order
-// but for two different events of one record with the same replays (a
-// record quarantined, then redelivered by a crash before its commit and
-// done): readers of one partition see the same order and agree. A Job is
-// not safe for concurrent use.
+// idempotent: per node, the event with the most replays wins, then a
+// quarantine, then the first one added — so it is independent of the
+// events' order but for two different non-quarantine events of one record
+// (a filter that is not deterministic, run twice): readers of one
+// partition see the same order and agree. A Job is not safe for concurrent
+// use.
 type Job struct {
 	id       string
 	shape    *Shape
@@ -176,7 +176,7 @@ func (j *Job) Add(e Event) bool {
 	}
 	k := node{e.N, e.Lineage}
 	prev, replaced := j.events[k]
-	if replaced && prev.Replays >= e.Replays {
+	if replaced && !supersedes(e, prev) {
 		return false
 	}
 	j.events[k] = e
@@ -192,6 +192,20 @@ func (j *Job) Add(e Event) bool {
 		j.expect(k)
 	}
 	return true
+}
+
+// supersedes reports whether e, an event of the same record as prev,
+// replaces it: it has more replays (the record was replayed from the
+// quarantine), or as many and it is a quarantine where prev is not. The
+// record is in the quarantine then, whatever else was said of it: a stage
+// that crashed after quarantining it (before committing) and then did it
+// at the next try, or one whose event went out in a batch whose outputs
+// the broker refused for good.
+func supersedes(e, prev Event) bool {
+	if e.Replays != prev.Replays {
+		return e.Replays > prev.Replays
+	}
+	return e.Outcome == Quarantined && prev.Outcome != Quarantined
 }
 
 // times moves the job's first and last times to take in t.

@@ -193,3 +193,18 @@ func TestFold_finished_agrees_with_the_status_at_every_step(t *testing.T) {
 		}
 	}
 }
+
+// A record quarantined and also said done (its stage crashed after the
+// quarantine, before committing, and the next try passed; or its outputs
+// were refused after its event went out with them): failed, in any order.
+func TestFold_a_quarantine_beats_another_outcome_of_the_same_record(t *testing.T) {
+	done := ev(2, "1", jobs.Done, 0, 3)
+	quarantined := ev(2, "1", jobs.Quarantined, 0, 3)
+	for _, order := range [][]jobs.Event{{done, quarantined}, {quarantined, done}} {
+		es := []jobs.Event{ev(1, "", jobs.Done, 2, 1), ev(2, "0", jobs.Done, 0, 2), order[0], order[1]}
+		s := fold(&jobs.Shape{Stages: []string{"a", "b"}, Output: true}, es...)
+		if s.State != jobs.StateFailed || s.Counts != (jobs.Counts{Dropped: 1, Quarantined: 1}) {
+			t.Errorf("%s then %s: %s %+v, want failed {dropped 1, quarantined 1}", order[0].Outcome, order[1].Outcome, s.State, s.Counts)
+		}
+	}
+}
