@@ -184,7 +184,11 @@ func checkDuration(p *problems, ps Positions, key string, d, lo, hi time.Duratio
 	}
 }
 
-// formatDuration writes d as a user would: 168h rather than 168h0m0s.
+// FormatDuration writes d as a user would: 168h rather than 168h0m0s
+// (time.Duration.String without zero minutes and seconds at its end).
+func FormatDuration(d time.Duration) string { return formatDuration(d) }
+
+// formatDuration is FormatDuration.
 func formatDuration(d time.Duration) string {
 	s := d.String()
 	if strings.HasSuffix(s, "m0s") {

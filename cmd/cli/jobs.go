@@ -209,7 +209,7 @@ func notFound(sources []jobs.Source, noEvents []string) string {
 		keep = max(keep, s.Keep)
 	}
 	msg := fmt.Sprintf("no such job in %s %s (never produced there, or finished more than %s ago)",
-		plural(len(names), "pipeline"), strings.Join(names, ", "), shortDuration(keep))
+		plural(len(names), "pipeline"), strings.Join(names, ", "), pipeline.FormatDuration(keep))
 	if len(noEvents) > 0 {
 		msg += fmt.Sprintf("; %s did not run with results: yet", strings.Join(noEvents, ", "))
 	}
@@ -253,7 +253,7 @@ func printStatus(w io.Writer, s jobs.Status, stages []string) {
 	line("started", stamp(s.Started))
 	line("updated", stamp(s.Updated))
 	if s.Finished != nil {
-		line("finished", stamp(*s.Finished)+", after "+shortDuration(s.Finished.Sub(s.Started)))
+		line("finished", stamp(*s.Finished)+", after "+pipeline.FormatDuration(s.Finished.Sub(s.Started)))
 	}
 	line("counts", countsText(s.Counts))
 	if len(s.Waiting) > 0 {
@@ -284,19 +284,6 @@ func printStatus(w io.Writer, s jobs.Status, stages []string) {
 		line("error", failureText(e))
 	}
 	tw.Flush()
-}
-
-// shortDuration is d without zero minutes and seconds at its end: 24h,
-// 1h30m, 1m30s.
-func shortDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
 }
 
 // stamp is a time as the commands print it, in UTC to the second.

@@ -193,8 +193,8 @@ error     price at 2026-11-29T08:01:00Z (orders.price/0/7): "no price\nfor sku 7
 	}
 	for d, want := range map[time.Duration]string{24 * time.Hour: "24h", 90 * time.Minute: "1h30m", 90 * time.Second: "1m30s",
 		time.Hour + time.Second: "1h0m1s", 1500 * time.Millisecond: "1.5s", 0: "0s"} {
-		if got := shortDuration(d); got != want {
-			t.Errorf("shortDuration(%s) = %s, want %s", d, got, want)
+		if got := pipeline.FormatDuration(d); got != want {
+			t.Errorf("pipeline.FormatDuration(%s) = %s, want %s", d, got, want)
 		}
 	}
 	b.Reset()
