@@ -167,6 +167,7 @@ var badFixtures = map[string][]string{
 		`61:85: pipeline "i" results: callback_hosts entry 4 "*.": want a host name`,
 		`61:91: pipeline "i" results: callback_hosts entry 5 "h:80": want a host name`,
 		`65:14: results: want a mapping, got a list`,
+		`71:83: pipeline "k" results: callback retry deadline 2h is longer than keep 30m`,
 	},
 	"results-names.bad.yaml": {
 		`13:22: topic "orders.quarantine" (a reply topic of pipeline "orders") is also the quarantine topic of pipeline "orders" (line 10): rename one`,

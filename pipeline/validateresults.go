@@ -63,6 +63,21 @@ func (r *Results) validateCallback(p *problems, where string) {
 		checkPositive(p, c.Positions, "timeout", c.Timeout)
 	}
 	c.Retry.validate(p)
+	keep := r.Keep
+	if !r.Set("keep") {
+		keep = DefaultResultsKeep
+	}
+	if _, _, deadline := c.Retry.bounds(); keep > 0 && deadline > keep {
+		at := c.Retry.Of("deadline")
+		if !c.Retry.Set("deadline") {
+			at = c.Of("retry")
+			if !c.Set("retry") {
+				at = c.Self
+			}
+		}
+		p.add(at, "%s: callback retry deadline %s is longer than keep %s: the status topic keeps a pending callback "+
+			"only keep plus an hour; lower the deadline or raise keep", where, formatDuration(deadline), formatDuration(keep))
+	}
 	switch {
 	case !r.Set("callback_hosts"):
 		p.add(r.Self, "%s: missing key \"callback_hosts\", which callback needs: the hosts its url may name, "+
