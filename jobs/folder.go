@@ -593,7 +593,7 @@ func (f *folder) replyOffsets(ctx context.Context, fs []*finishing) error {
 			continue
 		}
 		rs := fin.rec.Reply
-		p, err := f.partitionOf(rs.Topic, fin.rec.Status.CorrelationID)
+		p, err := f.partitionOf(rs.Topic, replyKey(fin.rec.Status))
 		if err != nil {
 			return err
 		}
@@ -747,12 +747,21 @@ func (f *folder) inline(ctx context.Context, fs []*finishing) error {
 	return nil
 }
 
+// replyKey is the key of s's reply: its correlation id, or without one its
+// job id.
+func replyKey(s Status) string {
+	if s.CorrelationID != "" {
+		return s.CorrelationID
+	}
+	return s.Job
+}
+
 // replyRecord is the reply of a finished job: its status, keyed by its
-// correlation id.
+// correlation id (or job id).
 func (f *folder) replyRecord(fin *finishing) *sarama.ProducerMessage {
 	s := fin.rec.Status
 	b, _ := json.Marshal(s)
-	return &sarama.ProducerMessage{Topic: fin.rec.Reply.Topic, Key: sarama.StringEncoder(s.CorrelationID), Value: sarama.ByteEncoder(b),
+	return &sarama.ProducerMessage{Topic: fin.rec.Reply.Topic, Key: sarama.StringEncoder(replyKey(s)), Value: sarama.ByteEncoder(b),
 		Headers: []sarama.RecordHeader{
 			{Key: []byte(filters.HeaderJob), Value: []byte(s.Job)},
 			{Key: []byte(filters.HeaderCorrelationID), Value: []byte(s.CorrelationID)},

@@ -72,7 +72,8 @@ type ReplayResult struct {
 // stage and the attempt count (so the stage's attempts start again), with
 // millrace-replays incremented and a new message id. Records are read
 // partition by partition, oldest first, up to the end each partition had
-// when the run reached it.
+// when the run began: a record it sent that fails again and is
+// quarantined anew is not sent again by the same run.
 //
 // It is resumable and sends each record at most once: every record sent
 // is written, once the broker acknowledged it, to the compacted topic

@@ -21,9 +21,11 @@ func logBounds(ctx context.Context, client sarama.Client, topic string, p int32)
 
 // scan calls fn on every record of topic from start (partition → first
 // offset; absent or before the log start: the log start) up to the end
-// each partition has when scan reaches it, one partition after the other
-// in partition order, each in offset order. fn returning false stops the
-// scan.
+// each partition had when scan began, one partition after the other in
+// partition order, each in offset order. fn returning false stops the
+// scan. The ends are read first, all of them: records written while it
+// runs — a replayed record quarantined again, to a partition not read
+// yet — are not scanned.
 func scan(ctx context.Context, client sarama.Client, topic string, start map[int32]int64,
 	fn func(*Record) (bool, error)) error {
 	if err := client.RefreshMetadata(topic); err != nil {
@@ -38,11 +40,14 @@ func scan(ctx context.Context, client sarama.Client, topic string, start map[int
 		return fmt.Errorf("open consumer: %w", err)
 	}
 	defer consumer.Close()
-	for _, p := range parts {
-		first, end, err := logBounds(ctx, client, topic, p)
-		if err != nil {
+	firsts, ends := make([]int64, len(parts)), make([]int64, len(parts))
+	for i, p := range parts {
+		if firsts[i], ends[i], err = logBounds(ctx, client, topic, p); err != nil {
 			return err
 		}
+	}
+	for i, p := range parts {
+		first, end := firsts[i], ends[i]
 		if o, ok := start[p]; ok && o > first {
 			first = o
 		}
