@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/millrace/millrace/internal/childproc"
 )
 
 const (
@@ -55,8 +57,7 @@ func StartWith(t testing.TB, opts Options) *Server {
 	if os.Getenv("PROMETHEUS_LOG") == "1" {
 		opts.Log = os.Stderr
 	}
-	removeStaleDirs()
-	dir, err := os.MkdirTemp("", dirPrefix)
+	dir, err := childproc.OwnedTempDir("millrace-prometheus-")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,9 +70,6 @@ func StartWith(t testing.TB, opts Options) *Server {
 			t.Logf("prometheus log (last lines):\n%s", s.log.Tail())
 		}
 	})
-	if err := writeOwner(dir); err != nil {
-		t.Fatal(err)
-	}
 	for attempt := 1; ; attempt++ {
 		err = s.start(bin, opts)
 		if err == nil {
@@ -107,7 +105,7 @@ func (s *Server) start(bin string, opts Options) error {
 	cmd.Dir = s.dir
 	cmd.Stdout, cmd.Stderr = s.log, s.log
 	cmd.WaitDelay = stopGrace
-	if err := startProcess(cmd); err != nil {
+	if err := childproc.Start(cmd); err != nil {
 		return fmt.Errorf("starting %s: %w", bin, err)
 	}
 	s.cmd, s.done = cmd, make(chan struct{})
@@ -169,7 +167,7 @@ func terminate(cmd *exec.Cmd, done <-chan struct{}) error {
 			return nil // exited: its process group id may be reused
 		default:
 		}
-		if err := signalGroup(cmd.Process.Pid, sig); err != nil {
+		if err := childproc.SignalGroup(cmd.Process.Pid, sig); err != nil {
 			return err
 		}
 		select {

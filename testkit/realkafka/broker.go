@@ -12,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/millrace/millrace/internal/childproc"
 )
 
 // ErrNoJava is wrapped by the error of Start when java is not on PATH.
@@ -72,13 +74,8 @@ func Start(ctx context.Context, opts Options) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
-	removeStaleDirs()
-	dir, err := os.MkdirTemp("", dirPrefix)
+	dir, err := childproc.OwnedTempDir("millrace-kafka-")
 	if err != nil {
-		return nil, err
-	}
-	if err := writeOwner(dir); err != nil {
-		os.RemoveAll(dir)
 		return nil, err
 	}
 	b := &Broker{
@@ -177,11 +174,11 @@ func (b *Broker) javaArgs(heapMB int, tools bool, mainClass string, args ...stri
 // runJava runs a short-lived JVM to completion and returns its output.
 func (b *Broker) runJava(ctx context.Context, mainClass string, args ...string) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, b.java, b.javaArgs(toolHeapMB, true, mainClass, args...)...)
-	cmd.Cancel = func() error { return signalGroup(cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.Cancel = func() error { return childproc.SignalGroup(cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = stopGrace
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := startProcess(cmd); err != nil {
+	if err := childproc.Start(cmd); err != nil {
 		return nil, err
 	}
 	err := cmd.Wait()
@@ -217,7 +214,7 @@ func (b *Broker) launch(heapMB int) (ready, done <-chan struct{}, err error) {
 		return nil, nil, errors.New("realkafka: the broker was stopped")
 	}
 	ready = b.log.watch()
-	if err := startProcess(cmd); err != nil {
+	if err := childproc.Start(cmd); err != nil {
 		return nil, nil, fmt.Errorf("realkafka: starting java: %w", err)
 	}
 	exited := make(chan struct{})
@@ -327,7 +324,7 @@ func signalRunning(cmd *exec.Cmd, done <-chan struct{}, sig syscall.Signal) (exi
 		return true, nil
 	default:
 	}
-	return false, signalGroup(cmd.Process.Pid, sig)
+	return false, childproc.SignalGroup(cmd.Process.Pid, sig)
 }
 
 // current returns the current JVM and its exit channel.

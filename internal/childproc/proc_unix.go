@@ -1,6 +1,6 @@
 //go:build unix
 
-package realkafka
+package childproc
 
 import (
 	"errors"
@@ -8,9 +8,9 @@ import (
 	"syscall"
 )
 
-// signalGroup sends sig to the process group led by pid (set up by
-// startProcess). A group that is already gone is not an error.
-func signalGroup(pid int, sig syscall.Signal) error {
+// SignalGroup sends sig to the process group led by pid (set up by
+// Start). A group that is already gone is not an error.
+func SignalGroup(pid int, sig syscall.Signal) error {
 	err := syscall.Kill(-pid, sig)
 	if errors.Is(err, syscall.ESRCH) {
 		return nil
