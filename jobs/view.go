@@ -136,7 +136,7 @@ type View struct {
 // OpenView connects to cluster and opens a view on it (see [NewView]);
 // Close closes the connection too.
 func OpenView(ctx context.Context, cluster kafkaops.Cluster, cfg ViewConfig) (*View, error) {
-	client, err := connect(ctx, cluster)
+	client, err := cluster.Connect(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -147,15 +147,6 @@ func OpenView(ctx context.Context, cluster kafkaops.Cluster, cfg ViewConfig) (*V
 	}
 	v.own = true
 	return v, nil
-}
-
-// connect opens a client for reading, as kafkaops' operations do.
-func connect(ctx context.Context, c kafkaops.Cluster) (sarama.Client, error) {
-	cfg := transport.NewSaramaConfig(c.ClientID)
-	if c.ConnectTimeout <= 0 {
-		return transport.Connect(ctx, c.Brokers, cfg, nil)
-	}
-	return transport.ConnectTimeout(ctx, c.Brokers, cfg, c.ConnectTimeout)
 }
 
 // NewView opens a view of the jobs of cfg's pipeline on client (which the
@@ -550,7 +541,7 @@ func Find(ctx context.Context, opts FindOptions) (f Found, err error) {
 	if len(opts.Sources) == 1 {
 		f.Status.Pipeline = opts.Sources[0].Shape.Pipeline
 	}
-	client, err := connect(ctx, opts.Cluster)
+	client, err := opts.Cluster.Connect(ctx)
 	if err != nil {
 		return f, err
 	}
@@ -716,7 +707,7 @@ func ProduceAndWait(ctx context.Context, opts ProduceOptions) (ProduceResult, er
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	client, err := connect(ctx, opts.Cluster)
+	client, err := opts.Cluster.Connect(ctx)
 	if err != nil {
 		return res, err
 	}

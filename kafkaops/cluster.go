@@ -34,8 +34,9 @@ type Cluster struct {
 	ConnectTimeout time.Duration
 }
 
-// connect opens a client for reading and admin requests.
-func (c Cluster) connect(ctx context.Context) (sarama.Client, error) {
+// Connect opens a client for reading and admin requests, retrying the
+// brokers for up to ConnectTimeout; the caller closes it.
+func (c Cluster) Connect(ctx context.Context) (sarama.Client, error) {
 	if c.ConnectTimeout <= 0 {
 		return transport.Connect(ctx, c.Brokers, transport.NewSaramaConfig(c.ClientID), nil)
 	}

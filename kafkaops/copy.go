@@ -60,7 +60,7 @@ func CopyRange(ctx context.Context, opts CopyOptions) (CopyResult, error) {
 	case !opts.Since.IsZero() && !opts.Until.IsZero() && !opts.Until.After(opts.Since):
 		return c.res, notStarted(errors.New("copy: until must be after since"))
 	}
-	client, err := opts.connect(ctx)
+	client, err := opts.Connect(ctx)
 	if err != nil {
 		return c.res, notStarted(err)
 	}

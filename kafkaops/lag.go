@@ -14,20 +14,7 @@ import (
 // millrace stage starts reading. Offsets are read with GetOffset (so a
 // partition created a moment ago is waited for).
 func GroupLag(ctx context.Context, client sarama.Client, group string, topics []string) (map[string]map[int32]int64, error) {
-	parts := map[string][]int32{}
-	for _, t := range topics {
-		ps, err := client.Partitions(t)
-		if err != nil {
-			return nil, fmt.Errorf("topic %s: %w", t, err)
-		}
-		parts[t] = ps
-	}
-	admin, err := sarama.NewClusterAdminFromClient(client)
-	if err != nil {
-		return nil, fmt.Errorf("open cluster admin: %w", err)
-	}
-	// Closing the admin would close the shared client.
-	resp, err := listCommitted(admin, group, parts)
+	parts, resp, err := committedOn(client, group, topics)
 	if err != nil {
 		return nil, err
 	}
@@ -40,7 +27,12 @@ func GroupLag(ctx context.Context, client sarama.Client, group string, topics []
 				return nil, fmt.Errorf("end of %s/%d: %w", t, p, err)
 			}
 			committed := int64(-1)
-			if b := resp.GetBlock(t, p); b != nil && b.Err == sarama.ErrNoError {
+			if b := resp.GetBlock(t, p); b != nil {
+				if b.Err != sarama.ErrNoError && b.Err != sarama.ErrGroupIDNotFound {
+					// Not "no commit": counting the whole log would be a
+					// lag spike, and an autoscaler would act on it.
+					return nil, fmt.Errorf("committed offset of %s on %s/%d: %w", group, t, p, b.Err)
+				}
 				committed = b.Offset
 			}
 			if committed < 0 {

@@ -125,19 +125,7 @@ func PlanOffsetReset(ctx context.Context, client sarama.Client, group string, to
 	if err := client.RefreshMetadata(topics...); err != nil {
 		return nil, fmt.Errorf("metadata of %s: %w", strings.Join(topics, ", "), err)
 	}
-	parts := map[string][]int32{}
-	for _, t := range topics {
-		ps, err := client.Partitions(t)
-		if err != nil {
-			return nil, fmt.Errorf("topic %s: %w", t, err)
-		}
-		parts[t] = ps
-	}
-	admin, err := sarama.NewClusterAdminFromClient(client)
-	if err != nil {
-		return nil, fmt.Errorf("open cluster admin: %w", err)
-	}
-	committed, err := listCommitted(admin, group, parts)
+	parts, committed, err := committedOn(client, group, topics)
 	if err != nil {
 		return nil, err
 	}
@@ -252,18 +240,11 @@ func CommitOffsets(client sarama.Client, group string, offsets map[string]map[in
 // CommittedOffsets returns group's committed offsets on every partition of
 // topic (-1 where it has none).
 func CommittedOffsets(client sarama.Client, group, topic string) (map[int32]int64, error) {
-	ps, err := client.Partitions(topic)
-	if err != nil {
-		return nil, fmt.Errorf("topic %s: %w", topic, err)
-	}
-	admin, err := sarama.NewClusterAdminFromClient(client)
-	if err != nil {
-		return nil, fmt.Errorf("open cluster admin: %w", err)
-	}
-	resp, err := listCommitted(admin, group, map[string][]int32{topic: ps})
+	parts, resp, err := committedOn(client, group, []string{topic})
 	if err != nil {
 		return nil, err
 	}
+	ps := parts[topic]
 	out := make(map[int32]int64, len(ps))
 	for _, p := range ps {
 		out[p] = -1
@@ -272,6 +253,45 @@ func CommittedOffsets(client sarama.Client, group, topic string) (map[int32]int6
 		}
 	}
 	return out, nil
+}
+
+// CommittedMetadata returns group's committed offset on topic/partition and
+// the metadata committed with it (OffsetCommit's metadata string); ok is
+// false where the group committed nothing there.
+func CommittedMetadata(client sarama.Client, group, topic string, partition int32) (offset int64, metadata string, ok bool, err error) {
+	admin, err := sarama.NewClusterAdminFromClient(client)
+	if err != nil {
+		return 0, "", false, fmt.Errorf("open cluster admin: %w", err)
+	}
+	// Closing the admin would close the shared client.
+	resp, err := listCommitted(admin, group, map[string][]int32{topic: {partition}})
+	if err != nil {
+		return 0, "", false, err
+	}
+	if b := resp.GetBlock(topic, partition); b != nil && b.Err == sarama.ErrNoError && b.Offset >= 0 {
+		return b.Offset, b.Metadata, true, nil
+	}
+	return 0, "", false, nil
+}
+
+// committedOn lists the partitions of topics and group's committed offsets
+// on them (an empty response for a group that never committed). The admin
+// it opens is not closed: that would close client.
+func committedOn(client sarama.Client, group string, topics []string) (map[string][]int32, *sarama.OffsetFetchResponse, error) {
+	parts := map[string][]int32{}
+	for _, t := range topics {
+		ps, err := client.Partitions(t)
+		if err != nil {
+			return nil, nil, fmt.Errorf("topic %s: %w", t, err)
+		}
+		parts[t] = ps
+	}
+	admin, err := sarama.NewClusterAdminFromClient(client)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open cluster admin: %w", err)
+	}
+	resp, err := listCommitted(admin, group, parts)
+	return parts, resp, err
 }
 
 // listCommitted fetches group's committed offsets; a group that does not

@@ -82,7 +82,7 @@ type ProduceResult struct {
 // was sent) also then.
 func Produce(ctx context.Context, opts ProduceOptions) (ProduceResult, error) {
 	var res ProduceResult
-	client, err := opts.connect(ctx)
+	client, err := opts.Connect(ctx)
 	if err != nil {
 		return res, err
 	}

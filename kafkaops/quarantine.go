@@ -78,7 +78,7 @@ type QuarantineCounts struct {
 // of each partition to its end, and counts the selected records by stage
 // and error. It changes nothing and joins no consumer group.
 func CountQuarantine(ctx context.Context, opts QuarantineOptions) (QuarantineCounts, error) {
-	client, err := opts.connect(ctx)
+	client, err := opts.Connect(ctx)
 	if err != nil {
 		return QuarantineCounts{}, err
 	}
@@ -148,7 +148,7 @@ func earlier(a, b string) bool {
 // and returns how many it handed out. It changes nothing and joins no
 // consumer group.
 func ShowQuarantine(ctx context.Context, opts QuarantineOptions, limit int, fn func(*Record)) (int, error) {
-	client, err := opts.connect(ctx)
+	client, err := opts.Connect(ctx)
 	if err != nil {
 		return 0, err
 	}

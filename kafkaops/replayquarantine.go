@@ -95,7 +95,7 @@ func ReplayQuarantine(ctx context.Context, opts ReplayQuarantineOptions) (Replay
 	}
 	r := &quarantineReplay{opts: opts, done: pipeline.ReplayedTopic(opts.Pipeline.Name), replayed: map[string]bool{},
 		res: ReplayResult{SentTo: map[string]int{}, Skipped: map[string]int{}, Failed: map[string]int{}}}
-	client, err := opts.connect(ctx)
+	client, err := opts.Connect(ctx)
 	if err != nil {
 		return r.res, notStarted(err)
 	}

@@ -28,7 +28,7 @@ func ResetOffsets(ctx context.Context, opts ResetOptions) ([]OffsetReset, error)
 	if opts.Group == "" || len(opts.Topics) == 0 {
 		return nil, errors.New("reset offsets: a group and at least one topic are needed")
 	}
-	client, err := opts.connect(ctx)
+	client, err := opts.Connect(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -32,7 +32,7 @@ type TailOptions struct {
 // (an interrupted tail is not a failure); an error when the topic does not
 // exist or reading fails.
 func Tail(ctx context.Context, opts TailOptions) error {
-	client, err := opts.connect(ctx)
+	client, err := opts.Connect(ctx)
 	if err != nil {
 		return err
 	}
