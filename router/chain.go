@@ -50,9 +50,9 @@ func (ls layers) names() []string {
 //     publish): a layer of its own, computing an Event per record, cost
 //     the no-op stage 11% of its throughput.
 //   - results (only on a pipeline with `results:`), in the same slot,
-//     writes the job event of each record settled for good after its
-//     quarantine copy or its outputs are acked (docs/jobs.md); a stage that
-//     settles on its outputs' acks writes it from the ack callback.
+//     writes the job event of a record quarantined or skipped, after its
+//     quarantine copy is acked (docs/jobs.md); the handler writes the
+//     event of a record its filter processed, with its outputs.
 //   - quarantine wraps retry: poison must wrap retry, or the first failure
 //     would quarantine.
 //   - dedupe is innermost, around the handler, because it acts on the

@@ -192,10 +192,15 @@ func (e *Engine) Run(ctx context.Context) error {
 		return err
 	}
 	defer pub.Close()
-	var folders sync.WaitGroup
-	defer folders.Wait() // before the publisher closes
+	// The job folders and the lag exporter run until Run returns, also
+	// when it fails early: they end (stop) and are waited for before the
+	// publisher and the client close.
+	var workers sync.WaitGroup
+	defer workers.Wait()
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
 	for _, pp := range e.resultsPipelines() {
-		folders.Go(func() {
+		workers.Go(func() {
 			if err := jobs.RunFolder(ctx, jobs.FolderConfig{Pipeline: pp, Brokers: e.cfg.Brokers, Sarama: e.cfg.Sarama,
 				Client: client, Publisher: pub, Metrics: e.cfg.Metrics.jobMetrics(), Log: log}); err != nil {
 				log.Error("job results stopped", "pipeline", pp.Name, "err", err)
@@ -223,7 +228,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		e.stop()
 	}()
 	if e.cfg.Metrics != nil {
-		go exportLag(ctx, client, e.cfg.Metrics, all, e.cfg.LagInterval, log)
+		workers.Go(func() { exportLag(ctx, client, e.cfg.Metrics, all, e.cfg.LagInterval, log) })
 	}
 	go func() {
 		select {

@@ -145,7 +145,7 @@ const exemplarEvery = time.Second
 
 // acked counts n outputs of a record acknowledged, and observes the
 // record's age, with its job id as the exemplar now and then.
-func (sm *stageMetrics) acked(n int, recordTime time.Time, job string) {
+func (sm *stageMetrics) acked(n int, recordTime time.Time, st *handOut) {
 	if !sm.enabled() {
 		return
 	}
@@ -156,10 +156,14 @@ func (sm *stageMetrics) acked(n int, recordTime time.Time, job string) {
 	now := time.Now()
 	age := now.Sub(recordTime).Seconds()
 	last := sm.lastExemplar.Load()
-	if eo, ok := sm.latency.(prometheus.ExemplarObserver); ok && job != "" && now.UnixNano()-last >= int64(exemplarEvery) &&
+	if eo, ok := sm.latency.(prometheus.ExemplarObserver); ok && st != nil && st.built && now.UnixNano()-last >= int64(exemplarEvery) &&
 		sm.lastExemplar.CompareAndSwap(last, now.UnixNano()) {
-		eo.ObserveWithExemplar(age, prometheus.Labels{"job_id": job})
-		return
+		// The job id is looked up only for the exemplar: a string per
+		// record otherwise.
+		if job := st.in.Headers.Get(filters.HeaderJob); job != "" {
+			eo.ObserveWithExemplar(age, prometheus.Labels{"job_id": job})
+			return
+		}
 	}
 	sm.latency.Observe(age)
 }

@@ -19,7 +19,14 @@ import (
 func (s *stage) output(o *filters.Message, job, attempt, mark, lineage string) *sarama.ProducerMessage {
 	r := &outRecord{value: o.Payload}
 	hs := r.headers[:0]
-	if n := len(o.Headers) + 6; n > len(r.headers) {
+	n := len(o.Headers) + 4 // + message id, job, stage, attempt
+	if mark != "" {
+		n++
+	}
+	if s.results != nil {
+		n++
+	}
+	if n > len(r.headers) {
 		hs = make([]sarama.RecordHeader, 0, n)
 	}
 	// Headers are appended one by one and the message filled in field by
@@ -58,7 +65,7 @@ type outRecord struct {
 	msg        sarama.ProducerMessage
 	key, value bytesEncoder
 	id         [36]byte
-	headers    [8]sarama.RecordHeader
+	headers    [10]sarama.RecordHeader
 }
 
 // bytesEncoder is sarama.ByteEncoder behind a pointer, so that it can live

@@ -35,9 +35,6 @@ type handOut struct {
 	skipped     bool  // the dedupe middleware skipped it
 	tiered      bool  // the retry middleware moved it to a retry tier
 	failure     error // why it was quarantined
-	// published are the outputs a stage that publishes synchronously
-	// had acked, for the job event (results only).
-	published []*sarama.ProducerMessage
 
 	// The watchdog's list of calls in progress (see watchdog).
 	start           time.Time

@@ -59,14 +59,18 @@ func newEmitter(s *stage) *emitter {
 	return em
 }
 
-// close stops the emitter's goroutine; events still queued are not sent,
-// and their records are handed out again.
+// close stops the emitter's goroutine; the records of events still queued
+// are handed out again (not committed).
 func (em *emitter) close() {
 	em.mu.Lock()
 	defer em.mu.Unlock()
 	if !em.closed {
 		em.closed = true
 		close(em.stop)
+		for _, q := range em.queue {
+			q.d.Redeliver()
+		}
+		em.queue = nil
 	}
 }
 
@@ -123,13 +127,24 @@ func (em *emitter) located(e *jobs.Event, outs []*sarama.ProducerMessage) {
 // producer's goroutine: it only queues.
 func (em *emitter) afterAck(e jobs.Event, outs []*sarama.ProducerMessage, d *transport.Delivery) {
 	em.located(&e, outs)
+	em.enqueue(queued{e, d})
+}
+
+// eventRetry is how long the emitter waits to write an event again that
+// the broker refused (an outage): the record stays unsettled meanwhile,
+// so it is not committed, and its outputs are not published again.
+const eventRetry = time.Second
+
+// enqueue queues q for the emitter's goroutine; on a closed emitter the
+// record is handed out again instead.
+func (em *emitter) enqueue(q queued) {
 	em.mu.Lock()
 	if em.closed {
 		em.mu.Unlock()
-		d.Redeliver()
+		q.d.Redeliver()
 		return
 	}
-	em.queue = append(em.queue, queued{e, d})
+	em.queue = append(em.queue, q)
 	em.mu.Unlock()
 	select {
 	case em.wake <- struct{}{}:
@@ -150,28 +165,27 @@ func (em *emitter) run() {
 		batch, em.queue = em.queue, batch[:0]
 		em.mu.Unlock()
 		for _, q := range batch {
-			d := q.d
 			if err := em.pub.SendAsync(em.topic, []*sarama.ProducerMessage{em.record(q.e)}, func(err error) {
 				if err != nil {
-					d.Redeliver()
+					time.AfterFunc(eventRetry, func() { em.enqueue(q) })
 					return
 				}
-				d.Ack()
+				q.d.Ack()
 			}); err != nil {
-				d.Redeliver()
+				q.d.Redeliver() // the publisher is closed
 			}
 		}
 		clear(batch)
 	}
 }
 
-// resultsMiddleware emits the job event of each record its handler settled
-// for good that the handler does not settle itself on its outputs' acks
-// (see stage.publishThenSettle): quarantined, skipped, dropped records and
-// those of stages that publish synchronously. It sits in the status slot,
-// outside quarantine, so that it sees quarantined records after their copy
-// is acked. If the event cannot be written the record is handed out again
-// (not as another attempt): its event is never lost.
+// resultsMiddleware emits the job event of each record settled for good
+// without its filter's outputs: quarantined or skipped by dedup (the
+// handler writes the event of a record the filter processed, with its
+// outputs: stage.handle). It sits in the status slot, outside quarantine,
+// so that it sees quarantined records after their copy is acked. If the
+// event cannot be written the record is handed out again (not as another
+// attempt): its event is never lost.
 func resultsMiddleware(em *emitter) message.HandlerMiddleware {
 	return func(h message.HandlerFunc) message.HandlerFunc {
 		return func(msg *message.Message) ([]*message.Message, error) {
@@ -180,11 +194,10 @@ func resultsMiddleware(em *emitter) message.HandlerMiddleware {
 				return out, err
 			}
 			st := stateOf(msg)
-			if st == nil || st.tiered || st.d.SettlesLater() {
-				return out, nil
+			if st == nil || !st.quarantined && !st.skipped {
+				return out, nil // the handler wrote the event of a record it processed
 			}
 			e := em.event(msg, st)
-			em.located(&e, st.published)
 			if perr := em.pub.Send(em.topic, []*sarama.ProducerMessage{em.record(e)}); perr != nil {
 				return nil, &transient{err: fmt.Errorf("cannot write the job event to %s: %w", em.topic, perr)}
 			}

@@ -96,36 +96,28 @@ func (s *stage) topics() []string {
 }
 
 // handle is the stage's Watermill handler: record in, filter, records out
-// published to the stage's output topic.
+// published to the stage's output topic, with the record's job event on a
+// pipeline with results (docs/jobs.md).
 //
 // A stage that deduplicates or parks keys in retry tiers returns once the
-// outputs are acked, because its middleware acts on the published outcome.
-// The others do not wait: the record is settled when the broker acks its
-// outputs (see transport.Delivery.SettleLater), so the handler's goroutine ends at
-// once instead of sleeping through the produce round trip.
+// outputs (and the event) are acked, because its middleware acts on the
+// published outcome. The others do not wait: the record is settled when
+// the broker acks its outputs (see transport.Delivery.SettleLater), so the
+// handler's goroutine ends at once instead of sleeping through the produce
+// round trip.
 func (s *stage) handle(msg *message.Message) ([]*message.Message, error) {
 	outs, err := s.process(msg)
-	if err != nil || len(outs) == 0 {
+	if err != nil {
 		return nil, err
 	}
 	d, ok := transport.DeliveryOf(msg.Context())
+	if len(outs) == 0 && (s.results == nil || !ok) {
+		return nil, nil
+	}
 	if ok && s.dedup == nil && s.parks == nil {
 		return nil, s.publishThenSettle(msg, d, outs)
 	}
-	if err := s.out.Send(s.plan.Output, outs); err != nil {
-		s.m.producerFailed()
-		if ok {
-			d.SetUncertain(time.Now())
-		}
-		return nil, s.publishFailed(err)
-	}
-	if ok {
-		s.m.acked(len(outs), d.Record().Timestamp, jobOf(msg))
-		if st := stateOf(msg); st != nil && s.results != nil {
-			st.published = outs
-		}
-	}
-	return nil, nil
+	return nil, s.publishNow(msg, d, outs)
 }
 
 // jobOf is the job id of msg's record: as the filter saw it, else its
@@ -142,36 +134,72 @@ func jobOf(msg *message.Message) string {
 	return jobID(msg.Context())
 }
 
-// publishThenSettle publishes outs and settles the hand-out when the
-// broker acked them; a failure hands the record out again, as a failed
-// synchronous publish does (to be quarantined, when the broker refused an
-// output as the record's own fault).
+// withEvent is what a stage publishes with the outputs of msg's record:
+// the outputs, and the record's job event when the pipeline keeps results
+// — in their batch, unless the stage writes the pipeline's output topic
+// and has outputs: its event carries their places and goes after their
+// acks (after is true, and ev is that event).
+func (s *stage) withEvent(msg *message.Message, st *handOut, outs []*sarama.ProducerMessage) (recs []*sarama.ProducerMessage, ev jobs.Event, after bool) {
+	if s.results == nil || st == nil {
+		return outs, ev, false
+	}
+	ev = s.results.event(msg, st)
+	if s.results.output && len(outs) > 0 {
+		return outs, ev, true
+	}
+	return append(outs, s.results.record(ev)), ev, false
+}
+
+// publishNow publishes outs and the record's job event, and returns once
+// the broker acked them (d is nil for a message that is not a delivery).
+// A failure hands the record out again (or fails it for good, when the
+// broker refused an output as the record's own fault).
+func (s *stage) publishNow(msg *message.Message, d *transport.Delivery, outs []*sarama.ProducerMessage) error {
+	st := stateOf(msg)
+	recs, ev, after := s.withEvent(msg, st, outs)
+	if err := s.out.Send(s.plan.Output, recs); err != nil {
+		s.m.producerFailed()
+		if d != nil {
+			d.SetUncertain(time.Now())
+		}
+		return s.publishFailed(err)
+	}
+	if d != nil && len(outs) > 0 {
+		s.m.acked(len(outs), d.Record().Timestamp, st)
+	}
+	if after {
+		s.results.located(&ev, outs)
+		if err := s.out.Send(s.results.topic, []*sarama.ProducerMessage{s.results.record(ev)}); err != nil {
+			return &transient{err: fmt.Errorf("cannot write the job event to %s: %w", s.results.topic, err)}
+		}
+	}
+	return nil
+}
+
+// publishThenSettle publishes outs (and the record's job event) and
+// settles the hand-out when the broker acked them; a failure hands the
+// record out again, as a failed synchronous publish does (to be
+// quarantined, when the broker refused an output as the record's own
+// fault).
 func (s *stage) publishThenSettle(msg *message.Message, d *transport.Delivery, outs []*sarama.ProducerMessage) error {
+	st, _ := d.Local().(*handOut)
 	var recordTime time.Time
-	var job string
 	if s.m.enabled() {
 		recordTime = d.Record().Timestamp
-		if st, ok := d.Local().(*handOut); ok {
-			job = st.in.Headers.Get(filters.HeaderJob)
-		}
 	}
-	var ev jobs.Event
 	n := len(outs)
-	if s.results != nil {
-		ev = s.results.event(msg, stateOf(msg))
-		if !s.results.output {
-			outs = append(outs, s.results.record(ev))
-		}
-	}
+	recs, ev, after := s.withEvent(msg, st, outs)
 	d.SettleLater(true)
-	err := s.out.SendAsync(s.plan.Output, outs, func(err error) {
+	err := s.out.SendAsync(s.plan.Output, recs, func(err error) {
 		if err != nil {
 			s.m.producerFailed()
 		}
 		switch err := s.publishFailed(err); {
 		case err == nil:
-			s.m.acked(n, recordTime, job)
-			if s.results != nil && s.results.output {
+			if n > 0 {
+				s.m.acked(n, recordTime, st)
+			}
+			if after {
 				s.results.afterAck(ev, outs, d)
 				return
 			}
@@ -252,7 +280,7 @@ func (s *stage) process(msg *message.Message) ([]*sarama.ProducerMessage, error)
 	if s.plan.Output == "" {
 		return nil, nil
 	}
-	res := make([]*sarama.ProducerMessage, 0, n)
+	res := make([]*sarama.ProducerMessage, 0, n+1) // room for the job event
 	if st := stateOf(msg); st != nil {
 		st.outputs = n
 	}
