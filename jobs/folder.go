@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -106,7 +107,9 @@ func RunFolder(ctx context.Context, cfg FolderConfig) error {
 		if err != nil {
 			return fmt.Errorf("results of %s: callback: %w", cfg.Pipeline.Name, err)
 		}
-		go func() { _ = f.calls.Run(ctx) }()
+		var calls sync.WaitGroup
+		defer calls.Wait() // its last outcomes are recorded before the publisher closes
+		calls.Go(func() { _ = f.calls.Run(ctx) })
 	}
 	sc := *cfg.Sarama
 	group, err := sarama.NewConsumerGroup(cfg.Brokers, r.Group, &sc)
@@ -167,7 +170,7 @@ type partState struct {
 	known    []knownStatus
 	// statusNext is the status partition's next offset: only this
 	// partition's folder writes it.
-	statusNext int64
+	statusNext atomic.Int64
 	// callbacks holds the status offset of each job whose callback is
 	// pending: the metadata offset must not pass it.
 	callbacks map[string]int64
@@ -194,6 +197,17 @@ func (st *partState) remember(job string, rec StatusRecord, now time.Time) {
 	k := knownStatus{job, rec, now}
 	st.restored[job] = k
 	st.known = append(st.known, k)
+}
+
+// advanceStatus notes that the status partition's next offset is at least
+// next.
+func (st *partState) advanceStatus(next int64) {
+	for {
+		cur := st.statusNext.Load()
+		if cur >= next || st.statusNext.CompareAndSwap(cur, next) {
+			return
+		}
+	}
 }
 
 // sample is a status partition's next offset at a time.
@@ -253,7 +267,20 @@ func (f *folder) Setup(sess sarama.ConsumerGroupSession) error {
 		}
 		f.mu.Lock()
 		f.parts[p] = st
+		var pending []Pending
+		if f.calls != nil {
+			for job := range st.callbacks {
+				pending = append(pending, f.pending(st.restored[job].rec))
+			}
+		}
 		f.mu.Unlock()
+		// Queued once the partition is known, so that their outcomes
+		// release its metadata offset.
+		for _, pe := range pending {
+			if err := f.calls.Add(pe); err != nil {
+				f.cfg.Log.Warn("results: cannot queue a restored callback", "job", pe.Job, "err", err)
+			}
+		}
 	}
 	return nil
 }
@@ -279,19 +306,20 @@ func (f *folder) restore(ctx context.Context, p int32) (*partState, error) {
 	if err != nil {
 		return nil, err
 	}
-	st.statusNext = end
+	st.statusNext.Store(end)
 	from, err := f.committedMetadata(p)
 	if err != nil {
 		return nil, err
 	}
-	if from < 0 {
-		// No commit names where to look from: the whole partition (a
-		// new group, or an owner that died before its first commit, whose
-		// jobs are folded again from the first event).
-		if from, err = kafkaops.GetOffset(ctx, f.cfg.Client, r.StatusTopic, p, sarama.OffsetOldest); err != nil {
-			return nil, err
-		}
+	// No commit naming where to look from (a new group, or an owner that
+	// died before its first commit, whose jobs are folded again from the
+	// first event): the whole partition. A named offset retention has
+	// passed: from the log start.
+	start, err := kafkaops.GetOffset(ctx, f.cfg.Client, r.StatusTopic, p, sarama.OffsetOldest)
+	if err != nil {
+		return nil, err
 	}
+	from = max(from, start)
 	st.samples = []sample{{at: f.cfg.Clock.Now(), next: min(from, end)}}
 	if from >= end {
 		return st, nil
@@ -315,14 +343,6 @@ func (f *folder) restore(ctx context.Context, p int32) (*partState, error) {
 	if err != nil {
 		return nil, err
 	}
-	if f.calls != nil {
-		for job := range st.callbacks {
-			rec := st.restored[job].rec
-			if err := f.calls.Add(f.pending(rec)); err != nil {
-				f.cfg.Log.Warn("results: cannot queue a restored callback", "job", job, "err", err)
-			}
-		}
-	}
 	if n := len(st.restored); n > 0 {
 		f.cfg.Log.Info("results: restored recent statuses", "partition", p, "statuses", n, "callbacks_pending", len(st.callbacks))
 	}
@@ -333,23 +353,13 @@ func (f *folder) restore(ctx context.Context, p int32) (*partState, error) {
 // partition p named (-1 if none).
 func (f *folder) committedMetadata(p int32) (int64, error) {
 	r := f.cfg.Pipeline.Results
-	coord, err := f.cfg.Client.Coordinator(r.Group)
-	if err != nil {
+	_, meta, ok, err := kafkaops.CommittedMetadata(f.cfg.Client, r.Group, r.EventsTopic, p)
+	if err != nil || !ok {
 		return -1, err
 	}
-	req := &sarama.OffsetFetchRequest{Version: 1, ConsumerGroup: r.Group}
-	req.AddPartition(r.EventsTopic, p)
-	resp, err := coord.FetchOffset(req)
+	n, err := strconv.ParseInt(meta, 10, 64)
 	if err != nil {
-		return -1, err
-	}
-	b := resp.GetBlock(r.EventsTopic, p)
-	if b == nil || b.Err != sarama.ErrNoError || b.Metadata == "" {
-		return -1, nil
-	}
-	n, err := strconv.ParseInt(b.Metadata, 10, 64)
-	if err != nil {
-		return -1, nil
+		return -1, nil // not a folder's commit
 	}
 	return n, nil
 }
@@ -411,12 +421,15 @@ func (f *folder) fold(sess sarama.ConsumerGroupSession, st *partState, batch []*
 			if !ok {
 				j = NewJob(e.Job, f.shape)
 			}
-			rj = &runningJob{job: j, first: m.Offset, statusAt: st.statusNext, since: f.cfg.Clock.Now(), id: e.Job}
+			rj = &runningJob{job: j, first: m.Offset, statusAt: st.statusNext.Load(), since: f.cfg.Clock.Now(), id: e.Job}
 			st.order = append(st.order, rj)
 		}
 		wasFinished := rj.job.Finished()
-		if !rj.job.Add(e) && wasFinished {
-			continue // a late copy of an event of a finished job
+		if changed := rj.job.Add(e); wasFinished && (!changed || rj.job.Finished()) {
+			// A late copy of an event of a finished job, or one that
+			// changes it but leaves it finished (a quarantine superseding
+			// a done): it is not finished twice.
+			continue
 		}
 		st.running[e.Job] = rj
 		if rj.job.Finished() {
@@ -445,7 +458,7 @@ func (f *folder) fold(sess sarama.ConsumerGroupSession, st *partState, batch []*
 // callback.
 func (st *partState) commitPoint(next int64, now time.Time, log *slog.Logger) (int64, string) {
 	if last := st.samples[len(st.samples)-1]; now.Sub(last.at) >= time.Second {
-		st.samples = append(st.samples, sample{at: now, next: st.statusNext})
+		st.samples = append(st.samples, sample{at: now, next: st.statusNext.Load()})
 	}
 	for len(st.samples) > 1 && now.Sub(st.samples[1].at) >= horizon {
 		st.samples = st.samples[1:]
@@ -514,7 +527,10 @@ func (f *folder) finish(ctx context.Context, st *partState, jobs []*Job) error {
 		s := j.Status()
 		fin := &finishing{job: j, rec: StatusRecord{Status: s}}
 		fs = append(fs, fin)
-		if known, ok := st.restored[j.ID()]; ok && known.rec.Status.State == s.State && known.rec.Status.Counts == s.Counts {
+		f.mu.Lock()
+		known, ok := st.restored[j.ID()]
+		f.mu.Unlock()
+		if ok && known.rec.Status.State == s.State && known.rec.Status.Counts == s.Counts {
 			prev := known.rec
 			fin.rec = prev
 			fin.check = prev.Reply != nil && !prev.Reply.Refused
@@ -524,9 +540,9 @@ func (f *folder) finish(ctx context.Context, st *partState, jobs []*Job) error {
 		if s.ReplyTo != "" {
 			if !slices.Contains(r.ReplyTopics, s.ReplyTo) {
 				fin.rec.Reply = &ReplyState{Topic: s.ReplyTo, Refused: true}
-				f.cfg.Metrics.replyRefused(f.cfg.Pipeline.Name)
 				f.cfg.Log.Warn("results: reply refused: the topic is not in results.reply_topics", "job", j.ID(),
 					"reply_to", s.ReplyTo, "allowed", r.ReplyTopics)
+				f.cfg.Metrics.replyRefused(f.cfg.Pipeline.Name)
 			} else {
 				fin.rec.Reply = &ReplyState{Topic: s.ReplyTo}
 				fin.reply = true
@@ -640,7 +656,7 @@ func (f *folder) writeStatuses(st *partState, fs []*finishing) error {
 			return fmt.Errorf("job %s: its status went to partition %d of %s, not %d: the events and status topics must have as many partitions",
 				owners[i].job.ID(), m.Partition, m.Topic, st.p)
 		}
-		st.statusNext = max(st.statusNext, m.Offset+1)
+		st.advanceStatus(m.Offset + 1)
 		st.remember(owners[i].job.ID(), owners[i].rec, f.cfg.Clock.Now())
 		if owners[i].rec.Callback != nil {
 			st.callbacks[owners[i].job.ID()] = m.Offset
@@ -768,15 +784,20 @@ func (f *folder) replyRecord(fin *finishing) *sarama.ProducerMessage {
 		}}
 }
 
-// read reads topic/partition from offset from to end (exclusive), with a
-// consumer of its own: partitions fold concurrently, and a sarama consumer
-// reads a partition once at a time.
+// read reads topic/partition from offset from (or its log start, when
+// retention removed the records before it: they are gone) to end
+// (exclusive), with a consumer of its own: partitions fold concurrently,
+// and a sarama consumer reads a partition once at a time.
 func (f *folder) read(ctx context.Context, topic string, partition int32, from, end int64, opts kafkaops.ReadOptions,
 	fn func(*sarama.ConsumerMessage) (bool, error)) (bool, error) {
+	start, err := kafkaops.GetOffset(ctx, f.cfg.Client, topic, partition, sarama.OffsetOldest)
+	if err != nil {
+		return false, err
+	}
 	c, err := sarama.NewConsumerFromClient(f.cfg.Client)
 	if err != nil {
 		return false, err
 	}
 	defer c.Close()
-	return kafkaops.ReadRangeWith(ctx, c, topic, partition, from, end, opts, fn)
+	return kafkaops.ReadRangeWith(ctx, c, topic, partition, max(from, start), end, opts, fn)
 }

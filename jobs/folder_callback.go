@@ -40,21 +40,47 @@ func (f *folder) Finish(ctx context.Context, p Pending, outcome CallbackOutcome,
 }
 
 // writeCallback writes the status record of p's job with callback state
-// cs, and notes where it went: a pending callback holds the metadata
-// offset of its partition back.
+// cs — the record the folder knows for the job (its reply state kept),
+// else the status p carries — and notes where it went: a pending callback
+// holds the metadata offset of its partition back. The state of a
+// delivery the job no longer has (it finished again since, with another
+// outcome) is not written: it would replace the newer one.
 func (f *folder) writeCallback(p Pending, cs CallbackState) error {
-	var s Status
-	if err := json.Unmarshal(p.Body, &s); err != nil {
-		return fmt.Errorf("callback of job %s: its body is not a status: %w", p.Job, err)
+	r := f.cfg.Pipeline.Results
+	part, err := f.partitionOf(r.StatusTopic, p.Job)
+	if err != nil {
+		return err
 	}
-	m := f.statusRecord(p.Job, StatusRecord{Status: s, Callback: &cs})
+	var rec StatusRecord
+	f.mu.Lock()
+	known, ok := StatusRecord{}, false
+	if st := f.parts[part]; st != nil {
+		var k knownStatus
+		if k, ok = st.restored[p.Job]; ok {
+			known = k.rec
+		}
+	}
+	f.mu.Unlock()
+	switch {
+	case ok && known.Callback != nil && known.Callback.Delivery != p.DeliveryID:
+		return nil
+	case ok:
+		rec = known
+	default:
+		if err := json.Unmarshal(p.Body, &rec.Status); err != nil {
+			return fmt.Errorf("callback of job %s: its body is not a status: %w", p.Job, err)
+		}
+	}
+	rec.Callback = &cs
+	m := f.statusRecord(p.Job, rec)
 	if err := f.cfg.Publisher.Send(m.Topic, []*sarama.ProducerMessage{m}); err != nil {
 		return fmt.Errorf("record the callback state of job %s: %w", p.Job, err)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if st := f.parts[m.Partition]; st != nil {
-		st.statusNext = max(st.statusNext, m.Offset+1)
+		st.advanceStatus(m.Offset + 1)
+		st.remember(p.Job, rec, f.cfg.Clock.Now())
 		if cs.State == "pending" {
 			if _, ok := st.callbacks[p.Job]; !ok {
 				st.callbacks[p.Job] = m.Offset

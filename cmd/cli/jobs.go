@@ -26,18 +26,12 @@ type jobResults struct {
 
 // resultsOf says whether pipeline pl keeps job results (a results: block)
 // and where: the one place the commands learn it.
-//
-// TODO(results): the plan has no Results yet, so every pipeline is taken
-// to keep them, in <pipeline>.jobs for a day. With the plan's
-// PipelinePlan.Results: nil is false; its EventsTopic (and keep) give
-// source.Topic (and source.Keep), and the plan's topic of that name gives
-// events.
 func resultsOf(pl *pipeline.PipelinePlan) (jobResults, bool) {
 	r := pl.Results
 	if r == nil {
 		return jobResults{}, false
 	}
-	src := jobs.Source{Shape: shapeOf(pl), Topic: r.EventsTopic, Keep: r.Keep}
+	src := jobs.Source{Shape: *jobs.ShapeOf(*pl), Topic: r.EventsTopic, Keep: r.Keep}
 	return jobResults{source: src, events: pipeline.Topic{Name: r.EventsTopic, Partitions: pl.Partitions,
 		Config: pipeline.JobsTopicConfig(r.Keep)}}, true
 }
@@ -48,15 +42,6 @@ func (g *globals) resultsOf(pl *pipeline.PipelinePlan) (jobResults, bool) {
 		return g.results(pl)
 	}
 	return resultsOf(pl)
-}
-
-// shapeOf is what the fold of a job must know of pipeline pl.
-func shapeOf(pl *pipeline.PipelinePlan) jobs.Shape {
-	s := jobs.Shape{Pipeline: pl.Name, Output: pl.Output != ""}
-	for _, st := range pl.Stages {
-		s.Stages = append(s.Stages, st.Name)
-	}
-	return s
 }
 
 func newJobsCmd(g *globals) *cobra.Command {
@@ -179,7 +164,7 @@ func newJobsStatusCmd(g *globals) *cobra.Command {
 		case interrupted || f.TimedOut:
 			why := "interrupted"
 			if f.TimedOut {
-				why = "--wait " + o.Wait.String() + " passed"
+				why = "--wait " + pipeline.FormatDuration(o.Wait) + " passed"
 			}
 			fmt.Fprintf(g.stderr, "job %s is still %s: %s\n", s.Job, s.State, why)
 			return errPrinted

@@ -186,7 +186,7 @@ func (f *produceFlags) produceAndWait(ctx context.Context, opts produceOptions) 
 	if unfinished > 0 {
 		why := "interrupted"
 		if res.TimedOut {
-			why = "--wait-timeout " + opts.Timeout.String() + " passed"
+			why = "--wait-timeout " + pipeline.FormatDuration(opts.Timeout) + " passed"
 		}
 		fmt.Fprintf(f.g.stderr, "%d %s did not finish: %s\n", unfinished, plural(unfinished, "job"), why)
 	}
