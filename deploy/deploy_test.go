@@ -18,6 +18,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/millrace/millrace/internal/admin"
+	"github.com/millrace/millrace/router"
+	prom "github.com/prometheus/client_golang/prometheus"
+
 	"github.com/millrace/millrace/testkit/prometheus"
 )
 
@@ -307,4 +311,79 @@ func sorted(s []string) []string {
 	s = slices.Clone(s)
 	sort.Strings(s)
 	return s
+}
+
+// TestMetricNames_are_those_millrace_registers: the names these tests and
+// testdata/metrics.prom take for millrace's are those the process
+// registers (router.NewMetrics, with the job results' metrics, and the
+// admin registry's build info), so renaming a metric fails here until the
+// dashboard, the alerts and the fixture follow. The job results' metrics
+// (millrace_jobs_*, replies, callbacks) are not on the dashboard.
+func TestMetricNames_are_those_millrace_registers(t *testing.T) {
+	reg := admin.NewRegistry()
+	rec := &describing{Registerer: reg}
+	if _, err := router.NewMetrics(rec); err != nil {
+		t.Fatal(err)
+	}
+	fams, err := reg.Gather() // the build info, set at once
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		rec.names = append(rec.names, f.GetName())
+	}
+	fqName := regexp.MustCompile(`^millrace_`)
+	var registered []string
+	for _, name := range rec.names {
+		if !fqName.MatchString(name) || slices.Contains(registered, name) {
+			continue
+		}
+		switch name {
+		case "millrace_jobs_finished_total", "millrace_replies_total", "millrace_callbacks_total":
+			continue
+		}
+		if strings.HasSuffix(name, "_seconds") {
+			name += "_bucket" // a histogram, as queries read it
+		}
+		registered = append(registered, name)
+	}
+	if got, want := sorted(registered), sorted(metrics); !slices.Equal(got, want) {
+		t.Errorf("millrace registers %v; these tests take %v", got, want)
+	}
+	fixture, err := os.ReadFile(filepath.Join("testdata", "metrics.prom"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range metrics {
+		if !regexp.MustCompile(`(?m)^` + m + `[{ ]`).Match(fixture) {
+			t.Errorf("testdata/metrics.prom has no %s", m)
+		}
+	}
+}
+
+// describing is a Registerer that notes the names of what is registered
+// with it (a vector has no series, so is not gathered, before it is used).
+type describing struct {
+	prom.Registerer
+	names []string
+}
+
+func (d *describing) Register(c prom.Collector) error {
+	descs := make(chan *prom.Desc, 16)
+	go func() { c.Describe(descs); close(descs) }()
+	name := regexp.MustCompile(`fqName: "([^"]+)"`)
+	for desc := range descs {
+		if m := name.FindStringSubmatch(desc.String()); m != nil {
+			d.names = append(d.names, m[1])
+		}
+	}
+	return d.Registerer.Register(c)
+}
+
+func (d *describing) MustRegister(cs ...prom.Collector) {
+	for _, c := range cs {
+		if err := d.Register(c); err != nil {
+			panic(err)
+		}
+	}
 }

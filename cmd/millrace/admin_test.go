@@ -224,10 +224,12 @@ func TestAdmin_metrics_count_records_through_a_pipeline(t *testing.T) {
 			{"millrace_records_quarantined_total", stage("two"), 10},
 			{"millrace_filter_errors_total", map[string]string{"stage": "two", "reason": "permanent"}, 10},
 			{"millrace_records_produced_total", stage("two"), 990},
-			{"millrace_records_dropped_total", nil, 0},
+			{"millrace_records_dropped_total", stage("one"), 0},
 			{"millrace_stage_ready", nil, 2},
 		} {
-			if got := sumOf(fams, c.metric, c.labels); got != c.want {
+			if fams[c.metric] == nil {
+				t.Errorf("%s is not exposed", c.metric)
+			} else if got := sumOf(fams, c.metric, c.labels); got != c.want {
 				t.Errorf("%s%v = %v, want %v", c.metric, c.labels, got, c.want)
 			}
 		}
@@ -280,13 +282,22 @@ func TestAdmin_consumer_lag_of_a_stopped_stage(t *testing.T) {
 		lagOf := func(stage string) float64 {
 			return sumOf(scrape(t, addr), "millrace_consumer_lag_records", map[string]string{"pipeline": name, "stage": stage})
 		}
-		testkit.Eventually(t, 2*time.Minute, func() bool { return lagOf("two") == 5000 && lagOf("one") == 0 },
-			"lag: stage one %v, stage two %v; want 0 and 5000", lagOf("one"), lagOf("two"))
+		var lagOne, lagTwo float64 // the last values seen, for the failure message
+		testkit.Eventually(t, 2*time.Minute, func() bool {
+			lagOne, lagTwo = lagOf("one"), lagOf("two")
+			return lagTwo == 5000 && lagOne == 0
+		}, "lag: stage one %v, stage two %v; want 0 and 5000", later(func() any { return lagOne }), later(func() any { return lagTwo }))
 		two := start(t, "stage two", dir, nil, "run", "--brokers", brokers, "--stage", name+"/two")
 		two.waitLog("stage ready", 1, time.Minute)
-		testkit.Eventually(t, 2*time.Minute, func() bool { return lagOf("two") == 0 },
-			"stage two's lag is %v after it ran, want 0", lagOf("two"))
+		testkit.Eventually(t, 2*time.Minute, func() bool { lagTwo = lagOf("two"); return lagTwo == 0 },
+			"stage two's lag is %v after it ran, want 0", later(func() any { return lagTwo }))
 		two.stop(30 * time.Second)
 		one.stop(30 * time.Second)
 	})
 }
+
+// later is a value a failure message formats when it is printed (testkit.
+// Eventually's arguments are evaluated before it waits).
+type later func() any
+
+func (l later) String() string { return fmt.Sprint(l()) }

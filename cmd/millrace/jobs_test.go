@@ -94,6 +94,20 @@ func TestJobs_status_of_fanned_out_jobs_replies_and_produce_wait(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("produce --wait of a job whose reply topic is refused: exit %d, want 0 (the job runs)\n%s%s", code, out, stderr)
 		}
+		// produce --wait returns when the events say the jobs finished;
+		// the folder replies on its own time: wait for its counts.
+		addr := adminAddr(t, run)
+		replies := func(result string) float64 {
+			return sumOf(scrape(t, addr), "millrace_replies_total", map[string]string{"pipeline": name, "result": result})
+		}
+		testkit.Eventually(t, time.Minute, func() bool { return replies("sent") == 1 && replies("refused") == 1 },
+			"the folder did not send one reply and refuse one")
+		fams := scrape(t, addr)
+		for state, want := range map[string]float64{"failed": 1, "succeeded": 2} {
+			if got := sumOf(fams, "millrace_jobs_finished_total", map[string]string{"pipeline": name, "status": state}); got != want {
+				t.Errorf("millrace_jobs_finished_total{status=%q} = %v, want %v", state, got, want)
+			}
+		}
 
 		ss := jobsLs(t, dir, brokers, name)
 		var failed, succeeded []jobs.Status
@@ -118,15 +132,11 @@ func TestJobs_status_of_fanned_out_jobs_replies_and_produce_wait(t *testing.T) {
 			}
 		}
 
-		var replies []testkit.Record
-		testkit.Eventually(t, time.Minute, func() bool {
-			replies = b.ReadAll(t, name+".replies")
-			return len(replies) >= 1
-		}, "no reply arrived")
+		recs := b.ReadAll(t, name+".replies")
 		var reply jobs.Status
-		if len(replies) != 1 || string(replies[0].Key) != "c-good" || json.Unmarshal(replies[0].Value, &reply) != nil ||
+		if len(recs) != 1 || string(recs[0].Key) != "c-good" || json.Unmarshal(recs[0].Value, &reply) != nil ||
 			reply.State != jobs.StateSucceeded || len(reply.Outputs) != 3 || reply.CorrelationID != "c-good" {
-			t.Fatalf("replies %+v, want one keyed c-good: succeeded, with its 3 outputs inline", replies)
+			t.Fatalf("replies %+v, want one keyed c-good: succeeded, with its 3 outputs inline", recs)
 		}
 		if got := b.ReadAll(t, name+".elsewhere"); len(got) != 0 {
 			t.Fatalf("a reply topic not in results.reply_topics got %d records, want none", len(got))
@@ -159,17 +169,7 @@ func TestJobs_a_kill_9_mid_stream_finishes_every_job_once(t *testing.T) {
 		}
 		b.CreateTopic(t, name+".in", 4)
 		b.Produce(t, name+".in", in)
-		client := b.Client(t)
-		outCount := func() int64 {
-			var total int64
-			_ = client.RefreshMetadata(name + ".out")
-			parts, _ := client.Partitions(name + ".out")
-			for _, p := range parts {
-				end, _ := client.GetOffset(name+".out", p, -1)
-				total += end
-			}
-			return total
-		}
+		outCount := func() int64 { return sum(endOffsets(b, name+".out")) }
 		run1 := start(t, "run 1", dir, nil, "run", "--brokers", brokers)
 		testkit.Eventually(t, 2*time.Minute, func() bool { return outCount() > 2*n/10 }, "no output before the kill")
 		if err := run1.cmd.Process.Kill(); err != nil {
@@ -291,6 +291,12 @@ func TestJobs_callbacks_are_retried_signed_and_survive_a_restart(t *testing.T) {
 				t.Fatalf("call %d: %+v, want job cb-1, the first call's delivery id and a verified signature", i+1, c)
 			}
 		}
+		addr := adminAddr(t, run)
+		callbacks := func(result string) float64 {
+			return sumOf(scrape(t, addr), "millrace_callbacks_total", map[string]string{"pipeline": name, "result": result})
+		}
+		testkit.Eventually(t, 30*time.Second, func() bool { return callbacks("retry") == 2 && callbacks("delivered") == 1 },
+			"millrace_callbacks_total did not count 2 retries and 1 delivery")
 		var s jobs.Status
 		if calls[2].code != http.StatusOK || json.Unmarshal(calls[2].body, &s) != nil || s.State != jobs.StateSucceeded || s.Job != "cb-1" {
 			t.Fatalf("third call: %d %s, want 200 with the job's status", calls[2].code, calls[2].body)

@@ -1,15 +1,11 @@
 package main_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -59,9 +55,8 @@ func TestRun_metrics_scraped_by_a_real_prometheus(t *testing.T) {
 		name := "obs-" + testkit.Unique()
 		brokers := strings.Join(b.Brokers, ",")
 		writeFile(t, dir, "pipelines.yaml", metricsPipeline(name))
-		admin := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-		run := start(t, "millrace run", dir, nil, "run", "--brokers", brokers, "--admin-addr", admin)
-		waitMetrics(t, run, admin, 60*time.Second)
+		run := start(t, "millrace run", dir, nil, "run", "--brokers", brokers)
+		admin := adminAddr(t, run)
 		run.waitLog("stage ready", 2, 60*time.Second)
 
 		prom := prometheus.StartWith(t, prometheus.Options{Targets: []string{admin}, RuleFiles: []string{alertsFile}})
@@ -94,7 +89,9 @@ func TestRun_metrics_scraped_by_a_real_prometheus(t *testing.T) {
 			{"produced at the last stage", "millrace_records_produced_total", map[string]string{"pipeline": name, "stage": "finish"}, 990},
 		}
 		for _, tt := range totals {
-			awaitExposed(t, admin, tt.metric, tt.labels, tt.want, 30*time.Second)
+			var got float64 // the last value seen, for the failure message
+			testkit.Eventually(t, 30*time.Second, func() bool { got = sumOf(scrape(t, admin), tt.metric, tt.labels); return got == tt.want },
+				"/metrics: %s%s adds up to %v, want %v", tt.metric, matchers(tt.labels), later(func() any { return got }), tt.want)
 			if err := prom.AwaitValue(ctx, "sum("+tt.metric+matchers(tt.labels)+")", tt.want); err != nil {
 				t.Errorf("%s: %v", tt.what, err)
 			}
@@ -121,11 +118,11 @@ func TestRun_metrics_scraped_by_a_real_prometheus(t *testing.T) {
 			}
 		}
 
-		body, err := getMetrics(admin)
-		if err != nil {
-			t.Fatal(err)
+		code, body := get(t, "http://"+admin+"/metrics", "")
+		if code != http.StatusOK {
+			t.Fatalf("GET /metrics: %d %s", code, body)
 		}
-		if err := prometheus.CheckMetrics(t, body); err != nil {
+		if err := prometheus.CheckMetrics(t, []byte(body)); err != nil {
 			t.Errorf("the exposition of millrace run: %v", err)
 		}
 		if err := prometheus.CheckRules(t, alertsFile); err != nil {
@@ -181,106 +178,6 @@ func produce(t *testing.T, dir, brokers, stdin string, args ...string) {
 	if code != 0 {
 		t.Fatalf("produce %v: exit %d\n%s%s", args, code, out, stderr)
 	}
-}
-
-// getMetrics fetches http://addr/metrics in Prometheus's text format.
-func getMetrics(addr string) ([]byte, error) {
-	url := "http://" + addr + "/metrics"
-	req, err := http.NewRequest(http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Accept", "text/plain;version=0.0.4")
-	client := http.Client{Timeout: 10 * time.Second}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("no /metrics at %s: %w", url, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, fmt.Errorf("no /metrics at %s: %w", url, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("no /metrics at %s: %s: %.200s", url, resp.Status, body)
-	}
-	return body, nil
-}
-
-// waitMetrics waits until p serves /metrics on addr, and fails the test
-// at once when p exits first (a millrace without --admin-addr exits 2).
-func waitMetrics(t *testing.T, p *proc, addr string, timeout time.Duration) {
-	t.Helper()
-	deadline := time.After(timeout)
-	for {
-		_, err := getMetrics(addr)
-		if err == nil {
-			return
-		}
-		select {
-		case <-p.done:
-			t.Fatalf("%v: %s exited (%v):\n%s", err, p.name, p.err, p.logText())
-		case <-deadline:
-			t.Fatalf("%v (waited %s)", err, timeout)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-// awaitExposed waits until the samples of metric with labels in addr's
-// /metrics add up to want.
-func awaitExposed(t *testing.T, addr, metric string, labels map[string]string, want float64, timeout time.Duration) {
-	t.Helper()
-	var got float64
-	var err error
-	deadline := time.Now().Add(timeout)
-	for {
-		var body []byte
-		if body, err = getMetrics(addr); err == nil {
-			if got = sumSamples(body, metric, labels); got == want {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/metrics: %s%s adds up to %v, want %v (%v)", metric, matchers(labels), got, want, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// sumSamples adds up the samples of metric in a text exposition whose
-// labels include labels. It reads what client_golang writes: no
-// timestamps, label values without "," or "}" (millrace's names).
-func sumSamples(body []byte, metric string, labels map[string]string) float64 {
-	var sum float64
-	sc := bufio.NewScanner(bytes.NewReader(body))
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		if i < 0 {
-			continue
-		}
-		series, value := line[:i], line[i+1:]
-		name, set, _ := strings.Cut(series, "{")
-		if name != metric {
-			continue
-		}
-		have := map[string]bool{}
-		for _, kv := range strings.Split(strings.TrimSuffix(set, "}"), ",") {
-			have[kv] = true
-		}
-		match := true
-		for k, v := range labels {
-			match = match && have[fmt.Sprintf("%s=%q", k, v)]
-		}
-		if f, err := strconv.ParseFloat(strings.TrimSpace(value), 64); match && err == nil {
-			sum += f
-		}
-	}
-	return sum
 }
 
 // matchers writes labels as a PromQL label matcher list.
