@@ -507,7 +507,6 @@ type finishing struct {
 	write  bool // its status is not in the status topic yet
 	reply  bool // its reply is to be sent
 	check  bool // its reply may have been sent before a restart: look first
-	inline bool // replies and callbacks carry its outputs inline
 }
 
 // finish records the jobs that finished in a batch: the statuses of those
@@ -713,54 +712,13 @@ func (f *folder) checkReplies(ctx context.Context, fs []*finishing) error {
 // now and puts them in their statuses when their total size is at most
 // results.reply_max_bytes.
 func (f *folder) inline(ctx context.Context, fs []*finishing) error {
-	limit := f.cfg.Pipeline.Results.ReplyMaxBytes
-	ranges := map[Location][2]int64{} // topic/partition → [lowest, highest] offset
+	var ss []*Status
 	for _, fin := range fs {
-		if !(fin.reply || fin.write && fin.rec.Callback != nil) || len(fin.rec.Status.Results) == 0 || limit == 0 {
-			continue
-		}
-		fin.inline = true
-		for _, l := range fin.rec.Status.Results {
-			k := Location{Topic: l.Topic, Partition: l.Partition}
-			r, ok := ranges[k]
-			if !ok {
-				r = [2]int64{l.Offset, l.Offset}
-			}
-			ranges[k] = [2]int64{min(r[0], l.Offset), max(r[1], l.Offset)}
+		if fin.reply || fin.write && fin.rec.Callback != nil {
+			ss = append(ss, &fin.rec.Status)
 		}
 	}
-	read := map[Location]Output{}
-	for k, r := range ranges {
-		_, err := f.read(ctx, k.Topic, k.Partition, r[0], r[1]+1, kafkaops.ReadOptions{},
-			func(m *sarama.ConsumerMessage) (bool, error) {
-				l := Location{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset}
-				read[l] = NewOutput(l, m.Key, m.Value)
-				return true, nil
-			})
-		if err != nil {
-			return fmt.Errorf("read the outputs of finished jobs in %s: %w", k, err)
-		}
-	}
-	for _, fin := range fs {
-		if !fin.inline {
-			continue
-		}
-		var outs []Output
-		size := 0
-		for _, l := range fin.rec.Status.Results {
-			o, ok := read[l]
-			if !ok {
-				outs = nil // gone (retention): locations only
-				break
-			}
-			size += o.size()
-			outs = append(outs, o)
-		}
-		if outs != nil && size <= limit {
-			fin.rec.Status.Outputs = outs
-		}
-	}
-	return nil
+	return InlineOutputs(ctx, f.cfg.Client, f.cfg.Pipeline.Results.ReplyMaxBytes, ss...)
 }
 
 // replyKey is the key of s's reply: its correlation id, or without one its

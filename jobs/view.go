@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/cenkalti/backoff/v5"
 
 	"github.com/millrace/millrace/filters"
 	"github.com/millrace/millrace/kafkaops"
@@ -113,6 +114,11 @@ type View struct {
 	parts  []int32         // the partitions the view reads
 	only   map[string]bool // ViewConfig.Jobs; nil for all
 	nparts int32           // the topic's partition count
+	// tail reads on every partition the view reads on, first time: one
+	// consumer, so one fetch request in flight per broker (a consumer per
+	// partition puts as many long-polling fetches on the client's
+	// connection, which answers them one after the other).
+	tail sarama.Consumer
 
 	// ctx ends on Close; the partitions read on run on it.
 	ctx    context.Context
@@ -171,6 +177,9 @@ func NewView(ctx context.Context, client sarama.Client, cfg ViewConfig) (*View, 
 		jobs: map[string]*Job{}, forgotten: map[string]time.Time{}, next: map[int32]int64{}, tailing: map[int32]bool{},
 		errs: map[int32]error{}, touched: map[string]uint64{}, changed: make(chan struct{})}
 	v.ctx, v.cancel = context.WithCancel(context.Background())
+	if v.tail, err = sarama.NewConsumerFromClient(client); err != nil {
+		return nil, fmt.Errorf("open consumer: %w", err)
+	}
 	if len(cfg.Jobs) > 0 {
 		v.only = map[string]bool{}
 		for _, id := range cfg.Jobs {
@@ -235,7 +244,7 @@ func (v *View) catchUp(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for p, end := range ends {
 		wg.Go(func() {
-			if err := v.read(ctx, p, end); err != nil {
+			if err := v.read(ctx, p, end, nil); err != nil {
 				errs <- err
 				cancel()
 			}
@@ -255,19 +264,28 @@ func (v *View) catchUp(ctx context.Context) error {
 // read folds the events of partition p from where the view is up to end
 // (kafkaops.NoEnd: on, until ctx ends). When retention removed events
 // before they were read, it goes on from the new log start.
-func (v *View) read(ctx context.Context, p int32, end int64) error {
+//
+// It reads with shared, if not nil (and only once: a partition consumer
+// closes asynchronously, and its consumer refuses another of the partition
+// until it has), else with a consumer of its own.
+func (v *View) read(ctx context.Context, p int32, end int64, shared sarama.Consumer) error {
 	for {
 		v.mu.Lock()
 		from := v.next[p]
 		v.mu.Unlock()
-		// A consumer per read: a partition consumer closes asynchronously,
-		// and its consumer refuses another of the partition until it has.
-		consumer, err := sarama.NewConsumerFromClient(v.client)
-		if err != nil {
-			return fmt.Errorf("open consumer: %w", err)
+		consumer := shared
+		if consumer == nil {
+			c, err := sarama.NewConsumerFromClient(v.client)
+			if err != nil {
+				return fmt.Errorf("open consumer: %w", err)
+			}
+			consumer = c
 		}
-		_, err = kafkaops.ReadRange(ctx, consumer, v.cfg.Topic, p, from, end, v.fold)
-		consumer.Close() // not the client: only what the consumer opened
+		_, err := kafkaops.ReadRange(ctx, consumer, v.cfg.Topic, p, from, end, v.fold)
+		if consumer != shared {
+			consumer.Close() // not the client: only what the consumer opened
+		}
+		shared = nil
 		if !errors.Is(err, sarama.ErrOffsetOutOfRange) {
 			return err
 		}
@@ -288,6 +306,7 @@ func (v *View) fold(m *sarama.ConsumerMessage) (bool, error) {
 	defer v.mu.Unlock()
 	v.next[m.Partition] = m.Offset + 1
 	if _, gone := v.forgotten[id]; gone || (v.only != nil && !v.only[id]) {
+		v.broadcast() // for Sync
 		return true, nil
 	}
 	e, err := ParseEvent(id, m.Value)
@@ -298,6 +317,7 @@ func (v *View) fold(m *sarama.ConsumerMessage) (bool, error) {
 		v.skipped++
 		v.cfg.Log.Debug("passed over a record that is not a job event", "topic", m.Topic, "partition", m.Partition,
 			"offset", m.Offset, "err", err)
+		v.broadcast() // for Sync
 		return true, nil
 	}
 	j := v.jobs[id]
@@ -473,16 +493,85 @@ func (v *View) readOn(parts []int32) {
 			continue
 		}
 		v.tailing[p] = true
-		v.wg.Go(func() {
-			err := v.read(v.ctx, p, kafkaops.NoEnd)
-			if err == nil || v.ctx.Err() != nil {
-				return
-			}
-			v.mu.Lock()
-			defer v.mu.Unlock()
-			v.errs[p] = fmt.Errorf("read the jobs of pipeline %q: %w", v.cfg.Shape.Pipeline, err)
-			v.broadcast()
-		})
+		v.wg.Go(func() { v.readOnPartition(p) })
+	}
+}
+
+// readOnPartition reads partition p on until Close. When reading fails,
+// the error is kept for Wait and Sync to return; a view that follows
+// tries again with backoff (250 ms doubling to 5 s), logging each error,
+// and drops the error as it does.
+func (v *View) readOnPartition(p int32) {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval, b.MaxInterval = 250*time.Millisecond, 5*time.Second
+	shared := v.tail
+	for {
+		err := v.read(v.ctx, p, kafkaops.NoEnd, shared)
+		shared = nil
+		if err == nil || v.ctx.Err() != nil {
+			return
+		}
+		err = fmt.Errorf("read the jobs of pipeline %q: %w", v.cfg.Shape.Pipeline, err)
+		v.mu.Lock()
+		v.errs[p] = err
+		v.broadcast()
+		v.mu.Unlock()
+		if !v.cfg.Follow {
+			return
+		}
+		wait := b.NextBackOff()
+		v.cfg.Log.Warn("reading job events failed; trying again", "topic", v.cfg.Topic, "partition", p, "retry_in", wait, "err", err)
+		select {
+		case <-v.ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		v.mu.Lock()
+		delete(v.errs, p)
+		v.mu.Unlock()
+	}
+}
+
+// Sync waits until the view has read every event of the jobs ids that was
+// in Kafka when it was called (their partitions' ends then), so that a
+// status read after it reflects what any writer had written before: a
+// job accepted by another process is not unknown here. It reads on those
+// partitions until Close, as Wait does. It returns ctx's error if ctx ends
+// first, and the error of reading a partition if that fails.
+func (v *View) Sync(ctx context.Context, ids ...string) error {
+	parts := v.partitionsOf(ids)
+	ends := make(map[int32]int64, len(parts))
+	for _, p := range parts {
+		end, err := kafkaops.GetOffset(ctx, v.client, v.cfg.Topic, p, sarama.OffsetNewest)
+		if err != nil {
+			return fmt.Errorf("topic %s partition %d: %w", v.cfg.Topic, p, err)
+		}
+		ends[p] = end
+	}
+	v.readOn(parts)
+	for {
+		v.mu.Lock()
+		behind := false
+		var err error
+		for p, end := range ends {
+			behind = behind || v.next[p] < end
+			err = cmp.Or(err, v.errs[p])
+		}
+		changed, closed := v.changed, v.closed
+		v.mu.Unlock()
+		switch {
+		case !behind:
+			return nil
+		case err != nil:
+			return err
+		case closed:
+			return errClosed
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 }
 
@@ -499,6 +588,7 @@ func (v *View) Close() error {
 	v.mu.Unlock()
 	v.cancel()
 	v.wg.Wait()
+	v.tail.Close()
 	if v.own {
 		return v.client.Close()
 	}
@@ -575,13 +665,15 @@ func Find(ctx context.Context, opts FindOptions) (f Found, err error) {
 	if f.Status.State != StateUnknown {
 		waitOn = views[:1] // the view it was found in
 	}
-	f.Status, f.TimedOut, err = waitAny(ctx, opts.Wait, opts.Job, waitOn)
+	f.Status, f.TimedOut, err = WaitAny(ctx, opts.Wait, opts.Job, waitOn)
 	return f, err
 }
 
-// waitAny waits up to d for job id to finish in one of views, and returns
-// its status then: the finished one, else the first known one.
-func waitAny(ctx context.Context, d time.Duration, id string, views []*View) (Status, bool, error) {
+// WaitAny waits up to d for job id to finish in one of views, and returns
+// its status then: the finished one, else the first known one; timedOut
+// says d passed first. It returns ctx's error when ctx ends first, and the
+// error of a view's reading when that fails.
+func WaitAny(ctx context.Context, d time.Duration, id string, views []*View) (Status, bool, error) {
 	wctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	type waited struct {
@@ -722,7 +814,7 @@ func ProduceAndWait(ctx context.Context, opts ProduceOptions) (ProduceResult, er
 	defer v.Close()
 	po := opts.ProduceOptions
 	po.Announce = &kafkaops.Announce{Topic: opts.Events, Value: func(job string, hs []kafkaops.Header) []byte {
-		return acceptedEvent(job, now(), hs).Marshal()
+		return AcceptedEvent(job, now(), hs).Marshal()
 	}}
 	if res.ProduceResult, err = kafkaops.Produce(ctx, po); err != nil {
 		return res, err
@@ -741,9 +833,9 @@ func ProduceAndWait(ctx context.Context, opts ProduceOptions) (ProduceResult, er
 	return res, err
 }
 
-// acceptedEvent is the accepted event of job id, produced at at with the
+// AcceptedEvent is the accepted event of job id, produced at at with the
 // record headers hs.
-func acceptedEvent(id string, at time.Time, hs []kafkaops.Header) Event {
+func AcceptedEvent(id string, at time.Time, hs []kafkaops.Header) Event {
 	e := Event{Job: id, Outcome: Accepted, At: at}
 	for _, h := range hs { // the last of a name wins, as Kafka's lastHeader
 		switch string(h.Key) {

@@ -22,6 +22,8 @@ var labels = map[reflect.Type]string{
 	reflect.TypeFor[File]():          "the top level",
 	reflect.TypeFor[Broker]():        "broker",
 	reflect.TypeFor[Admin]():         "admin",
+	reflect.TypeFor[API]():           "api",
+	reflect.TypeFor[APIToken]():      "api token",
 	reflect.TypeFor[Defaults]():      "defaults",
 	reflect.TypeFor[Pipeline]():      "pipeline",
 	reflect.TypeFor[Stage]():         "stage",

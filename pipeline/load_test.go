@@ -138,6 +138,17 @@ var badFixtures = map[string][]string{
 		`5:9: admin addr "localhost": want host:port (port 0..65535) or off`,
 		`6:3: unknown key "tokn" in admin (known keys: addr, token)`,
 	},
+	"api.bad.yaml": {
+		`5:9: api addr "localhost": want host:port (port 0..65535)`,
+		`6:19: max_body_bytes must be between 1 and 67108864, got 0`,
+		`7:20: produce_timeout must be between 1s and 5m, got 10m`,
+		`8:13: max_wait must be more than 0s and at most 10m, got 0s`,
+		`10:14: api token 1: missing or empty token (use ${ENV} to take it from the environment)`,
+		`11:48: api token 2: no pipeline named "nope"`,
+		`12:15: api token 3 is the same as token 2`,
+		`13:7: api token 4: missing or empty token (use ${ENV} to take it from the environment)`,
+		`13:8: unknown key "tokn" in api token (known keys: token, pipelines)`,
+	},
 	"results.bad.yaml": {
 		`10:21: keep must be more than 0s and at most 876000h, got 0s`,
 		`10:42: reply_max_bytes must be between 0 and 1048576, got 1048577`,

@@ -18,6 +18,7 @@ type File struct {
 	Version   int        `yaml:"version"`
 	Broker    *Broker    `yaml:"broker"`
 	Admin     *Admin     `yaml:"admin"`
+	API       *API       `yaml:"api"`
 	Defaults  Defaults   `yaml:"defaults"`
 	Pipelines []Pipeline `yaml:"pipelines"`
 }
@@ -43,6 +44,47 @@ type Admin struct {
 	// Token is the bearer token /metrics needs (use ${ENV}); an address
 	// other hosts can reach needs one.
 	Token string `yaml:"token"`
+}
+
+// API configures the HTTP jobs API (`millrace serve`, `millrace run
+// --api-addr`; docs/api.yaml). Flags override Addr.
+type API struct {
+	Positions `yaml:"-"`
+
+	// Addr is host:port; default 127.0.0.1:8080 for `millrace serve`
+	// (`millrace run` serves the API only when given an address).
+	Addr string `yaml:"addr"`
+	// MaxBodyBytes is the largest request body: a job's payload, or a
+	// batch (default 1 MiB).
+	MaxBodyBytes int `yaml:"max_body_bytes"`
+	// ProduceTimeout bounds how long a submission waits for the broker to
+	// take its record before it answers 503 (default 10s).
+	ProduceTimeout time.Duration `yaml:"produce_timeout"`
+	// MaxWait is the longest long-poll a status request may ask for with
+	// ?wait= (default 60s).
+	MaxWait time.Duration `yaml:"max_wait"`
+	// Tokens are the bearer tokens the API accepts (use ${ENV}); an address
+	// other hosts can reach needs at least one. With tokens, every request
+	// needs one. Pointers, so that no way of printing a File shows one (fmt
+	// shows the fields of a struct it cannot format, skipping Format
+	// methods, but not what a pointer in it points to).
+	Tokens []*APIToken `yaml:"tokens"`
+}
+
+// APIToken is one bearer token of the API, and the pipelines it may use.
+// Formatted with fmt (any verb), it never shows Token.
+type APIToken struct {
+	Positions `yaml:"-"`
+
+	Token string `yaml:"token"`
+	// Pipelines, if set, are the only pipelines the token may submit to
+	// and read the jobs of.
+	Pipelines []string `yaml:"pipelines"`
+}
+
+// Format writes t without its token, whatever the verb.
+func (t APIToken) Format(f fmt.State, _ rune) {
+	fmt.Fprintf(f, "{Token:%s Pipelines:%v}", redacted(t.Token), t.Pipelines)
 }
 
 // Defaults apply to every pipeline and stage that does not set its own.

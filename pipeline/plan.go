@@ -16,6 +16,9 @@ type Plan struct {
 	// AdminAddr and AdminToken are the admin server's address and token
 	// from the file ("" if it sets none).
 	AdminAddr, AdminToken string
+	// API is how the HTTP jobs API serves: the file's api block with its
+	// defaults.
+	API APIPlan
 	// Brokers of the Kafka cluster; empty means the embedded broker.
 	Brokers     []string
 	ClientID    string
@@ -107,7 +110,7 @@ type Topic struct {
 
 // Plan turns a validated file into the stages and topics to run.
 func (f *File) Plan() *Plan {
-	pl := &Plan{ReplicationFactor: f.Defaults.ReplicationFactor}
+	pl := &Plan{ReplicationFactor: f.Defaults.ReplicationFactor, API: f.API.apiPlan()}
 	if f.Admin != nil {
 		pl.AdminAddr, pl.AdminToken = f.Admin.Addr, f.Admin.Token
 	}

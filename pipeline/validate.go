@@ -69,6 +69,9 @@ func (f *File) validate(p *problems, reg *filters.Registry) {
 		}
 		pl.validate(p, reg)
 	}
+	if f.API != nil {
+		f.API.validate(p, names)
+	}
 	f.validateTopics(p)
 	f.validateResultsNames(p)
 	f.validateWireNames(p)

@@ -3,12 +3,14 @@ package cli
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/millrace/millrace/broker"
 	"github.com/millrace/millrace/internal/admin"
+	"github.com/millrace/millrace/kafkaops"
 	"github.com/millrace/millrace/router"
 )
 
@@ -34,7 +36,10 @@ their results, commits and exits 0 (bounded by --stop-timeout).
 It serves /healthz, /readyz and /metrics (Prometheus) on --admin-addr
 (127.0.0.1:9464, or a free port when another process has it; off disables
 it). An address other hosts can reach needs --admin-token, which /metrics
-then requires as a bearer token.`
+then requires as a bearer token.
+
+With --api-addr (or api.addr in the file) it also serves the HTTP jobs API
+there, as 'millrace serve' does (see its --help): a single-process setup.`
 
 // runOptions are what `millrace run` runs: the engine, on the embedded
 // broker when embedded is set.
@@ -42,6 +47,7 @@ type runOptions struct {
 	engine   router.EngineConfig
 	embedded *broker.Config
 	admin    adminOptions
+	api      apiOptions
 }
 
 // runFlags are the flags of `millrace run`.
@@ -53,6 +59,7 @@ type runFlags struct {
 	stopTimeout time.Duration
 	connTimeout time.Duration
 	admin       adminFlags
+	apiAddr     string
 }
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -75,6 +82,8 @@ func newRunCmd(g *globals) *cobra.Command {
 	fl.DurationVar(&f.connTimeout, "connect-timeout", 30*time.Second,
 		"how long to wait for the brokers at start, logging each attempt; 0 waits until they answer (or a signal)")
 	f.admin.add(cmd)
+	fl.StringVar(&f.apiAddr, "api-addr", "",
+		"also serve the HTTP jobs API here, host:port, as 'millrace serve' does (default: api.addr of the file, else none)")
 	return cmd
 }
 
@@ -108,6 +117,9 @@ func (f *runFlags) parse([]string) (runOptions, error) {
 	if o.admin, err = f.admin.options(plan); err != nil {
 		return runOptions{}, err
 	}
+	if o.api, err = apiOptionsOf("--api-addr", f.apiAddr, "", plan); err != nil {
+		return runOptions{}, err
+	}
 	return o, nil
 }
 
@@ -133,11 +145,32 @@ func (f *runFlags) do(ctx context.Context, o runOptions) (err error) {
 	if err != nil {
 		return err
 	}
-	srv, err := serveAdmin(o.admin, f.g, reg, eng.Readiness)
+	var apiSrv atomic.Pointer[apiServer]
+	srv, err := serveAdmin(o.admin, f.g, reg, func() (bool, []string) {
+		ok, why := eng.Readiness()
+		if o.api.addr == "" {
+			return ok, why
+		}
+		a := apiSrv.Load()
+		if a == nil {
+			return false, append(why, "api: connecting to Kafka")
+		}
+		aok, awhy := a.api.Ready()
+		return ok && aok, append(why, awhy...)
+	})
 	if err != nil {
 		return err
 	}
 	defer closeAdmin(srv)
+	if o.api.addr != "" {
+		cl := kafkaops.Cluster{Brokers: o.engine.Brokers, ClientID: o.engine.Plan.ClientID, ConnectTimeout: o.engine.ConnectTimeout}
+		a, err := startAPI(ctx, o.api, cl, reg, log)
+		if err != nil {
+			return err
+		}
+		apiSrv.Store(a)
+		defer a.stop(o.engine.StopTimeout, log)
+	}
 	if err := eng.Run(ctx); err != nil {
 		return fmt.Errorf("run: %w", err)
 	}

@@ -1,0 +1,184 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/millrace/millrace/jobs"
+	"github.com/millrace/millrace/pipeline"
+)
+
+// parseWait reads ?wait=: a Go duration ("30s", "1m30s") or whole seconds
+// ("30"), from 0 to max.
+func parseWait(q string, maxWait time.Duration) (time.Duration, *Problem) {
+	if q == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(q)
+	if err != nil {
+		n, nerr := strconv.Atoi(q)
+		if nerr != nil {
+			return 0, problem(http.StatusBadRequest, typeBadRequest, "wait=%q: want a duration like 30s or 2m, or seconds like 30", q)
+		}
+		d = time.Duration(n) * time.Second
+	}
+	if d < 0 || d > maxWait {
+		return 0, problem(http.StatusBadRequest, typeBadRequest, "wait=%s: want 0s to %s (api.max_wait)", q, pipeline.FormatDuration(maxWait))
+	}
+	return d, nil
+}
+
+// status answers GET /v1/jobs/{id} (every pipeline with results the token
+// may use) and GET /v1/pipelines/{pipeline}/jobs/{id} (that one): 200 with
+// the status of a finished job, 202 with that of one not finished yet
+// (after ?wait= passed), 404 for a job no pipeline knows.
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	t, p := s.authorize(r)
+	if p != nil {
+		p.write(w, r)
+		return
+	}
+	wait, p := parseWait(r.URL.Query().Get("wait"), s.api.MaxWait)
+	if p != nil {
+		p.write(w, r)
+		return
+	}
+	id := r.PathValue("id")
+	var names []string
+	if r.PathValue("pipeline") != "" {
+		pl, p := s.pipeline(r, t)
+		if p != nil {
+			p.write(w, r)
+			return
+		}
+		names = []string{pl.Name}
+	} else {
+		for name, pl := range s.pipelines {
+			if pl.Results != nil && t.allows(name) {
+				names = append(names, name)
+			}
+		}
+		slices.Sort(names)
+		if len(names) == 0 {
+			problem(http.StatusConflict, typeNoResults, "no pipeline keeps job results, so no job has a status: "+
+				"add a results: block to a pipeline in the pipelines file (docs/jobs.md)").write(w, r)
+			return
+		}
+	}
+	var views []*jobs.View
+	for _, name := range names {
+		v, p := s.view(name)
+		if p != nil {
+			p.write(w, r)
+			return
+		}
+		views = append(views, v)
+	}
+	st, err := s.find(r.Context(), id, views, wait)
+	if err != nil {
+		p := problem(http.StatusServiceUnavailable, typeUnavailable, "cannot read the job's events from Kafka: %v", err)
+		p.RetryAfter = retryAfterUnavailable
+		noteFailure(w, err)
+		p.write(w, r)
+		return
+	}
+	if st.State == jobs.StateUnknown {
+		problem(http.StatusNotFound, typeUnknownJob, "no job %q: not submitted, not to a pipeline this token may read, "+
+			"or finished longer ago than the pipeline's results.keep", id).write(w, r)
+		return
+	}
+	if !st.State.Finished() {
+		w.Header().Set("Retry-After", retryAfter(retryAfterRunning))
+		writeJSON(w, http.StatusAccepted, st)
+		return
+	}
+	pl := s.pipelines[st.Pipeline]
+	if err := jobs.InlineOutputs(r.Context(), s.cfg.Client, pl.Results.ReplyMaxBytes, &st); err != nil && r.Context().Err() == nil {
+		s.cfg.Log.Warn("cannot read a finished job's outputs; answering with their places", "job", id, "err", err)
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+// find is the status of job id in one of views: as they have it, or when
+// none knows the job, once each read what its partition held when asked
+// (a job submitted through another server is known); with wait, once it
+// finished or wait passed.
+func (s *Server) find(ctx context.Context, id string, views []*jobs.View, wait time.Duration) (jobs.Status, error) {
+	st, in := lookup(id, views)
+	if in == nil {
+		for _, v := range views {
+			if err := v.Sync(ctx, id); err != nil {
+				return st, err
+			}
+		}
+		st, in = lookup(id, views)
+	}
+	if wait <= 0 || st.State.Finished() {
+		return st, nil
+	}
+	if in != nil {
+		views = []*jobs.View{in}
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(s.draining, cancel)()
+	st, _, err := jobs.WaitAny(wctx, wait, id, views)
+	if errors.Is(err, context.Canceled) {
+		err = nil // the client went away (nobody reads the answer), or the server drains: the status as it is
+	}
+	return st, err
+}
+
+// lookup is the status of job id in the first of views that knows it, and
+// that view (nil: none knows it).
+func lookup(id string, views []*jobs.View) (jobs.Status, *jobs.View) {
+	for _, v := range views {
+		if st := v.Status(id); st.State != jobs.StateUnknown {
+			return st, v
+		}
+	}
+	return jobs.Status{Job: id, State: jobs.StateUnknown}, nil
+}
+
+// PipelineInfo describes a pipeline in GET /v1/pipelines.
+type PipelineInfo struct {
+	Name        string   `json:"name"`
+	Description string   `json:"description,omitempty"`
+	Input       string   `json:"input"`
+	Output      string   `json:"output,omitempty"`
+	Stages      []string `json:"stages"`
+	// Results says the pipeline keeps job results: its jobs have a status.
+	Results bool `json:"results"`
+	// JobsURL is where jobs are submitted (POST).
+	JobsURL string `json:"jobs_url"`
+}
+
+// Pipelines is the answer of GET /v1/pipelines.
+type Pipelines struct {
+	Pipelines []PipelineInfo `json:"pipelines"`
+}
+
+func (s *Server) listPipelines(w http.ResponseWriter, r *http.Request) {
+	t, p := s.authorize(r)
+	if p != nil {
+		p.write(w, r)
+		return
+	}
+	out := Pipelines{Pipelines: []PipelineInfo{}}
+	for _, pl := range s.cfg.Plan.Pipelines {
+		if !t.allows(pl.Name) {
+			continue
+		}
+		info := PipelineInfo{Name: pl.Name, Description: pl.Description, Input: pl.Input, Output: pl.Output,
+			Results: pl.Results != nil, JobsURL: "/v1/pipelines/" + pl.Name + "/jobs"}
+		for _, st := range pl.Stages {
+			info.Stages = append(info.Stages, st.Name)
+		}
+		out.Pipelines = append(out.Pipelines, info)
+	}
+	writeJSON(w, http.StatusOK, out)
+}

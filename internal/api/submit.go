@@ -1,0 +1,357 @@
+package api
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/IBM/sarama"
+	"github.com/google/uuid"
+
+	"github.com/millrace/millrace/filters"
+	"github.com/millrace/millrace/jobs"
+	"github.com/millrace/millrace/pipeline"
+	"github.com/millrace/millrace/transport"
+)
+
+// Request headers of a submission.
+const (
+	// headerKey is the record key (the ordering key).
+	headerKey = "Millrace-Key"
+	// headerPrefix starts a header that becomes a record header: the rest
+	// of its name, lower case, is the record header's name.
+	headerPrefix = "Millrace-Header-"
+	// headerIdempotency makes the job id a function of the pipeline and
+	// the key (draft-ietf-httpapi-idempotency-key-header).
+	headerIdempotency = "Idempotency-Key"
+	// maxIdempotencyKey is the longest Idempotency-Key, in bytes.
+	maxIdempotencyKey = 255
+	// millraceHeaders starts the record headers millrace sets (DESIGN.md
+	// §3); a request may set only the reply ones.
+	millraceHeaders = "millrace-"
+)
+
+// idempotencySpace is the UUID namespace of the job ids derived from
+// Idempotency-Key (RFC 9562 §5.5, a name-based UUID with SHA-1).
+var idempotencySpace = uuid.MustParse("1b4e28ba-2fa1-41d2-883f-0016d3cca427")
+
+// jobID is a new job's id: a random UUID, or with an idempotency key the
+// name-based UUID of the pipeline, the key and (in a batch) the line.
+func jobID(pl, key string, line int) string {
+	if key == "" {
+		return uuid.NewString()
+	}
+	name := pl + "\x00" + key
+	if line > 0 {
+		name += "\x00" + strconv.Itoa(line)
+	}
+	return uuid.NewSHA1(idempotencySpace, []byte(name)).String()
+}
+
+// Accepted is the answer to a submission: 202, Location: StatusURL.
+type Accepted struct {
+	JobID     string `json:"job_id"`
+	StatusURL string `json:"status_url"`
+}
+
+// statusURL is where the status of job id of pipeline pl is asked.
+func statusURL(pl *pipeline.PipelinePlan, id string) string {
+	if pl.Results == nil {
+		return "/v1/pipelines/" + pl.Name + "/jobs/" + id // answers 409, saying why
+	}
+	return "/v1/jobs/" + id
+}
+
+func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
+	t, p := s.authorize(r)
+	if p != nil {
+		p.write(w, r)
+		return
+	}
+	pl, p := s.pipeline(r, t)
+	if p != nil {
+		p.write(w, r)
+		return
+	}
+	meta, p := recordMeta(r)
+	if p != nil {
+		p.write(w, r)
+		return
+	}
+	body, p := s.readBody(w, r)
+	if p != nil {
+		p.write(w, r)
+		return
+	}
+	id := jobID(pl.Name, meta.idempotency, 0)
+	if err := s.produce(pl, []submission{{id: id, value: body}}, meta)[0]; err != nil {
+		p := produceProblem(pl, err)
+		noteFailure(w, err)
+		p.write(w, r)
+		return
+	}
+	s.metrics.submitted.WithLabelValues(pl.Name).Inc()
+	url := statusURL(pl, id)
+	w.Header().Set("Location", url)
+	w.Header().Set("Retry-After", retryAfter(retryAfterRunning))
+	writeJSON(w, http.StatusAccepted, Accepted{JobID: id, StatusURL: url})
+}
+
+// BatchLine is the outcome of one line of a batch: its job, or why it
+// was not submitted (Status is the code a single submission would have
+// answered).
+type BatchLine struct {
+	// Line is the 1-based line number in the body.
+	Line      int      `json:"line"`
+	Status    int      `json:"status"`
+	JobID     string   `json:"job_id,omitempty"`
+	StatusURL string   `json:"status_url,omitempty"`
+	Error     *Problem `json:"error,omitempty"`
+}
+
+// Batch is the answer to a batch: a line per job line of the body, in
+// order; 202 when each was accepted, else 207 (some were not) or the
+// status of the first failure (none was).
+type Batch struct {
+	Accepted int         `json:"accepted"`
+	Failed   int         `json:"failed"`
+	Jobs     []BatchLine `json:"jobs"`
+}
+
+func (s *Server) submitBatch(w http.ResponseWriter, r *http.Request) {
+	t, p := s.authorize(r)
+	if p != nil {
+		p.write(w, r)
+		return
+	}
+	pl, p := s.pipeline(r, t)
+	if p != nil {
+		p.write(w, r)
+		return
+	}
+	meta, p := recordMeta(r)
+	if p != nil {
+		p.write(w, r)
+		return
+	}
+	if meta.key != nil {
+		problem(http.StatusBadRequest, typeBadRequest, "%s does not apply to a batch: each line is a job without a key", headerKey).write(w, r)
+		return
+	}
+	body, p := s.readBody(w, r)
+	if p != nil {
+		p.write(w, r)
+		return
+	}
+	var subs []submission
+	var lines []int
+	sc := bufio.NewScanner(bytes.NewReader(body))
+	sc.Buffer(nil, len(body)+1)
+	for n := 1; sc.Scan(); n++ {
+		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
+			continue // blank lines are no jobs
+		}
+		subs = append(subs, submission{id: jobID(pl.Name, meta.idempotency, n), value: sc.Bytes()})
+		lines = append(lines, n)
+	}
+	if len(subs) == 0 {
+		problem(http.StatusBadRequest, typeBadRequest, "the batch has no jobs: send one payload per line (NDJSON)").write(w, r)
+		return
+	}
+	errs := s.produce(pl, subs, meta)
+	out := Batch{Jobs: make([]BatchLine, len(subs))}
+	var first *Problem
+	for i, sub := range subs {
+		bl := BatchLine{Line: lines[i], Status: http.StatusAccepted}
+		if err := errs[i]; err != nil {
+			bl.Status, bl.Error = 0, produceProblem(pl, err)
+			bl.Status, bl.Error.Instance = bl.Error.Status, r.URL.Path
+			first = cmpOr(first, bl.Error)
+			noteFailure(w, err)
+			out.Failed++
+		} else {
+			bl.JobID, bl.StatusURL = sub.id, statusURL(pl, sub.id)
+			out.Accepted++
+		}
+		out.Jobs[i] = bl
+	}
+	s.metrics.submitted.WithLabelValues(pl.Name).Add(float64(out.Accepted))
+	code := http.StatusAccepted
+	switch {
+	case out.Accepted == 0:
+		code = first.Status
+		if first.RetryAfter > 0 {
+			w.Header().Set("Retry-After", retryAfter(first.RetryAfter))
+		}
+	case out.Failed > 0:
+		code = http.StatusMultiStatus
+	}
+	writeJSON(w, code, out)
+}
+
+func cmpOr(a, b *Problem) *Problem {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+// meta is what a submission's headers say of its records.
+type meta struct {
+	key         []byte // nil: no key
+	headers     []sarama.RecordHeader
+	idempotency string
+}
+
+// recordMeta reads the record key, headers and idempotency key of r.
+func recordMeta(r *http.Request) (meta, *Problem) {
+	var m meta
+	if vs := r.Header.Values(headerKey); len(vs) > 1 {
+		return m, problem(http.StatusBadRequest, typeBadRequest, "%s given %d times: a record has one key", headerKey, len(vs))
+	} else if len(vs) == 1 && vs[0] != "" {
+		m.key = []byte(vs[0])
+	}
+	if vs := r.Header.Values(headerIdempotency); len(vs) > 1 {
+		return m, problem(http.StatusBadRequest, typeBadRequest, "%s given %d times", headerIdempotency, len(vs))
+	} else if len(vs) == 1 {
+		m.idempotency = vs[0]
+		if m.idempotency == "" || len(m.idempotency) > maxIdempotencyKey {
+			return m, problem(http.StatusBadRequest, typeBadRequest, "%s must be 1 to %d bytes, got %d", headerIdempotency,
+				maxIdempotencyKey, len(m.idempotency))
+		}
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		m.headers = append(m.headers, sarama.RecordHeader{Key: []byte("content-type"), Value: []byte(ct)})
+	}
+	for name, vs := range r.Header {
+		rest, ok := strings.CutPrefix(name, headerPrefix)
+		if !ok {
+			continue
+		}
+		rest = strings.ToLower(rest)
+		if rest == "" {
+			return m, problem(http.StatusBadRequest, typeBadRequest, "%s needs a name after it, like %sTenant", headerPrefix, headerPrefix)
+		}
+		if strings.HasPrefix(rest, millraceHeaders) && rest != filters.HeaderReplyTo && rest != filters.HeaderCorrelationID {
+			return m, problem(http.StatusBadRequest, typeBadRequest,
+				"%s%s: headers starting %s are millrace's own; a request may set only %s and %s", headerPrefix, rest,
+				millraceHeaders, filters.HeaderReplyTo, filters.HeaderCorrelationID)
+		}
+		for _, v := range vs {
+			m.headers = append(m.headers, sarama.RecordHeader{Key: []byte(rest), Value: []byte(v)})
+		}
+	}
+	return m, nil
+}
+
+// readBody reads r's body, up to the API's max_body_bytes.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *Problem) {
+	limit := int64(s.api.MaxBodyBytes)
+	if r.ContentLength > limit {
+		return nil, problem(http.StatusRequestEntityTooLarge, typeTooLarge,
+			"the body is %d bytes, over the limit of %d (api.max_body_bytes)", r.ContentLength, limit)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		return nil, problem(http.StatusRequestEntityTooLarge, typeTooLarge, "the body is over the limit of %d bytes (api.max_body_bytes)", limit)
+	case err != nil:
+		return nil, problem(http.StatusBadRequest, typeBadRequest, "reading the body: %v", err)
+	}
+	return body, nil
+}
+
+// submission is one job to produce.
+type submission struct {
+	id    string
+	value []byte
+}
+
+// produce sends each submission's record to pl's input (and, with
+// results, its accepted event to the events topic) and waits for the
+// broker's verdict on each: the error of each submission, nil when the
+// broker acknowledged its record. It waits for the verdict however long
+// the producer takes (its retries are bounded by the produce timeout, see
+// [ProducerConfig]), so that a failure is final: the producer gave the
+// record up, and it will not appear later.
+func (s *Server) produce(pl *pipeline.PipelinePlan, subs []submission, m meta) []error {
+	errs := make([]error, len(subs))
+	var wg sync.WaitGroup
+	send := func(i int, topic string, rec *sarama.ProducerMessage) {
+		wg.Add(1)
+		err := s.cfg.Publisher.SendAsync(topic, []*sarama.ProducerMessage{rec}, func(err error) {
+			if err != nil {
+				errs[i] = err // one writer per i at a time: the events' verdicts come first, see below
+			}
+			wg.Done()
+		})
+		if err != nil {
+			errs[i] = err
+			wg.Done()
+		}
+	}
+	now := s.cfg.Now()
+	if pl.Results != nil {
+		// The accepted events first, so that a status asked for once the
+		// record is in sees the job; the fold does not need the order.
+		evErrs := make([]error, len(subs))
+		var evWG sync.WaitGroup
+		for i, sub := range subs {
+			ev := jobs.AcceptedEvent(sub.id, now, m.headers).Marshal()
+			evWG.Add(1)
+			err := s.cfg.Publisher.SendAsync(pl.Results.EventsTopic, []*sarama.ProducerMessage{{Topic: pl.Results.EventsTopic,
+				Key: sarama.StringEncoder(sub.id), Value: sarama.ByteEncoder(ev), Timestamp: now}}, func(err error) {
+				evErrs[i] = err
+				evWG.Done()
+			})
+			if err != nil {
+				evErrs[i] = err
+				evWG.Done()
+			}
+		}
+		evWG.Wait()
+		copy(errs, evErrs)
+	}
+	for i, sub := range subs {
+		if errs[i] != nil {
+			continue // no record for a job whose accepted event failed: nothing half-done
+		}
+		hs := make([]sarama.RecordHeader, 0, 1+len(m.headers))
+		hs = append(hs, sarama.RecordHeader{Key: []byte(filters.HeaderJob), Value: []byte(sub.id)})
+		hs = append(hs, m.headers...)
+		rec := &sarama.ProducerMessage{Topic: pl.Input, Value: sarama.ByteEncoder(sub.value), Headers: hs, Timestamp: now}
+		switch {
+		case m.key != nil:
+			rec.Key = sarama.ByteEncoder(m.key)
+		case m.idempotency != "":
+			// Keyed by the job id, so that every retry of the request goes
+			// to one partition, in order: a dedup stage keeps its keys per
+			// partition, and runs records of one key one after the other.
+			rec.Key = sarama.StringEncoder(sub.id)
+		}
+		send(i, pl.Input, rec)
+	}
+	wg.Wait()
+	return errs
+}
+
+// produceProblem is the answer to a submission the broker did not take.
+func produceProblem(pl *pipeline.PipelinePlan, err error) *Problem {
+	var tooLarge *transport.RecordTooLargeError
+	switch {
+	case errors.As(err, &tooLarge) || errors.Is(err, sarama.ErrMessageSizeTooLarge):
+		return problem(http.StatusRequestEntityTooLarge, typeTooLarge, "the record is too large for Kafka: %v", err)
+	case transport.RecordFault(err):
+		return problem(http.StatusBadRequest, typeBadRequest, "Kafka refused the record: %v", err)
+	}
+	p := problem(http.StatusServiceUnavailable, typeUnavailable,
+		"Kafka did not take the job's record for pipeline %s; nothing was submitted, try again: %v", pl.Name, err)
+	p.RetryAfter = retryAfterUnavailable
+	return p
+}
