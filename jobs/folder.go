@@ -502,11 +502,11 @@ heads:
 
 // finishing is a job the folder saw finish in one batch.
 type finishing struct {
-	job    *Job
-	rec    StatusRecord
-	write  bool // its status is not in the status topic yet
-	reply  bool // its reply is to be sent
-	check  bool // its reply may have been sent before a restart: look first
+	job   *Job
+	rec   StatusRecord
+	write bool // its status is not in the status topic yet
+	reply bool // its reply is to be sent
+	check bool // its reply may have been sent before a restart: look first
 }
 
 // finish records the jobs that finished in a batch: the statuses of those

@@ -24,7 +24,7 @@ const (
 const (
 	// maxAPIBodyBytes is the most max_body_bytes may be: 64 MiB, far
 	// above Kafka's default record limit (message.max.bytes, 1 MiB).
-	maxAPIBodyBytes = 64 << 20
+	maxAPIBodyBytes                      = 64 << 20
 	minProduceTimeout, maxProduceTimeout = time.Second, 5 * time.Minute
 	maxAPIWait                           = 10 * time.Minute
 )

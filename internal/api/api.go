@@ -267,7 +267,9 @@ func (s *Server) authorize(r *http.Request) (*token, *Problem) {
 }
 
 // allows reports whether t may use pipeline name.
-func (t *token) allows(name string) bool { return t.pipelines == nil || slices.Contains(t.pipelines, name) }
+func (t *token) allows(name string) bool {
+	return t.pipelines == nil || slices.Contains(t.pipelines, name)
+}
 
 // pipeline is the pipeline of r's {pipeline}, if t may use it.
 func (s *Server) pipeline(r *http.Request, t *token) (*pipeline.PipelinePlan, *Problem) {

@@ -447,5 +447,3 @@ func TestListen_needs_tokens_off_loopback(t *testing.T) {
 	}
 	_ = s.Shutdown(context.Background())
 }
-
-
