@@ -40,12 +40,22 @@ type ownBroker struct {
 	// bounce showed the dedup fault in 2 of 4 runs on the embedded broker
 	// and in 1 of 2 SIGTERM runs on Kafka).
 	bounces int
-	// bounce takes the broker down with sig ("SIGTERM" or "SIGKILL"),
-	// keeps it down for down, starts it again on the same port and data
-	// and waits until it is ready.
-	bounce func(t *testing.T, sig string, down time.Duration)
+	// down takes the broker down with sig ("SIGTERM" or "SIGKILL"); up
+	// starts it again on the same port and data and waits until it is
+	// ready.
+	down func(t *testing.T, sig string)
+	up   func(t *testing.T)
 	// logs are the broker's own.
 	logs *faultLogs
+}
+
+// bounce takes the broker down with sig, keeps it down for d and starts
+// it again.
+func (b *ownBroker) bounce(t *testing.T, sig string, d time.Duration) {
+	t.Helper()
+	b.down(t, sig)
+	time.Sleep(d)
+	b.up(t)
 }
 
 // forEachOwnBroker runs fn as a subtest on a broker of its own: the
@@ -60,7 +70,7 @@ func forEachOwnBroker(t *testing.T, fn func(t *testing.T, b *ownBroker)) {
 		p, backend := startBroker(t, "broker", dir, port)
 		logs.add(p)
 		b := &ownBroker{backend: backend, signals: []string{"SIGTERM"}, bounces: 2, logs: logs}
-		b.bounce = func(t *testing.T, sig string, down time.Duration) {
+		b.down = func(t *testing.T, sig string) {
 			t.Helper()
 			switch sig {
 			case "SIGTERM":
@@ -69,7 +79,9 @@ func forEachOwnBroker(t *testing.T, fn func(t *testing.T, b *ownBroker)) {
 				_ = p.cmd.Process.Kill()
 				<-p.done
 			}
-			time.Sleep(down)
+		}
+		b.up = func(t *testing.T) {
+			t.Helper()
 			p, _ = startBroker(t, "broker (restarted)", dir, port)
 			logs.add(p)
 		}
@@ -113,7 +125,7 @@ func forEachOwnBroker(t *testing.T, fn func(t *testing.T, b *ownBroker)) {
 			bounces: 2,
 			logs:    logs,
 		}
-		b.bounce = func(t *testing.T, sig string, down time.Duration) {
+		b.down = func(t *testing.T, sig string) {
 			t.Helper()
 			var err error
 			switch sig {
@@ -125,7 +137,9 @@ func forEachOwnBroker(t *testing.T, fn func(t *testing.T, b *ownBroker)) {
 			if err != nil {
 				t.Fatalf("%s of the Kafka broker: %v", sig, err)
 			}
-			time.Sleep(down)
+		}
+		b.up = func(t *testing.T) {
+			t.Helper()
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()
 			if err := k.Restart(ctx); err != nil {

@@ -53,7 +53,7 @@ type proc struct {
 
 func start(t *testing.T, name, dir string, env []string, args ...string) *proc {
 	t.Helper()
-	if len(args) > 0 && (args[0] == "run" || args[0] == "broker") && !slices.Contains(args, "--admin-addr") {
+	if len(args) > 0 && (args[0] == "run" || args[0] == "broker" || args[0] == "serve") && !slices.Contains(args, "--admin-addr") {
 		// The default admin port is one per machine: tests take any.
 		args = append(args, "--admin-addr", "127.0.0.1:0")
 	}
