@@ -10,7 +10,7 @@ build:
 	$(GO) build -o $(BIN) ./cmd/millrace
 
 run: build
-	$(BIN) run
+	$(BIN) run --api-addr 127.0.0.1:8080
 
 # test installs what the tests need (kcat; the Kafka jars come from Maven
 # Central on first use), starts one real Kafka broker for every package, and

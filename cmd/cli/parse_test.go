@@ -171,6 +171,18 @@ func TestParse_run_and_broker_options(t *testing.T) {
 	if o := p.opts.(runOptions); o.engine.ConnectTimeout >= 0 {
 		t.Errorf("--connect-timeout 0 gives %s, want a negative (wait for ever)", o.engine.ConnectTimeout)
 	}
+	if o.api.addr != "" {
+		t.Errorf("run serves the API at %q without --api-addr or api.addr, want not at all", o.api.addr)
+	}
+	p = parseArgs(t, "", "run", "--api-addr", "127.0.0.1:0")
+	if o := p.opts.(runOptions); o.api.addr != "127.0.0.1:0" || o.api.plan == nil {
+		t.Errorf("run --api-addr: %+v", o.api)
+	}
+	p = parseArgs(t, "", "serve")
+	if s, ok := p.opts.(serveOptions); p.code != 0 || !ok || s.api.addr != "127.0.0.1:8080" ||
+		fmt.Sprint(s.cluster.Brokers) != "[file-broker:9092]" || s.cluster.ConnectTimeout != 30*time.Second || s.stopTimeout != 30*time.Second {
+		t.Errorf("serve: exit %d %+v %s, want the default address on the file's broker", p.code, p.opts, p.msg)
+	}
 	p = parseArgs(t, "", "broker", "--port", "0", "--data-dir", "d")
 	if b, ok := p.opts.(brokerOptions); p.code != 0 || !ok || b.broker.Port != 0 || b.broker.DataDir != "d" || b.admin.addr != "127.0.0.1:9464" {
 		t.Errorf("broker: exit %d %+v", p.code, p.opts)
@@ -197,6 +209,10 @@ func TestParse_usage_errors_exit_2_naming_the_flag(t *testing.T) {
 		{[]string{"run", "--stop-timeout", "-1s"}, "--stop-timeout -1s"},
 		{[]string{"run", "--connect-timeout", "soon"}, `"--connect-timeout"`},
 		{[]string{"broker", "--port", "-2"}, "--port -2"},
+		{[]string{"serve", "--addr", "0.0.0.0:8080"}, "--addr 0.0.0.0:8080: an API address other hosts can reach needs api.tokens"},
+		{[]string{"serve", "--addr", "8080"}, "--addr 8080: want host:port"},
+		{[]string{"serve", "--stop-timeout", "-1s"}, "--stop-timeout -1s"},
+		{[]string{"run", "--api-addr", "0.0.0.0:8080"}, "--api-addr 0.0.0.0:8080: an API address other hosts can reach needs api.tokens"},
 		{[]string{"validate", "--log-level", "loud"}, `--log-level "loud"`},
 		{[]string{"filters", "list", "--log-format", "xml"}, `--log-format "xml"`},
 		{[]string{"filters", "docs", "teleport"}, `no filter "teleport"`},

@@ -38,7 +38,11 @@ from Kafka). Its address is --addr, else api.addr in the file, else
 127.0.0.1:8080; an address other hosts can reach needs api.tokens (bearer
 tokens) in the file. Without brokers configured it uses the embedded broker
 of a 'millrace run' or 'millrace broker' on this machine (127.0.0.1:9092).
-It serves /healthz, /readyz and /metrics on --admin-addr, as run does.`
+It serves /healthz, /readyz and /metrics on --admin-addr, as run does.
+
+  curl -si --data-binary '{"order_id":"o-1","customer":"c-7","qty":2,"price":9.5}' \
+    http://127.0.0.1:8080/v1/pipelines/orders/jobs
+  curl -s 'http://127.0.0.1:8080/v1/jobs/<job_id>?wait=30s'`
 
 // apiOptions say where and how the jobs API serves.
 type apiOptions struct {
@@ -65,10 +69,9 @@ func newServeCmd(g *globals) *cobra.Command {
 		Use:   "serve",
 		Short: "Serve the HTTP jobs API (submit jobs, ask their status) without running stages",
 		Long:  serveHelp,
-		Example: `  millrace serve &
-  curl -si -X POST --data-binary '{"order_id":"o-1","customer":"c-7","qty":2,"price":9.5}' \
-    http://127.0.0.1:8080/v1/pipelines/orders/jobs
-  curl -s 'http://127.0.0.1:8080/v1/jobs/<job_id>?wait=30s'`,
+		Example: `  millrace serve
+  millrace serve --brokers kafka-1:9092,kafka-2:9092 --addr 127.0.0.1:8081
+  millrace run --api-addr 127.0.0.1:8080`,
 		Args: cobra.NoArgs,
 	}
 	parse := func([]string) (serveOptions, error) {

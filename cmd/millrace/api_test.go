@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -239,4 +242,86 @@ func TestServe_tokens(t *testing.T) {
 			t.Errorf("the log shows %q:\n%s", secret, log)
 		}
 	}
+}
+
+// The README's tour of the HTTP API, run as it is written, with curl,
+// against `millrace run --api-addr` of the example pipelines: each
+// command's answer is the one the README shows under it.
+func TestREADME_tour_of_the_http_api(t *testing.T) {
+	curl, err := exec.LookPath("curl")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("curl is required under CI=true (apt-get install curl; make test does it)")
+		}
+		t.Skip("SKIPPING: curl is not installed")
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, tour, ok := strings.Cut(string(readme), "`make run` also serves the [HTTP jobs API]")
+	if ok {
+		_, tour, ok = strings.Cut(tour, "```sh\n")
+	}
+	if ok {
+		tour, _, ok = strings.Cut(tour, "```\n")
+	}
+	if !ok {
+		t.Fatal("README: no HTTP API tour after \"`make run` also serves the [HTTP jobs API]\"")
+	}
+	var cmds []string
+	cmd := ""
+	for _, line := range strings.Split(tour, "\n") {
+		if strings.HasPrefix(line, "#") || strings.TrimSpace(line) == "" {
+			continue
+		}
+		if c, more := strings.CutSuffix(line, "\\"); more {
+			cmd += c
+			continue
+		}
+		cmds = append(cmds, cmd+line)
+		cmd = ""
+	}
+	if len(cmds) != 3 {
+		t.Fatalf("README's HTTP API tour: %d commands, want 3 (submit, long-poll, a dropped order): %q", len(cmds), cmds)
+	}
+
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := start(t, "run", root, nil, "run", "--embedded-port", "0", "--data-dir", t.TempDir(), "--api-addr", "127.0.0.1:0")
+	base := "http://" + apiAddr(t, run)
+	run.waitLog("stage ready", 8, 2*time.Minute)
+	sh := func(c string) string {
+		t.Helper()
+		c = strings.ReplaceAll(c, "http://127.0.0.1:8080", base)
+		out, err := exec.Command("sh", "-c", strings.Replace(c, "curl", curl, 1)).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", c, err, out)
+		}
+		return string(out)
+	}
+	jobID := regexp.MustCompile(`"job_id":"([^"]+)"`)
+
+	out := sh(cmds[0])
+	m := jobID.FindStringSubmatch(out)
+	if !strings.Contains(out, "HTTP/1.1 202 Accepted") || !strings.Contains(out, "Location: /v1/jobs/") || m == nil {
+		t.Fatalf("submit: %s\nwant 202 Accepted with a Location and a job_id", out)
+	}
+	out = sh(strings.ReplaceAll(cmds[1], "4f0c…", m[1]))
+	if !strings.Contains(out, `"status":"succeeded"`) || !strings.Contains(out, `"total":19`) || !strings.Contains(out, `"outputs":[{"topic":"orders.confirmed"`) {
+		t.Fatalf("long-poll: %s\nwant succeeded with the confirmed order (total 19) inline", out)
+	}
+	out = sh(cmds[2])
+	m = jobID.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("a dropped order: %s\nwant a job_id", out)
+	}
+	a := call(t, "GET", base+"/v1/jobs/"+m[1]+"?wait=60s", "")
+	var s jobs.Status
+	if a.code != 200 || json.Unmarshal([]byte(a.body), &s) != nil || s.State != jobs.StateSucceeded || s.Counts.Dropped != 1 {
+		t.Fatalf("the dropped order's job: %d %s, want succeeded with dropped 1", a.code, a.body)
+	}
+	run.stop(30 * time.Second)
 }
