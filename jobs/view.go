@@ -85,6 +85,14 @@ type ViewConfig struct {
 	// (a view that serves for long). Without it a view reads on only the
 	// partitions of the jobs Wait waits for, from the first Wait on.
 	Follow bool
+	// Compact, if more than 0, is how long after it finished a job's fold
+	// stays in memory (about 1.7 KB for a job of three stages); after that
+	// the view keeps only where the job's events are (the first and last
+	// offset of them in its partition, and its state: about 100 bytes),
+	// and StatusOf reads and folds them again. For a view that follows for
+	// long, whose memory would otherwise grow by every job of Keep. List
+	// does not list compacted jobs.
+	Compact time.Duration
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
 	// Log gets a debug line for each event passed over (nil: none).
@@ -127,7 +135,9 @@ type View struct {
 
 	mu        sync.Mutex
 	jobs      map[string]*Job
-	forgotten map[string]time.Time // forgotten jobs, by when
+	spans     map[string]span       // where the events of each job in jobs are (with Compact)
+	compacted map[string]*compacted // finished jobs kept as where their events are (Compact)
+	forgotten map[string]time.Time  // forgotten jobs, by when
 	pruned    time.Time
 	next      map[int32]int64 // the next offset to read, per partition
 	tailing   map[int32]bool
@@ -137,6 +147,16 @@ type View struct {
 	touched   map[string]uint64 // the seq of each job's last change
 	changed   chan struct{}     // closed, and replaced, on each change
 	closed    bool
+}
+
+// span is the first and last offset of a job's events in its partition.
+type span struct{ first, last int64 }
+
+// compacted is a finished job the view keeps as where its events are.
+type compacted struct {
+	span
+	state    State
+	finished time.Time
 }
 
 // OpenView connects to cluster and opens a view on it (see [NewView]);
@@ -174,7 +194,8 @@ func NewView(ctx context.Context, client sarama.Client, cfg ViewConfig) (*View, 
 		return nil, fmt.Errorf("topic %s: %w", cfg.Topic, err)
 	}
 	v := &View{cfg: cfg, client: client, parts: parts, nparts: int32(len(parts)),
-		jobs: map[string]*Job{}, forgotten: map[string]time.Time{}, next: map[int32]int64{}, tailing: map[int32]bool{},
+		jobs: map[string]*Job{}, spans: map[string]span{}, compacted: map[string]*compacted{},
+		forgotten: map[string]time.Time{}, next: map[int32]int64{}, tailing: map[int32]bool{},
 		errs: map[int32]error{}, touched: map[string]uint64{}, changed: make(chan struct{})}
 	v.ctx, v.cancel = context.WithCancel(context.Background())
 	if v.tail, err = sarama.NewConsumerFromClient(client); err != nil {
@@ -320,13 +341,27 @@ func (v *View) fold(m *sarama.ConsumerMessage) (bool, error) {
 		v.broadcast() // for Sync
 		return true, nil
 	}
-	j := v.jobs[id]
-	if j == nil {
-		j = NewJob(id, &v.cfg.Shape)
-		v.jobs[id] = j
+	if c := v.compacted[id]; c != nil {
+		// A late copy, or a replay re-opening the job: StatusOf reads it
+		// with the others.
+		c.last = m.Offset
+	} else {
+		j := v.jobs[id]
+		if j == nil {
+			j = NewJob(id, &v.cfg.Shape)
+			v.jobs[id] = j
+		}
+		// Even a duplicate may move the job's Updated time: always a change.
+		j.Add(e)
+		if v.cfg.Compact > 0 {
+			sp, ok := v.spans[id]
+			if !ok {
+				sp.first = m.Offset
+			}
+			sp.last = m.Offset
+			v.spans[id] = sp
+		}
 	}
-	// Even a duplicate may move the job's Updated time: always a change.
-	j.Add(e)
 	v.seq++
 	v.touched[id] = v.seq
 	v.broadcast()
@@ -353,8 +388,23 @@ func (v *View) prune(now time.Time) {
 		}
 	}
 	for id, j := range v.jobs {
-		if v.expired(j.Status(), now) {
+		s := j.Status()
+		switch {
+		case v.expired(s, now):
 			delete(v.jobs, id)
+			delete(v.spans, id)
+			delete(v.touched, id)
+			v.forgotten[id] = now
+		case v.cfg.Compact > 0 && s.Finished != nil && now.Sub(*s.Finished) > v.cfg.Compact:
+			v.compacted[id] = &compacted{span: v.spans[id], state: s.State, finished: *s.Finished}
+			delete(v.jobs, id)
+			delete(v.spans, id)
+			delete(v.touched, id) // its status no longer changes in memory
+		}
+	}
+	for id, c := range v.compacted {
+		if now.Sub(c.finished) > v.cfg.Keep {
+			delete(v.compacted, id)
 			delete(v.touched, id)
 			v.forgotten[id] = now
 		}
@@ -375,14 +425,54 @@ func (v *View) Status(id string) Status {
 	return v.status(id, v.cfg.Now())
 }
 
-// status is Status with v.mu held.
+// status is Status with v.mu held. Of a compacted job it knows only the
+// state and when it finished.
 func (v *View) status(id string, now time.Time) Status {
 	if j := v.jobs[id]; j != nil {
 		if s := j.Status(); !v.expired(s, now) {
 			return s
 		}
 	}
+	if c := v.compacted[id]; c != nil && now.Sub(c.finished) <= v.cfg.Keep {
+		return Status{Job: id, Pipeline: v.cfg.Shape.Pipeline, State: c.state, Finished: &c.finished}
+	}
 	return Status{Job: id, Pipeline: v.cfg.Shape.Pipeline, State: StateUnknown}
+}
+
+// StatusOf is the status of job id as Status gives it, but whole also for
+// a job the view compacted (ViewConfig.Compact): it reads the job's
+// events again, from the first to the last the view saw of it, with
+// direct fetches (kafkaops.FetchRange), and folds them. Errors are
+// reading's; a job whose events retention removed meanwhile is
+// StateUnknown.
+func (v *View) StatusOf(ctx context.Context, id string) (Status, error) {
+	v.mu.Lock()
+	now := v.cfg.Now()
+	c := v.compacted[id]
+	if c == nil || now.Sub(c.finished) > v.cfg.Keep {
+		defer v.mu.Unlock()
+		return v.status(id, now), nil
+	}
+	sp := c.span
+	v.mu.Unlock()
+	j, n := NewJob(id, &v.cfg.Shape), 0
+	err := kafkaops.FetchRange(ctx, v.client, v.cfg.Topic, v.partitionOf(id), sp.first, sp.last+1, func(m *sarama.ConsumerMessage) {
+		if string(m.Key) != id {
+			return
+		}
+		if e, err := ParseEvent(id, m.Value); err == nil {
+			j.Add(e)
+			n++
+		}
+	})
+	unknown := Status{Job: id, Pipeline: v.cfg.Shape.Pipeline, State: StateUnknown}
+	if err != nil {
+		return unknown, fmt.Errorf("read the events of job %s: %w", id, err)
+	}
+	if n == 0 {
+		return unknown, nil
+	}
+	return j.Status(), nil
 }
 
 // Filter picks the jobs [View.List] lists; the zero Filter picks all.

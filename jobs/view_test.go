@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -468,5 +469,67 @@ func TestProduceAndWait_announces_each_job_and_waits_for_it(t *testing.T) {
 		if failed != 1 {
 			t.Errorf("%d failed, want 1 (the record 4): %+v", failed, res.Statuses)
 		}
+	})
+}
+
+// A view that compacts keeps a job finished longer than Compact ago as
+// where its events are: Status knows its state, StatusOf reads the events
+// again and gives the status the fold gives them — also after a late
+// event (a replay from the quarantine) re-opened it — and Wait returns at
+// once; past Keep the job is forgotten.
+func TestView_that_compacts_reads_a_finished_jobs_events_again(t *testing.T) {
+	testkit.ForEachBackend(t, func(t *testing.T, b testkit.Backend) {
+		name := newPipeline(t, b, 1)
+		a, bad := succeeding("a", 0), failing("b", 1)
+		b.Produce(t, jobs.EventsTopic(name), records(a[0], bad[0], a[1], bad[1], a[2]))
+		var mu sync.Mutex
+		now := vt0.Add(10 * time.Second)
+		clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+		v := openView(t, b, jobs.ViewConfig{Source: jobs.Source{Shape: shape2(name), Keep: 2 * time.Hour},
+			Follow: true, Compact: time.Minute, Now: clock})
+		full := foldOf(shape2(name), a...)
+		if s := v.Status("a"); !reflect.DeepEqual(s, full) {
+			t.Fatalf("before compaction: %+v, want %+v", s, full)
+		}
+
+		mu.Lock()
+		now = vt0.Add(time.Hour) // past Compact: the next event prunes
+		mu.Unlock()
+		b.Produce(t, jobs.EventsTopic(name), records(succeeding("c", 3000)[0]))
+		testkit.Eventually(t, 30*time.Second, func() bool { return v.Status("c").State == jobs.StateRunning }, "c never read")
+		if s := v.Status("a"); s.State != jobs.StateSucceeded || s.Counts.Outputs != 0 || s.Finished == nil {
+			t.Errorf("Status of a compacted job: %+v, want its state and finish time only", s)
+		}
+		s, err := v.StatusOf(context.Background(), "a")
+		if err != nil || !reflect.DeepEqual(s, full) {
+			t.Fatalf("StatusOf a compacted job: %+v, %v; want %+v", s, err, full)
+		}
+		if got := v.List(jobs.Filter{}); len(got) != 1 || got[0].Job != "c" {
+			t.Errorf("List = %+v, want only c (compacted jobs are not listed)", got)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if ws, err := v.Wait(ctx, "a"); err != nil || ws[0].State != jobs.StateSucceeded {
+			t.Errorf("Wait on a compacted job: %+v, %v; want succeeded at once", ws, err)
+		}
+
+		// The quarantined record of b replayed and done: b re-opens and succeeds.
+		replayed := jev("b", 2, "0", jobs.Done, 1, 3600)
+		replayed.Replays = 1
+		b.Produce(t, jobs.EventsTopic(name), records(replayed))
+		want := foldOf(shape2(name), append(bad, replayed)...)
+		testkit.Eventually(t, 30*time.Second, func() bool {
+			s, err := v.StatusOf(context.Background(), "b")
+			return err == nil && reflect.DeepEqual(s, want)
+		}, "StatusOf b after a replay: want %+v", want)
+
+		mu.Lock()
+		now = vt0.Add(3 * time.Hour) // past Keep
+		mu.Unlock()
+		b.Produce(t, jobs.EventsTopic(name), records(succeeding("d", 10000)[0]))
+		testkit.Eventually(t, 30*time.Second, func() bool {
+			s, err := v.StatusOf(context.Background(), "a")
+			return err == nil && s.State == jobs.StateUnknown
+		}, "a compacted job finished longer ago than keep is not forgotten")
 	})
 }

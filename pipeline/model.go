@@ -51,8 +51,9 @@ type Admin struct {
 type API struct {
 	Positions `yaml:"-"`
 
-	// Addr is host:port; default 127.0.0.1:8080 for `millrace serve`
-	// (`millrace run` serves the API only when given an address).
+	// Addr is where `millrace serve` listens, host:port; default
+	// 127.0.0.1:8080 (`millrace run` serves the API only with --api-addr,
+	// so that its replicas do not contend for one port).
 	Addr string `yaml:"addr"`
 	// MaxBodyBytes is the largest request body: a job's payload, or a
 	// batch (default 1 MiB).

@@ -172,7 +172,7 @@ func TestParse_run_and_broker_options(t *testing.T) {
 		t.Errorf("--connect-timeout 0 gives %s, want a negative (wait for ever)", o.engine.ConnectTimeout)
 	}
 	if o.api.addr != "" {
-		t.Errorf("run serves the API at %q without --api-addr or api.addr, want not at all", o.api.addr)
+		t.Errorf("run serves the API at %q without --api-addr, want not at all", o.api.addr)
 	}
 	p = parseArgs(t, "", "run", "--api-addr", "127.0.0.1:0")
 	if o := p.opts.(runOptions); o.api.addr != "127.0.0.1:0" || o.api.plan == nil {

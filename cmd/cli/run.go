@@ -83,7 +83,7 @@ func newRunCmd(g *globals) *cobra.Command {
 		"how long to wait for the brokers at start, logging each attempt; 0 waits until they answer (or a signal)")
 	f.admin.add(cmd)
 	fl.StringVar(&f.apiAddr, "api-addr", "",
-		"also serve the HTTP jobs API here, host:port, as 'millrace serve' does (default: api.addr of the file, else none)")
+		"also serve the HTTP jobs API here, host:port, as 'millrace serve' does (default: none; api.addr of the file is serve's)")
 	return cmd
 }
 

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -84,7 +85,7 @@ func newServeCmd(g *globals) *cobra.Command {
 		}
 		plan := file.Plan()
 		o := serveOptions{stopTimeout: stopTimeout}
-		if o.api, err = apiOptionsOf("--addr", addr, pipeline.DefaultAPIAddr, plan); err != nil {
+		if o.api, err = apiOptionsOf("--addr", addr, cmp.Or(plan.API.Addr, pipeline.DefaultAPIAddr), plan); err != nil {
 			return serveOptions{}, err
 		}
 		if o.cluster, err = cf.cluster(g, plan); err != nil {
@@ -128,13 +129,9 @@ func newServeCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-// apiOptionsOf resolves the API's address: the flag, then the file's
-// api.addr, then def ("" for off). An address other hosts can reach
-// without api.tokens is bad usage.
+// apiOptionsOf resolves the API's address: the flag's, else def ("" for
+// off). An address other hosts can reach without api.tokens is bad usage.
 func apiOptionsOf(flag, addr, def string, plan *pipeline.Plan) (apiOptions, error) {
-	if addr == "" {
-		addr = plan.API.Addr
-	}
 	if addr == "" {
 		addr = def
 	}

@@ -55,6 +55,12 @@ type Config struct {
 // retryAfterUnavailable is the Retry-After of a 503.
 const retryAfterUnavailable = 5 * time.Second
 
+// compactAfter is how long after it finished a job's fold stays in a
+// view's memory; later, its status is read again from its events when
+// asked (jobs.ViewConfig.Compact): a server's memory grows by ~100 bytes
+// per job of results.keep, not ~1.7 KB.
+const compactAfter = time.Minute
+
 // retryAfterRunning is the Retry-After of a job that has not finished.
 const retryAfterRunning = time.Second
 
@@ -174,7 +180,7 @@ func (s *Server) newView(src jobs.Source) (*jobs.View, error) {
 	if err != nil {
 		return nil, err
 	}
-	v, err := jobs.NewView(s.ctx, client, jobs.ViewConfig{Source: src, Follow: true, Log: s.cfg.Log})
+	v, err := jobs.NewView(s.ctx, client, jobs.ViewConfig{Source: src, Follow: true, Compact: compactAfter, Log: s.cfg.Log})
 	if err != nil {
 		client.Close()
 		return nil, err

@@ -117,20 +117,26 @@ func (s *Server) find(ctx context.Context, id string, views []*jobs.View, wait t
 		}
 		st, in = lookup(id, views)
 	}
-	if wait <= 0 || st.State.Finished() {
+	if wait > 0 && !st.State.Finished() {
+		if in != nil {
+			views = []*jobs.View{in}
+		}
+		wctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		defer context.AfterFunc(s.draining, cancel)()
+		var err error
+		st, _, err = jobs.WaitAny(wctx, wait, id, views)
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return st, err
+		}
+		// Canceled: the client went away (nobody reads the answer), or the
+		// server drains: the status as it is.
+		st, in = lookup(id, views)
+	}
+	if in == nil {
 		return st, nil
 	}
-	if in != nil {
-		views = []*jobs.View{in}
-	}
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	defer context.AfterFunc(s.draining, cancel)()
-	st, _, err := jobs.WaitAny(wctx, wait, id, views)
-	if errors.Is(err, context.Canceled) {
-		err = nil // the client went away (nobody reads the answer), or the server drains: the status as it is
-	}
-	return st, err
+	return in.StatusOf(ctx, id) // whole, also when the view compacted the job
 }
 
 // lookup is the status of job id in the first of views that knows it, and
