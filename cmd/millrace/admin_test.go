@@ -17,15 +17,20 @@ import (
 	"github.com/millrace/millrace/testkit"
 )
 
-var adminLine = regexp.MustCompile(`msg="admin server listening" addr=(\S+)`)
-
 // adminAddr waits for p to log its admin server's address and returns it.
 func adminAddr(t *testing.T, p *proc) string {
 	t.Helper()
-	p.waitLog("admin server listening", 1, 30*time.Second)
-	m := adminLine.FindStringSubmatch(p.logText())
+	return loggedAddr(t, p, "admin server listening")
+}
+
+// loggedAddr waits (up to a minute) for p to log msg with an addr and
+// returns that address.
+func loggedAddr(t *testing.T, p *proc, msg string) string {
+	t.Helper()
+	p.waitLog(msg, 1, time.Minute)
+	m := regexp.MustCompile(`msg="` + regexp.QuoteMeta(msg) + `" addr=(\S+)`).FindStringSubmatch(p.logText())
 	if m == nil {
-		t.Fatalf("%s: no admin address in its log:\n%s", p.name, p.logText())
+		t.Fatalf("%s: no address in its log line %q:\n%s", p.name, msg, p.logText())
 	}
 	return m[1]
 }

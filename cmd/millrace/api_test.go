@@ -18,17 +18,10 @@ import (
 	"github.com/millrace/millrace/testkit"
 )
 
-var apiLine = regexp.MustCompile(`msg="API listening" addr=(\S+)`)
-
 // apiAddr waits for p to log its API's address and returns it.
 func apiAddr(t *testing.T, p *proc) string {
 	t.Helper()
-	p.waitLog("API listening", 1, time.Minute)
-	m := apiLine.FindStringSubmatch(p.logText())
-	if m == nil {
-		t.Fatalf("%s: no API address in its log:\n%s", p.name, p.logText())
-	}
-	return m[1]
+	return loggedAddr(t, p, "API listening")
 }
 
 // answer is an HTTP response, read.

@@ -67,23 +67,31 @@ func statusURL(pl *pipeline.PipelinePlan, id string) string {
 	return "/v1/jobs/" + id
 }
 
-func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
+// submission reads what every submission needs: the token's pipeline,
+// the record headers and the body. Its problem, if any, is the answer.
+func (s *Server) submission(w http.ResponseWriter, r *http.Request) (*pipeline.PipelinePlan, meta, []byte, *Problem) {
 	t, p := s.authorize(r)
 	if p != nil {
-		p.write(w, r)
-		return
+		return nil, meta{}, nil, p
 	}
 	pl, p := s.pipeline(r, t)
 	if p != nil {
-		p.write(w, r)
-		return
+		return nil, meta{}, nil, p
 	}
-	meta, p := recordMeta(r)
+	m, p := recordMeta(r)
 	if p != nil {
-		p.write(w, r)
-		return
+		return nil, meta{}, nil, p
+	}
+	if m.key != nil && r.Pattern == routeBatch {
+		return nil, meta{}, nil, problem(http.StatusBadRequest, typeBadRequest,
+			"%s does not apply to a batch: each line is a job without a key", headerKey)
 	}
 	body, p := s.readBody(w, r)
+	return pl, m, body, p
+}
+
+func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
+	pl, meta, body, p := s.submission(w, r)
 	if p != nil {
 		p.write(w, r)
 		return
@@ -124,26 +132,7 @@ type Batch struct {
 }
 
 func (s *Server) submitBatch(w http.ResponseWriter, r *http.Request) {
-	t, p := s.authorize(r)
-	if p != nil {
-		p.write(w, r)
-		return
-	}
-	pl, p := s.pipeline(r, t)
-	if p != nil {
-		p.write(w, r)
-		return
-	}
-	meta, p := recordMeta(r)
-	if p != nil {
-		p.write(w, r)
-		return
-	}
-	if meta.key != nil {
-		problem(http.StatusBadRequest, typeBadRequest, "%s does not apply to a batch: each line is a job without a key", headerKey).write(w, r)
-		return
-	}
-	body, p := s.readBody(w, r)
+	pl, meta, body, p := s.submission(w, r)
 	if p != nil {
 		p.write(w, r)
 		return
