@@ -3,6 +3,7 @@ package api
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"errors"
 	"io"
 	"net/http"
@@ -158,9 +159,9 @@ func (s *Server) submitBatch(w http.ResponseWriter, r *http.Request) {
 	for i, sub := range subs {
 		bl := BatchLine{Line: lines[i], Status: http.StatusAccepted}
 		if err := errs[i]; err != nil {
-			bl.Status, bl.Error = 0, produceProblem(pl, err)
+			bl.Error = produceProblem(pl, err)
 			bl.Status, bl.Error.Instance = bl.Error.Status, r.URL.Path
-			first = cmpOr(first, bl.Error)
+			first = cmp.Or(first, bl.Error)
 			noteFailure(w, err)
 			out.Failed++
 		} else {
@@ -181,13 +182,6 @@ func (s *Server) submitBatch(w http.ResponseWriter, r *http.Request) {
 		code = http.StatusMultiStatus
 	}
 	writeJSON(w, code, out)
-}
-
-func cmpOr(a, b *Problem) *Problem {
-	if a != nil {
-		return a
-	}
-	return b
 }
 
 // meta is what a submission's headers say of its records.
