@@ -256,22 +256,25 @@ type submission struct {
 	value []byte
 }
 
-// produce sends each submission's record to pl's input (and, with
-// results, its accepted event to the events topic) and waits for the
-// broker's verdict on each: the error of each submission, nil when the
-// broker acknowledged its record. It waits for the verdict however long
-// the producer takes (its retries are bounded by the produce timeout, see
-// [ProducerConfig]), so that a failure is final: the producer gave the
-// record up, and it will not appear later.
+// produce sends each submission's record to pl's input and, with
+// results, its accepted event to the events topic, together (one round
+// trip: the fold does not need their order), and waits for the broker's
+// verdict on each: the error of each submission's record, nil when the
+// broker acknowledged it. The record alone decides: an accepted event
+// that fails is logged (the job's status then starts with its first
+// stage's event), and one whose record fails stays (a job that stays
+// accepted, whose id nobody was given). It waits for the verdict however
+// long the producer takes (its retries are bounded by the produce
+// timeout, see [ProducerConfig]), so that a failure is final: the
+// producer gave the record up, and it will not appear later.
 func (s *Server) produce(pl *pipeline.PipelinePlan, subs []submission, m meta) []error {
 	errs := make([]error, len(subs))
+	var evErrs []error
 	var wg sync.WaitGroup
-	send := func(i int, topic string, rec *sarama.ProducerMessage) {
+	send := func(errs []error, i int, rec *sarama.ProducerMessage) {
 		wg.Add(1)
-		err := s.cfg.Publisher.SendAsync(topic, []*sarama.ProducerMessage{rec}, func(err error) {
-			if err != nil {
-				errs[i] = err // one writer per i at a time: the events' verdicts come first, see below
-			}
+		err := s.cfg.Publisher.SendAsync(rec.Topic, []*sarama.ProducerMessage{rec}, func(err error) {
+			errs[i] = err
 			wg.Done()
 		})
 		if err != nil {
@@ -281,29 +284,13 @@ func (s *Server) produce(pl *pipeline.PipelinePlan, subs []submission, m meta) [
 	}
 	now := s.cfg.Now()
 	if pl.Results != nil {
-		// The accepted events first, so that a status asked for once the
-		// record is in sees the job; the fold does not need the order.
-		evErrs := make([]error, len(subs))
-		var evWG sync.WaitGroup
-		for i, sub := range subs {
-			ev := jobs.AcceptedEvent(sub.id, now, m.headers).Marshal()
-			evWG.Add(1)
-			err := s.cfg.Publisher.SendAsync(pl.Results.EventsTopic, []*sarama.ProducerMessage{{Topic: pl.Results.EventsTopic,
-				Key: sarama.StringEncoder(sub.id), Value: sarama.ByteEncoder(ev), Timestamp: now}}, func(err error) {
-				evErrs[i] = err
-				evWG.Done()
-			})
-			if err != nil {
-				evErrs[i] = err
-				evWG.Done()
-			}
-		}
-		evWG.Wait()
-		copy(errs, evErrs)
+		evErrs = make([]error, len(subs))
 	}
 	for i, sub := range subs {
-		if errs[i] != nil {
-			continue // no record for a job whose accepted event failed: nothing half-done
+		if pl.Results != nil {
+			ev := jobs.AcceptedEvent(sub.id, now, m.headers).Marshal()
+			send(evErrs, i, &sarama.ProducerMessage{Topic: pl.Results.EventsTopic, Key: sarama.StringEncoder(sub.id),
+				Value: sarama.ByteEncoder(ev), Timestamp: now})
 		}
 		hs := make([]sarama.RecordHeader, 0, 1+len(m.headers))
 		hs = append(hs, sarama.RecordHeader{Key: []byte(filters.HeaderJob), Value: []byte(sub.id)})
@@ -318,9 +305,15 @@ func (s *Server) produce(pl *pipeline.PipelinePlan, subs []submission, m meta) [
 			// partition, and runs records of one key one after the other.
 			rec.Key = sarama.StringEncoder(sub.id)
 		}
-		send(i, pl.Input, rec)
+		send(errs, i, rec)
 	}
 	wg.Wait()
+	for i, err := range evErrs {
+		if err != nil && errs[i] == nil {
+			s.cfg.Log.Warn("a submitted job's accepted event was not written; its status starts with its first stage",
+				"pipeline", pl.Name, "job", subs[i].id, "err", err)
+		}
+	}
 	return errs
 }
 

@@ -44,20 +44,32 @@ type drainResult struct {
 // middle ones), carrying every run's rate; a run that did not complete
 // stands for the case instead, so that no failure is hidden.
 func median(rs []drainResult) drainResult {
+	m, rates := medianRun(rs)
+	m.rates = rates
+	return m
+}
+
+// medianRun is the run of rs with the median rate (the lower of the two
+// middle ones) and, when there is more than one, every run's rate,
+// sorted; a run that did not complete stands for them instead.
+func medianRun[R interface {
+	complete() bool
+	rate() float64
+}](rs []R) (R, []float64) {
 	for _, r := range rs {
 		if !r.complete() {
-			return r
+			return r, nil
 		}
 	}
 	sorted := slices.Clone(rs)
-	slices.SortFunc(sorted, func(a, b drainResult) int { return cmp.Compare(a.rate(), b.rate()) })
-	m := sorted[(len(sorted)-1)/2]
+	slices.SortFunc(sorted, func(a, b R) int { return cmp.Compare(a.rate(), b.rate()) })
+	var rates []float64
 	if len(rs) > 1 {
 		for _, r := range sorted {
-			m.rates = append(m.rates, r.rate())
+			rates = append(rates, r.rate())
 		}
 	}
-	return m
+	return sorted[(len(sorted)-1)/2], rates
 }
 
 // complete says whether every record of the backlog reached the output.

@@ -96,24 +96,31 @@ func (e *env) createTopics(names ...string) error {
 	for i, n := range names {
 		ts[i] = pipeline.Topic{Name: n, Partitions: e.opts.partitions}
 	}
+	return e.ensureTopics(ts)
+}
+
+// ensureTopics creates the topics of ts that do not exist, as millrace
+// does (kafkaops.EnsureTopics, with their configs), and waits until every
+// partition has a leader that answers.
+func (e *env) ensureTopics(ts []pipeline.Topic) error {
 	if err := kafkaops.EnsureTopics(e.client, ts, -1, e.log); err != nil {
 		return fmt.Errorf("create topics: %w", err)
 	}
 	deadline := time.Now().Add(30 * time.Second)
-	for _, n := range names {
+	for _, t := range ts {
 		for {
-			ends, err := e.logEnds(n)
-			if err == nil && len(ends) == e.opts.partitions {
+			ends, err := e.logEnds(t.Name)
+			if err == nil && len(ends) == t.Partitions {
 				break
 			}
 			if err == nil {
-				err = fmt.Errorf("%d of %d partitions", len(ends), e.opts.partitions)
+				err = fmt.Errorf("%d of %d partitions", len(ends), t.Partitions)
 			}
 			if time.Now().After(deadline) {
-				return fmt.Errorf("topic %s is not ready after 30s: %w", n, err)
+				return fmt.Errorf("topic %s is not ready after 30s: %w", t.Name, err)
 			}
 			time.Sleep(50 * time.Millisecond)
-			_ = e.client.RefreshMetadata(n)
+			_ = e.client.RefreshMetadata(t.Name)
 		}
 	}
 	return nil

@@ -4,8 +4,8 @@
 // to millrace's performance targets.
 //
 //	go run ./internal/bench [-records 200000] [-repeat 3] [-size 256] [-partitions 8]
-//	    [-cases raw,stock,noop,noop-nometrics,jq,pipeline,pipeline-results,latency,rss]
-//	    [-kafka | -brokers H:P]
+//	    [-cases raw,stock,noop,noop-nometrics,jq,pipeline,pipeline-results,latency,api,rss]
+//	    [-kafka | -brokers H:P] [-api-requests 20000] [-api-clients 64]
 //	    [-rss-records 1000000] [-timeout 5m] [-out FILE]
 //
 // Every case runs alone, one after another, on fresh topics and fresh
@@ -38,6 +38,20 @@
 //     -rate × -duration records, each stamped just before it is handed to
 //     the producer and timed when a reader (sarama partition consumers,
 //     outside any group) receives it from the output topic.
+//   - HTTP jobs API (api): bin/millrace serve runs as a child process for a
+//     pipeline whose stages do not run, and -api-clients concurrent
+//     keep-alive HTTP clients (one http.Client) submit -api-requests jobs of
+//     -size bytes, each sending its next once its last was answered 202,
+//     after a warm-up; jobs/s is over the first send → the last 202. The
+//     same records produced directly by as many senders, each waiting for
+//     its ack on one transport.Publisher (millrace's producer, the API's
+//     own), are the baseline. Each runs -repeat times, in rounds. Then
+//     -rate jobs/s for -duration after 3 s at that rate, open loop (each
+//     job sent at its scheduled time on a goroutine of its own, its latency
+//     measured from that time), to the API and directly. Every run reads
+//     the input topic back: it must hold every accepted job's record. The
+//     pipeline has `results: {}`, as usual, so each submission also writes
+//     the job's accepted event; a run without it is shown beside.
 //   - RSS: bin/millrace run drains -rss-records records through one jq '.'
 //     stage as a child process; VmHWM is read from /proc once the output
 //     holds them all.
@@ -69,10 +83,11 @@ const (
 	casePipeline = "pipeline"
 	casePipeRes  = "pipeline-results"
 	caseLatency  = "latency"
+	caseAPI      = "api"
 	caseRSS      = "rss"
 )
 
-var allCases = []string{caseRaw, caseStock, caseNoop, caseNoMetric, caseJQ, casePipeline, casePipeRes, caseLatency, caseRSS}
+var allCases = []string{caseRaw, caseStock, caseNoop, caseNoMetric, caseJQ, casePipeline, casePipeRes, caseLatency, caseAPI, caseRSS}
 
 // options are the command-line flags.
 type options struct {
@@ -91,6 +106,8 @@ type options struct {
 	rate        int
 	duration    time.Duration
 	rssRecords  int
+	apiRequests int
+	apiClients  int
 	bin         string
 	cpuProfile  string
 }
@@ -127,7 +144,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&cases, "cases", strings.Join(allCases, ","),
 		"cases to run: "+strings.Join(allCases, ",")+
 			"; noop-nometrics is noop with metrics off and pipeline-results is pipeline with job results on (results: {}), each compared with its pair"+
-			"; latency measures each of raw, stock, noop and pipeline that is also listed (all four when none is)")
+			"; latency measures each of raw, stock, noop and pipeline that is also listed (all four when none is)"+
+			"; api submits jobs over HTTP to bin/millrace serve and, to compare, produces them directly")
 	fs.BoolVar(&o.kafka, "kafka", false, "also run on a real Apache Kafka broker started with testkit/realkafka (needs java)")
 	fs.StringVar(&o.brokers, "brokers", "", "also run on this existing Kafka cluster (host:port,...)")
 	fs.BoolVar(&o.embedded, "embedded", true, "run on the embedded broker")
@@ -136,8 +154,11 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.rate, "rate", 1000, "offered load of the latency case, records/s")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long the latency case offers its load (after a warm-up)")
 	fs.IntVar(&o.rssRecords, "rss-records", 1_000_000, "backlog the rss case drains through bin/millrace (0 skips it)")
-	fs.StringVar(&o.bin, "bin", "bin/millrace", "the millrace binary the rss case runs")
-	fs.StringVar(&o.cpuProfile, "cpuprofile-prefix", "", "write a CPU profile of each throughput case's drain (from starting the system to its last output record) to PREFIX-BACKEND-CASE.prof (go tool pprof)")
+	fs.IntVar(&o.apiRequests, "api-requests", 20_000, "jobs each throughput run of the api case submits")
+	fs.IntVar(&o.apiClients, "api-clients", 64, "concurrent keep-alive HTTP clients (and direct senders) of the api case")
+	fs.StringVar(&o.bin, "bin", "bin/millrace", "the millrace binary the rss and api cases run")
+	fs.StringVar(&o.cpuProfile, "cpuprofile-prefix", "", "write a CPU profile of each throughput case's drain (from starting the system to its last output record) to PREFIX-BACKEND-CASE.prof (go tool pprof)"+
+		"; in the api case, of the bench process over each run's measured jobs to PREFIX-BACKEND-api-TARGET-RUN.prof and, with perf installed, of the serve process to PREFIX-BACKEND-api-TARGET-RUN.perf.data (perf report)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -172,6 +193,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("-timeout must be positive")
 	case o.rate <= 0 || o.duration <= 0:
 		return o, errors.New("-rate and -duration must be positive")
+	case o.apiRequests <= 0 || o.apiClients <= 0:
+		return o, errors.New("-api-requests and -api-clients must be positive")
 	case !o.embedded && !o.kafka && o.brokers == "":
 		return o, errors.New("nothing to run on: -embedded=false needs -kafka or -brokers")
 	case o.kafka && o.brokers != "":
@@ -273,6 +296,10 @@ func runBackend(ctx context.Context, b *backend, o options) (*report, error) {
 				r.latencies = append(r.latencies, runLatency(ctx, e, systems[name]))
 			}
 		}
+	}
+	if o.cases[caseAPI] && ctx.Err() == nil {
+		res := runAPI(ctx, e)
+		r.api = &res
 	}
 	if o.cases[caseRSS] && o.rssRecords > 0 && ctx.Err() == nil {
 		res := runRSS(ctx, e)

@@ -1,7 +1,12 @@
 package main
 
 import (
+	"bytes"
+	"fmt"
+	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -20,4 +25,29 @@ func processCPU() (cpu time.Duration, ok bool) {
 		return 0, false
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), true
+}
+
+// userHZ is the unit of the CPU times in /proc/<pid>/stat (USER_HZ, 100
+// on Linux).
+const userHZ = 100
+
+// childCPU is the CPU time (user and system) process pid has used so far,
+// every thread included, to 10 ms; ok is false if it cannot be read.
+func childCPU(pid int) (cpu time.Duration, ok bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, false
+	}
+	// Fields count from after the command name, which is in parentheses
+	// and may hold spaces: f[0] is field 3, utime and stime are 14 and 15.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0, false
+	}
+	user, err1 := strconv.ParseInt(f[11], 10, 64)
+	sys, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	return time.Duration(user+sys) * (time.Second / userHZ), true
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -21,6 +22,8 @@ const (
 	targetRSSMB       = 300.0
 	targetRSSRecords  = 1_000_000
 	targetLatencyRate = 1000
+	targetAPIVsDirect = 0.5 // HTTP API submissions ≥ 50% of direct produce
+	targetAPIP99      = 50 * time.Millisecond
 )
 
 // machine describes where the bench ran.
@@ -56,6 +59,7 @@ type report struct {
 	drains    []drainResult
 	latencies []latencyResult
 	rss       *rssResult
+	api       *apiResult
 }
 
 func (r *report) drain(name string) *drainResult {
@@ -220,7 +224,102 @@ func (r *report) targets(o options) []target {
 	}
 	add("peak RSS < 300 MB draining 1,000,000 records", peak,
 		func(v float64) string { return fmt.Sprintf("%.1f MB", v) }, func(v float64) bool { return v < targetRSSMB }, note)
+	var apiRatio, apiP99 float64
+	note, p99Note := "", ""
+	if a := r.api; a != nil {
+		apiRatio = a.ratio(true)
+		if v := a.ratio(false); v > 0 {
+			note = " (without results f'/e " + percent(v) + ")"
+		}
+		if l := a.httpAtRate; l.complete() {
+			apiP99 = l.p99.Seconds()
+			if o.rate != targetLatencyRate {
+				p99Note = fmt.Sprintf(" (at %d requests/s)", o.rate)
+			}
+		}
+	}
+	add("HTTP API ≥ 50% of direct produce throughput (f/e)", apiRatio,
+		percent, func(v float64) bool { return v >= targetAPIVsDirect }, note)
+	add("HTTP API p99 < 50 ms at 1,000 requests/s", apiP99,
+		func(v float64) string { return fmtMs(time.Duration(v * float64(time.Second))) },
+		func(v float64) bool { return v < targetAPIP99.Seconds() }, p99Note)
 	return ts
+}
+
+// apiRow is one line of the api case's table.
+type apiRow struct {
+	label, rate, runs, p50, p99, max  string
+	benchCPU, serveCPU, conns, status string
+}
+
+// apiRows are the api case's runs: the median closed-loop run of each
+// target, then the open-loop runs.
+func (r *report) apiRows(o options) []apiRow {
+	a := r.api
+	if a == nil {
+		return nil
+	}
+	atRate := fmt.Sprintf(", open loop at %s/s", fmtCount(o.rate))
+	var rows []apiRow
+	for _, x := range []struct {
+		run   apiRun
+		label string
+	}{
+		{a.direct, apiDirect.label}, {a.http, apiHTTP.label}, {a.httpNoResults, apiHTTPNoResults.label},
+		{a.httpAtRate, apiHTTP.label + atRate}, {a.directAtRate, apiDirect.label + atRate},
+	} {
+		run := x.run
+		if run.n == 0 {
+			continue
+		}
+		w := apiRow{label: x.label, rate: "-", runs: "-", p50: "-", p99: "-", max: "-",
+			benchCPU: "-", serveCPU: "-", conns: "-", status: run.status()}
+		if run.complete() {
+			w.rate = fmtRate(run.rate())
+			if run.offered > 0 {
+				w.rate = fmtRate(run.offered) + " offered"
+			}
+			if n := len(run.rates); n > 1 {
+				w.runs = fmt.Sprintf("%s–%s (%d)", fmtRate(run.rates[0]), fmtRate(run.rates[n-1]), n)
+			}
+			w.p50, w.p99, w.max = fmtMs(run.p50), fmtMs(run.p99), fmtMs(run.max)
+			w.benchCPU, w.serveCPU = fmtCPU(run.perJob(run.benchCPU)), fmtCPU(run.perJob(run.serveCPU))
+			if run.target.http {
+				w.conns = fmt.Sprintf("%d + %d", run.warmConns, run.conns)
+			}
+		}
+		rows = append(rows, w)
+	}
+	return rows
+}
+
+// apiHeading says what the api case's table holds.
+func (r *report) apiHeading(o options) string {
+	return fmt.Sprintf("HTTP jobs API (api): %s jobs × %d B from %d concurrent keep-alive clients, %s; then %s jobs/s for %s, open loop; "+
+		"bin/millrace serve for a pipeline whose stages are not running",
+		fmtCount(r.api.jobs), o.size, r.api.clients, runsText(o), fmtCount(o.rate), o.duration)
+}
+
+// apiLines are the api case's ratios and its p99 at -rate.
+func (r *report) apiLines(o options) []string {
+	a := r.api
+	var ls []string
+	ratio := func(results bool) string {
+		if v := a.ratio(results); v > 0 {
+			return fmt.Sprintf("%.2f", v)
+		}
+		return "n/a"
+	}
+	ls = append(ls, fmt.Sprintf("ratio of jobs/s, HTTP API over direct produce: with results f/e %s, without f'/e %s", ratio(true), ratio(false)))
+	if l := a.httpAtRate; l.n > 0 {
+		if l.complete() {
+			ls = append(ls, fmt.Sprintf("p99 of the HTTP API at %s requests/s (offered %s, open loop, from each job's scheduled send): %s (p50 %s, max %s, %s jobs; the sender was at most %s behind schedule)",
+				fmtCount(o.rate), fmtRate(l.offered), fmtMs(l.p99), fmtMs(l.p50), fmtMs(l.max), fmtCount(l.n), fmtMs(l.lag)))
+		} else {
+			ls = append(ls, "p99 of the HTTP API at a fixed rate: "+l.status())
+		}
+	}
+	return ls
 }
 
 // header is the lines above the tables.
@@ -258,6 +357,26 @@ var notes = []string{
 	"Every figure is printed only after the output topic was read back and held every record (distinct ids); else INCOMPLETE.",
 }
 
+// apiNotes explain the api case's table.
+var apiNotes = []string{
+	"api: jobs/s is the jobs over the time from the first send to the last answer (202 or, direct, the ack); p50/p99/max per job,",
+	"  send → answer. Closed loop: each client sends its next job once its last was answered. Open loop: each job is sent at its",
+	"  scheduled time whatever the answers take, and timed from that time (no coordinated omission). (e) produces the same records",
+	"  (same size and keys) with one transport.Publisher (millrace's producer: sarama AsyncProducer, idempotent, acks=all), one",
+	"  sender per client each waiting for its record's ack; (f) also writes each job's accepted event first and serve follows them.",
+	"  bench CPU/job: the bench process (the clients, and the embedded broker); serve CPU/job: the serve process (/proc, 10 ms ticks).",
+	"  connections: those the HTTP client opened in the warm-up + over the measured jobs (keep-alive: 0 after the warm-up in a closed loop).",
+	"  Every run reads the input topic back: it must hold every accepted job's record; with results, the events topic their events.",
+}
+
+// notesFor are the notes of the cases run.
+func notesFor(o options) []string {
+	if o.cases[caseAPI] {
+		return append(slices.Clone(notes), apiNotes...)
+	}
+	return notes
+}
+
 // renderText is the plain-text report.
 func renderText(m machine, o options, reports []*report) string {
 	var b strings.Builder
@@ -279,6 +398,22 @@ func renderText(m machine, o options, reports []*report) string {
 		for _, l := range r.extraLines(o) {
 			b.WriteString(l + "\n")
 		}
+		if rows := r.apiRows(o); len(rows) > 0 {
+			if len(r.rows()) > 0 || len(r.extraLines(o)) > 0 {
+				b.WriteString("\n")
+			}
+			b.WriteString(r.apiHeading(o) + "\n\n")
+			tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "case\tjobs/s\truns\tp50\tp99\tmax\tbench CPU/job\tserve CPU/job\tconnections\tstatus")
+			for _, w := range rows {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+					w.label, w.rate, w.runs, w.p50, w.p99, w.max, w.benchCPU, w.serveCPU, w.conns, w.status)
+			}
+			tw.Flush()
+			for _, l := range r.apiLines(o) {
+				b.WriteString(l + "\n")
+			}
+		}
 		b.WriteString("\n")
 		tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "target\tmeasured\t")
@@ -288,7 +423,7 @@ func renderText(m machine, o options, reports []*report) string {
 		tw.Flush()
 	}
 	b.WriteString("\n")
-	for _, n := range notes {
+	for _, n := range notesFor(o) {
 		b.WriteString(n + "\n")
 	}
 	return b.String()
@@ -315,13 +450,29 @@ func renderMarkdown(m machine, o options, reports []*report) string {
 		for _, l := range r.extraLines(o) {
 			b.WriteString("- " + l + "\n")
 		}
+		if rows := r.apiRows(o); len(rows) > 0 {
+			if len(r.rows()) > 0 || len(r.extraLines(o)) > 0 {
+				b.WriteString("\n")
+			}
+			b.WriteString(r.apiHeading(o) + "\n\n")
+			b.WriteString("| case | jobs/s | runs | p50 | p99 | max | bench CPU/job | serve CPU/job | connections | status |\n")
+			b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+			for _, w := range rows {
+				fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+					w.label, w.rate, w.runs, w.p50, w.p99, w.max, w.benchCPU, w.serveCPU, w.conns, mdEscape(w.status))
+			}
+			b.WriteString("\n")
+			for _, l := range r.apiLines(o) {
+				b.WriteString("- " + l + "\n")
+			}
+		}
 		b.WriteString("\n| target | measured | |\n|---|---:|---|\n")
 		for _, t := range r.targets(o) {
 			fmt.Fprintf(&b, "| %s | %s | %s |\n", t.name, t.measured, t.verdict)
 		}
 	}
 	b.WriteString("\n")
-	for _, n := range notes {
+	for _, n := range notesFor(o) {
 		b.WriteString(strings.TrimSpace(n) + "\n")
 	}
 	return b.String()
