@@ -368,18 +368,22 @@ func TestAPI_endpoints_match_the_openapi_document(t *testing.T) {
 	})
 }
 
-// A record Kafka does not take is answered 503 with Retry-After, and
-// nothing of the job is left for a status to find; so is a batch.
+// A record Kafka does not take is answered 503 with Retry-After and no
+// job id; so is a batch none of whose records it took; a batch of which
+// it took some is 207, each line saying what became of it.
 func TestAPI_a_record_the_broker_refuses_is_503_and_no_job(t *testing.T) {
 	b := testkit.Embedded(t)
 	name := "api503-" + testkit.Unique()
 	p := plan(t, name, "")
 	cfg := mocks.NewTestConfig()
+	cfg.Producer.Return.Successes = true
 	producer := mocks.NewAsyncProducer(t, cfg)
 	refused := errors.New("kafka: client has run out of available brokers to talk to")
 	for range 3 {
 		producer.ExpectInputAndFail(refused)
 	}
+	producer.ExpectInputAndSucceed() // a batch of two: one taken, one not
+	producer.ExpectInputAndFail(refused)
 	seen := map[string]bool{}
 	c := newChecked(t, serve(t, b, p, transport.NewPublisherWith(producer, cfg)).Handler(), seen)
 	code, h, body := c.do("POST", "/v1/pipelines/"+name+"-plain/jobs", `{}`)
@@ -393,7 +397,14 @@ func TestAPI_a_record_the_broker_refuses_is_503_and_no_job(t *testing.T) {
 		batch.Jobs[1].Error.Type != "urn:millrace:problem:broker-unavailable" {
 		t.Fatalf("a batch none of whose records Kafka took: %d %v %s, want 503 with each line's problem and no job id", code, h, body)
 	}
-	if !seen["submitJob 503"] || !seen["submitJobs 503"] {
+	code, _, body = c.do("POST", "/v1/pipelines/"+name+"-plain/jobs:batch", "{\"n\":1}\n{\"n\":2}\n", "Content-Type", "application/x-ndjson")
+	batch = api.Batch{}
+	if code != 207 || json.Unmarshal(body, &batch) != nil || batch.Accepted != 1 || batch.Failed != 1 ||
+		batch.Jobs[0].Status != 202 || batch.Jobs[0].JobID == "" || batch.Jobs[1].Status != 503 || batch.Jobs[1].JobID != "" ||
+		batch.Jobs[1].Error == nil || batch.Jobs[1].Line != 2 {
+		t.Fatalf("a batch whose second record Kafka refused: %d %s, want 207, line 1 accepted, line 2 503 without a job id", code, body)
+	}
+	if !seen["submitJob 503"] || !seen["submitJobs 503"] || !seen["submitJobs 207"] {
 		t.Errorf("503s not checked against docs/api.yaml: %v", seen)
 	}
 }
