@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/IBM/sarama"
 
@@ -13,13 +14,13 @@ import (
 // places its Results name and sets its Outputs when their total size (keys
 // and values, bytes) is at most limit; a status whose outputs are larger,
 // or gone (retention), keeps only their places. Limit 0 inlines nothing.
-// It reads each partition once, from the lowest offset any status names
-// to the highest, with [kafkaops.FetchRange].
+// It reads only the wanted offsets, with [kafkaops.FetchOffsets]: one
+// fetch per stretch of each partition that holds some.
 func InlineOutputs(ctx context.Context, client sarama.Client, limit int, ss ...*Status) error {
 	if limit == 0 {
 		return nil
 	}
-	ranges := map[Location][2]int64{} // topic/partition → [lowest, highest] offset
+	wanted := map[Location][]int64{} // topic/partition → offsets
 	var want []*Status
 	for _, s := range ss {
 		if !s.State.Finished() || len(s.Results) == 0 {
@@ -28,16 +29,13 @@ func InlineOutputs(ctx context.Context, client sarama.Client, limit int, ss ...*
 		want = append(want, s)
 		for _, l := range s.Results {
 			k := Location{Topic: l.Topic, Partition: l.Partition}
-			r, ok := ranges[k]
-			if !ok {
-				r = [2]int64{l.Offset, l.Offset}
-			}
-			ranges[k] = [2]int64{min(r[0], l.Offset), max(r[1], l.Offset)}
+			wanted[k] = append(wanted[k], l.Offset)
 		}
 	}
 	read := map[Location]Output{}
-	for k, r := range ranges {
-		err := kafkaops.FetchRange(ctx, client, k.Topic, k.Partition, r[0], r[1]+1, func(m *sarama.ConsumerMessage) {
+	for k, offs := range wanted {
+		slices.Sort(offs)
+		err := kafkaops.FetchOffsets(ctx, client, k.Topic, k.Partition, slices.Compact(offs), func(m *sarama.ConsumerMessage) {
 			l := Location{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset}
 			read[l] = NewOutput(l, m.Key, m.Value)
 		})

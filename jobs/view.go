@@ -93,6 +93,11 @@ type ViewConfig struct {
 	// long, whose memory would otherwise grow by every job of Keep. List
 	// does not list compacted jobs.
 	Compact time.Duration
+	// Offsets, if set, is the client Sync asks the partitions' ends with
+	// (nil: the view's): on the view's, the request waits behind the
+	// view's fetch, which the broker holds up to its max wait when there is
+	// nothing new.
+	Offsets sarama.Client
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
 	// Log gets a debug line for each event passed over (nil: none).
@@ -135,28 +140,83 @@ type View struct {
 
 	mu        sync.Mutex
 	jobs      map[string]*Job
-	spans     map[string]span       // where the events of each job in jobs are (with Compact)
+	wheres    map[string]*where     // where the events of each job in jobs are (with Compact)
 	compacted map[string]*compacted // finished jobs kept as where their events are (Compact)
 	forgotten map[string]time.Time  // forgotten jobs, by when
-	pruned    time.Time
-	next      map[int32]int64 // the next offset to read, per partition
-	tailing   map[int32]bool
-	errs      map[int32]error // why reading on a partition stopped
-	skipped   int
-	seq       uint64            // counts changes of status
-	touched   map[string]uint64 // the seq of each job's last change
-	changed   chan struct{}     // closed, and replaced, on each change
-	closed    bool
+	// expiring are the compacted and the forgotten jobs in the order they
+	// were compacted or forgotten, for prune to drop from the front.
+	expiring, forgetting fifo
+	pruned               time.Time
+	next                 map[int32]int64 // the next offset to read, per partition
+	tailing              map[int32]bool
+	errs                 map[int32]error // why reading on a partition stopped
+	skipped              int
+	seq                  uint64            // counts changes of status
+	touched              map[string]uint64 // the seq of each job's last change
+	changed              chan struct{}     // closed, and replaced, on each change
+	closed               bool
 }
 
-// span is the first and last offset of a job's events in its partition.
-type span struct{ first, last int64 }
+// maxOffsets is how many event offsets a job's where keeps; a job with
+// more (a large fan-out) is kept as the range that holds them.
+const maxOffsets = 32
+
+// where is where a job's events are in its partition: their offsets, or,
+// past maxOffsets of them, the first and the last.
+type where struct {
+	offsets     []int64 // ascending
+	first, last int64   // with many
+	many        bool
+}
+
+func (w *where) add(off int64) {
+	if w.many {
+		w.first, w.last = min(w.first, off), max(w.last, off)
+		return
+	}
+	if i, found := slices.BinarySearch(w.offsets, off); !found {
+		w.offsets = slices.Insert(w.offsets, i, off)
+	}
+	if len(w.offsets) > maxOffsets {
+		w.first, w.last, w.many, w.offsets = w.offsets[0], w.offsets[len(w.offsets)-1], true, nil
+	}
+}
+
+// read hands out the records at w, of topic/partition.
+func (w *where) read(ctx context.Context, client sarama.Client, topic string, partition int32, fn func(*sarama.ConsumerMessage)) error {
+	if w.many {
+		return kafkaops.FetchRange(ctx, client, topic, partition, w.first, w.last+1, fn)
+	}
+	return kafkaops.FetchOffsets(ctx, client, topic, partition, w.offsets, fn)
+}
 
 // compacted is a finished job the view keeps as where its events are.
 type compacted struct {
-	span
+	where    *where
 	state    State
 	finished time.Time
+}
+
+// fifo is a queue of job ids with a time each, in the order they came.
+type fifo struct {
+	ids  []string
+	at   []time.Time
+	head int
+}
+
+func (q *fifo) push(id string, at time.Time) { q.ids, q.at = append(q.ids, id), append(q.at, at) }
+
+// popBefore pops and returns the front ids whose time is before t.
+func (q *fifo) popBefore(t time.Time, fn func(id string)) {
+	for q.head < len(q.ids) && q.at[q.head].Before(t) {
+		fn(q.ids[q.head])
+		q.ids[q.head] = ""
+		q.head++
+	}
+	if q.head > 1024 && q.head*2 > len(q.ids) { // reuse the space in front
+		q.ids, q.at = slices.Clone(q.ids[q.head:]), slices.Clone(q.at[q.head:])
+		q.head = 0
+	}
 }
 
 // OpenView connects to cluster and opens a view on it (see [NewView]);
@@ -194,7 +254,7 @@ func NewView(ctx context.Context, client sarama.Client, cfg ViewConfig) (*View, 
 		return nil, fmt.Errorf("topic %s: %w", cfg.Topic, err)
 	}
 	v := &View{cfg: cfg, client: client, parts: parts, nparts: int32(len(parts)),
-		jobs: map[string]*Job{}, spans: map[string]span{}, compacted: map[string]*compacted{},
+		jobs: map[string]*Job{}, wheres: map[string]*where{}, compacted: map[string]*compacted{},
 		forgotten: map[string]time.Time{}, next: map[int32]int64{}, tailing: map[int32]bool{},
 		errs: map[int32]error{}, touched: map[string]uint64{}, changed: make(chan struct{})}
 	v.ctx, v.cancel = context.WithCancel(context.Background())
@@ -302,7 +362,9 @@ func (v *View) read(ctx context.Context, p int32, end int64, shared sarama.Consu
 			}
 			consumer = c
 		}
-		_, err := kafkaops.ReadRange(ctx, consumer, v.cfg.Topic, p, from, end, v.fold)
+		// Reading on for ever, sarama's errors pass (a broker restart, a
+		// leader moving: it fetches again); only a gone offset ends it.
+		_, err := kafkaops.ReadRangeWith(ctx, consumer, v.cfg.Topic, p, from, end, kafkaops.ReadOptions{Patient: end == kafkaops.NoEnd}, v.fold)
 		if consumer != shared {
 			consumer.Close() // not the client: only what the consumer opened
 		}
@@ -316,6 +378,7 @@ func (v *View) read(ctx context.Context, p int32, end int64, shared sarama.Consu
 		}
 		v.mu.Lock()
 		v.next[p] = max(v.next[p], start)
+		v.broadcast() // for Sync
 		v.mu.Unlock()
 	}
 }
@@ -343,8 +406,8 @@ func (v *View) fold(m *sarama.ConsumerMessage) (bool, error) {
 	}
 	if c := v.compacted[id]; c != nil {
 		// A late copy, or a replay re-opening the job: StatusOf reads it
-		// with the others.
-		c.last = m.Offset
+		// with the others, and takes the job back in if it re-opened.
+		c.where.add(m.Offset)
 	} else {
 		j := v.jobs[id]
 		if j == nil {
@@ -354,12 +417,12 @@ func (v *View) fold(m *sarama.ConsumerMessage) (bool, error) {
 		// Even a duplicate may move the job's Updated time: always a change.
 		j.Add(e)
 		if v.cfg.Compact > 0 {
-			sp, ok := v.spans[id]
-			if !ok {
-				sp.first = m.Offset
+			w := v.wheres[id]
+			if w == nil {
+				w = &where{}
+				v.wheres[id] = w
 			}
-			sp.last = m.Offset
-			v.spans[id] = sp
+			w.add(m.Offset)
 		}
 	}
 	v.seq++
@@ -378,36 +441,58 @@ func (v *View) broadcast() {
 }
 
 // prune forgets the jobs that finished more than Keep before now, and
-// drops what it remembers of those it forgot more than Keep ago (their
-// events are gone by then). v.mu is held.
+// those unfinished whose last event is older than the events topic keeps
+// records (Keep plus an hour: a job that lost its events, such as the
+// accepted event of a record Kafka then refused); compacts (Compact) the
+// jobs finished longer ago than Compact; and drops what it remembers of
+// those it forgot more than Keep ago (their events are gone by then).
+// v.mu is held.
 func (v *View) prune(now time.Time) {
 	v.pruned = now
-	for id, at := range v.forgotten {
-		if now.Sub(at) > v.cfg.Keep {
-			delete(v.forgotten, id)
+	forget := func(id string) {
+		delete(v.jobs, id)
+		delete(v.wheres, id)
+		delete(v.compacted, id)
+		delete(v.touched, id)
+		v.forgotten[id] = now
+		v.forgetting.push(id, now)
+	}
+	v.forgetting.popBefore(now.Add(-v.cfg.Keep), func(id string) { delete(v.forgotten, id) })
+	v.expiring.popBefore(now.Add(-v.cfg.Keep), func(id string) {
+		if c := v.compacted[id]; c != nil && now.Sub(c.finished) > v.cfg.Keep {
+			forget(id)
 		}
+	})
+	var done []struct {
+		id string
+		at time.Time
 	}
 	for id, j := range v.jobs {
 		s := j.Status()
 		switch {
-		case v.expired(s, now):
-			delete(v.jobs, id)
-			delete(v.spans, id)
-			delete(v.touched, id)
-			v.forgotten[id] = now
+		case v.expired(s, now) || s.Finished == nil && now.Sub(s.Updated) > v.cfg.Keep+time.Hour:
+			forget(id)
 		case v.cfg.Compact > 0 && s.Finished != nil && now.Sub(*s.Finished) > v.cfg.Compact:
-			v.compacted[id] = &compacted{span: v.spans[id], state: s.State, finished: *s.Finished}
+			c := &compacted{where: v.wheres[id], state: s.State, finished: *s.Finished}
+			v.compacted[id] = c
+			done = append(done, struct {
+				id string
+				at time.Time
+			}{id, c.finished})
 			delete(v.jobs, id)
-			delete(v.spans, id)
+			delete(v.wheres, id)
 			delete(v.touched, id) // its status no longer changes in memory
 		}
 	}
-	for id, c := range v.compacted {
-		if now.Sub(c.finished) > v.cfg.Keep {
-			delete(v.compacted, id)
-			delete(v.touched, id)
-			v.forgotten[id] = now
-		}
+	// In the order they finished, so that expiring stays (nearly) ordered.
+	slices.SortFunc(done, func(a, b struct {
+		id string
+		at time.Time
+	}) int {
+		return a.at.Compare(b.at)
+	})
+	for _, d := range done {
+		v.expiring.push(d.id, d.at)
 	}
 }
 
@@ -440,39 +525,59 @@ func (v *View) status(id string, now time.Time) Status {
 }
 
 // StatusOf is the status of job id as Status gives it, but whole also for
-// a job the view compacted (ViewConfig.Compact): it reads the job's
-// events again, from the first to the last the view saw of it, with
-// direct fetches (kafkaops.FetchRange), and folds them. Errors are
-// reading's; a job whose events retention removed meanwhile is
-// StateUnknown.
+// a job the view compacted (ViewConfig.Compact): it reads the job's events
+// again, with direct fetches of their offsets (kafkaops.FetchOffsets), and
+// folds them; a job that a later event re-opened is taken back into
+// memory, so that Wait sees it change. Errors are reading's; a job whose
+// events retention removed meanwhile is StateUnknown.
 func (v *View) StatusOf(ctx context.Context, id string) (Status, error) {
-	v.mu.Lock()
-	now := v.cfg.Now()
-	c := v.compacted[id]
-	if c == nil || now.Sub(c.finished) > v.cfg.Keep {
-		defer v.mu.Unlock()
-		return v.status(id, now), nil
-	}
-	sp := c.span
-	v.mu.Unlock()
-	j, n := NewJob(id, &v.cfg.Shape), 0
-	err := kafkaops.FetchRange(ctx, v.client, v.cfg.Topic, v.partitionOf(id), sp.first, sp.last+1, func(m *sarama.ConsumerMessage) {
-		if string(m.Key) != id {
-			return
-		}
-		if e, err := ParseEvent(id, m.Value); err == nil {
-			j.Add(e)
-			n++
-		}
-	})
 	unknown := Status{Job: id, Pipeline: v.cfg.Shape.Pipeline, State: StateUnknown}
-	if err != nil {
-		return unknown, fmt.Errorf("read the events of job %s: %w", id, err)
+	for {
+		v.mu.Lock()
+		now := v.cfg.Now()
+		c := v.compacted[id]
+		if c == nil || now.Sub(c.finished) > v.cfg.Keep {
+			defer v.mu.Unlock()
+			return v.status(id, now), nil
+		}
+		w := *c.where
+		w.offsets = slices.Clone(w.offsets)
+		v.mu.Unlock()
+		j, n := NewJob(id, &v.cfg.Shape), 0
+		err := w.read(ctx, v.client, v.cfg.Topic, v.partitionOf(id), func(m *sarama.ConsumerMessage) {
+			if string(m.Key) != id {
+				return
+			}
+			if e, err := ParseEvent(id, m.Value); err == nil {
+				j.Add(e)
+				n++
+			}
+		})
+		if err != nil {
+			return unknown, fmt.Errorf("read the events of job %s: %w", id, err)
+		}
+		if n == 0 {
+			return unknown, nil
+		}
+		s := j.Status()
+		if s.State == c.state {
+			return s, nil
+		}
+		// Re-opened (or finished otherwise): back into memory, unless an
+		// event came meanwhile — then read again.
+		v.mu.Lock()
+		if v.compacted[id] != c || !slices.Equal(c.where.offsets, w.offsets) || c.where.last != w.last || c.where.many != w.many {
+			v.mu.Unlock()
+			continue
+		}
+		delete(v.compacted, id)
+		v.jobs[id], v.wheres[id] = j, c.where
+		v.seq++
+		v.touched[id] = v.seq
+		v.broadcast()
+		v.mu.Unlock()
+		return s, nil
 	}
-	if n == 0 {
-		return unknown, nil
-	}
-	return j.Status(), nil
 }
 
 // Filter picks the jobs [View.List] lists; the zero Filter picks all.
@@ -631,8 +736,9 @@ func (v *View) readOnPartition(p int32) {
 func (v *View) Sync(ctx context.Context, ids ...string) error {
 	parts := v.partitionsOf(ids)
 	ends := make(map[int32]int64, len(parts))
+	client := cmp.Or[sarama.Client](v.cfg.Offsets, v.client)
 	for _, p := range parts {
-		end, err := kafkaops.GetOffset(ctx, v.client, v.cfg.Topic, p, sarama.OffsetNewest)
+		end, err := kafkaops.GetOffset(ctx, client, v.cfg.Topic, p, sarama.OffsetNewest)
 		if err != nil {
 			return fmt.Errorf("topic %s partition %d: %w", v.cfg.Topic, p, err)
 		}

@@ -475,13 +475,16 @@ func TestProduceAndWait_announces_each_job_and_waits_for_it(t *testing.T) {
 // A view that compacts keeps a job finished longer than Compact ago as
 // where its events are: Status knows its state, StatusOf reads the events
 // again and gives the status the fold gives them — also after a late
-// event (a replay from the quarantine) re-opened it — and Wait returns at
-// once; past Keep the job is forgotten.
+// event (a replay from the quarantine) re-opened it, which takes the job
+// back into memory — and Wait returns at once; past Keep the job is
+// forgotten, and so is a job without an event for longer than the events
+// are kept.
 func TestView_that_compacts_reads_a_finished_jobs_events_again(t *testing.T) {
 	testkit.ForEachBackend(t, func(t *testing.T, b testkit.Backend) {
 		name := newPipeline(t, b, 1)
 		a, bad := succeeding("a", 0), failing("b", 1)
-		b.Produce(t, jobs.EventsTopic(name), records(a[0], bad[0], a[1], bad[1], a[2]))
+		stuck := jobs.Event{Job: "stuck", Outcome: jobs.Accepted, At: vt0} // its record never came
+		b.Produce(t, jobs.EventsTopic(name), records(a[0], bad[0], stuck, a[1], bad[1], a[2]))
 		var mu sync.Mutex
 		now := vt0.Add(10 * time.Second)
 		clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
@@ -504,8 +507,8 @@ func TestView_that_compacts_reads_a_finished_jobs_events_again(t *testing.T) {
 		if err != nil || !reflect.DeepEqual(s, full) {
 			t.Fatalf("StatusOf a compacted job: %+v, %v; want %+v", s, err, full)
 		}
-		if got := v.List(jobs.Filter{}); len(got) != 1 || got[0].Job != "c" {
-			t.Errorf("List = %+v, want only c (compacted jobs are not listed)", got)
+		if got := v.List(jobs.Filter{}); len(got) != 2 || got[0].Job != "c" || got[1].Job != "stuck" {
+			t.Errorf("List = %+v, want c and stuck (compacted jobs are not listed)", got)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -522,14 +525,24 @@ func TestView_that_compacts_reads_a_finished_jobs_events_again(t *testing.T) {
 			s, err := v.StatusOf(context.Background(), "b")
 			return err == nil && reflect.DeepEqual(s, want)
 		}, "StatusOf b after a replay: want %+v", want)
+		if s := v.Status("b"); !reflect.DeepEqual(s, want) {
+			t.Errorf("a re-opened job is not back in memory: Status %+v, want %+v", s, want)
+		}
 
+		if s := v.Status("stuck"); s.State != jobs.StateAccepted {
+			t.Errorf("an accepted job, an hour on: %s, want accepted", s.State)
+		}
 		mu.Lock()
-		now = vt0.Add(3 * time.Hour) // past Keep
+		now = vt0.Add(3*time.Hour + time.Minute) // past Keep, and past Keep + 1h after stuck's event
 		mu.Unlock()
-		b.Produce(t, jobs.EventsTopic(name), records(succeeding("d", 10000)[0]))
+		b.Produce(t, jobs.EventsTopic(name), records(succeeding("d", 11000)[0]))
+		testkit.Eventually(t, 30*time.Second, func() bool { return v.Status("d").State == jobs.StateRunning }, "d never read")
 		testkit.Eventually(t, 30*time.Second, func() bool {
 			s, err := v.StatusOf(context.Background(), "a")
 			return err == nil && s.State == jobs.StateUnknown
 		}, "a compacted job finished longer ago than keep is not forgotten")
+		if s := v.Status("stuck"); s.State != jobs.StateUnknown {
+			t.Errorf("a job with no event for longer than keep + 1h (its events are gone): %s, want forgotten", s.State)
+		}
 	})
 }

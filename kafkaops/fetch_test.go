@@ -13,9 +13,10 @@ import (
 )
 
 // FetchRange hands out exactly the records of [from, end), with their
-// keys, values and headers, across produce batches; a
-// range past the high-water mark stops there; an empty one reads nothing.
-func TestFetchRange_reads_exactly_the_range(t *testing.T) {
+// keys, values and headers, across produce batches; a range past the
+// high-water mark stops there; an empty one reads nothing. FetchOffsets
+// hands out exactly the wanted offsets that exist.
+func TestFetchRange_and_FetchOffsets_read_exactly_what_is_asked(t *testing.T) {
 	testkit.ForEachBackend(t, func(t *testing.T, b testkit.Backend) {
 		topic := "fetch-" + testkit.Unique()
 		b.CreateTopic(t, topic, 1)
@@ -62,6 +63,20 @@ func TestFetchRange_reads_exactly_the_range(t *testing.T) {
 		}
 		if got := read(10, 10); len(got) != 0 {
 			t.Errorf("an empty range: %q", got)
+		}
+		for _, offs := range [][]int64{{3}, {0, 19, 20, 49}, {5, 6, 7, 30, 31, 60, 70}} {
+			var got, want []string
+			err := kafkaops.FetchOffsets(context.Background(), client, topic, 0, offs, func(m *sarama.ConsumerMessage) {
+				got = append(got, fmt.Sprintf("%d:%s", m.Offset, m.Value))
+			})
+			for _, o := range offs {
+				if o < 50 {
+					want = append(want, fmt.Sprintf("%d:v%d", o, o))
+				}
+			}
+			if err != nil || !slices.Equal(got, want) {
+				t.Errorf("FetchOffsets %v: %q, %v; want %q", offs, got, err, want)
+			}
 		}
 	})
 }

@@ -16,8 +16,10 @@ const (
 	// DefaultAPIProduceTimeout bounds the wait for the broker's ack of a
 	// submitted job.
 	DefaultAPIProduceTimeout = 10 * time.Second
-	// DefaultAPIMaxWait is the longest long-poll (?wait=).
-	DefaultAPIMaxWait = 60 * time.Second
+	// DefaultAPIMaxWait is the longest long-poll (?wait=): under the idle
+	// timeout of common proxies and load balancers (60 s for AWS ALB and
+	// nginx), with room for the answer.
+	DefaultAPIMaxWait = 30 * time.Second
 )
 
 // Bounds of the `api:` block.

@@ -29,8 +29,8 @@ pipelines:
 	}
 	pl := f.Plan()
 	a := pl.API
-	if a.Addr != "0.0.0.0:8080" || a.MaxBodyBytes != 1<<20 || a.ProduceTimeout != 3*time.Second || a.MaxWait != time.Minute {
-		t.Errorf("api plan %+v: want the file's addr and produce_timeout, default body limit (1 MiB) and max wait (1m)", a)
+	if a.Addr != "0.0.0.0:8080" || a.MaxBodyBytes != 1<<20 || a.ProduceTimeout != 3*time.Second || a.MaxWait != 30*time.Second {
+		t.Errorf("api plan %+v: want the file's addr and produce_timeout, default body limit (1 MiB) and max wait (30s)", a)
 	}
 	if len(a.Tokens) != 1 || a.Tokens[0].Token != token || fmt.Sprint(a.Tokens[0].Pipelines) != "[p]" {
 		t.Fatalf("tokens: want one, the value of $T, for pipeline p")

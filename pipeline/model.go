@@ -62,7 +62,7 @@ type API struct {
 	// take its record before it answers 503 (default 10s).
 	ProduceTimeout time.Duration `yaml:"produce_timeout"`
 	// MaxWait is the longest long-poll a status request may ask for with
-	// ?wait= (default 60s).
+	// ?wait= (default 30s).
 	MaxWait time.Duration `yaml:"max_wait"`
 	// Tokens are the bearer tokens the API accepts (use ${ENV}); an address
 	// other hosts can reach needs at least one. With tokens, every request

@@ -159,16 +159,27 @@ func (p *Publisher) SendAsync(topic string, records []*sarama.ProducerMessage, t
 
 var errClosed = errors.New("publish: publisher is closed")
 
+// CheckSize returns a *RecordTooLargeError for the first of records over
+// the producer's Producer.MaxMessageBytes (as sarama counts a record),
+// else nil: what Send and SendAsync refuse before sending anything.
+func (p *Publisher) CheckSize(topic string, records []*sarama.ProducerMessage) error {
+	if p.maxRecordBytes <= 0 {
+		return nil
+	}
+	for i, r := range records {
+		if n := r.ByteSize(2); n > p.maxRecordBytes {
+			return &RecordTooLargeError{Topic: topic, Index: i, Count: len(records), Size: n, Limit: p.maxRecordBytes}
+		}
+	}
+	return nil
+}
+
 // start hands records (at least one) to the producer. It sends none of them
 // when one is over the producer's size limit (a *RecordTooLargeError), or
 // when the publisher is closed.
 func (p *Publisher) start(topic string, records []*sarama.ProducerMessage, then func(error)) (*pending, error) {
-	if p.maxRecordBytes > 0 {
-		for i, r := range records {
-			if n := r.ByteSize(2); n > p.maxRecordBytes {
-				return nil, &RecordTooLargeError{Topic: topic, Index: i, Count: len(records), Size: n, Limit: p.maxRecordBytes}
-			}
-		}
+	if err := p.CheckSize(topic, records); err != nil {
+		return nil, err
 	}
 	b := pendings.Get().(*pending)
 	b.err, b.n, b.then, b.topic, b.total = nil, 0, then, topic, len(records)

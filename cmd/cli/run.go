@@ -38,8 +38,8 @@ It serves /healthz, /readyz and /metrics (Prometheus) on --admin-addr
 it). An address other hosts can reach needs --admin-token, which /metrics
 then requires as a bearer token.
 
-With --api-addr (or api.addr in the file) it also serves the HTTP jobs API
-there, as 'millrace serve' does (see its --help): a single-process setup.`
+With --api-addr it also serves the HTTP jobs API there, as 'millrace serve'
+does (see its --help): a single-process setup.`
 
 // runOptions are what `millrace run` runs: the engine, on the embedded
 // broker when embedded is set.
@@ -170,6 +170,7 @@ func (f *runFlags) do(ctx context.Context, o runOptions) (err error) {
 		}
 		apiSrv.Store(a)
 		defer a.stop(o.engine.StopTimeout, log)
+		go func() { <-ctx.Done(); a.api.Drain() }() // long-polls answer while the stages stop
 	}
 	if err := eng.Run(ctx); err != nil {
 		return fmt.Errorf("run: %w", err)

@@ -97,7 +97,7 @@ func TestServe_two_servers_submit_long_poll_and_agree(t *testing.T) {
 			"Content-Type", "application/json")
 		id := submitted(t, good)
 		loc := good.header.Get("Location")
-		done := call(t, "GET", urlB+loc+"?wait=60s", "")
+		done := call(t, "GET", urlB+loc+"?wait=30s", "")
 		var s jobs.Status
 		if done.code != 200 || json.Unmarshal([]byte(done.body), &s) != nil || s.State != jobs.StateSucceeded ||
 			s.Counts.Outputs != 3 || len(s.Outputs) != 3 || !strings.Contains(string(s.Outputs[0].Value), `"done":true`) {
@@ -108,7 +108,7 @@ func TestServe_two_servers_submit_long_poll_and_agree(t *testing.T) {
 		}
 
 		poison := submitted(t, call(t, "POST", urlB+"/v1/pipelines/"+name+"/jobs", `{"items":[{"n":1},{"n":3,"poison":true}]}`))
-		failed := call(t, "GET", urlA+"/v1/jobs/"+poison+"?wait=60s", "")
+		failed := call(t, "GET", urlA+"/v1/jobs/"+poison+"?wait=30s", "")
 		if failed.code != 200 || json.Unmarshal([]byte(failed.body), &s) != nil || s.State != jobs.StateFailed ||
 			len(s.Errors) != 1 || !strings.Contains(s.Errors[0].Error, "poison item 3") {
 			t.Fatalf("a poison job: %d %s, want 200 failed with the error", failed.code, failed.body)
@@ -311,7 +311,7 @@ func TestREADME_tour_of_the_http_api(t *testing.T) {
 	if m == nil {
 		t.Fatalf("a dropped order: %s\nwant a job_id", out)
 	}
-	a := call(t, "GET", base+"/v1/jobs/"+m[1]+"?wait=60s", "")
+	a := call(t, "GET", base+"/v1/jobs/"+m[1]+"?wait=30s", "")
 	var s jobs.Status
 	if a.code != 200 || json.Unmarshal([]byte(a.body), &s) != nil || s.State != jobs.StateSucceeded || s.Counts.Dropped != 1 {
 		t.Fatalf("the dropped order's job: %d %s, want succeeded with dropped 1", a.code, a.body)

@@ -34,8 +34,9 @@ import (
 type Config struct {
 	// Plan holds the pipelines; Plan.API says how to serve.
 	Plan *pipeline.Plan
-	// Client reads the outputs of finished jobs; the caller closes it
-	// after Close.
+	// Client reads the outputs of finished jobs and the ends of the events
+	// topics' partitions (for read-your-writes); the caller closes it after
+	// Close.
 	Client sarama.Client
 	// Brokers are where the views of the jobs' events connect: each view
 	// has a client of its own (see [ViewConfig]).
@@ -180,7 +181,8 @@ func (s *Server) newView(src jobs.Source) (*jobs.View, error) {
 	if err != nil {
 		return nil, err
 	}
-	v, err := jobs.NewView(s.ctx, client, jobs.ViewConfig{Source: src, Follow: true, Compact: compactAfter, Log: s.cfg.Log})
+	v, err := jobs.NewView(s.ctx, client, jobs.ViewConfig{Source: src, Follow: true, Compact: compactAfter,
+		Offsets: s.cfg.Client, Log: s.cfg.Log})
 	if err != nil {
 		client.Close()
 		return nil, err
@@ -255,8 +257,8 @@ func (s *Server) authorize(r *http.Request) (*token, *Problem) {
 	if len(s.tokens) == 0 {
 		return &token{}, nil
 	}
-	given, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || given == "" {
+	scheme, given, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !strings.EqualFold(scheme, "Bearer") || given == "" { // the scheme is case-insensitive (RFC 9110 §11.1)
 		return nil, problem(http.StatusUnauthorized, typeUnauthorized, "this API needs a bearer token: send Authorization: Bearer <token>")
 	}
 	sum := sha256.Sum256([]byte(given))

@@ -238,7 +238,7 @@ func statusOf(t *testing.T, b []byte) jobs.Status {
 func TestAPI_endpoints_match_the_openapi_document(t *testing.T) {
 	testkit.ForEachBackend(t, func(t *testing.T, b testkit.Backend) {
 		name := "api-" + testkit.Unique()
-		p := plan(t, name, "api: {max_body_bytes: 2048, max_wait: 20s}")
+		p := plan(t, name, "api: {max_body_bytes: 65536, max_wait: 20s}")
 		testkit.Run(t, b, p, testkit.RunOptions{Stages: []string{name + "-work"}})
 		seen := map[string]bool{}
 		c := newChecked(t, serve(t, b, p, nil).Handler(), seen)
@@ -332,12 +332,36 @@ func TestAPI_endpoints_match_the_openapi_document(t *testing.T) {
 			}
 		}
 
+		// A batch far over the reader's buffer: each line's record is that
+		// line, with its job id.
+		var nd strings.Builder
+		for i := range 200 {
+			fmt.Fprintf(&nd, "{\"line\":%d,\"pad\":%q}\r\n", i+1, strings.Repeat(string(rune('a'+i%26)), 40+i))
+		}
+		code, _, body = c.do("POST", idle+"/jobs:batch", nd.String(), "Content-Type", "application/x-ndjson")
+		batch = api.Batch{}
+		if code != 202 || json.Unmarshal(body, &batch) != nil || batch.Accepted != 200 {
+			t.Fatalf("a batch of 200: %d %.300s", code, body)
+		}
+		byJob := map[string]testkit.Record{}
+		for _, r := range b.ReadAll(t, name+"-idle.in") {
+			byJob[r.Headers["millrace-job"]] = r
+		}
+		lines := strings.Split(nd.String(), "\r\n")
+		for _, j := range batch.Jobs {
+			r, ok := byJob[j.JobID]
+			if !ok || string(r.Value) != lines[j.Line-1] || r.Headers["content-type"] != "" {
+				t.Fatalf("batch line %d: record %q (found %v, content-type %q), want %q and no content-type",
+					j.Line, r.Value, ok, r.Headers["content-type"], lines[j.Line-1])
+			}
+		}
+
 		// Errors a client can act on.
 		c.problem(404, "unknown-pipeline")(c.do("POST", "/v1/pipelines/nope/jobs", `{}`))
 		c.problem(404, "unknown-job")(c.do("GET", "/v1/jobs/no-such-job", ""))
 		c.problem(400, "bad-request")(c.do("GET", "/v1/jobs/no-such-job?wait=soon", ""))
 		c.problem(400, "bad-request")(c.do("GET", "/v1/jobs/x?wait=1h", ""))
-		c.problem(413, "body-too-large")(c.do("POST", work+"/jobs", strings.Repeat("x", 2049)))
+		c.problem(413, "body-too-large")(c.do("POST", work+"/jobs", strings.Repeat("x", 65537)))
 		c.problem(400, "bad-request")(c.do("POST", work+"/jobs", `{}`, "Millrace-Header-Millrace-Job", "forged"))
 		c.problem(400, "bad-request")(c.do("POST", work+"/jobs", `{}`, "Idempotency-Key", strings.Repeat("k", 256)))
 		c.problem(400, "bad-request")(c.do("POST", work+"/jobs:batch", "\n\n"))
@@ -377,6 +401,7 @@ func TestAPI_a_record_the_broker_refuses_is_503_and_no_job(t *testing.T) {
 	p := plan(t, name, "")
 	cfg := mocks.NewTestConfig()
 	cfg.Producer.Return.Successes = true
+	cfg.Producer.MaxMessageBytes = 100_000
 	producer := mocks.NewAsyncProducer(t, cfg)
 	refused := errors.New("kafka: client has run out of available brokers to talk to")
 	for range 3 {
@@ -404,6 +429,14 @@ func TestAPI_a_record_the_broker_refuses_is_503_and_no_job(t *testing.T) {
 		batch.Jobs[1].Error == nil || batch.Jobs[1].Line != 2 {
 		t.Fatalf("a batch whose second record Kafka refused: %d %s, want 207, line 1 accepted, line 2 503 without a job id", code, body)
 	}
+	// A record over the producer's limit (100,000 bytes here), though the
+	// body is under api.max_body_bytes (1 MiB): 413, and nothing is sent,
+	// not its accepted event either (the mock producer fails the test on a
+	// record it does not expect).
+	p413 := c.problem(413, "body-too-large")(c.do("POST", "/v1/pipelines/"+name+"-work/jobs", strings.Repeat("x", 100_100)))
+	if !strings.Contains(p413.Detail, "MESSAGE_TOO_LARGE") {
+		t.Errorf("413 for a record over the producer's limit: %s", p413.Detail)
+	}
 	if !seen["submitJob 503"] || !seen["submitJobs 503"] || !seen["submitJobs 207"] {
 		t.Errorf("503s not checked against docs/api.yaml: %v", seen)
 	}
@@ -430,7 +463,13 @@ func TestAPI_bearer_tokens_and_their_pipelines(t *testing.T) {
 			t.Errorf("a 401 shows a token: %s", body)
 		}
 	}
-	c.accepted(c.do("POST", work+"/jobs", `{}`, "Authorization", "Bearer work-"+name))
+	c.accepted(c.do("POST", work+"/jobs", `{}`, "Authorization", "bearer work-"+name)) // the scheme in any case
+	// One Idempotency-Key, two tokens: two jobs (the key is the client's).
+	idA := c.accepted(c.do("POST", work+"/jobs", `{}`, "Authorization", "Bearer work-"+name, "Idempotency-Key", "k1")).JobID
+	idB := c.accepted(c.do("POST", work+"/jobs", `{}`, "Authorization", "Bearer all-"+name, "Idempotency-Key", "k1")).JobID
+	if again := c.accepted(c.do("POST", work+"/jobs", `{}`, "Authorization", "Bearer work-"+name, "Idempotency-Key", "k1")).JobID; idA == idB || again != idA {
+		t.Errorf("Idempotency-Key k1: token work %s then %s, token all %s; want one id per token", idA, again, idB)
+	}
 	c.accepted(c.do("POST", plain+"/jobs", `{}`, "Authorization", "Bearer all-"+name))
 	c.problem(403, "forbidden")(c.do("POST", plain+"/jobs", `{}`, "Authorization", "Bearer work-"+name))
 	c.problem(403, "forbidden")(c.do("GET", plain+"/jobs/x", "", "Authorization", "Bearer work-"+name))

@@ -26,22 +26,25 @@ const recordOverhead = 64 << 10
 
 // ProducerConfig is the config of the API's producer: transport's
 // producer config (idempotent, acks from all in-sync replicas, the plan's
-// client id and compression) with every wait bounded by the plan's
-// api.produce_timeout T, so that the producer gives a record up, for good,
-// about T after it was handed over when Kafka does not answer: dials,
-// reads and writes time out after T/4, the broker waits T/4 for its
-// replicas, and a failed send is retried 3 times, T/8 apart, each after
-// one metadata refresh. A record is never sent after its submission was
-// answered 503 (the handler waits for the verdict). Records may be as
-// large as api.max_body_bytes plus 64 KiB of key and headers; the broker's
-// own limit (message.max.bytes, 1 MiB by default) still applies.
+// client id and compression) with its waits derived from the plan's
+// api.produce_timeout T, so that the producer gives a record up about T
+// after it was handed over when Kafka refuses connections (more, up to
+// about 1.5 T, when its hosts do not answer at all): dials and writes time
+// out after T/8, the broker waits T/4 for its replicas and the producer
+// T/3 for the broker's answer (longer than the broker's own wait, so that
+// an answer the broker sends is read), and a failed send is retried 3
+// times, T/8 apart, each after one metadata refresh. The handler waits for
+// the verdict, so a record given up is never sent after its submission
+// was answered 503. Records may be as large as api.max_body_bytes plus 64
+// KiB of key and headers; the broker's own limit (message.max.bytes, 1 MiB
+// by default) still applies.
 func ProducerConfig(plan *pipeline.Plan) (*sarama.Config, error) {
 	c := transport.NewProducerConfig(plan.ClientID)
 	if err := transport.SetCompression(c, plan.Compression); err != nil {
 		return nil, err
 	}
 	t := plan.API.ProduceTimeout
-	c.Net.DialTimeout, c.Net.ReadTimeout, c.Net.WriteTimeout = t/4, t/4, t/4
+	c.Net.DialTimeout, c.Net.ReadTimeout, c.Net.WriteTimeout = t/8, t/3, t/8
 	c.Producer.Timeout = t / 4
 	c.Producer.Retry.Max, c.Producer.Retry.Backoff = 3, t/8
 	c.Metadata.Retry.Max, c.Metadata.Retry.Backoff = 1, t/8

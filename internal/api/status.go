@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net/http"
@@ -64,21 +65,37 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		}
 		slices.Sort(names)
 		if len(names) == 0 {
-			problem(http.StatusConflict, typeNoResults, "no pipeline keeps job results, so no job has a status: "+
+			problem(http.StatusConflict, typeNoResults, "no pipeline this token may read keeps job results, so no job has a status: "+
 				"add a results: block to a pipeline in the pipelines file (docs/jobs.md)").write(w, r)
 			return
 		}
 	}
+	// The views that can answer; one that cannot yet (still reading its
+	// events, or its topic unreadable) fails the request only if the job
+	// is in none of the others.
 	var views []*jobs.View
+	var notReady *Problem
 	for _, name := range names {
 		v, p := s.view(name)
-		if p != nil {
+		if p != nil && (p.Status != http.StatusServiceUnavailable || len(names) == 1) {
 			p.write(w, r)
 			return
 		}
+		if p != nil {
+			notReady = cmp.Or(notReady, p)
+			continue
+		}
 		views = append(views, v)
 	}
-	st, err := s.find(r.Context(), id, views, wait)
+	st := jobs.Status{Job: id, State: jobs.StateUnknown}
+	var err error
+	if len(views) > 0 {
+		st, err = s.find(r.Context(), id, views, wait)
+	}
+	if err == nil && st.State == jobs.StateUnknown && notReady != nil {
+		notReady.write(w, r)
+		return
+	}
 	if err != nil {
 		p := problem(http.StatusServiceUnavailable, typeUnavailable, "cannot read the job's events from Kafka: %v", err)
 		p.RetryAfter = retryAfterUnavailable
@@ -103,19 +120,23 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, st)
 }
 
-// find is the status of job id in one of views: as they have it, or when
-// none knows the job, once each read what its partition held when asked
-// (a job submitted through another server is known); with wait, once it
-// finished or wait passed.
+// find is the status of job id in one of views once each has read what
+// the job's partition held when asked — so every server answers the same
+// for a job, and a job submitted through another server is known — and
+// with wait, once it finished or wait passed. When Kafka cannot say what
+// the partition holds, or a view cannot read it within the produce
+// timeout, a job a view knows is answered as it knows it; one no view
+// knows is an error.
 func (s *Server) find(ctx context.Context, id string, views []*jobs.View, wait time.Duration) (jobs.Status, error) {
+	var syncErr error
+	sctx, cancel := context.WithTimeout(ctx, s.api.ProduceTimeout) // a view that cannot read on does not hold the request
+	for _, v := range views {
+		syncErr = cmp.Or(syncErr, v.Sync(sctx, id))
+	}
+	cancel()
 	st, in := lookup(id, views)
-	if in == nil {
-		for _, v := range views {
-			if err := v.Sync(ctx, id); err != nil {
-				return st, err
-			}
-		}
-		st, in = lookup(id, views)
+	if syncErr != nil && in == nil {
+		return st, syncErr
 	}
 	if wait > 0 && !st.State.Finished() {
 		if in != nil {

@@ -1,15 +1,17 @@
 package api
 
 import (
-	"bufio"
 	"bytes"
 	"cmp"
+	"encoding/hex"
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/google/uuid"
@@ -35,6 +37,8 @@ const (
 	// millraceHeaders starts the record headers millrace sets (DESIGN.md
 	// §3); a request may set only the reply ones.
 	millraceHeaders = "millrace-"
+	// maxBatchJobs is the most jobs one batch may hold.
+	maxBatchJobs = 10000
 )
 
 // idempotencySpace is the UUID namespace of the job ids derived from
@@ -42,12 +46,13 @@ const (
 var idempotencySpace = uuid.MustParse("1b4e28ba-2fa1-41d2-883f-0016d3cca427")
 
 // jobID is a new job's id: a random UUID, or with an idempotency key the
-// name-based UUID of the pipeline, the key and (in a batch) the line.
-func jobID(pl, key string, line int) string {
+// name-based UUID of the key's scope (the pipeline, and the token), the
+// key and (in a batch) the line.
+func jobID(scope, key string, line int) string {
 	if key == "" {
 		return uuid.NewString()
 	}
-	name := pl + "\x00" + key
+	name := scope + "\x00" + key
 	if line > 0 {
 		name += "\x00" + strconv.Itoa(line)
 	}
@@ -83,9 +88,18 @@ func (s *Server) submission(w http.ResponseWriter, r *http.Request) (*pipeline.P
 	if p != nil {
 		return nil, meta{}, nil, p
 	}
-	if m.key != nil && r.Pattern == routeBatch {
-		return nil, meta{}, nil, problem(http.StatusBadRequest, typeBadRequest,
-			"%s does not apply to a batch: each line is a job without a key", headerKey)
+	// Keys are the client's: two tokens that happen to use one key get two
+	// jobs (with dedup, the second would silently never run, and its client
+	// would read the first one's status).
+	m.idempotencyScope = pl.Name + "\x00" + hex.EncodeToString(t.sum[:])
+	if r.Pattern == routeBatch {
+		if m.key != nil {
+			return nil, meta{}, nil, problem(http.StatusBadRequest, typeBadRequest,
+				"%s does not apply to a batch: each line is a job without a key", headerKey)
+		}
+		m.headers = slices.DeleteFunc(m.headers, func(h sarama.RecordHeader) bool { // the batch's (NDJSON), not a line's
+			return string(h.Key) == "content-type"
+		})
 	}
 	body, p := s.readBody(w, r)
 	return pl, m, body, p
@@ -97,7 +111,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 		p.write(w, r)
 		return
 	}
-	id := jobID(pl.Name, meta.idempotency, 0)
+	id := jobID(meta.idempotencyScope, meta.idempotency, 0)
 	if err := s.produce(pl, []submission{{id: id, value: body}}, meta)[0]; err != nil {
 		p := produceProblem(pl, err)
 		noteFailure(w, err)
@@ -140,17 +154,23 @@ func (s *Server) submitBatch(w http.ResponseWriter, r *http.Request) {
 	}
 	var subs []submission
 	var lines []int
-	sc := bufio.NewScanner(bytes.NewReader(body))
-	sc.Buffer(nil, len(body)+1)
-	for n := 1; sc.Scan(); n++ {
-		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
+	n := 0
+	for line := range bytes.Lines(body) { // slices of body: each value stays its own
+		n++
+		line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))
+		if len(bytes.TrimSpace(line)) == 0 {
 			continue // blank lines are no jobs
 		}
-		subs = append(subs, submission{id: jobID(pl.Name, meta.idempotency, n), value: sc.Bytes()})
+		subs = append(subs, submission{id: jobID(meta.idempotencyScope, meta.idempotency, n), value: line})
 		lines = append(lines, n)
 	}
-	if len(subs) == 0 {
+	switch {
+	case len(subs) == 0:
 		problem(http.StatusBadRequest, typeBadRequest, "the batch has no jobs: send one payload per line (NDJSON)").write(w, r)
+		return
+	case len(subs) > maxBatchJobs:
+		problem(http.StatusRequestEntityTooLarge, typeTooLarge, "the batch has %d jobs, over the limit of %d a batch: split it",
+			len(subs), maxBatchJobs).write(w, r)
 		return
 	}
 	errs := s.produce(pl, subs, meta)
@@ -189,6 +209,9 @@ type meta struct {
 	key         []byte // nil: no key
 	headers     []sarama.RecordHeader
 	idempotency string
+	// idempotencyScope is what an idempotency key is unique in: the
+	// pipeline and the token.
+	idempotencyScope string
 }
 
 // recordMeta reads the record key, headers and idempotency key of r.
@@ -287,23 +310,15 @@ func (s *Server) produce(pl *pipeline.PipelinePlan, subs []submission, m meta) [
 		evErrs = make([]error, len(subs))
 	}
 	for i, sub := range subs {
+		rec := inputRecord(pl, sub, m, now)
+		if err := s.cfg.Publisher.CheckSize(rec.Topic, []*sarama.ProducerMessage{rec}); err != nil {
+			errs[i] = err // before its accepted event: no job is left for a record refused
+			continue
+		}
 		if pl.Results != nil {
 			ev := jobs.AcceptedEvent(sub.id, now, m.headers).Marshal()
 			send(evErrs, i, &sarama.ProducerMessage{Topic: pl.Results.EventsTopic, Key: sarama.StringEncoder(sub.id),
 				Value: sarama.ByteEncoder(ev), Timestamp: now})
-		}
-		hs := make([]sarama.RecordHeader, 0, 1+len(m.headers))
-		hs = append(hs, sarama.RecordHeader{Key: []byte(filters.HeaderJob), Value: []byte(sub.id)})
-		hs = append(hs, m.headers...)
-		rec := &sarama.ProducerMessage{Topic: pl.Input, Value: sarama.ByteEncoder(sub.value), Headers: hs, Timestamp: now}
-		switch {
-		case m.key != nil:
-			rec.Key = sarama.ByteEncoder(m.key)
-		case m.idempotency != "":
-			// Keyed by the job id, so that every retry of the request goes
-			// to one partition, in order: a dedup stage keeps its keys per
-			// partition, and runs records of one key one after the other.
-			rec.Key = sarama.StringEncoder(sub.id)
 		}
 		send(errs, i, rec)
 	}
@@ -315,6 +330,24 @@ func (s *Server) produce(pl *pipeline.PipelinePlan, subs []submission, m meta) [
 		}
 	}
 	return errs
+}
+
+// inputRecord is the record of submission sub to pl's input, made at now.
+func inputRecord(pl *pipeline.PipelinePlan, sub submission, m meta, now time.Time) *sarama.ProducerMessage {
+	hs := make([]sarama.RecordHeader, 0, 1+len(m.headers))
+	hs = append(hs, sarama.RecordHeader{Key: []byte(filters.HeaderJob), Value: []byte(sub.id)})
+	hs = append(hs, m.headers...)
+	rec := &sarama.ProducerMessage{Topic: pl.Input, Value: sarama.ByteEncoder(sub.value), Headers: hs, Timestamp: now}
+	switch {
+	case m.key != nil:
+		rec.Key = sarama.ByteEncoder(m.key)
+	case m.idempotency != "":
+		// Keyed by the job id, so that every retry of the request goes
+		// to one partition, in order: a dedup stage keeps its keys per
+		// partition, and runs records of one key one after the other.
+		rec.Key = sarama.StringEncoder(sub.id)
+	}
+	return rec
 }
 
 // produceProblem is the answer to a submission the broker did not take.
