@@ -87,14 +87,29 @@ func (a *API) apiPlan() APIPlan {
 	return pl
 }
 
+// loopback reports whether host can only be reached from this machine: a
+// loopback IP or "localhost" (an empty host is every interface).
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 func (a *API) validate(p *problems, pipelines map[string]Pos) {
 	if !a.decoded() {
 		return
 	}
 	if a.Addr != "" {
-		if _, port, err := net.SplitHostPort(a.Addr); err != nil || !validPort(port) {
-			at := a.Of("addr")
+		host, port, err := net.SplitHostPort(a.Addr)
+		at := a.Of("addr")
+		switch {
+		case err != nil || !validPort(port):
 			p.add(at, "api addr %s: want host:port (port 0..65535)", p.quoted(at, a.Addr))
+		case !loopback(host) && len(a.Tokens) == 0:
+			p.add(at, "api addr %s: an address other hosts can reach needs api.tokens (bearer tokens, from ${ENV}); "+
+				"or listen on 127.0.0.1", p.quoted(at, a.Addr))
 		}
 	}
 	if a.Set("max_body_bytes") {

@@ -54,6 +54,13 @@ pipelines:
 		t.Errorf("no api block: plan %+v, want the defaults", a)
 	}
 
+	// An address other hosts can reach needs tokens.
+	_, err = pipeline.Parse("x.yaml", []byte("version: 1\napi: {addr: 0.0.0.0:8080}\n"+
+		"pipelines: [{name: p, input: p.in, stages: [{name: a, filter: log}]}]\n"), env)
+	if err == nil || !strings.Contains(err.Error(), `x.yaml:2:13: api addr "0.0.0.0:8080": an address other hosts can reach needs api.tokens`) {
+		t.Errorf("an open api.addr without tokens: %v", err)
+	}
+
 	// A problem about a token never shows it, written or from the environment.
 	for _, written := range []string{token, "${T}"} {
 		bad := "version: 1\napi:\n  tokens: [{token: \"" + written + "\"}, {token: \"" + written + "\", pipelines: [x]}]\n" +

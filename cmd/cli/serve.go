@@ -41,7 +41,8 @@ tokens) in the file. Without brokers configured it uses the embedded broker
 of a 'millrace run' or 'millrace broker' on this machine (127.0.0.1:9092).
 It serves /healthz, /readyz and /metrics on --admin-addr, as run does.
 
-  curl -si --data-binary '{"order_id":"o-1","customer":"c-7","qty":2,"price":9.5}' \
+  curl -si -H 'Content-Type: application/json' \
+    --data-binary '{"order_id":"o-1","customer":"c-7","qty":2,"price":9.5}' \
     http://127.0.0.1:8080/v1/pipelines/orders/jobs
   curl -s 'http://127.0.0.1:8080/v1/jobs/<job_id>?wait=30s'`
 
@@ -85,6 +86,7 @@ func newServeCmd(g *globals) *cobra.Command {
 		}
 		plan := file.Plan()
 		o := serveOptions{stopTimeout: stopTimeout}
+		// An open api.addr without tokens never gets here: validation refuses it.
 		if o.api, err = apiOptionsOf("--addr", addr, cmp.Or(plan.API.Addr, pipeline.DefaultAPIAddr), plan); err != nil {
 			return serveOptions{}, err
 		}
@@ -188,7 +190,8 @@ func startAPI(ctx context.Context, o apiOptions, cl kafkaops.Cluster, reg promet
 		}
 		return fail(err)
 	}
-	log.Info("API listening", "addr", a.http.Addr(), "endpoints", "/v1/pipelines /v1/pipelines/{pipeline}/jobs /v1/jobs/{id}",
+	log.Info("API listening", "addr", a.http.Addr(), "endpoints",
+		"/v1/pipelines /v1/pipelines/{pipeline}/jobs /v1/pipelines/{pipeline}/jobs:batch /v1/jobs/{id} /v1/pipelines/{pipeline}/jobs/{id}",
 		"tokens", len(o.plan.API.Tokens))
 	return a, nil
 }

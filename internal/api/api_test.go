@@ -363,6 +363,9 @@ func TestAPI_endpoints_match_the_openapi_document(t *testing.T) {
 		c.problem(400, "bad-request")(c.do("GET", "/v1/jobs/x?wait=1h", ""))
 		c.problem(413, "body-too-large")(c.do("POST", work+"/jobs", strings.Repeat("x", 65537)))
 		c.problem(400, "bad-request")(c.do("POST", work+"/jobs", `{}`, "Millrace-Header-Millrace-Job", "forged"))
+		if p := c.problem(400, "bad-request")(c.do("POST", work+"/jobs", `{}`, "Millrace-Header-Millrace-Reply-To", "elsewhere")); !strings.Contains(p.Detail, "reply_topics") {
+			t.Errorf("a reply topic not in results.reply_topics: %s", p.Detail)
+		}
 		c.problem(400, "bad-request")(c.do("POST", work+"/jobs", `{}`, "Idempotency-Key", strings.Repeat("k", 256)))
 		c.problem(400, "bad-request")(c.do("POST", work+"/jobs:batch", "\n\n"))
 		c.problem(400, "bad-request")(c.do("POST", work+"/jobs:batch", "{}\n", "Millrace-Key", "k"))

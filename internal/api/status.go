@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/millrace/millrace/jobs"
@@ -23,7 +24,8 @@ func parseWait(q string, maxWait time.Duration) (time.Duration, *Problem) {
 	if err != nil {
 		n, nerr := strconv.Atoi(q)
 		if nerr != nil {
-			return 0, problem(http.StatusBadRequest, typeBadRequest, "wait=%q: want a duration like 30s or 2m, or seconds like 30", q)
+			return 0, problem(http.StatusBadRequest, typeBadRequest, "wait=%q: want a duration like 30s or 1m30s, or seconds like 30 "+
+				"(at most %s, api.max_wait)", q, pipeline.FormatDuration(maxWait))
 		}
 		d = time.Duration(n) * time.Second
 	}
@@ -105,7 +107,8 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	}
 	if st.State == jobs.StateUnknown {
 		problem(http.StatusNotFound, typeUnknownJob, "no job %q: not submitted, not to a pipeline this token may read, "+
-			"or finished longer ago than the pipeline's results.keep", id).write(w, r)
+			"finished longer ago than the pipeline's results.keep, or of a pipeline without results: (%s), whose jobs have no status",
+			id, strings.Join(s.withoutResults(t), ", ")).write(w, r)
 		return
 	}
 	if !st.State.Finished() {
@@ -158,6 +161,20 @@ func (s *Server) find(ctx context.Context, id string, views []*jobs.View, wait t
 		return st, nil
 	}
 	return in.StatusOf(ctx, id) // whole, also when the view compacted the job
+}
+
+// withoutResults are the pipelines t may use that keep no job results.
+func (s *Server) withoutResults(t *token) []string {
+	var out []string
+	for _, pl := range s.cfg.Plan.Pipelines {
+		if pl.Results == nil && t.allows(pl.Name) {
+			out = append(out, pl.Name)
+		}
+	}
+	if out == nil {
+		return []string{"none here"}
+	}
+	return out
 }
 
 // lookup is the status of job id in the first of views that knows it, and

@@ -88,6 +88,9 @@ func (s *Server) submission(w http.ResponseWriter, r *http.Request) (*pipeline.P
 	if p != nil {
 		return nil, meta{}, nil, p
 	}
+	if p := replyTopicAllowed(pl, m.headers); p != nil {
+		return nil, meta{}, nil, p
+	}
 	// Keys are the client's: two tokens that happen to use one key get two
 	// jobs (with dedup, the second would silently never run, and its client
 	// would read the first one's status).
@@ -253,6 +256,28 @@ func recordMeta(r *http.Request) (meta, *Problem) {
 		}
 	}
 	return m, nil
+}
+
+// replyTopicAllowed refuses a millrace-reply-to the pipeline would refuse
+// (the job would run, but its reply never come): not in
+// results.reply_topics, or on a pipeline without results.
+func replyTopicAllowed(pl *pipeline.PipelinePlan, hs []sarama.RecordHeader) *Problem {
+	for _, h := range hs {
+		if string(h.Key) != filters.HeaderReplyTo {
+			continue
+		}
+		topic := string(h.Value)
+		switch {
+		case pl.Results == nil:
+			return problem(http.StatusBadRequest, typeBadRequest,
+				"pipeline %s keeps no job results, so it sends no replies: add a results: block with reply_topics", pl.Name)
+		case !slices.Contains(pl.Results.ReplyTopics, topic):
+			return problem(http.StatusBadRequest, typeBadRequest,
+				"reply topic %q is not one of pipeline %s's results.reply_topics %q: the job would run and its reply never come",
+				topic, pl.Name, pl.Results.ReplyTopics)
+		}
+	}
+	return nil
 }
 
 // readBody reads r's body, up to the API's max_body_bytes.
