@@ -172,12 +172,7 @@ func closedLoop(ctx context.Context, sub submitter, first int64, n, clients int)
 		})
 	}
 	wg.Wait()
-	l.elapsed = time.Since(began)
-	l.lat = accepted(l.lat, done)
-	if l.err == nil && ctx.Err() != nil {
-		l.err = ctx.Err()
-	}
-	return l
+	return l.end(ctx, began, done)
 }
 
 // openLoop submits n jobs (ids first…first+n-1) at rate jobs/s whatever
@@ -212,6 +207,12 @@ func openLoop(ctx context.Context, sub submitter, first int64, n, rate int) load
 	}
 	l.offered = float64(sent) / time.Since(began).Seconds()
 	wg.Wait()
+	return l.end(ctx, began, done)
+}
+
+// end completes a load whose callers all returned: the time since began,
+// the latencies of the accepted submissions, ctx's error if it ended first.
+func (l load) end(ctx context.Context, began time.Time, done []bool) load {
 	l.elapsed = time.Since(began)
 	l.lat = accepted(l.lat, done)
 	if l.err == nil && ctx.Err() != nil {
