@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sort"
 	"strings"
@@ -418,4 +419,79 @@ func jobsFind(ctx context.Context, b testkit.Backend, pp *pipeline.PipelinePlan,
 	f, err := jobs.Find(ctx, jobs.FindOptions{Cluster: kafkaops.Cluster{Brokers: b.Brokers}, Sources: []jobs.Source{src},
 		Job: id, Wait: 50 * time.Second})
 	return f.Status.State.Finished(), err
+}
+
+// TestTakeover_settles_a_tick_a_killed_leader_left_pending plays a leader
+// killed in the middle of a fire: after it recorded the tick pending, and
+// before or after the tick's record went out. The next leader sends the
+// record only if it is not there: one record for the tick either way.
+func TestTakeover_settles_a_tick_a_killed_leader_left_pending(t *testing.T) {
+	for _, sent := range []bool{false, true} {
+		t.Run(fmt.Sprintf("record sent %v", sent), func(t *testing.T) {
+			testkit.ForEachBackend(t, func(t *testing.T, b testkit.Backend) {
+				p := "settle-" + testkit.Unique()
+				tick := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
+				f := newFixture(t, b, fmt.Sprintf(`
+version: 1
+pipelines:
+  - name: %[1]s
+    input: %[1]s
+    partitions: 4
+    schedules:
+      - {name: tick, every: 1m, overlap: allow}
+    stages:
+      - {name: pass, filter: jq, config: {program: .}}
+`, p), tick.Add(30*time.Second))
+				client, err := sarama.NewClient(b.Brokers, transport.NewSaramaConfig("test"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer client.Close()
+				if err := kafkaops.EnsureTopics(client, f.plan.Topics(), -1, slog.New(slog.DiscardHandler)); err != nil {
+					t.Fatal(err)
+				}
+				pub, err := transport.NewPublisher(b.Brokers, transport.NewProducerConfig("test"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer pub.Close()
+				sp, _ := f.plan.Schedule(p + "/tick")
+				id := scheduler.TickJobID(sp, tick)
+				rec, err := scheduler.Record(sp, p, 4, id, tick)
+				if err != nil {
+					t.Fatal(err)
+				}
+				part := transport.PinnedPartition(rec.Key)
+				end, err := kafkaops.GetOffset(context.Background(), client, p, part, sarama.OffsetNewest)
+				if err != nil {
+					t.Fatal(err)
+				}
+				pending, _ := json.Marshal(scheduler.State{Tick: tick, State: scheduler.StatePending, Job: id, Partition: part, Offset: end})
+				if err := pub.Send(f.plan.Scheduler.Topic, []*sarama.ProducerMessage{{Topic: f.plan.Scheduler.Topic,
+					Key: sarama.StringEncoder(sp.ID()), Value: sarama.ByteEncoder(pending)}}); err != nil {
+					t.Fatal(err)
+				}
+				if sent {
+					if err := pub.Send(p, []*sarama.ProducerMessage{rec}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				f.start()
+				if got, want := times(t, f.records(p), sp.ID()), []string{"2026-11-30T10:00:00Z"}; !slices.Equal(got, want) {
+					t.Errorf("after the takeover the tick's records are %v, want %v", got, want)
+				}
+				states, err := scheduler.ReadStates(context.Background(), client, f.plan.Scheduler.Topic)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if st := states[sp.ID()]; st.State != scheduler.StateFired || !st.Tick.Equal(tick) || st.Job != id {
+					t.Errorf("state %+v", st)
+				}
+				f.advance(time.Minute) // the next tick fires as ever
+				if got := times(t, f.records(p), sp.ID()); len(got) != 2 {
+					t.Errorf("ticks %v", got)
+				}
+			})
+		})
+	}
 }
