@@ -184,7 +184,7 @@ func newSchedulesTriggerCmd(g *globals) *cobra.Command {
 		Use:     "trigger PIPELINE/NAME",
 		Short:   "Fire a schedule now, with a fresh job id",
 		Long:    schedulesTriggerHelp,
-		Example: `  millrace schedules trigger nightly-report/nightly`,
+		Example: `  millrace schedules trigger nightly-report/daily`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) != 1 || args[0] == "" {
 				return usagef("schedules trigger takes one schedule, as PIPELINE/NAME: see millrace schedules ls")
