@@ -220,7 +220,7 @@ var badFixtures = map[string][]string{
 		`37:39: pipeline "p" schedule "t": overlap "never": want skip (the default: no fire while the previous job from this schedule runs) or allow`,
 		`37:56: pipeline "p" schedule "t": catch_up "some": want none (skip the ticks missed while no scheduler ran), latest (the default: fire the latest of them) or all (fire each, at most max_catch_up)`,
 		`38:44: pipeline "p" schedule "u": max_catch_up applies to catch_up: all: set catch_up: all, or remove max_catch_up`,
-		`39:59: max_catch_up must be between 1 and 10000, got 10001`,
+		`39:75: max_catch_up must be between 1 and 10000, got 10001`,
 		`40:39: enabled: want true or false, got "yes"`,
 		`41:30: unknown key "colour" in schedule (known keys: name, cron, every, timezone, payload, key, jitter, overlap, catch_up, max_catch_up, enabled)`,
 		`42:9: schedules: want a mapping, got a list`,

@@ -317,9 +317,10 @@ type Schedule struct {
 	// Key is a jq program like Payload whose first result is the record's
 	// key, meaning what a dedup key means; none: records have no key.
 	Key string `yaml:"key"`
-	// Jitter delays each fire by a random duration up to it (0..1h; for
-	// Every, less than Every), so that many schedules due at one time do
-	// not all start at once.
+	// Jitter delays each fire by up to this much (0..1h, and less than the
+	// time between two ticks), so that many schedules due at one time do
+	// not all start at once: a spread fraction of it that is a function of
+	// the schedule and the tick, the same on every leader.
 	Jitter time.Duration `yaml:"jitter"`
 	// Overlap is skip (the default: a tick is skipped while the previous
 	// job from this schedule still runs, which needs `results:` on the

@@ -260,9 +260,25 @@ func (s *Scheduler) group() string {
 // everywhere (Kafka itself accepts any non-empty string).
 var validGroup = regexp.MustCompile(`^[A-Za-z0-9._-]{1,249}$`)
 
-func (s *Scheduler) validate(p *problems) {
+func (s *Scheduler) validate(p *problems, f *File) {
 	if !s.decoded() {
 		return
+	}
+	if at := s.Of("group"); s.Set("group") {
+		for _, pl := range f.Pipelines {
+			taken := ""
+			for _, st := range pl.Stages {
+				if GroupName(pl.Name, st.Name) == s.Group {
+					taken = fmt.Sprintf("stage %s/%s's consumer group", pl.Name, st.Name)
+				}
+			}
+			if pl.Results != nil && JobsGroup(pl.Name) == s.Group {
+				taken = fmt.Sprintf("the consumer group of pipeline %s's job results", pl.Name)
+			}
+			if taken != "" {
+				p.add(at, "scheduler: group %s is %s: pick another", p.quoted(at, s.Group), taken)
+			}
+		}
 	}
 	checkTopic(p, s.Positions, "scheduler", "topic", s.Topic, false)
 	if s.Set("topic") && s.Topic == "" {

@@ -38,7 +38,7 @@ func TestPlan_schedules_take_the_file_then_the_defaults(t *testing.T) {
 	want := []got{
 		{"report/nightly", "cron 0 2 * * * (Europe/Berlin)", "Europe/Berlin",
 			`{report: "daily", day: $scheduled_time[:10], by: $schedule}`, `$scheduled_time[:10]`, true,
-			30 * time.Second, pipeline.OverlapSkip, pipeline.CatchUpAll, 7, true,
+			30 * time.Second, pipeline.OverlapAllow, pipeline.CatchUpAll, 7, true,
 			"2026-01-01T02:00:00+01:00", "2026-01-01", `{"by":"nightly","day":"2026-01-01","report":"daily"}`, false},
 		{"report/weekly", "cron @weekly (UTC)", "UTC", pipeline.DefaultSchedulePayload, "", false,
 			0, pipeline.OverlapSkip, pipeline.CatchUpLatest, pipeline.DefaultMaxCatchUp, true,
@@ -272,9 +272,20 @@ func TestValidate_schedules(t *testing.T) {
 `), []string{
 			`7:47: pipeline "p" schedule "s": jitter 1m must be less than every 30s, so that each fire comes before the next tick`,
 		}},
-		{"a jitter longer than a cron spec's period is allowed", pipelines(`    results: {}
-    schedules: [{name: s, cron: "* * * * *", jitter: 1h}]
+		{"a jitter as long as a cron spec's shortest period", pipelines(`    results: {}
+    schedules: [{name: s, cron: "0,10 * * * *", jitter: 10m}]
+`), []string{
+			`7:57: pipeline "p" schedule "s": jitter 10m must be less than the shortest time between two ticks of the cron spec (10m), so that each fire comes before the next tick`,
+		}},
+		{"a jitter under a cron spec's shortest period", pipelines(`    results: {}
+    schedules: [{name: s, cron: "0,10 * * * *", jitter: 9m}]
 `), nil},
+		{"every in whole seconds", pipelines(`    results: {}
+    schedules: [{name: s, every: 1500ms}]
+`), []string{`7:34: pipeline "p" schedule "s": every 1.5s: want a whole number of seconds`}},
+		{"catch_up: all with overlap: skip", pipelines(`    results: {}
+    schedules: [{name: s, every: 1m, catch_up: all}]
+`), []string{`7:48: pipeline "p" schedule "s": catch_up: all fires the missed ticks one right after the other, so with overlap: skip (the default) all but the first would be skipped while it runs: set overlap: allow, or catch_up: latest`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { checkProblems(t, tt.src, noEnv, tt.want) })
@@ -403,5 +414,20 @@ pipelines:
 		if !strings.Contains(got, w) {
 			t.Errorf("problems\n%s\nlack\n%s", got, w)
 		}
+	}
+}
+
+func TestValidate_scheduler_group_is_nobody_elses(t *testing.T) {
+	src := `version: 1
+scheduler: {group: millrace.p.a}
+pipelines:
+  - name: p
+    input: p.in
+    schedules: [{name: s, every: 1m, overlap: allow}]
+    stages: [{name: a, filter: log}]
+`
+	_, err := pipeline.Parse("x.yaml", []byte(src), noEnv)
+	if w := `x.yaml:2:20: scheduler: group "millrace.p.a" is stage p/a's consumer group: pick another`; !strings.Contains(fmt.Sprint(err), w) {
+		t.Errorf("problems\n%v\nlack\n%s", err, w)
 	}
 }

@@ -73,7 +73,7 @@ func (f *File) validate(p *problems, reg *filters.Registry) {
 		f.API.validate(p, names)
 	}
 	if f.Scheduler != nil {
-		f.Scheduler.validate(p)
+		f.Scheduler.validate(p, f)
 	}
 	f.validateTopics(p)
 	f.validateResultsNames(p)

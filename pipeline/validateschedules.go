@@ -107,10 +107,16 @@ func (s *Schedule) validateTiming(p *problems, where string) schedtime.Timing {
 	}
 	if every {
 		at := s.Of("every")
-		if s.Every < minEvery {
+		switch {
+		case s.Every < minEvery:
 			p.add(at, "every must be at least %s, got %s", formatDuration(minEvery), p.shown(at, formatDuration(s.Every)))
 			ok = false
-		} else if !cron {
+		case s.Every%time.Second != 0:
+			// $scheduled_time and the millrace-scheduled-time header are in
+			// whole seconds: two ticks must not share one.
+			p.add(at, "%s: every %s: want a whole number of seconds", where, p.shown(at, formatDuration(s.Every)))
+			ok = false
+		case !cron:
 			timing = schedtime.Every(s.Every)
 		}
 	}
@@ -140,13 +146,40 @@ func (s *Schedule) validateJitter(p *problems, where string) {
 		return
 	}
 	at := s.Of("jitter")
+	gap := time.Duration(0)
+	if s.timing != nil && s.Set("cron") {
+		gap = shortestGap(s.timing)
+	}
 	switch {
 	case s.Jitter < 0 || s.Jitter > maxJitter:
 		p.add(at, "jitter must be between 0s and %s, got %s", formatDuration(maxJitter), p.shown(at, formatDuration(s.Jitter)))
 	case s.Set("every") && !s.Set("cron") && s.Every >= minEvery && s.Jitter >= s.Every:
 		p.add(at, "%s: jitter %s must be less than every %s, so that each fire comes before the next tick",
 			where, p.shown(at, formatDuration(s.Jitter)), p.shown(s.Of("every"), formatDuration(s.Every)))
+	case gap > 0 && s.Jitter >= gap:
+		p.add(at, "%s: jitter %s must be less than the shortest time between two ticks of the cron spec (%s), "+
+			"so that each fire comes before the next tick", where, p.shown(at, formatDuration(s.Jitter)), formatDuration(gap))
 	}
+}
+
+// shortestGap is the shortest time between two of timing's ticks over the
+// year from scheduleCheckFrom (at most 10,000 ticks looked at: a spec that
+// fires that often has gaps of a minute).
+func shortestGap(timing interface{ Next(time.Time) time.Time }) time.Duration {
+	gap := time.Duration(0)
+	end := scheduleCheckFrom.AddDate(1, 0, 0)
+	prev := timing.Next(scheduleCheckFrom)
+	for i := 0; i < 10000 && !prev.IsZero() && prev.Before(end); i++ {
+		next := timing.Next(prev)
+		if next.IsZero() {
+			break
+		}
+		if d := next.Sub(prev); gap == 0 || d < gap {
+			gap = d
+		}
+		prev = next
+	}
+	return gap
 }
 
 // validatePolicies checks overlap, catch_up and max_catch_up.
@@ -170,6 +203,10 @@ func (s *Schedule) validatePolicies(p *problems, pl *Pipeline, where string) {
 	default:
 		p.add(at, "%s: catch_up %s: want none (skip the ticks missed while no scheduler ran), latest (the default: fire the "+
 			"latest of them) or all (fire each, at most max_catch_up)", where, p.quoted(at, s.CatchUp))
+	}
+	if catchUp == CatchUpAll && Overlap(s.Overlap) != OverlapAllow && pl.Results != nil {
+		p.add(at, "%s: catch_up: all fires the missed ticks one right after the other, so with overlap: skip (the default) "+
+			"all but the first would be skipped while it runs: set overlap: allow, or catch_up: latest", where)
 	}
 	if !s.Set("max_catch_up") {
 		return

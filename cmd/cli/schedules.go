@@ -50,8 +50,8 @@ type schedulesLsOptions struct {
 
 const schedulesLsHelp = `List every schedule of the pipelines file: when it fires (its cron spec and
 time zone, or its interval), its next fire times, its last tick as the
-scheduler recorded it in topic millrace.schedules (fired, pending or
-skipped, with the job id), and which process leads the scheduler group — the
+scheduler recorded it in topic millrace.schedules (fired, pending, skipped or
+disabled, with the job id), and which process leads the scheduler group — the
 one that fires. Next fire times are scheduled times in the schedule's time
 zone; a schedule's jitter, if any, delays each by up to that much.
 
@@ -98,7 +98,7 @@ func newSchedulesLsCmd(g *globals) *cobra.Command {
 		if o.json {
 			return writeJSON(g.stdout, l)
 		}
-		printSchedules(g.stdout, l, o.plan.Scheduler.Group)
+		printSchedules(g.stdout, l, o.plan.Scheduler.Group, o.next)
 		return nil
 	}
 	command(g, cmd, parse, do)
@@ -109,20 +109,21 @@ func newSchedulesLsCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-// printSchedules prints a listing as text: a block per schedule, then
-// the leader.
-func printSchedules(w io.Writer, l scheduler.Listing, group string) {
+// printSchedules prints a listing as text: a block per schedule (with up
+// to next fire times), then the leader.
+func printSchedules(w io.Writer, l scheduler.Listing, group string, next int) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, in := range l.Schedules {
 		fmt.Fprintf(tw, "%s\t%s\n", in.ID, in.Timing)
-		if !in.Enabled {
+		switch {
+		case !in.Enabled:
 			fmt.Fprintf(tw, "  next\tnever: enabled: false\n")
-		} else {
-			var next []string
+		case next > 0:
+			var times []string
 			for _, t := range in.Next {
-				next = append(next, t.Format(time.RFC3339))
+				times = append(times, t.Format(time.RFC3339))
 			}
-			fmt.Fprintf(tw, "  next\t%s\n", cmp.Or(strings.Join(next, "  "), "none"))
+			fmt.Fprintf(tw, "  next\t%s\n", cmp.Or(strings.Join(times, "  "), "none: the cron spec has no tick left"))
 		}
 		if st := in.Last; st != nil {
 			loc := time.UTC

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -265,5 +266,45 @@ func TestSchedules_ls_shows_next_fire_times_last_tick_and_leader_and_trigger_fir
 		if !strings.Contains(text, "leader: none: no 'millrace run' process is in group sched-"+u) {
 			t.Errorf("schedules ls with no process running:\n%s", text)
 		}
+	})
+}
+
+// TestSchedules_a_leader_stopped_past_its_session_fires_no_tick_twice
+// stops the leader (SIGSTOP) for longer than its session: the other
+// process takes the lead and fires; the stopped one, resumed (SIGCONT),
+// has ticks due at once and still thinks it leads until it hears from
+// the coordinator. The fence (the schedule topic's end moved) keeps it
+// from firing them again.
+func TestSchedules_a_leader_stopped_past_its_session_fires_no_tick_twice(t *testing.T) {
+	testkit.ForEachBackend(t, func(t *testing.T, b testkit.Backend) {
+		dir, u := t.TempDir(), testkit.Unique()
+		writeFile(t, dir, "pipelines.yaml", scheduleFile(u))
+		brokers := strings.Join(b.Brokers, ",")
+		one := start(t, "run 1", dir, nil, "run", "--brokers", brokers)
+		one.waitLog(leading, 1, time.Minute)
+		two := start(t, "run 2", dir, nil, "run", "--brokers", brokers)
+		two.waitLog("stage ready", 1, time.Minute)
+		one.waitLog("msg=fired", 3, time.Minute)
+		if err := one.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		two.waitLog(leading, 1, time.Minute)
+		two.waitLog("msg=fired", 3, time.Minute)
+		if err := one.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+			t.Fatal(err)
+		}
+		one.waitLog(notLeading, 1, time.Minute)
+		two.waitLog("msg=fired", 6, time.Minute)
+		one.stop(time.Minute)
+		two.stop(time.Minute)
+		seen := map[string]bool{}
+		for _, tk := range scheduledTicks(t, b, "tick-"+u) {
+			if seen[tk.scheduled] {
+				t.Errorf("tick %s fired twice", tk.scheduled)
+			}
+			seen[tk.scheduled] = true
+		}
+		t.Logf("%s: %d distinct ticks; the resumed leader was fenced: %v", b.Name, len(seen),
+			strings.Contains(one.logText(), "another process wrote to the schedule topic"))
 	})
 }

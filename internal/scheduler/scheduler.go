@@ -26,19 +26,23 @@
 // therefore never makes a second record for a tick, and a failover between
 // ticks never repeats one (ticks up to the last recorded one are done).
 //
-// The leader is fenced by its group session: it fires only while the
-// session lasts, and a process that lost it (killed, or cut off from the
-// coordinator longer than the session timeout) has had its partition
-// reassigned only after that. A process cut off from the coordinator but
-// not from the partition's leader could still send a record it had begun;
-// its job id is the tick's, so a stage with `dedup: {key:
-// header:millrace-job}` drops such a copy.
+// A leader leads while its group session lasts. One that lost the lead
+// without noticing (stopped, or cut off from the coordinator, longer than
+// its session) is fenced by the schedule topic itself: before each write
+// it checks that the topic's end offset is where its own last read or
+// write left it, and stops and starts over from the topic when another
+// leader wrote there. Two leaders could both pass that check within one
+// round trip; the tick's job id is the tick's, so a stage with `dedup:
+// {key: header:millrace-job}` drops such a copy.
 //
 // # Catch-up and overlap
 //
 // Ticks that passed while no leader ran (all processes down, or during a
-// failover) are fired on takeover by catch_up: none fires none of them,
-// latest the last one, all each of them (the last max_catch_up). With
+// failover to another process) are fired on takeover by catch_up: none
+// fires none of them, latest the last one, all each of them (the last
+// max_catch_up); ticks that came due while the same scheduler paused for
+// a rebalance are fired. A disabled schedule is recorded as such, so that
+// enabled again it starts at its next tick. With
 // overlap: skip a tick is skipped — recorded, logged and counted — while
 // the schedule's previous job has not finished (its status from the
 // pipeline's job results).
@@ -52,8 +56,8 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -97,8 +101,16 @@ type Config struct {
 // package documentation).
 type Scheduler struct {
 	cfg       Config
-	schedules []pipeline.SchedulePlan
-	leading   atomic.Bool
+	schedules []pipeline.SchedulePlan // enabled and disabled: a disabled one is recorded as such
+
+	// states is the schedule topic's producer: it returns the offsets of
+	// its records, which fence the leader (see [Scheduler.writeState]).
+	states sarama.SyncProducer
+	// fence is the end offset the schedule topic had after this leader's
+	// last read or write; -1 before.
+	fence int64
+	// run is this scheduler's State.Run.
+	run string
 
 	mu      sync.Mutex
 	views   map[string]*jobs.View // by pipeline, for overlap: skip
@@ -114,19 +126,14 @@ func Process() string {
 	return fmt.Sprintf("%s/%d", host, os.Getpid())
 }
 
-// New returns a scheduler of cfg's enabled schedules; nil when the plan
-// has none (there is nothing to run).
+// New returns a scheduler of cfg's schedules; nil when the plan has no
+// enabled one (there is nothing to fire).
 func New(cfg Config) (*Scheduler, error) {
 	if cfg.Plan == nil || cfg.Client == nil || cfg.Publisher == nil || len(cfg.Brokers) == 0 {
 		return nil, errors.New("scheduler: a plan, brokers, a client and a publisher are needed")
 	}
-	var enabled []pipeline.SchedulePlan
-	for _, sp := range cfg.Plan.Schedules() {
-		if sp.Enabled {
-			enabled = append(enabled, sp)
-		}
-	}
-	if len(enabled) == 0 {
+	all := cfg.Plan.Schedules()
+	if !slices.ContainsFunc(all, func(sp pipeline.SchedulePlan) bool { return sp.Enabled }) {
 		return nil, nil
 	}
 	if cfg.Sarama == nil {
@@ -142,7 +149,8 @@ func New(cfg Config) (*Scheduler, error) {
 	if cfg.Process == "" {
 		cfg.Process = Process()
 	}
-	return &Scheduler{cfg: cfg, schedules: enabled, views: map[string]*jobs.View{}}, nil
+	return &Scheduler{cfg: cfg, schedules: all, views: map[string]*jobs.View{}, fence: -1,
+		run: uuid.NewString()[:8]}, nil
 }
 
 // pipeline is sp's pipeline.
@@ -151,20 +159,18 @@ func (s *Scheduler) pipeline(sp *pipeline.SchedulePlan) *pipeline.PipelinePlan {
 	return pp
 }
 
-// Leading reports whether this process leads: it is the one that fires.
-func (s *Scheduler) Leading() bool { return s.leading.Load() }
-
 // processMark separates a member's client id from the process it names:
 // the client id of a scheduler group member is the plan's, processMark and
 // the process ("millrace.scheduler.host/1234"), so that `millrace
 // schedules ls` can tell which process leads. (The member's user data, the
-// other place for it, belongs to the sticky assignor.)
+// other place for it, belongs to the sticky assignor.) Client-id quotas of
+// the brokers, if any, see each process apart.
 const processMark = ".scheduler."
 
 // groupConfig is the config of the scheduler's group member: the sticky
 // assignor, the plan's group timeouts (a heartbeat every sixth of the
 // session, so that a leader's death is noticed soon after its session
-// ended), no offsets committed.
+// ended), no offsets committed, the process in the client id.
 func (s *Scheduler) groupConfig() *sarama.Config {
 	c := *s.cfg.Sarama
 	c.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategySticky()}
@@ -183,6 +189,12 @@ func (s *Scheduler) groupConfig() *sarama.Config {
 // the error that kept it from joining the group.
 func (s *Scheduler) Run(ctx context.Context) error {
 	defer s.closeViews()
+	states, err := sarama.NewSyncProducerFromClient(s.cfg.Client)
+	if err != nil {
+		return fmt.Errorf("scheduler: producer: %w", err)
+	}
+	s.states = states
+	defer states.Close()
 	group, err := sarama.NewConsumerGroup(s.cfg.Brokers, s.cfg.Plan.Scheduler.Group, s.groupConfig())
 	if err != nil {
 		return fmt.Errorf("scheduler: join group %s: %w", s.cfg.Plan.Scheduler.Group, err)
@@ -195,7 +207,10 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	}()
 	for ctx.Err() == nil {
 		err := group.Consume(ctx, []string{s.cfg.Plan.Scheduler.Topic}, handler{s})
-		if err != nil && ctx.Err() == nil && !errors.Is(err, sarama.ErrClosedConsumerGroup) {
+		switch {
+		case errors.Is(err, sarama.ErrClosedConsumerGroup):
+			return nil
+		case err != nil && ctx.Err() == nil:
 			s.cfg.Log.Warn("leader election: consume; trying again", "err", err)
 			select {
 			case <-ctx.Done():
@@ -207,13 +222,19 @@ func (s *Scheduler) Run(ctx context.Context) error {
 }
 
 // handler is the scheduler's consumer group handler: the member given
-// partition 0 leads until its session ends.
+// partition 0 leads until its session ends (any rebalance ends it; the
+// sticky assignor gives the partition back to the same member if it is
+// still there, which then leads again).
 type handler struct{ s *Scheduler }
 
 func (handler) Setup(sarama.ConsumerGroupSession) error   { return nil }
 func (handler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
 
 func (h handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	go func() {
+		for range claim.Messages() { // the leader's own states: it reads them at takeover
+		}
+	}()
 	if claim.Partition() == 0 {
 		h.s.lead(sess.Context())
 	}
@@ -226,15 +247,16 @@ func (h handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Con
 // topic, after 250 ms doubling to this.
 const retryWait = 10 * time.Second
 
+// errFenced is leadOnce's error when another process wrote to the schedule
+// topic since this leader last read or wrote it: a leader that took over
+// while this one still thought it led.
+var errFenced = errors.New("another process wrote to the schedule topic: it leads now, or did")
+
 // lead fires the schedules until ctx (the group session) ends, starting
 // over after an error with backoff.
 func (s *Scheduler) lead(ctx context.Context) {
-	s.leading.Store(true)
 	s.cfg.Metrics.setLeading(true)
-	defer func() {
-		s.leading.Store(false)
-		s.cfg.Metrics.setLeading(false)
-	}()
+	defer s.cfg.Metrics.setLeading(false)
 	log := s.cfg.Log
 	log.Info("this process leads: it fires the schedules", "process", s.cfg.Process, "schedules", len(s.schedules))
 	wait := 250 * time.Millisecond
@@ -244,7 +266,7 @@ func (s *Scheduler) lead(ctx context.Context) {
 			log.Info("no longer leading (the group rebalanced or the process stops)")
 			return
 		}
-		log.Warn("firing failed; starting over from the schedule topic", "retry_in", wait, "err", err)
+		log.Warn("firing stopped; starting over from the schedule topic", "retry_in", wait, "err", err)
 		select {
 		case <-ctx.Done():
 			return
@@ -262,7 +284,8 @@ type run struct {
 	// catch-up); job the last job fired.
 	last time.Time
 	job  string
-	// next is the next tick after last.
+	// next is the next tick after last; zero for a disabled schedule, or
+	// a spec with no tick left.
 	next time.Time
 }
 
@@ -282,14 +305,28 @@ func jitter(sp *pipeline.SchedulePlan, t time.Time) time.Duration {
 	return time.Duration(h.Sum64() % uint64(sp.Jitter))
 }
 
+// maxWait bounds one wait for a tick: the wait is measured on the
+// monotonic clock, which a suspended machine or a step of the wall clock
+// leaves behind, so the leader looks at the time again at least this
+// often.
+const maxWait = time.Minute
+
 // leadOnce reads the schedules' states, settles a tick a previous leader
 // left pending, catches up what passed while no leader ran, then fires
 // each tick when it is due, until ctx ends or a fire fails.
 func (s *Scheduler) leadOnce(ctx context.Context) error {
-	states, err := ReadStates(ctx, s.cfg.Client, s.cfg.Plan.Scheduler.Topic)
+	topic := s.cfg.Plan.Scheduler.Topic
+	if parts, err := s.cfg.Client.Partitions(topic); err != nil {
+		return fmt.Errorf("schedule topic %s: %w", topic, err)
+	} else if len(parts) != 1 {
+		return fmt.Errorf("schedule topic %s has %d partitions: it must have 1 (one leader, one order of ticks); "+
+			"delete it or name another in the file's scheduler: block", topic, len(parts))
+	}
+	states, end, err := readStates(ctx, s.cfg.Client, topic)
 	if err != nil {
 		return err
 	}
+	s.fence = end
 	now := s.cfg.Clock.Now()
 	runs := make([]*run, len(s.schedules))
 	for i := range s.schedules {
@@ -297,19 +334,32 @@ func (s *Scheduler) leadOnce(ctx context.Context) error {
 		r := &run{plan: sp}
 		runs[i] = r
 		st, ok := states[sp.ID()]
-		if !ok {
-			r.next = sp.Timing.Next(now) // a new schedule starts at its next tick
-			continue
+		if ok {
+			r.state, r.last, r.job = st, st.Tick, st.Job
 		}
-		r.state, r.last, r.job = st, st.Tick, st.Job
-		if st.State == StatePending {
+		switch {
+		case !sp.Enabled:
+			// Recorded, so that when it is enabled again the ticks it
+			// passed while disabled are not taken for missed ones.
+			if st.State != StateDisabled {
+				if err := s.writeState(ctx, r, State{Tick: now, State: StateDisabled, Job: r.job}); err != nil {
+					return err
+				}
+			}
+			continue
+		case !ok || st.State == StateDisabled:
+			r.next = sp.Timing.Next(now) // new, or enabled again: it starts at its next tick
+			continue
+		case st.State == StatePending:
 			if err := s.settle(ctx, r); err != nil {
 				return err
 			}
 		}
 		r.next = sp.Timing.Next(r.last)
-		ticks, dropped := r.ticksUpTo(now)
-		if err := s.handle(ctx, r, ticks, dropped, true); err != nil {
+		// Ticks since this scheduler's own last record passed in a
+		// rebalance or a retry of it: they are due, not missed.
+		missed := st.Run != s.run
+		if err := s.handle(ctx, r, now, missed); err != nil {
 			return err
 		}
 	}
@@ -325,41 +375,54 @@ func (s *Scheduler) leadOnce(ctx context.Context) error {
 			return ctx.Err()
 		}
 		if wait := first.due().Sub(s.cfg.Clock.Now()); wait > 0 {
-			t := s.cfg.Clock.NewTimer(wait)
+			t := s.cfg.Clock.NewTimer(min(wait, maxWait))
 			select {
 			case <-ctx.Done():
 				t.Stop()
 				return ctx.Err()
 			case <-t.Chan():
 			}
+			continue
 		}
 		now := s.cfg.Clock.Now()
 		for _, r := range runs {
 			if r.next.IsZero() || r.due().After(now) {
 				continue
 			}
-			ticks, dropped := r.ticksUpTo(now)
-			if err := s.handle(ctx, r, ticks, dropped, false); err != nil {
+			if err := s.handle(ctx, r, now, false); err != nil {
 				return err
 			}
 		}
 	}
 }
 
-// maxTickScan bounds how many ticks ticksUpTo looks at: a year of a
+// maxTickScan bounds how many ticks ticksUpTo steps through: a year of a
 // schedule firing every minute.
 const maxTickScan = 600_000
 
 // ticksUpTo returns r's ticks from r.next up to now: the last
-// max(max_catch_up, 1) of them, and how many more there were.
+// max(max_catch_up, 1) of them, and how many more there were (about as
+// many, when there were more than maxTickScan).
 func (r *run) ticksUpTo(now time.Time) (ticks []time.Time, dropped int) {
 	keep := 1
 	if r.plan.CatchUp == pipeline.CatchUpAll {
 		keep = max(r.plan.MaxCatchUp, 1)
 	}
-	n := 0
-	for t := r.next; !t.IsZero() && !t.After(now) && n < maxTickScan; t = r.plan.Timing.Next(t) {
-		n++
+	t, n := r.next, 0
+	for ; !t.IsZero() && !t.After(now); t = r.plan.Timing.Next(t) {
+		if n++; n == maxTickScan {
+			// Too many to step through (every: 1s for weeks): jump to
+			// the last keep+1 periods before now, as long as the first
+			// gap says a period is.
+			second := r.plan.Timing.Next(r.next)
+			period := second.Sub(r.next)
+			jump := r.plan.Timing.Next(now.Add(-time.Duration(keep+1) * period))
+			if !jump.After(t) {
+				break
+			}
+			dropped += int(jump.Sub(t) / period)
+			t = jump
+		}
 		ticks = append(ticks, t)
 		if len(ticks) > keep {
 			ticks = ticks[1:]
@@ -369,10 +432,13 @@ func (r *run) ticksUpTo(now time.Time) (ticks []time.Time, dropped int) {
 	return ticks, dropped
 }
 
-// handle fires r's ticks that came due, all at once (the last of them the
-// current one, unless takeover: then each is a tick missed while no leader
-// ran). Missed ticks are fired as the schedule's catch_up says.
-func (s *Scheduler) handle(ctx context.Context, r *run, ticks []time.Time, dropped int, takeover bool) error {
+// handle fires r's ticks that came due by now. missed says they passed
+// while no process led (a takeover after an outage or another process's
+// death): then catch_up says which to fire. Otherwise the last of them is
+// the current tick, and the ones before it (after a stall) are fired as
+// catch_up says too, but for none and latest the current one is fired.
+func (s *Scheduler) handle(ctx context.Context, r *run, now time.Time, missed bool) error {
+	ticks, dropped := r.ticksUpTo(now)
 	if len(ticks) == 0 {
 		return nil
 	}
@@ -380,22 +446,37 @@ func (s *Scheduler) handle(ctx context.Context, r *run, ticks []time.Time, dropp
 	fire := ticks
 	switch {
 	case sp.CatchUp == pipeline.CatchUpAll:
-	case takeover && sp.CatchUp == pipeline.CatchUpNone:
+	case missed && sp.CatchUp == pipeline.CatchUpNone:
 		fire = nil
 	default: // latest, or the current tick
 		fire = ticks[len(ticks)-1:]
 	}
+	last := ticks[len(ticks)-1]
 	if passed := dropped + len(ticks) - len(fire); passed > 0 {
-		s.cfg.Log.Info("ticks passed over: missed while no process led", "schedule", sp.ID(), "ticks", passed,
-			"catch_up", sp.CatchUp, "first", ticks[0], "last", ticks[len(ticks)-1])
+		why := "late: the leader stalled or was busy"
+		if missed {
+			why = "missed while no process led"
+		}
+		s.cfg.Log.Info("ticks passed over: "+why, "schedule", sp.ID(), "ticks", passed, "catch_up", sp.CatchUp,
+			"last", sp.ScheduledTime(last))
 		s.cfg.Metrics.skip(sp, reasonCatchUp, passed)
+		if len(fire) == 0 {
+			// Recorded, so that the next takeover does not pass them over
+			// (and count them) again.
+			if err := s.writeState(ctx, r, State{Tick: last, State: StateSkipped, Job: r.job}); err != nil {
+				return err
+			}
+		}
 	}
 	for _, t := range fire {
+		if err := ctx.Err(); err != nil {
+			return err // no longer leading: the next leader fires the rest
+		}
 		if err := s.fire(ctx, r, t); err != nil {
 			return err
 		}
 	}
-	r.last = ticks[len(ticks)-1]
+	r.last = last
 	r.next = sp.Timing.Next(r.last)
 	return nil
 }
@@ -410,6 +491,12 @@ func TickJobID(sp *pipeline.SchedulePlan, t time.Time) string {
 // tickSpace is the UUID namespace of the ticks' job ids.
 var tickSpace = uuid.MustParse("6f1f1d2e-5b55-4c1e-9a55-7c3b2f0d8e41")
 
+// programError is the error of a schedule's payload or key program.
+type programError struct{ err error }
+
+func (e programError) Error() string { return e.err.Error() }
+func (e programError) Unwrap() error { return e.err }
+
 // fire fires r's tick t: skips it when the previous job still runs
 // (overlap: skip), else records it pending, sends its record and records
 // it fired.
@@ -422,7 +509,7 @@ func (s *Scheduler) fire(ctx context.Context, r *run, t time.Time) error {
 			return fmt.Errorf("schedule %s: is job %s still running: %w", sp.ID(), r.job, err)
 		}
 		if running {
-			if err := s.writeState(r, State{Tick: t, State: StateSkipped, Job: r.job}); err != nil {
+			if err := s.writeState(ctx, r, State{Tick: t, State: StateSkipped, Job: r.job}); err != nil {
 				return err
 			}
 			log.Info("tick skipped: the previous job is still running (overlap: skip)", "job", r.job)
@@ -432,43 +519,94 @@ func (s *Scheduler) fire(ctx context.Context, r *run, t time.Time) error {
 		}
 	}
 	id := TickJobID(sp, t)
-	rec, err := s.record(sp, id, t)
+	input := s.pipeline(sp).Input
+	parts, err := s.cfg.Client.Partitions(input)
+	if err != nil {
+		return fmt.Errorf("schedule %s: partitions of %s: %w", sp.ID(), input, err)
+	}
+	rec, err := Record(sp, input, int32(len(parts)), id, t)
 	if err != nil {
 		// The program failed for this tick (validation ran it on another):
 		// nothing to send. Recorded, so that no leader tries it again.
-		log.Error("tick skipped: its payload or key program failed", "err", err)
+		log.Error("tick skipped: its program failed", "err", err)
 		s.cfg.Metrics.skip(sp, reasonProgram, 1)
 		r.last = t
-		return s.writeState(r, State{Tick: t, State: StateSkipped, Job: r.job})
+		return s.writeState(ctx, r, State{Tick: t, State: StateSkipped, Job: r.job})
 	}
-	end, err := kafkaops.GetOffset(ctx, s.cfg.Client, rec.Topic, partitionOf(rec), sarama.OffsetNewest)
+	part := partitionOf(rec)
+	end, err := kafkaops.GetOffset(ctx, s.cfg.Client, input, part, sarama.OffsetNewest)
 	if err != nil {
-		return fmt.Errorf("schedule %s: end of %s/%d: %w", sp.ID(), rec.Topic, partitionOf(rec), err)
+		return fmt.Errorf("schedule %s: end of %s/%d: %w", sp.ID(), input, part, err)
 	}
-	if err := s.writeState(r, State{Tick: t, State: StatePending, Job: id, Partition: partitionOf(rec), Offset: end}); err != nil {
+	pending := State{Tick: t, State: StatePending, Job: id, Topic: input, Partition: part, Offset: end}
+	if err := s.writeState(ctx, r, pending); err != nil {
 		return err
 	}
 	if err := s.send(sp, rec, id); err != nil {
 		return fmt.Errorf("schedule %s: send the tick's record: %w", sp.ID(), err)
 	}
-	if err := s.writeState(r, State{Tick: t, State: StateFired, Job: id}); err != nil {
+	if err := s.writeState(ctx, r, State{Tick: t, State: StateFired, Job: id}); err != nil {
 		return err
 	}
 	r.last, r.job = t, id
 	s.cfg.Metrics.fired(sp, t)
-	log.Info("fired", "job", id, "topic", rec.Topic, "partition", partitionOf(rec))
+	log.Info("fired", "job", id, "topic", input, "partition", part)
 	return nil
 }
 
 // settle finishes the fire of r's pending tick that a previous leader
-// began: it reads the input partition from the recorded offset for the
-// tick's record, sends it if it is not there, and records the tick fired.
+// began: it reads the partition the record went to from the recorded
+// offset, sends the record if it is not there, and records the tick fired.
 func (s *Scheduler) settle(ctx context.Context, r *run) error {
 	st, sp := r.state, r.plan
-	topic := s.pipeline(sp).Input
+	topic := cmp.Or(st.Topic, s.pipeline(sp).Input)
+	log := s.cfg.Log.With("schedule", sp.ID(), "scheduled_time", sp.ScheduledTime(st.Tick), "job", st.Job)
+	found, err := s.sent(ctx, topic, st)
+	if err != nil {
+		return fmt.Errorf("schedule %s: look for the pending tick's record in %s/%d: %w", sp.ID(), topic, st.Partition, err)
+	}
+	if found {
+		log.Info("the previous leader sent the pending tick's record; recording it fired")
+	} else {
+		input := s.pipeline(sp).Input
+		parts, err := s.cfg.Client.Partitions(input)
+		if err != nil {
+			return fmt.Errorf("schedule %s: partitions of %s: %w", sp.ID(), input, err)
+		}
+		rec, err := Record(sp, input, int32(len(parts)), st.Job, st.Tick)
+		if err != nil {
+			return err // it was made once, by the same program
+		}
+		if input == st.Topic && st.Partition < int32(len(parts)) {
+			rec.Key = transport.Pin(rec.Key, st.Partition)
+		}
+		if err := s.send(sp, rec, st.Job); err != nil {
+			return fmt.Errorf("schedule %s: send the pending tick's record: %w", sp.ID(), err)
+		}
+		log.Info("sent the pending tick's record the previous leader had not sent")
+		s.cfg.Metrics.fired(sp, st.Tick)
+	}
+	if err := s.writeState(ctx, r, State{Tick: st.Tick, State: StateFired, Job: st.Job}); err != nil {
+		return err
+	}
+	r.last, r.job = st.Tick, st.Job
+	return nil
+}
+
+// sent reports whether the record of pending tick st is in topic, from
+// the recorded offset of its partition on. A topic or partition that is
+// gone (the pipeline's input was renamed) holds none.
+func (s *Scheduler) sent(ctx context.Context, topic string, st State) (bool, error) {
+	parts, err := s.cfg.Client.Partitions(topic)
+	if errors.Is(err, sarama.ErrUnknownTopicOrPartition) || err == nil && !slices.Contains(parts, st.Partition) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
 	end, err := kafkaops.GetOffset(ctx, s.cfg.Client, topic, st.Partition, sarama.OffsetNewest)
 	if err != nil {
-		return fmt.Errorf("schedule %s: end of %s/%d: %w", sp.ID(), topic, st.Partition, err)
+		return false, err
 	}
 	found := false
 	err = kafkaops.FetchRange(ctx, s.cfg.Client, topic, st.Partition, st.Offset, end, func(m *sarama.ConsumerMessage) {
@@ -476,39 +614,33 @@ func (s *Scheduler) settle(ctx context.Context, r *run) error {
 			found = true
 		}
 	})
-	if err != nil {
-		return fmt.Errorf("schedule %s: look for the pending tick's record in %s/%d: %w", sp.ID(), topic, st.Partition, err)
-	}
-	log := s.cfg.Log.With("schedule", sp.ID(), "scheduled_time", sp.ScheduledTime(st.Tick), "job", st.Job)
-	if found {
-		log.Info("the previous leader sent the pending tick's record; recording it fired")
-	} else {
-		rec, err := s.record(sp, st.Job, st.Tick)
-		if err != nil {
-			return err // it was made once, by the same program
-		}
-		rec.Key = transport.Pin(rec.Key, st.Partition)
-		if err := s.send(sp, rec, st.Job); err != nil {
-			return fmt.Errorf("schedule %s: send the pending tick's record: %w", sp.ID(), err)
-		}
-		log.Info("sent the pending tick's record the previous leader had not sent")
-		s.cfg.Metrics.fired(sp, st.Tick)
-	}
-	if err := s.writeState(r, State{Tick: st.Tick, State: StateFired, Job: st.Job}); err != nil {
-		return err
-	}
-	r.last, r.job = st.Tick, st.Job
-	return nil
+	return found, err
 }
 
-// writeState records st as r's state, and waits for the broker's ack.
-func (s *Scheduler) writeState(r *run, st State) error {
-	st.Tick, st.At, st.By = st.Tick.UTC(), time.Now().UTC(), s.cfg.Process
-	rec := &sarama.ProducerMessage{Topic: s.cfg.Plan.Scheduler.Topic, Key: sarama.StringEncoder(r.plan.ID()),
-		Value: sarama.ByteEncoder(st.marshal())}
-	if err := s.cfg.Publisher.Send(rec.Topic, []*sarama.ProducerMessage{rec}); err != nil {
-		return fmt.Errorf("schedule %s: record its state in %s: %w", r.plan.ID(), rec.Topic, err)
+// writeState records st as r's state, once the schedule topic's end is
+// still where this leader left it, and waits for the broker's ack. The
+// check fences a leader that lost the lead without noticing (cut off from
+// the group coordinator, or stopped for longer than its session): the
+// leader that took over wrote to the topic, so the old one's next write
+// fails with errFenced, and it starts over from the topic. Two leaders can
+// still both pass it within one round trip; each tick's job id is its own,
+// so a dedup stage on header:millrace-job drops what that lets through.
+func (s *Scheduler) writeState(ctx context.Context, r *run, st State) error {
+	topic := s.cfg.Plan.Scheduler.Topic
+	end, err := kafkaops.GetOffset(ctx, s.cfg.Client, topic, 0, sarama.OffsetNewest)
+	if err != nil {
+		return fmt.Errorf("end of %s: %w", topic, err)
 	}
+	if end != s.fence {
+		return fmt.Errorf("%w (its end is %d, this leader left it at %d)", errFenced, end, s.fence)
+	}
+	st.Tick, st.At, st.By, st.Run = st.Tick.UTC(), time.Now().UTC(), s.cfg.Process, s.run
+	_, off, err := s.states.SendMessage(&sarama.ProducerMessage{Topic: topic,
+		Key: transport.Pin(sarama.StringEncoder(r.plan.ID()), 0), Value: sarama.ByteEncoder(st.marshal())})
+	if err != nil {
+		return fmt.Errorf("schedule %s: record its state in %s: %w", r.plan.ID(), topic, err)
+	}
+	s.fence = off + 1
 	r.state = st
 	return nil
 }
@@ -545,16 +677,6 @@ func Record(sp *pipeline.SchedulePlan, input string, partitions int32, id string
 
 // programTimeout bounds one run of a schedule's payload and key programs.
 const programTimeout = 5 * time.Second
-
-// record is Record for the partition count of sp's input.
-func (s *Scheduler) record(sp *pipeline.SchedulePlan, id string, t time.Time) (*sarama.ProducerMessage, error) {
-	input := s.pipeline(sp).Input
-	parts, err := s.cfg.Client.Partitions(input)
-	if err != nil {
-		return nil, fmt.Errorf("partitions of %s: %w", input, err)
-	}
-	return Record(sp, input, int32(len(parts)), id, t)
-}
 
 // partitionOf is the partition a record made by Record is pinned to.
 func partitionOf(rec *sarama.ProducerMessage) int32 { return transport.PinnedPartition(rec.Key) }

@@ -495,3 +495,68 @@ pipelines:
 		})
 	}
 }
+
+func TestProgram_that_fails_for_one_tick_skips_that_tick_only(t *testing.T) {
+	testkit.ForEachBackend(t, func(t *testing.T, b testkit.Backend) {
+		p := "program-" + testkit.Unique()
+		f := newFixture(t, b, fmt.Sprintf(`
+version: 1
+pipelines:
+  - name: %[1]s
+    input: %[1]s
+    schedules:
+      - name: tick
+        every: 1s
+        overlap: allow
+        payload: 'if ($scheduled_time | endswith(":02Z")) then error("no report at :02") else {at: $scheduled_time} end'
+    stages:
+      - {name: pass, filter: jq, config: {program: .}}
+`, p), time.Date(2026, 11, 30, 10, 0, 0, 500e6, time.UTC))
+		f.start()
+		for range 3 {
+			f.advance(time.Second)
+		}
+		t0 := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
+		if got, want := times(t, f.records(p), p+"/tick"), secondsAfter(t0, 1, 3); !slices.Equal(got, want) {
+			t.Errorf("fired %v, want %v", got, want)
+		}
+	})
+}
+
+func TestDisabled_schedule_enabled_again_starts_at_its_next_tick(t *testing.T) {
+	testkit.ForEachBackend(t, func(t *testing.T, b testkit.Backend) {
+		p := "disabled-" + testkit.Unique()
+		yaml := func(enabled bool) string {
+			return fmt.Sprintf(`
+version: 1
+pipelines:
+  - name: %[1]s
+    input: %[1]s
+    schedules:
+      - {name: on, every: 1m, overlap: allow}
+      - {name: sometimes, every: 1s, overlap: allow, catch_up: all, max_catch_up: 100, enabled: %[2]v}
+    stages:
+      - {name: pass, filter: jq, config: {program: .}}
+`, p, enabled)
+		}
+		t0 := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
+		f := newFixture(t, b, yaml(true), t0.Add(500*time.Millisecond))
+		f.start()
+		f.advance(time.Second) // sometimes fires :01
+		f.stop()
+		disabled := newFixture(t, b, yaml(false), time.Time{})
+		disabled.plan.Scheduler, disabled.clock = f.plan.Scheduler, f.clock
+		disabled.clock.Advance(10 * time.Second) // 10:00:11.5
+		disabled.start()
+		disabled.advance(10 * time.Second) // 10:00:21.5: nothing fires
+		disabled.stop()
+		again := newFixture(t, b, yaml(true), time.Time{})
+		again.plan.Scheduler, again.clock = f.plan.Scheduler, f.clock
+		again.clock.Advance(10 * time.Second) // 10:00:31.5
+		again.start()
+		again.advance(time.Second) // :32
+		if got, want := times(t, again.records(p), p+"/sometimes"), secondsAfter(t0, 1, 32); !slices.Equal(got, want) {
+			t.Errorf("fired %v, want %v: the ticks passed while it was disabled are not caught up", got, want)
+		}
+	})
+}

@@ -22,6 +22,9 @@ const (
 	// StateSkipped: the tick was passed over because the schedule's
 	// previous job was still running (overlap: skip).
 	StateSkipped = "skipped"
+	// StateDisabled: the schedule is disabled (enabled: false); Tick is
+	// when a leader saw it so. Enabled again, it starts at its next tick.
+	StateDisabled = "disabled"
 )
 
 // State is the last tick of one schedule, a record of the schedule topic
@@ -32,19 +35,25 @@ const (
 type State struct {
 	// Tick is the scheduled time of the tick, UTC.
 	Tick time.Time `json:"tick"`
-	// State is StatePending, StateFired or StateSkipped.
+	// State is StatePending, StateFired, StateSkipped or StateDisabled.
 	State string `json:"state"`
 	// Job is the tick's job id (pending, fired), or of a skipped tick the
 	// job that was still running: the schedule's last job.
 	Job string `json:"job,omitempty"`
-	// Partition and Offset, of a pending tick, are the partition of the
-	// pipeline's input the record goes to and its end offset before.
-	Partition int32 `json:"partition,omitempty"`
-	Offset    int64 `json:"offset,omitempty"`
+	// Topic, Partition and Offset, of a pending tick, are the pipeline's
+	// input, the partition the record goes to and its end offset before.
+	Topic     string `json:"topic,omitempty"`
+	Partition int32  `json:"partition,omitempty"`
+	Offset    int64  `json:"offset,omitempty"`
 	// At is when the state was written; By is the process that wrote it
 	// (host/pid).
 	At time.Time `json:"at"`
 	By string    `json:"by,omitempty"`
+	// Run tells this process's runs of the scheduler apart (random, new
+	// each time a process starts one): ticks after a state of the leader's
+	// own run passed in a rebalance or a retry of it, not while no process
+	// led.
+	Run string `json:"run,omitempty"`
 }
 
 func (s State) marshal() []byte {
@@ -57,13 +66,19 @@ func (s State) marshal() []byte {
 // state (not JSON of one) is passed over; a tombstone removes its key.
 // The topic must exist. Errors are Kafka's, or ctx's.
 func ReadStates(ctx context.Context, client sarama.Client, topic string) (map[string]State, error) {
+	states, _, err := readStates(ctx, client, topic)
+	return states, err
+}
+
+// readStates is ReadStates, and the end offset it read up to.
+func readStates(ctx context.Context, client sarama.Client, topic string) (map[string]State, int64, error) {
 	end, err := kafkaops.GetOffset(ctx, client, topic, 0, sarama.OffsetNewest)
 	if err != nil {
-		return nil, fmt.Errorf("end of %s: %w", topic, err)
+		return nil, 0, fmt.Errorf("end of %s: %w", topic, err)
 	}
 	start, err := kafkaops.GetOffset(ctx, client, topic, 0, sarama.OffsetOldest)
 	if err != nil {
-		return nil, fmt.Errorf("start of %s: %w", topic, err)
+		return nil, 0, fmt.Errorf("start of %s: %w", topic, err)
 	}
 	states := map[string]State{}
 	err = kafkaops.FetchRange(ctx, client, topic, 0, start, end, func(m *sarama.ConsumerMessage) {
@@ -78,7 +93,7 @@ func ReadStates(ctx context.Context, client sarama.Client, topic string) (map[st
 		}
 	})
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", topic, err)
+		return nil, 0, fmt.Errorf("read %s: %w", topic, err)
 	}
-	return states, nil
+	return states, end, nil
 }
