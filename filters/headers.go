@@ -164,6 +164,13 @@ const (
 	// key of its reply (the request-reply pattern's correlation
 	// identifier).
 	HeaderCorrelationID = "millrace-correlation-id"
+	// HeaderSchedule is "pipeline/name" of the schedule that fired the
+	// record (pipelines.yaml `schedules:`), on a pipeline's input record.
+	HeaderSchedule = "millrace-schedule"
+	// HeaderScheduledTime is the RFC 3339 time of the tick that fired the
+	// record, in the schedule's time zone: the time it was due, not when
+	// it was sent.
+	HeaderScheduledTime = "millrace-scheduled-time"
 )
 
 // failureHeaders are the headers that describe a failure; they stay with

@@ -23,6 +23,7 @@ var labels = map[reflect.Type]string{
 	reflect.TypeFor[Broker]():        "broker",
 	reflect.TypeFor[Admin]():         "admin",
 	reflect.TypeFor[API]():           "api",
+	reflect.TypeFor[Scheduler]():     "scheduler",
 	reflect.TypeFor[APIToken]():      "api token",
 	reflect.TypeFor[Defaults]():      "defaults",
 	reflect.TypeFor[Pipeline]():      "pipeline",
@@ -34,6 +35,7 @@ var labels = map[reflect.Type]string{
 	reflect.TypeFor[Results]():       "results",
 	reflect.TypeFor[Callback]():      "callback",
 	reflect.TypeFor[CallbackRetry](): "callback retry",
+	reflect.TypeFor[Schedule]():      "schedule",
 }
 
 // decoder decodes YAML nodes into the model strictly: an unknown or repeated
@@ -113,6 +115,13 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, what string) {
 			return
 		}
 		v.SetFloat(f)
+	case reflect.Bool:
+		b, err := yamlscalar.Bool(n)
+		if err != nil {
+			d.wrong(n, what, err)
+			return
+		}
+		v.SetBool(b)
 	default:
 		panic(fmt.Sprintf("pipeline: no decoder for %s", v.Type()))
 	}
@@ -188,6 +197,8 @@ func want(t reflect.Type) string {
 		return yamlscalar.WantString
 	case t.Kind() == reflect.Int:
 		return yamlscalar.WantInt
+	case t.Kind() == reflect.Bool:
+		return yamlscalar.WantBool
 	}
 	return yamlscalar.WantFloat
 }

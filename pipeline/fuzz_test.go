@@ -48,6 +48,8 @@ func FuzzParse(f *testing.F) {
 		"version: 1\npipelines: [{name: p, input: \"${TOPIC}\", stages: [{name: a, filter: log, session_timeout: 1s, rebalance_timeout: 25h}]}]\n",
 		"version: 1\npipelines: [{name: p, input: p.in, results: {keep: \"${SECRET}\", reply_topics: [\"${SECRET}\", p.quarantine], " +
 			"callback: {url: \"https://${SECRET}/x\", secret: \"${SECRET}\"}, callback_hosts: [\"${SECRET}\"]}, stages: [{name: jobs, filter: log}]}]\n",
+		"version: 1\npipelines: [{name: p, input: millrace_schedules, stages: [{name: a, filter: log}], schedules: [{name: \"${SECRET}\", " +
+			"cron: \"${SECRET}\", timezone: \"${SECRET}\", every: 1s, payload: \"$schedule | error\", key: \"${SECRET}\", enabled: yes}]}]\n",
 	} {
 		f.Add([]byte(s))
 	}

@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/itchyny/gojq"
 	"gopkg.in/yaml.v3"
 
 	"github.com/millrace/millrace/filters"
+	"github.com/millrace/millrace/internal/schedtime"
 )
 
 // File is a decoded pipelines.yaml.
@@ -19,6 +21,7 @@ type File struct {
 	Broker    *Broker    `yaml:"broker"`
 	Admin     *Admin     `yaml:"admin"`
 	API       *API       `yaml:"api"`
+	Scheduler *Scheduler `yaml:"scheduler"`
 	Defaults  Defaults   `yaml:"defaults"`
 	Pipelines []Pipeline `yaml:"pipelines"`
 }
@@ -88,6 +91,21 @@ func (t APIToken) Format(f fmt.State, _ rune) {
 	fmt.Fprintf(f, "{Token:%s Pipelines:%v}", redacted(t.Token), t.Pipelines)
 }
 
+// Scheduler names the topic and consumer group through which the
+// processes of one deployment elect the one that fires its schedules
+// (README: Schedules). Two deployments with different pipelines files on
+// one Kafka cluster need their own: with one group, the leader of one
+// would be the only scheduler of both, and fire only its own schedules.
+type Scheduler struct {
+	Positions `yaml:"-"`
+
+	// Group is the consumer group (default millrace.scheduler).
+	Group string `yaml:"group"`
+	// Topic is the single-partition, compacted topic of the schedules'
+	// last ticks (default millrace.schedules).
+	Topic string `yaml:"topic"`
+}
+
 // Defaults apply to every pipeline and stage that does not set its own.
 type Defaults struct {
 	Positions `yaml:"-"`
@@ -136,6 +154,9 @@ type Pipeline struct {
 
 	// Results is nil unless the pipeline keeps the status of its jobs.
 	Results *Results `yaml:"results"`
+	// Schedules start the pipeline's jobs at times: each fire is a record
+	// on the pipeline's input (see [SchedulePlan]).
+	Schedules []Schedule `yaml:"schedules"`
 }
 
 // PriorityTopic is one entry of a pipeline's priority list.
@@ -268,6 +289,59 @@ type CallbackRetry struct {
 	Initial  time.Duration `yaml:"initial"`
 	Max      time.Duration `yaml:"max"`
 	Deadline time.Duration `yaml:"deadline"`
+}
+
+// Schedule fires a job of its pipeline at the ticks of a cron spec or an
+// interval: one record on the pipeline's input per tick, made by Payload
+// and Key, exactly once across every running scheduler. Which fields are
+// set is in its Positions; [SchedulePlan] holds the defaults.
+type Schedule struct {
+	Positions `yaml:"-"`
+
+	// Name is unique in the pipeline, following [NamePattern]; the
+	// schedule's id is "pipeline/name".
+	Name string `yaml:"name"`
+	// Cron is a standard 5-field cron spec ("0 2 * * *") or a macro such
+	// as @daily, in Timezone. A schedule sets Cron or Every, not both.
+	Cron string `yaml:"cron"`
+	// Every fires at the multiples of the interval since the Unix epoch
+	// (at least 1s), in no time zone.
+	Every time.Duration `yaml:"every"`
+	// Timezone is the IANA time zone of Cron (default UTC).
+	Timezone string `yaml:"timezone"`
+	// Payload is a jq program, run with null input and the variables
+	// $schedule (the name) and $scheduled_time (the tick, RFC 3339, in
+	// Timezone), whose first result is the record's JSON value; default
+	// [DefaultSchedulePayload].
+	Payload string `yaml:"payload"`
+	// Key is a jq program like Payload whose first result is the record's
+	// key, meaning what a dedup key means; none: records have no key.
+	Key string `yaml:"key"`
+	// Jitter delays each fire by up to this much (0..1h, and less than the
+	// time between two ticks), so that many schedules due at one time do
+	// not all start at once: a spread fraction of it that is a function of
+	// the schedule and the tick, the same on every leader.
+	Jitter time.Duration `yaml:"jitter"`
+	// Overlap is skip (the default: a tick is skipped while the previous
+	// job from this schedule still runs, which needs `results:` on the
+	// pipeline) or allow.
+	Overlap string `yaml:"overlap"`
+	// CatchUp is what happens to ticks missed while no scheduler ran:
+	// none (they are skipped), latest (the default: the latest of them
+	// fires) or all (each fires, the latest MaxCatchUp of them).
+	CatchUp string `yaml:"catch_up"`
+	// MaxCatchUp bounds catch_up: all (1..10000, default
+	// [DefaultMaxCatchUp]).
+	MaxCatchUp int `yaml:"max_catch_up"`
+	// Enabled is false to keep a schedule without firing it (it can
+	// still be triggered by hand); true when absent.
+	Enabled bool `yaml:"enabled"`
+
+	// The schedule once validated: its timing and zone, and its programs
+	// compiled.
+	timing       schedtime.Timing
+	location     *time.Location
+	payload, key *gojq.Code
 }
 
 // Pos is a position in the YAML file, 1-based.

@@ -44,6 +44,18 @@ func JobStatusTopic(pipeline string) string { return JobsTopic(pipeline) + ".sta
 // validation refuses such a stage in a pipeline with results.
 func JobsGroup(pipeline string) string { return "millrace." + JobsTopic(pipeline) }
 
+// ScheduleTopic is the one topic of every schedule of a file: a single
+// partition, compacted (see [ScheduleTopicConfig]), keyed by schedule id,
+// holding the last fire of each schedule. The schedulers also elect their
+// leader on it: the member of [SchedulerGroup] that holds its partition.
+// No other topic of the file may have its name.
+const ScheduleTopic = "millrace.schedules"
+
+// SchedulerGroup is the consumer group of the schedulers, on
+// [ScheduleTopic]. No stage's group can be it: a stage's has two dots
+// ([GroupName]), this one one.
+const SchedulerGroup = "millrace.scheduler"
+
 // stageTopic is the topic a stage after the first reads: its `topic:`, or
 // [defaultStageTopic].
 func stageTopic(pipeline string, st Stage) string {
@@ -81,6 +93,9 @@ type topicUse struct {
 	derived bool
 	shorten string
 	replay  bool
+	// schedules is set for [ScheduleTopic], which no name of the file
+	// makes and no other use may share; at is where the schedules are.
+	schedules bool
 	// internal is set for topics that belong to a pipeline or stage: the
 	// derived ones and a stage's own `topic:`.
 	internal bool
@@ -92,9 +107,11 @@ type topicUse struct {
 }
 
 // topicUses lists every topic the plan creates or reads (job events and
-// status topics and reply topics too), and the replay progress topics, in
-// file order of the names that make them. Names that are already a
-// problem (invalid or empty) are left out.
+// status topics, reply topics and the schedule topic too), and the replay
+// progress topics, in file order of the names that make them, the
+// schedule topic first: no name in the file makes it, so a problem with
+// it is told at the other name. Names that are already a problem (invalid
+// or empty) are left out.
 func (f *File) topicUses(p *problems) []topicUse {
 	var uses []topicUse
 	add := func(u topicUse) {
@@ -168,6 +185,14 @@ func (f *File) topicUses(p *problems) []topicUse {
 		}
 	}
 	sort.SliceStable(uses, func(i, j int) bool { return uses[i].at.before(uses[j].at) })
+	for i := range f.Pipelines {
+		if pl := &f.Pipelines[i]; len(pl.Schedules) > 0 {
+			topic := f.Scheduler.topic()
+			u := topicUse{topic: topic, shown: topic, what: "the schedule topic", at: pl.Of("schedules"), schedules: true}
+			uses = append([]topicUse{u}, uses...)
+			break
+		}
+	}
 	return uses
 }
 
@@ -207,7 +232,11 @@ func (f *File) validateWireNames(p *problems) {
 	byUnified := map[string]topicUse{} // the first use of each name with '.' read as '_'
 	for _, u := range uses {
 		if first, ok := byName[u.topic]; ok {
-			if first.replay != u.replay {
+			switch {
+			case first.schedules:
+				p.add(u.at, "topic %q (%s) is millrace's schedule topic, which the schedules of this file use (line %d): "+
+					"pick another name", u.shown, u.what, first.at.Line)
+			case first.replay != u.replay:
 				p.add(u.at, "topic %q (%s) is also %s (line %d): rename one", u.shown, u.what, first.what, first.at.Line)
 			}
 			continue

@@ -26,6 +26,9 @@ type Plan struct {
 	// ReplicationFactor of created topics (-1: the broker's default).
 	ReplicationFactor int
 	Pipelines         []PipelinePlan
+	// Scheduler is what the schedulers of every pipeline's schedules
+	// share: their topic, group and group timeouts.
+	Scheduler SchedulerPlan
 }
 
 // PipelinePlan is one pipeline of a [Plan].
@@ -44,6 +47,9 @@ type PipelinePlan struct {
 	Stages   []StagePlan
 	// Results is nil unless the pipeline keeps the status of its jobs.
 	Results *ResultsPlan
+	// Schedules are every schedule of the pipeline, enabled or not, in
+	// file order.
+	Schedules []SchedulePlan
 }
 
 // StagePlan is one stage of a pipeline, as the engine runs it.
@@ -110,7 +116,9 @@ type Topic struct {
 
 // Plan turns a validated file into the stages and topics to run.
 func (f *File) Plan() *Plan {
-	pl := &Plan{ReplicationFactor: f.Defaults.ReplicationFactor, API: f.API.apiPlan()}
+	pl := &Plan{ReplicationFactor: f.Defaults.ReplicationFactor, API: f.API.apiPlan(),
+		Scheduler: SchedulerPlan{Topic: f.Scheduler.topic(), Group: f.Scheduler.group(),
+			SessionTimeout: f.Defaults.SessionTimeout, RebalanceTimeout: f.Defaults.RebalanceTimeout}}
 	if f.Admin != nil {
 		pl.AdminAddr, pl.AdminToken = f.Admin.Addr, f.Admin.Token
 	}
@@ -123,7 +131,7 @@ func (f *File) Plan() *Plan {
 		p := &f.Pipelines[pi]
 		pp := PipelinePlan{Name: p.Name, Description: p.Description, Input: p.Input,
 			Output: p.Output, Quarantine: QuarantineTopic(p.Name), Partitions: p.Partitions,
-			Priority: p.inputs(), Results: p.Results.resultsPlan(p.Name)}
+			Priority: p.inputs(), Results: p.Results.resultsPlan(p.Name), Schedules: p.schedulePlans()}
 		for i := range p.Stages {
 			st := &p.Stages[i]
 			sp := StagePlan{Pipeline: p.Name, Name: st.Name, Index: i, Stages: len(p.Stages), Results: pp.Results,
@@ -201,9 +209,10 @@ func (p *Plan) Stages(ids ...string) ([]StagePlan, error) {
 // topics among them), topics between stages, outputs, quarantine and retry
 // tier topics, dedup changelogs (compacted), and of pipelines with results
 // the job events and status topics (see [JobsTopicConfig] and
-// [JobStatusTopicConfig]) and the reply topics. Each has the largest
-// partition count of the pipelines that name it; a job status topic has
-// as many as its events topic.
+// [JobStatusTopicConfig]) and the reply topics, and [ScheduleTopic] (one
+// partition, [ScheduleTopicConfig]) when a pipeline has schedules, enabled
+// or not. Each has the largest partition count of the pipelines that name
+// it; a job status topic has as many as its events topic.
 func (p *Plan) Topics() []Topic {
 	parts := map[string]int{}
 	configs := map[string]map[string]string{}
@@ -246,6 +255,9 @@ func (p *Plan) Topics() []Topic {
 			n := max(parts[r.EventsTopic], parts[r.StatusTopic])
 			parts[r.EventsTopic], parts[r.StatusTopic] = n, n
 		}
+	}
+	if t := p.Scheduler.Topic; len(p.Schedules()) > 0 && t != "" {
+		parts[t], configs[t] = 1, ScheduleTopicConfig()
 	}
 	out := make([]Topic, 0, len(parts))
 	for name, n := range parts {

@@ -81,6 +81,22 @@ func TestParse_never_shows_a_value_from_the_environment(t *testing.T) {
 			`timeout must be more than 0s, got ${S}`},
 		{"a callback retry max below initial", "1ms", `pipelines: [{name: p, input: in, results: {callback: {url: "https://h/x", secret: x, retry: {max: "%s"}}, callback_hosts: [h]}, stages: [{name: a, filter: log}]}]`,
 			`retry max ${S} is less than initial 1s (the default initial)`},
+		{"a bad schedule name", "Hunter2Canary", `pipelines: [{name: p, input: in, results: {}, stages: [{name: a, filter: log}], schedules: [{name: "%s", every: 1h}]}]`,
+			`schedule name "${S}" must be lowercase`},
+		{"a cron spec that does not parse", "hunter2 canary", `pipelines: [{name: p, input: in, results: {}, stages: [{name: a, filter: log}], schedules: [{name: s, cron: "%s"}]}]`,
+			`pipeline "p" schedule "s": invalid cron spec "${S}": `},
+		{"an unknown timezone", "Hunter2/Canary", `pipelines: [{name: p, input: in, results: {}, stages: [{name: a, filter: log}], schedules: [{name: s, cron: "@daily", timezone: "%s"}]}]`,
+			`pipeline "p" schedule "s": unknown timezone "${S}": want an IANA time zone name`},
+		{"a schedule jitter out of range", "-9s", `pipelines: [{name: p, input: in, results: {}, stages: [{name: a, filter: log}], schedules: [{name: s, every: 1h, jitter: "%s"}]}]`,
+			`jitter must be between 0s and 1h, got ${S}`},
+		{"a jitter not under every", "59m", `pipelines: [{name: p, input: in, results: {}, stages: [{name: a, filter: log}], schedules: [{name: s, every: "%s", jitter: "%s"}]}]`,
+			`pipeline "p" schedule "s": jitter ${S} must be less than every ${S}`},
+		{"an unknown overlap", "hunter2-canary", `pipelines: [{name: p, input: in, results: {}, stages: [{name: a, filter: log}], schedules: [{name: s, every: 1h, overlap: "%s"}]}]`,
+			`pipeline "p" schedule "s": overlap "${S}": want skip`},
+		{"a payload that does not compile", "hunter2canary(1)", `pipelines: [{name: p, input: in, results: {}, stages: [{name: a, filter: log}], schedules: [{name: s, every: 1h, payload: "%s"}]}]`,
+			`pipeline "p" schedule "s": payload: jq program does not compile: refused a value from ${S}`},
+		{"a key that fails with the schedule's name", "hunter2-canary", `pipelines: [{name: p, input: in, results: {}, stages: [{name: a, filter: log}], schedules: [{name: "%s", every: 1h, key: "$schedule | error"}]}]`,
+			`pipeline "p" schedule "${S}": key failed for the tick 2026-01-01T01:00:00Z (the first of 2026): error: ${S}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -72,6 +72,9 @@ func (f *File) validate(p *problems, reg *filters.Registry) {
 	if f.API != nil {
 		f.API.validate(p, names)
 	}
+	if f.Scheduler != nil {
+		f.Scheduler.validate(p, f)
+	}
 	f.validateTopics(p)
 	f.validateResultsNames(p)
 	f.validateWireNames(p)
@@ -93,6 +96,7 @@ func (pl *Pipeline) validate(p *problems, reg *filters.Registry) {
 	if pl.Results != nil {
 		pl.Results.validate(p, where)
 	}
+	pl.validateSchedules(p, where)
 	if len(pl.Stages) == 0 {
 		p.add(pl.Of("stages"), "%s has no stages: add at least one under `stages:`", where)
 	}

@@ -12,8 +12,10 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/jonboulle/clockwork"
 
 	"github.com/millrace/millrace/filters"
+	"github.com/millrace/millrace/internal/scheduler"
 	"github.com/millrace/millrace/jobs"
 	"github.com/millrace/millrace/kafkaops"
 	"github.com/millrace/millrace/pipeline"
@@ -49,6 +51,14 @@ type EngineConfig struct {
 	// LagInterval (default 5 s).
 	Metrics     *Metrics
 	LagInterval time.Duration
+	// NoSchedules keeps the engine out of the scheduler: it never fires
+	// the plan's schedules (`millrace run --no-schedules`). Otherwise an
+	// engine whose plan has enabled schedules joins the scheduler group,
+	// and fires them while it leads (internal/scheduler).
+	NoSchedules bool
+	// Clock decides when the schedules' ticks are due (nil: the real
+	// clock).
+	Clock clockwork.Clock
 }
 
 func (c *EngineConfig) setDefaults() {
@@ -206,6 +216,20 @@ func (e *Engine) Run(ctx context.Context) error {
 				log.Error("job results stopped", "pipeline", pp.Name, "err", err)
 			}
 		})
+	}
+	if !e.cfg.NoSchedules {
+		sch, err := scheduler.New(scheduler.Config{Plan: e.cfg.Plan, Brokers: e.cfg.Brokers, Sarama: e.cfg.Sarama,
+			Client: client, Publisher: pub, Clock: e.cfg.Clock, Log: log, Metrics: e.cfg.Metrics.scheduleMetrics()})
+		if err != nil {
+			return err
+		}
+		if sch != nil {
+			workers.Go(func() {
+				if err := sch.Run(ctx); err != nil {
+					log.Error("scheduler stopped: this process fires no schedules", "err", err)
+				}
+			})
+		}
 	}
 	var stages []*stage
 	defer func() {

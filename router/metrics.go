@@ -9,6 +9,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/millrace/millrace/filters"
+	"github.com/millrace/millrace/internal/scheduler"
 	"github.com/millrace/millrace/jobs"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -29,6 +30,8 @@ type Metrics struct {
 	stageLabels                 []string
 	// jobs are the job results' metrics (jobs.NewMetrics).
 	jobs *jobs.Metrics
+	// schedules are the scheduler's metrics (scheduler.NewMetrics).
+	schedules *scheduler.Metrics
 }
 
 // Reasons a filter call failed, for millrace_filter_errors_total.
@@ -79,8 +82,19 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}
 	}
 	var err error
-	m.jobs, err = jobs.NewMetrics(reg)
+	if m.jobs, err = jobs.NewMetrics(reg); err != nil {
+		return nil, err
+	}
+	m.schedules, err = scheduler.NewMetrics(reg)
 	return m, err
+}
+
+// scheduleMetrics are the scheduler's metrics; nil without metrics.
+func (m *Metrics) scheduleMetrics() *scheduler.Metrics {
+	if m == nil {
+		return nil
+	}
+	return m.schedules
 }
 
 // inFlightCollector collects millrace_in_flight_records from the stages'

@@ -233,3 +233,12 @@ func SetMessageKey(msg *message.Message, key []byte) {
 	}
 	msg.Metadata[keyMetadata] = string(key)
 }
+
+// PinnedPartition is the partition a key made by [Pin] carries; -1 for
+// any other key.
+func PinnedPartition(key sarama.Encoder) int32 {
+	if p, ok := key.(pinned); ok {
+		return p.partition
+	}
+	return -1
+}

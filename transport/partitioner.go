@@ -70,3 +70,8 @@ func murmur2(data []byte) uint32 {
 	h ^= h >> 15
 	return h
 }
+
+// PartitionOf is the partition of n that a record with key goes to under
+// the murmur2 partitioner: Kafka's Utils.toPositive(murmur2(key)) % n, as
+// the Java client's default partitioner computes it.
+func PartitionOf(key []byte, n int32) int32 { return int32(murmur2(key)&0x7fffffff) % n }

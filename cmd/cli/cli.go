@@ -97,7 +97,8 @@ Exit codes: 0 success, 1 failure, 2 bad usage.`,
 	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	pf.StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
 	root.AddCommand(newRunCmd(g), newBrokerCmd(g), newValidateCmd(g), newProduceCmd(g),
-		newTailCmd(g), newFiltersCmd(g), newQuarantineCmd(g), newReplayCmd(g), newJobsCmd(g), newServeCmd(g))
+		newTailCmd(g), newFiltersCmd(g), newQuarantineCmd(g), newReplayCmd(g), newJobsCmd(g), newServeCmd(g),
+		newSchedulesCmd(g))
 	return root
 }
 

@@ -38,6 +38,11 @@ It serves /healthz, /readyz and /metrics (Prometheus) on --admin-addr
 it). An address other hosts can reach needs --admin-token, which /metrics
 then requires as a bearer token.
 
+Every run process takes part in firing the pipelines' schedules (schedules:
+in the file; see 'millrace schedules --help'): the processes elect one leader
+through consumer group millrace.scheduler, and only it fires, so each tick
+fires once however many processes run. --no-schedules keeps a process out.
+
 With --api-addr it also serves the HTTP jobs API there, as 'millrace serve'
 does (see its --help): a single-process setup.`
 
@@ -60,6 +65,7 @@ type runFlags struct {
 	connTimeout time.Duration
 	admin       adminFlags
 	apiAddr     string
+	noSchedules bool
 }
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -81,6 +87,8 @@ func newRunCmd(g *globals) *cobra.Command {
 	fl.DurationVar(&f.stopTimeout, "stop-timeout", 30*time.Second, "how long records in flight may take to finish on stop")
 	fl.DurationVar(&f.connTimeout, "connect-timeout", 30*time.Second,
 		"how long to wait for the brokers at start, logging each attempt; 0 waits until they answer (or a signal)")
+	fl.BoolVar(&f.noSchedules, "no-schedules", false,
+		"fire no schedules: stay out of the scheduler group millrace.scheduler (default: take part, and fire while leading)")
 	f.admin.add(cmd)
 	fl.StringVar(&f.apiAddr, "api-addr", "",
 		"also serve the HTTP jobs API here, host:port, as 'millrace serve' does (default: none; api.addr of the file is serve's)")
@@ -107,7 +115,7 @@ func (f *runFlags) parse([]string) (runOptions, error) {
 		return runOptions{}, usagef("--stage: %v", err)
 	}
 	o := runOptions{engine: router.EngineConfig{Plan: plan, Stages: selected, Brokers: f.g.resolveBrokers(plan),
-		StopTimeout: f.stopTimeout, ConnectTimeout: f.connTimeout, Logger: f.g.log}}
+		StopTimeout: f.stopTimeout, ConnectTimeout: f.connTimeout, Logger: f.g.log, NoSchedules: f.noSchedules}}
 	if f.connTimeout == 0 {
 		o.engine.ConnectTimeout = -1 // wait for ever
 	}

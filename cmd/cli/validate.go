@@ -32,5 +32,10 @@ is any, 0 if the file is valid.`,
 // validSummary is validate's line for a valid file.
 func validSummary(file string, plan *pipeline.Plan) string {
 	stages, _ := plan.Stages()
-	return fmt.Sprintf("%s: ok (%d pipelines, %d stages, %d topics)\n", file, len(plan.Pipelines), len(stages), len(plan.Topics()))
+	schedules := ""
+	if n := len(plan.Schedules()); n > 0 {
+		schedules = fmt.Sprintf(", %d %s", n, plural(n, "schedule"))
+	}
+	return fmt.Sprintf("%s: ok (%d pipelines, %d stages%s, %d topics)\n", file, len(plan.Pipelines), len(stages), schedules,
+		len(plan.Topics()))
 }
