@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -59,10 +60,26 @@ type EngineConfig struct {
 	// Clock decides when the schedules' ticks are due (nil: the real
 	// clock).
 	Clock clockwork.Clock
+	// SchedulesOnly runs no stage, only the scheduler (`millrace
+	// scheduler`): the engine creates the plan's topics, then fires the
+	// schedules while it leads, until ctx ends.
+	SchedulesOnly bool
+	// InstanceID, if set, makes the process a static member of each
+	// stage's consumer group (group.instance.id, KIP-345): when it
+	// restarts with the same id within the session timeout, the group
+	// gives it its partitions back without a rebalance; when it stops, its
+	// partitions wait for its session timeout before they move. Each
+	// process of a stage needs its own (a pod's name). Kafka's rule: 1 to
+	// 249 of [a-zA-Z0-9._-].
+	InstanceID string
 }
 
+// validInstanceID is Kafka's rule for a group.instance.id (the topic name
+// rule: Topic.validate in Kafka's common/internals).
+var validInstanceID = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
+
 func (c *EngineConfig) setDefaults() {
-	if len(c.Stages) == 0 && c.Plan != nil {
+	if len(c.Stages) == 0 && c.Plan != nil && !c.SchedulesOnly {
 		c.Stages, _ = c.Plan.Stages()
 	}
 	if len(c.Brokers) == 0 && c.Plan != nil {
@@ -96,8 +113,13 @@ func (c EngineConfig) Validate() error {
 		return errors.New("no plan")
 	case len(c.Brokers) == 0:
 		return errors.New("no brokers")
-	case len(c.Stages) == 0:
+	case len(c.Stages) == 0 && !c.SchedulesOnly:
 		return errors.New("no stages to run")
+	case c.SchedulesOnly && len(c.Stages) > 0:
+		return errors.New("schedules only, but stages to run")
+	case c.InstanceID != "" && !validInstanceID.MatchString(c.InstanceID):
+		return fmt.Errorf("instance id %q: want 1 to 249 of letters, digits, '.', '_' and '-' (Kafka's rule for group.instance.id)",
+			c.InstanceID)
 	}
 	return nil
 }
@@ -231,6 +253,20 @@ func (e *Engine) Run(ctx context.Context) error {
 			})
 		}
 	}
+	if e.cfg.SchedulesOnly {
+		e.mu.Lock()
+		e.started = true
+		e.mu.Unlock()
+		go func() { <-ctx.Done(); e.stop() }()
+		if e.cfg.Metrics != nil {
+			workers.Go(func() { exportLag(ctx, client, e.cfg.Metrics, all, e.cfg.LagInterval, log) })
+		}
+		close(e.ready)
+		log.Info("running the scheduler only")
+		<-ctx.Done()
+		log.Info("stopped")
+		return nil
+	}
 	var stages []*stage
 	defer func() {
 		for _, s := range stages {
@@ -349,6 +385,7 @@ func (e *Engine) groupConfig(sp pipeline.StagePlan, log *slog.Logger) (*sarama.C
 		rebalance = need
 	}
 	transport.SetGroupTimeouts(&c, session, rebalance)
+	c.Consumer.Group.InstanceId = e.cfg.InstanceID
 	return &c, drain
 }
 
