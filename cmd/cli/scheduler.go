@@ -30,7 +30,7 @@ func newSchedulerCmd(g *globals) *cobra.Command {
 		Short: "Fire the pipelines' schedules, and run nothing else",
 		Long:  schedulerHelp,
 		Example: `  millrace scheduler --brokers kafka-1:9092,kafka-2:9092
-  millrace scheduler -f pipelines.yaml --admin-addr 0.0.0.0:9464   # with $MILLRACE_ADMIN_TOKEN`,
+  millrace scheduler -f pipelines.yaml --admin-addr 127.0.0.1:9465`,
 		Args: cobra.NoArgs,
 	}
 	command(g, cmd, f.parse, f.do)
