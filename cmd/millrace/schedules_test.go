@@ -305,6 +305,6 @@ func TestSchedules_a_leader_stopped_past_its_session_fires_no_tick_twice(t *test
 			seen[tk.scheduled] = true
 		}
 		t.Logf("%s: %d distinct ticks; the resumed leader was fenced: %v", b.Name, len(seen),
-			strings.Contains(one.logText(), "another process wrote to the schedule topic"))
+			strings.Contains(one.logText(), "a leader of a newer generation"))
 	})
 }

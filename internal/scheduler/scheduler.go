@@ -51,6 +51,7 @@ package scheduler
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -111,6 +112,8 @@ type Scheduler struct {
 	fence int64
 	// run is this scheduler's State.Run.
 	run string
+	// gen is the group generation this process leads in (while it does).
+	gen int32
 
 	mu      sync.Mutex
 	views   map[string]*jobs.View // by pipeline, for overlap: skip
@@ -236,7 +239,7 @@ func (h handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Con
 		}
 	}()
 	if claim.Partition() == 0 {
-		h.s.lead(sess.Context())
+		h.s.lead(sess.Context(), sess.GenerationID())
 	}
 	<-sess.Context().Done()
 	return nil
@@ -247,22 +250,44 @@ func (h handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Con
 // topic, after 250 ms doubling to this.
 const retryWait = 10 * time.Second
 
-// errFenced is leadOnce's error when another process wrote to the schedule
-// topic since this leader last read or wrote it: a leader that took over
-// while this one still thought it led.
-var errFenced = errors.New("another process wrote to the schedule topic: it leads now, or did")
+// errFenced is writeState's error when a leader of an older generation of
+// the group wrote to the schedule topic since this leader last read or
+// wrote it (one that lost the lead without noticing yet): this leader
+// reads the topic again and goes on.
+var errFenced = errors.New("a leader of an older generation of the group wrote to the schedule topic")
 
-// lead fires the schedules until ctx (the group session) ends, starting
-// over after an error with backoff.
-func (s *Scheduler) lead(ctx context.Context) {
+// errStale is writeState's error when a leader of a newer generation of
+// the group wrote to the schedule topic: this process lost the lead
+// without noticing (it was stopped, or cut off from the coordinator), and
+// fires nothing more until the group tells it so.
+var errStale = errors.New("a leader of a newer generation of the group wrote to the schedule topic: this process no longer leads")
+
+// leaderKey is the key of the record a leader writes to the schedule topic
+// when it takes over (no schedule's id: those hold a '/'): it moves the
+// topic's end, so that a leader of an older generation still firing is
+// fenced at its next write.
+const leaderKey = "leader"
+
+// lead fires the schedules until ctx (the group session of generation
+// gen) ends, starting over after an error with backoff.
+func (s *Scheduler) lead(ctx context.Context, gen int32) {
 	s.cfg.Metrics.setLeading(true)
 	defer s.cfg.Metrics.setLeading(false)
+	s.gen = gen
 	log := s.cfg.Log
-	log.Info("this process leads: it fires the schedules", "process", s.cfg.Process, "schedules", len(s.schedules))
+	log.Info("this process leads: it fires the schedules", "process", s.cfg.Process, "generation", gen,
+		"schedules", len(s.schedules))
 	wait := 250 * time.Millisecond
 	for {
 		err := s.leadOnce(ctx)
 		if ctx.Err() != nil {
+			log.Info("no longer leading (the group rebalanced or the process stops)")
+			return
+		}
+		if errors.Is(err, errStale) {
+			s.cfg.Metrics.setLeading(false)
+			log.Warn("another process leads now; firing nothing until the group says so", "err", err)
+			<-ctx.Done()
 			log.Info("no longer leading (the group rebalanced or the process stops)")
 			return
 		}
@@ -327,6 +352,9 @@ func (s *Scheduler) leadOnce(ctx context.Context) error {
 		return err
 	}
 	s.fence = end
+	if err := s.write(ctx, leaderKey, State{State: StateLeader}); err != nil {
+		return err
+	}
 	now := s.cfg.Clock.Now()
 	runs := make([]*run, len(s.schedules))
 	for i := range s.schedules {
@@ -617,31 +645,56 @@ func (s *Scheduler) sent(ctx context.Context, topic string, st State) (bool, err
 	return found, err
 }
 
-// writeState records st as r's state, once the schedule topic's end is
-// still where this leader left it, and waits for the broker's ack. The
-// check fences a leader that lost the lead without noticing (cut off from
-// the group coordinator, or stopped for longer than its session): the
-// leader that took over wrote to the topic, so the old one's next write
-// fails with errFenced, and it starts over from the topic. Two leaders can
-// still both pass it within one round trip; each tick's job id is its own,
-// so a dedup stage on header:millrace-job drops what that lets through.
+// writeState records st as r's state (see [Scheduler.write]).
 func (s *Scheduler) writeState(ctx context.Context, r *run, st State) error {
+	if err := s.write(ctx, r.plan.ID(), st); err != nil {
+		return fmt.Errorf("schedule %s: %w", r.plan.ID(), err)
+	}
+	r.state = st
+	return nil
+}
+
+// write writes st under key to the schedule topic, once the topic's end
+// is still where this leader left it, and waits for the broker's ack. The
+// check fences a leader that lost the lead without noticing (stopped, or
+// cut off from the group coordinator, for longer than its session): the
+// leader that took over wrote to the topic (at least its takeover
+// record, of a newer group generation), so the old one's next write fails
+// with errStale and it stops. When the records written meanwhile are of
+// an older generation (such an old leader's), the error is errFenced:
+// this leader reads the topic again and goes on. Two leaders can still
+// both pass the check within one round trip; each tick's job id is its
+// own, so a dedup stage on header:millrace-job drops what that lets
+// through.
+func (s *Scheduler) write(ctx context.Context, key string, st State) error {
 	topic := s.cfg.Plan.Scheduler.Topic
 	end, err := kafkaops.GetOffset(ctx, s.cfg.Client, topic, 0, sarama.OffsetNewest)
 	if err != nil {
 		return fmt.Errorf("end of %s: %w", topic, err)
 	}
 	if end != s.fence {
+		newer := int32(-1)
+		err := kafkaops.FetchRange(ctx, s.cfg.Client, topic, 0, s.fence, end, func(m *sarama.ConsumerMessage) {
+			var other State
+			if json.Unmarshal(m.Value, &other) == nil && other.Generation > s.gen {
+				newer = max(newer, other.Generation)
+			}
+		})
+		switch {
+		case err != nil:
+			return fmt.Errorf("read what others wrote to %s: %w", topic, err)
+		case newer >= 0:
+			return fmt.Errorf("%w (generation %d, this process's %d)", errStale, newer, s.gen)
+		}
 		return fmt.Errorf("%w (its end is %d, this leader left it at %d)", errFenced, end, s.fence)
 	}
-	st.Tick, st.At, st.By, st.Run = st.Tick.UTC(), time.Now().UTC(), s.cfg.Process, s.run
+	st.Tick, st.At, st.By, st.Run, st.Generation = st.Tick.UTC(), time.Now().UTC(), s.cfg.Process, s.run, s.gen
 	_, off, err := s.states.SendMessage(&sarama.ProducerMessage{Topic: topic,
-		Key: transport.Pin(sarama.StringEncoder(r.plan.ID()), 0), Value: sarama.ByteEncoder(st.marshal())})
+		Key: transport.Pin(sarama.StringEncoder(key), 0), Value: sarama.ByteEncoder(st.marshal())})
 	if err != nil {
-		return fmt.Errorf("schedule %s: record its state in %s: %w", r.plan.ID(), topic, err)
+		return fmt.Errorf("record its state in %s: %w", topic, err)
 	}
 	s.fence = off + 1
-	r.state = st
 	return nil
 }
 

@@ -391,13 +391,17 @@ pipelines:
 			if err := json.Unmarshal(m.Value, &st); err != nil {
 				t.Errorf("state %s: %v", m.Value, err)
 			}
+			if string(m.Key) == "leader" {
+				seq = append(seq, "leader "+st.State)
+				return
+			}
 			seq = append(seq, string(m.Key)+" "+st.Tick.Format(time.RFC3339)+" "+st.State)
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
 		id := p + "/tick"
-		want := []string{id + " 2026-11-30T10:01:00Z pending", id + " 2026-11-30T10:01:00Z fired"}
+		want := []string{"leader leader", id + " 2026-11-30T10:01:00Z pending", id + " 2026-11-30T10:01:00Z fired"}
 		if !slices.Equal(seq, want) {
 			t.Errorf("schedule topic holds\n%v\nwant\n%v", seq, want)
 		}

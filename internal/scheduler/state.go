@@ -25,6 +25,9 @@ const (
 	// StateDisabled: the schedule is disabled (enabled: false); Tick is
 	// when a leader saw it so. Enabled again, it starts at its next tick.
 	StateDisabled = "disabled"
+	// StateLeader is the record a leader writes, under the key "leader",
+	// when it takes over; it is no schedule's state.
+	StateLeader = "leader"
 )
 
 // State is the last tick of one schedule, a record of the schedule topic
@@ -54,6 +57,10 @@ type State struct {
 	// own run passed in a rebalance or a retry of it, not while no process
 	// led.
 	Run string `json:"run,omitempty"`
+	// Generation is the consumer group generation the writer led in:
+	// records of a newer one than a leader's own fence it (see
+	// Scheduler.write).
+	Generation int32 `json:"generation,omitempty"`
 }
 
 func (s State) marshal() []byte {
