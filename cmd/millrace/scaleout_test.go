@@ -1,11 +1,9 @@
 package main_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -68,42 +66,6 @@ func waitBinary(t *testing.T) string {
 		t.Fatal(waitExe.err)
 	}
 	return waitExe.path
-}
-
-// startExe is start (proc_test.go) for another binary than bin.
-func startExe(t *testing.T, exe, name, dir string, args ...string) *proc {
-	t.Helper()
-	args = append(args, "--admin-addr", "127.0.0.1:0")
-	p := &proc{t: t, name: name, cmd: exec.Command(exe, args...), done: make(chan struct{})}
-	p.cmd.Dir = dir
-	p.cmd.Stdout = io.Discard
-	stderr, err := p.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			p.mu.Lock()
-			p.log.WriteString(sc.Text() + "\n")
-			p.mu.Unlock()
-		}
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		if !p.exited() {
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-		if t.Failed() {
-			t.Logf("%s log:\n%s", p.name, p.logText())
-		}
-	})
-	return p
 }
 
 // waitPipeline is a pipeline of one stage, wait, reading name.in (8
@@ -351,7 +313,7 @@ func TestScaleOut_an_io_bound_stage_runs_near_linearly_faster_on_4_processes_tha
 			writeFile(t, dir, file, waitPipeline(name))
 			var procs []*proc
 			for i := range n {
-				procs = append(procs, startExe(t, exe, fmt.Sprintf("x%d run %d", n, i+1), dir,
+				procs = append(procs, startExe(t, exe, fmt.Sprintf("x%d run %d", n, i+1), dir, nil,
 					"run", "-f", file, "--brokers", brokers, "--stage", name+"/wait"))
 			}
 			g := waitBalanced(t, admin, "millrace."+name+".wait", name+".in", n, procs, 2*time.Minute)
@@ -440,7 +402,7 @@ func rebalancePauses(t *testing.T, b testkit.Backend, exe, dir, name string, sta
 		if static {
 			args = append(args, "--instance-id", fmt.Sprintf("%s-%d", name, i))
 		}
-		return startExe(t, exe, fmt.Sprintf("%s run %d", mode, i), dir, args...)
+		return startExe(t, exe, fmt.Sprintf("%s run %d", mode, i), dir, nil, args...)
 	}
 	procs := []*proc{run(1), run(2)}
 	waitBalanced(t, admin, grp, in, 2, procs, 2*time.Minute)
