@@ -93,7 +93,7 @@ func Render(f *pipeline.File, source []byte, o Options) (*Manifests, error) {
 	}
 	sum := sha256.Sum256(source)
 	r := &renderer{opts: o, brokers: strings.Join(brokers, ","), configHash: hex.EncodeToString(sum[:]),
-		names: stageNames(stages)}
+		names: stageNames(stages), secretOptional: plan.AdminToken != ""}
 	if err := r.checkNames(stages); err != nil {
 		return nil, err
 	}
@@ -102,7 +102,7 @@ func Render(f *pipeline.File, source []byte, o Options) (*Manifests, error) {
 			"which other hosts reach, and refuses to do so without api.tokens (bearer tokens; use ${NAME} and "+
 			"put the tokens in the Secret %q)", name, apiAddr, SecretName)
 	}
-	kinds, err := r.objects(stages, source, len(plan.Schedules()) > 0, f.API != nil)
+	kinds, err := r.objects(stages, source, len(plan.EnabledSchedules()) > 0, f.API != nil)
 	if err != nil {
 		return nil, err
 	}

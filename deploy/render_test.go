@@ -56,6 +56,7 @@ pipelines:
         filter: jq
         config: {program: .}
         scale: {min: 0, max: 3, lag: 500}
+        retry: {tiers: [5s, 1m]}
         resources:
           requests: {cpu: 250m, memory: 128Mi}
           limits: {cpu: "1", memory: 0.5Gi}
@@ -93,8 +94,8 @@ func TestRender_api_priority_topics_scale_and_resources(t *testing.T) {
 						}
 					}
 				}
-				if got := o.scaled[0].Spec; got.MinReplicaCount != 0 || got.MaxReplicaCount != 3 || len(got.Triggers) != 3 {
-					t.Errorf("check_1 scales %+v; want 0..3 replicas on 3 topics", got)
+				if got := o.scaled[0].Spec; got.MinReplicaCount != 0 || got.MaxReplicaCount != 3 || len(got.Triggers) != 5 {
+					t.Errorf("check_1 scales %+v; want 0..3 replicas on 3 inputs and 2 retry tiers", got)
 				}
 				if name := o.deployments[0].Name; name != "millrace-orders-check-1" {
 					t.Errorf("stage orders/check_1 is named %s", name)

@@ -68,11 +68,20 @@ func (r *renderer) scaledObject(s pipeline.StagePlan) *scaledObject {
 			MaxReplicaCount: int32(s.Scale.Max),
 		},
 	}
+	topics := make([]string, 0, len(s.Inputs)+len(s.RetryTopics))
 	for _, in := range s.Inputs {
+		topics = append(topics, in.Topic)
+	}
+	if s.Scale.Min == 0 {
+		// Scaled to zero, nothing reads the retry tiers: their records
+		// (due later) must wake the stage too.
+		topics = append(topics, s.RetryTopics...)
+	}
+	for _, topic := range topics {
 		so.Spec.Triggers = append(so.Spec.Triggers, scaleTrigger{Type: kafkaTrigger, Metadata: map[string]string{
 			"bootstrapServersFromEnv": BrokersEnv,
 			"consumerGroup":           s.Group,
-			"topic":                   in.Topic,
+			"topic":                   topic,
 			"lagThreshold":            strconv.Itoa(s.Scale.Lag),
 			"offsetResetPolicy":       offsetResetEarliest,
 		}})

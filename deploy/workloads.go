@@ -42,6 +42,11 @@ type renderer struct {
 	brokers    string            // comma-separated
 	configHash string            // hex SHA-256 of the pipelines file
 	names      map[string]string // stage id → object name
+	// secretOptional: the file has its own admin token, so the pods start
+	// without the Secret; otherwise they need its MILLRACE_ADMIN_TOKEN,
+	// and a missing Secret shows as such ("secret not found") rather than
+	// as a process exiting for want of a token.
+	secretOptional bool
 }
 
 func (r *renderer) meta(name string, l map[string]string) metav1.ObjectMeta {
@@ -73,8 +78,7 @@ func (r *renderer) stageDeployment(s pipeline.StagePlan) (*appsv1.Deployment, er
 }
 
 func (r *renderer) schedulerDeployment() *appsv1.Deployment {
-	c := r.container([]string{"scheduler", "-f", configPath(), "--admin-addr", adminAddr,
-		"--stop-timeout", r.opts.StopTimeout.String()})
+	c := r.container([]string{"scheduler", "-f", configPath(), "--admin-addr", adminAddr})
 	n := int32(schedulerReplicas)
 	return r.deployment(SchedulerName, labels(ComponentScheduler), &n, c)
 }
@@ -127,7 +131,7 @@ func (r *renderer) container(args []string) corev1.Container {
 			PeriodSeconds: period, TimeoutSeconds: timeout, FailureThreshold: failures,
 		}
 	}
-	optional := true
+	optional := r.secretOptional
 	return corev1.Container{
 		Name:  ContainerName,
 		Image: r.opts.Image,

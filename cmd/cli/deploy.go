@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -120,6 +121,11 @@ func newDeployRenderCmd(g *globals) *cobra.Command {
 		if err != nil {
 			return err
 		}
+		if exec := execStages(o.file.Plan()); len(exec) > 0 {
+			fmt.Fprintf(g.stderr, "note: %s %s run programs (filter exec): the image must hold them and what runs them "+
+				"(distroless/static has no shell), or every pod of this file fails to start, as each validates every stage\n",
+				plural(len(exec), "stage"), strings.Join(exec, ", "))
+		}
 		if o.out == "" {
 			_, err := g.stdout.Write(m.YAML())
 			return err
@@ -185,4 +191,16 @@ func writeRender(g *globals, dir string, files []deploy.File) error {
 	}
 	fmt.Fprintf(g.stdout, "apply with: kubectl apply -k %s\n", dir)
 	return nil
+}
+
+// execStages are the ids of plan's stages that run programs (filter exec).
+func execStages(plan *pipeline.Plan) []string {
+	stages, _ := plan.Stages()
+	var ids []string
+	for _, sp := range stages {
+		if sp.Filter.Name == "exec" {
+			ids = append(ids, sp.ID())
+		}
+	}
+	return ids
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"regexp"
-	"slices"
 	"sync/atomic"
 	"time"
 
@@ -17,9 +15,6 @@ import (
 	"github.com/millrace/millrace/pipeline"
 	"github.com/millrace/millrace/router"
 )
-
-// validInstanceID is Kafka's rule for a group.instance.id.
-var validInstanceID = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
 
 const runHelp = `Run the stages of the pipelines in the pipelines file until SIGINT or SIGTERM.
 
@@ -131,7 +126,7 @@ func (f *runFlags) parse([]string) (runOptions, error) {
 	plan := file.Plan()
 	var selected []pipeline.StagePlan
 	if f.schedulesOnly {
-		if !slices.ContainsFunc(plan.Schedules(), func(sp pipeline.SchedulePlan) bool { return sp.Enabled }) {
+		if len(plan.EnabledSchedules()) == 0 {
 			return runOptions{}, usagef("%s has no enabled schedule: nothing for the scheduler to fire (see README: Schedules)", f.g.file)
 		}
 	} else if selected, err = plan.Stages(f.stages...); err != nil {
@@ -141,7 +136,7 @@ func (f *runFlags) parse([]string) (runOptions, error) {
 	if instanceID == "" {
 		instanceID = os.Getenv("MILLRACE_INSTANCE_ID")
 	}
-	if instanceID != "" && !validInstanceID.MatchString(instanceID) {
+	if instanceID != "" && !router.ValidInstanceID(instanceID) {
 		return runOptions{}, usagef("--instance-id %q: want 1 to 249 of letters, digits, '.', '_' and '-' (Kafka's rule for group.instance.id)",
 			instanceID)
 	}

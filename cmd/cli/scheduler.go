@@ -24,7 +24,7 @@ On SIGINT or SIGTERM it leaves the group (another process leads at once) and
 exits 0.`
 
 func newSchedulerCmd(g *globals) *cobra.Command {
-	f := &runFlags{g: g, schedulesOnly: true}
+	f := &runFlags{g: g, schedulesOnly: true, stopTimeout: 30 * time.Second}
 	cmd := &cobra.Command{
 		Use:   "scheduler",
 		Short: "Fire the pipelines' schedules, and run nothing else",
@@ -37,7 +37,6 @@ func newSchedulerCmd(g *globals) *cobra.Command {
 	fl := cmd.Flags()
 	fl.IntVar(&f.port, "embedded-port", broker.DefaultPort, "port of the embedded broker on 127.0.0.1 when no brokers are configured (0: any free port)")
 	fl.StringVar(&f.dataDir, "data-dir", broker.DefaultDir, "where the embedded broker keeps its data")
-	fl.DurationVar(&f.stopTimeout, "stop-timeout", 30*time.Second, "how long a fire in progress may take to finish on stop")
 	fl.DurationVar(&f.connTimeout, "connect-timeout", 30*time.Second,
 		"how long to wait for the brokers at start, logging each attempt; 0 waits until they answer (or a signal)")
 	f.admin.add(cmd)
