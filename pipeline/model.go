@@ -197,6 +197,11 @@ type Stage struct {
 	RebalanceTimeout time.Duration `yaml:"rebalance_timeout"`
 	// Dedup is nil unless the stage deduplicates.
 	Dedup *Dedup `yaml:"dedup"`
+	// Scale and Resources are how `millrace deploy render` runs the stage
+	// on Kubernetes: its replicas and consumer lag target (KEDA), its
+	// container's requests and limits. `millrace run` ignores them.
+	Scale     *Scale     `yaml:"scale"`
+	Resources *Resources `yaml:"resources"`
 
 	// filterSpec and filterConfig are the filter's, once validated.
 	filterSpec   filters.Spec

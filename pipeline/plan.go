@@ -95,6 +95,10 @@ type StagePlan struct {
 	RebalanceTimeout time.Duration
 	// Dedup is nil unless the stage deduplicates.
 	Dedup *DedupPlan
+	// Scale and Resources are how `millrace deploy render` runs the stage
+	// on Kubernetes.
+	Scale     ScalePlan
+	Resources ResourcesPlan
 	// Results is the pipeline's (the same pointer as its PipelinePlan's):
 	// nil unless the pipeline keeps the status of its jobs.
 	Results *ResultsPlan
@@ -149,6 +153,7 @@ func (f *File) Plan() *Plan {
 				sp.RetryTopics = append(sp.RetryTopics, RetryTopic(p.Name, st.Name, n+1))
 			}
 			sp.Dedup = st.Dedup.dedupPlan(p.Name, st.Name)
+			sp.Scale, sp.Resources = st.Scale.scalePlan(p.Partitions), st.Resources.resourcesPlan()
 			if i+1 < len(p.Stages) {
 				sp.Output = stageTopic(p.Name, p.Stages[i+1])
 			} else {

@@ -183,6 +183,18 @@ func (p *Plan) Schedules() []SchedulePlan {
 	return all
 }
 
+// EnabledSchedules returns the schedules that fire (enabled: true, the
+// default), in file order: what a scheduler has to do.
+func (p *Plan) EnabledSchedules() []SchedulePlan {
+	var on []SchedulePlan
+	for _, sp := range p.Schedules() {
+		if sp.Enabled {
+			on = append(on, sp)
+		}
+	}
+	return on
+}
+
 // Schedule returns the schedule whose id is "pipeline/name".
 func (p *Plan) Schedule(id string) (*SchedulePlan, error) {
 	var ids []string

@@ -129,6 +129,12 @@ func (st *Stage) validate(p *problems, reg *filters.Registry, pl *Pipeline, inde
 	if st.Dedup != nil {
 		st.Dedup.validate(p, where)
 	}
+	if st.Scale != nil {
+		st.Scale.validate(p, where, pl.Partitions)
+	}
+	if st.Resources != nil {
+		st.Resources.validate(p, where)
+	}
 	if st.Filter == "" {
 		p.add(st.Of("filter"), "%s: missing key \"filter\" (one of: %s)", where, filterNames(reg))
 		return

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -59,10 +60,31 @@ type EngineConfig struct {
 	// Clock decides when the schedules' ticks are due (nil: the real
 	// clock).
 	Clock clockwork.Clock
+	// SchedulesOnly runs no stage, only the scheduler (`millrace
+	// scheduler`): the engine creates the plan's topics, then fires the
+	// schedules while it leads, until ctx ends.
+	SchedulesOnly bool
+	// InstanceID, if set, makes the process a static member of each
+	// stage's consumer group (group.instance.id, KIP-345): when it
+	// restarts with the same id within the session timeout, the group
+	// gives it its partitions back without a rebalance; when it stops, its
+	// partitions wait for its session timeout before they move. Each
+	// process of a stage needs its own (a pod's name). Kafka's rule: 1 to
+	// 249 of [a-zA-Z0-9._-].
+	InstanceID string
 }
 
+// validInstanceID is Kafka's rule for a group.instance.id (the topic name
+// rule: Topic.validate in Kafka's common/internals).
+var validInstanceID = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
+
+// ValidInstanceID reports whether id may be a group.instance.id
+// ([EngineConfig.InstanceID]): 1 to 249 of letters, digits, '.', '_' and
+// '-', Kafka's rule.
+func ValidInstanceID(id string) bool { return validInstanceID.MatchString(id) }
+
 func (c *EngineConfig) setDefaults() {
-	if len(c.Stages) == 0 && c.Plan != nil {
+	if len(c.Stages) == 0 && c.Plan != nil && !c.SchedulesOnly {
 		c.Stages, _ = c.Plan.Stages()
 	}
 	if len(c.Brokers) == 0 && c.Plan != nil {
@@ -96,8 +118,13 @@ func (c EngineConfig) Validate() error {
 		return errors.New("no plan")
 	case len(c.Brokers) == 0:
 		return errors.New("no brokers")
-	case len(c.Stages) == 0:
+	case len(c.Stages) == 0 && !c.SchedulesOnly:
 		return errors.New("no stages to run")
+	case c.SchedulesOnly && (len(c.Stages) > 0 || c.NoSchedules):
+		return errors.New("schedules only, but stages to run or no schedules")
+	case c.InstanceID != "" && !validInstanceID.MatchString(c.InstanceID):
+		return fmt.Errorf("instance id %q: want 1 to 249 of letters, digits, '.', '_' and '-' (Kafka's rule for group.instance.id)",
+			c.InstanceID)
 	}
 	return nil
 }
@@ -192,23 +219,49 @@ func (e *Engine) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	r, err := message.NewRouter(message.RouterConfig{CloseTimeout: e.cfg.StopTimeout + 5*time.Second},
-		wmLogger{log})
-	if err != nil {
-		return fmt.Errorf("create router: %w", err)
-	}
 	pub, err := transport.NewPublisher(e.cfg.Brokers, e.cfg.Producer)
 	if err != nil {
 		return err
 	}
 	defer pub.Close()
-	// The job folders and the lag exporter run until Run returns, also
-	// when it fails early: they end (stop) and are waited for before the
-	// publisher and the client close.
+	// The job folders, the scheduler and the lag exporter run until Run
+	// returns, also when it fails early: they end (stop) and are waited
+	// for before the publisher and the client close.
 	var workers sync.WaitGroup
 	defer workers.Wait()
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
+	var sch *scheduler.Scheduler
+	if !e.cfg.NoSchedules {
+		if sch, err = scheduler.New(scheduler.Config{Plan: e.cfg.Plan, Brokers: e.cfg.Brokers, Sarama: e.cfg.Sarama,
+			Client: client, Publisher: pub, Clock: e.cfg.Clock, Log: log, Metrics: e.cfg.Metrics.scheduleMetrics()}); err != nil {
+			return err
+		}
+	}
+	if e.cfg.SchedulesOnly {
+		// The scheduler is the process: its failure is the process's.
+		if sch == nil {
+			return errors.New("no enabled schedule to fire")
+		}
+		e.mu.Lock()
+		e.started = true
+		e.mu.Unlock()
+		go func() { <-ctx.Done(); e.stop() }()
+		close(e.ready)
+		log.Info("running the scheduler only")
+		if err := sch.Run(ctx); err != nil {
+			return err
+		}
+		log.Info("stopped")
+		return nil
+	}
+	if sch != nil {
+		workers.Go(func() {
+			if err := sch.Run(ctx); err != nil {
+				log.Error("scheduler stopped: this process fires no schedules", "err", err)
+			}
+		})
+	}
 	for _, pp := range e.resultsPipelines() {
 		workers.Go(func() {
 			if err := jobs.RunFolder(ctx, jobs.FolderConfig{Pipeline: pp, Brokers: e.cfg.Brokers, Sarama: e.cfg.Sarama,
@@ -217,19 +270,10 @@ func (e *Engine) Run(ctx context.Context) error {
 			}
 		})
 	}
-	if !e.cfg.NoSchedules {
-		sch, err := scheduler.New(scheduler.Config{Plan: e.cfg.Plan, Brokers: e.cfg.Brokers, Sarama: e.cfg.Sarama,
-			Client: client, Publisher: pub, Clock: e.cfg.Clock, Log: log, Metrics: e.cfg.Metrics.scheduleMetrics()})
-		if err != nil {
-			return err
-		}
-		if sch != nil {
-			workers.Go(func() {
-				if err := sch.Run(ctx); err != nil {
-					log.Error("scheduler stopped: this process fires no schedules", "err", err)
-				}
-			})
-		}
+	r, err := message.NewRouter(message.RouterConfig{CloseTimeout: e.cfg.StopTimeout + 5*time.Second},
+		wmLogger{log})
+	if err != nil {
+		return fmt.Errorf("create router: %w", err)
 	}
 	var stages []*stage
 	defer func() {
@@ -349,6 +393,7 @@ func (e *Engine) groupConfig(sp pipeline.StagePlan, log *slog.Logger) (*sarama.C
 		rebalance = need
 	}
 	transport.SetGroupTimeouts(&c, session, rebalance)
+	c.Consumer.Group.InstanceId = e.cfg.InstanceID
 	return &c, drain
 }
 

@@ -109,8 +109,10 @@ func (b Backend) ReadAll(t testing.TB, topic string) []Record {
 	}
 	total := 0
 	for _, p := range parts {
-		end, err1 := c.GetOffset(topic, p, sarama.OffsetNewest)
-		start, err2 := c.GetOffset(topic, p, sarama.OffsetOldest)
+		// kafkaops.GetOffset waits out a leader that is settling (a topic
+		// created a moment before: NOT_LEADER from real Kafka).
+		end, err1 := kafkaops.GetOffset(context.Background(), c, topic, p, sarama.OffsetNewest)
+		start, err2 := kafkaops.GetOffset(context.Background(), c, topic, p, sarama.OffsetOldest)
 		if err1 != nil || err2 != nil {
 			t.Fatalf("offsets of %s/%d: %v %v", topic, p, err1, err2)
 		}
@@ -233,7 +235,7 @@ func (b Backend) GroupLag(t testing.TB, group, topic string) int64 {
 	}
 	var lag int64
 	for _, p := range parts {
-		end, err := c.GetOffset(topic, p, sarama.OffsetNewest)
+		end, err := kafkaops.GetOffset(context.Background(), c, topic, p, sarama.OffsetNewest)
 		if err != nil {
 			t.Fatalf("end offset %s/%d: %v", topic, p, err)
 		}

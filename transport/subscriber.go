@@ -193,7 +193,13 @@ func (s *Subscriber) consume(ctx context.Context, group sarama.ConsumerGroup, to
 			}
 			continue
 		}
-		log.Error("consuming failed, retrying", "err", err, "retry_in", backoff)
+		if errors.Is(err, sarama.ErrFencedInstancedId) {
+			log.Error("another process joined this consumer group with the same group.instance.id (--instance-id, "+
+				"$MILLRACE_INSTANCE_ID): each process needs its own, or the two fence each other; retrying",
+				"instance_id", s.cfg.Sarama.Consumer.Group.InstanceId, "err", err, "retry_in", backoff)
+		} else {
+			log.Error("consuming failed, retrying", "err", err, "retry_in", backoff)
+		}
 		select {
 		case <-ctx.Done():
 		case <-time.After(backoff):

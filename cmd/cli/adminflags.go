@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"os"
 	"syscall"
 	"time"
 
@@ -20,8 +21,13 @@ func (a *adminFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&a.addr, "admin-addr", "",
 		"where to serve /healthz, /readyz and /metrics, host:port, or off (default: admin.addr of the file, else "+admin.DefaultAddr+")")
 	cmd.Flags().StringVar(&a.token, "admin-token", "",
-		"bearer token /metrics needs (default: admin.token of the file); needed for an address other hosts can reach")
+		"bearer token /metrics needs (default: $MILLRACE_ADMIN_TOKEN, then admin.token of the file); needed for an address other hosts can reach")
 }
+
+// adminTokenEnv is the environment variable the admin token is read
+// from when --admin-token is not given: a token in a flag shows in the
+// process list (and a Kubernetes pod spec), one in the environment does not.
+const adminTokenEnv = "MILLRACE_ADMIN_TOKEN"
 
 // adminOptions say where and how to serve the admin endpoints; addr ""
 // means off.
@@ -37,6 +43,9 @@ type adminOptions struct {
 // hosts can reach without a token is bad usage.
 func (a *adminFlags) options(plan *pipeline.Plan) (adminOptions, error) {
 	o := adminOptions{addr: a.addr, token: a.token}
+	if o.token == "" {
+		o.token = os.Getenv(adminTokenEnv)
+	}
 	if plan != nil {
 		if o.addr == "" {
 			o.addr = plan.AdminAddr

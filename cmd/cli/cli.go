@@ -98,7 +98,7 @@ Exit codes: 0 success, 1 failure, 2 bad usage.`,
 	pf.StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
 	root.AddCommand(newRunCmd(g), newBrokerCmd(g), newValidateCmd(g), newProduceCmd(g),
 		newTailCmd(g), newFiltersCmd(g), newQuarantineCmd(g), newReplayCmd(g), newJobsCmd(g), newServeCmd(g),
-		newSchedulesCmd(g))
+		newSchedulesCmd(g), newSchedulerCmd(g), newDeployCmd(g))
 	return root
 }
 

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/millrace/millrace/broker"
 	"github.com/millrace/millrace/internal/admin"
 	"github.com/millrace/millrace/kafkaops"
+	"github.com/millrace/millrace/pipeline"
 	"github.com/millrace/millrace/router"
 )
 
@@ -37,6 +39,12 @@ It serves /healthz, /readyz and /metrics (Prometheus) on --admin-addr
 (127.0.0.1:9464, or a free port when another process has it; off disables
 it). An address other hosts can reach needs --admin-token, which /metrics
 then requires as a bearer token.
+
+With --instance-id (or $MILLRACE_INSTANCE_ID; a Kubernetes pod's name) each
+stage joins its consumer group as a static member (KIP-345): a process that
+restarts with the same id within the session timeout gets its partitions back
+without a rebalance of the group; one that stops for good keeps them idle
+until its session times out.
 
 Every run process takes part in firing the pipelines' schedules (schedules:
 in the file; see 'millrace schedules --help'): the processes elect one leader
@@ -66,6 +74,9 @@ type runFlags struct {
 	admin       adminFlags
 	apiAddr     string
 	noSchedules bool
+	instanceID  string
+	// schedulesOnly: `millrace scheduler`, which runs no stage.
+	schedulesOnly bool
 }
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -89,6 +100,9 @@ func newRunCmd(g *globals) *cobra.Command {
 		"how long to wait for the brokers at start, logging each attempt; 0 waits until they answer (or a signal)")
 	fl.BoolVar(&f.noSchedules, "no-schedules", false,
 		"fire no schedules: stay out of the scheduler group millrace.scheduler (default: take part, and fire while leading)")
+	fl.StringVar(&f.instanceID, "instance-id", "",
+		"join the stages' consumer groups as a static member with this id (group.instance.id, KIP-345; default $MILLRACE_INSTANCE_ID): "+
+			"a restart with the same id within the session timeout keeps the partitions without a rebalance")
 	f.admin.add(cmd)
 	fl.StringVar(&f.apiAddr, "api-addr", "",
 		"also serve the HTTP jobs API here, host:port, as 'millrace serve' does (default: none; api.addr of the file is serve's)")
@@ -110,12 +124,25 @@ func (f *runFlags) parse([]string) (runOptions, error) {
 		return runOptions{}, err
 	}
 	plan := file.Plan()
-	selected, err := plan.Stages(f.stages...)
-	if err != nil {
+	var selected []pipeline.StagePlan
+	if f.schedulesOnly {
+		if len(plan.EnabledSchedules()) == 0 {
+			return runOptions{}, usagef("%s has no enabled schedule: nothing for the scheduler to fire (see README: Schedules)", f.g.file)
+		}
+	} else if selected, err = plan.Stages(f.stages...); err != nil {
 		return runOptions{}, usagef("--stage: %v", err)
 	}
+	instanceID := f.instanceID
+	if instanceID == "" {
+		instanceID = os.Getenv("MILLRACE_INSTANCE_ID")
+	}
+	if instanceID != "" && !router.ValidInstanceID(instanceID) {
+		return runOptions{}, usagef("--instance-id %q: want 1 to 249 of letters, digits, '.', '_' and '-' (Kafka's rule for group.instance.id)",
+			instanceID)
+	}
 	o := runOptions{engine: router.EngineConfig{Plan: plan, Stages: selected, Brokers: f.g.resolveBrokers(plan),
-		StopTimeout: f.stopTimeout, ConnectTimeout: f.connTimeout, Logger: f.g.log, NoSchedules: f.noSchedules}}
+		StopTimeout: f.stopTimeout, ConnectTimeout: f.connTimeout, Logger: f.g.log, NoSchedules: f.noSchedules,
+		SchedulesOnly: f.schedulesOnly, InstanceID: instanceID}}
 	if f.connTimeout == 0 {
 		o.engine.ConnectTimeout = -1 // wait for ever
 	}
@@ -181,6 +208,9 @@ func (f *runFlags) do(ctx context.Context, o runOptions) (err error) {
 		go func() { <-ctx.Done(); a.api.Drain() }() // long-polls answer while the stages stop
 	}
 	if err := eng.Run(ctx); err != nil {
+		if f.schedulesOnly {
+			return fmt.Errorf("scheduler: %w", err)
+		}
 		return fmt.Errorf("run: %w", err)
 	}
 	return nil

@@ -53,11 +53,19 @@ type proc struct {
 
 func start(t *testing.T, name, dir string, env []string, args ...string) *proc {
 	t.Helper()
-	if len(args) > 0 && (args[0] == "run" || args[0] == "broker" || args[0] == "serve") && !slices.Contains(args, "--admin-addr") {
+	return startExe(t, bin, name, dir, env, args...)
+}
+
+// startExe is start for another binary than bin (a user's own, with
+// filters of its own).
+func startExe(t *testing.T, exe, name, dir string, env []string, args ...string) *proc {
+	t.Helper()
+	if len(args) > 0 && (args[0] == "run" || args[0] == "broker" || args[0] == "serve" || args[0] == "scheduler") &&
+		!slices.Contains(args, "--admin-addr") {
 		// The default admin port is one per machine: tests take any.
 		args = append(args, "--admin-addr", "127.0.0.1:0")
 	}
-	p := &proc{t: t, name: name, cmd: exec.Command(bin, args...), done: make(chan struct{})}
+	p := &proc{t: t, name: name, cmd: exec.Command(exe, args...), done: make(chan struct{})}
 	p.cmd.Dir = dir
 	p.cmd.Env = append(os.Environ(), env...)
 	stderr, err := p.cmd.StderrPipe()

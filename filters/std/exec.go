@@ -341,14 +341,20 @@ func runCommand(cmd *exec.Cmd, payload []byte, stdout, stderr io.Writer) error {
 }
 
 // processEnv returns millrace's environment without the variables the
-// filter sets, so that none leaks in from a parent millrace.
+// filter sets, so that none leaks in from a parent millrace, and without
+// millrace's own secrets (the admin token, which a Kubernetes pod gets
+// from its Secret): the command has no use for them.
 func processEnv() []string {
 	env := os.Environ()
 	return slices.DeleteFunc(env, func(kv string) bool {
 		name, _, _ := strings.Cut(kv, "=")
-		return reservedEnv(name)
+		return reservedEnv(name) || name == adminTokenEnv
 	})
 }
+
+// adminTokenEnv is the variable `millrace run` reads the admin token from
+// (cmd/cli); the exec filter keeps it from the commands it runs.
+const adminTokenEnv = "MILLRACE_ADMIN_TOKEN"
 
 // killGroup kills the process group led by pid.
 func killGroup(pid int) error {

@@ -58,7 +58,8 @@ func TestExec_pipes_payload_through_command(t *testing.T) {
 func TestExec_passes_record_in_environment(t *testing.T) {
 	t.Setenv("MILLRACE_KEY", "inherited") // must not leak into records without a key
 	t.Setenv("FROM_PARENT", "parent")
-	script := `printf '%s|%s|%s|%s|%s|%s' "${MILLRACE_KEY-unset}" "${MILLRACE_JOB-unset}" "$MILLRACE_PIPELINE" "$MILLRACE_STAGE" "$EXTRA" "$FROM_PARENT"`
+	t.Setenv("MILLRACE_ADMIN_TOKEN", "s3cret") // millrace's own secret: the command gets none
+	script := `printf '%s|%s|%s|%s|%s|%s%s' "${MILLRACE_KEY-unset}" "${MILLRACE_JOB-unset}" "$MILLRACE_PIPELINE" "$MILLRACE_STAGE" "$EXTRA" "$FROM_PARENT" "${MILLRACE_ADMIN_TOKEN-}"`
 	tests := []struct {
 		name    string
 		key     []byte

@@ -27,7 +27,7 @@ const Off = "off"
 
 // ErrNeedsToken is the error of an address other hosts can reach without a
 // token: the metrics are not for everyone to read.
-var ErrNeedsToken = errors.New("an admin address other hosts can reach needs a token (--admin-token, or admin.token in the pipelines file)")
+var ErrNeedsToken = errors.New("an admin address other hosts can reach needs a token (--admin-token, $MILLRACE_ADMIN_TOKEN, or admin.token in the pipelines file)")
 
 // Config configures the admin server.
 type Config struct {

@@ -136,7 +136,7 @@ func New(cfg Config) (*Scheduler, error) {
 		return nil, errors.New("scheduler: a plan, brokers, a client and a publisher are needed")
 	}
 	all := cfg.Plan.Schedules()
-	if !slices.ContainsFunc(all, func(sp pipeline.SchedulePlan) bool { return sp.Enabled }) {
+	if len(cfg.Plan.EnabledSchedules()) == 0 {
 		return nil, nil
 	}
 	if cfg.Sarama == nil {
