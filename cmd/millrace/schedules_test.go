@@ -308,3 +308,27 @@ func TestSchedules_a_leader_stopped_past_its_session_fires_no_tick_twice(t *test
 			strings.Contains(one.logText(), "a leader of a newer generation"))
 	})
 }
+
+// TestScheduler_alone_fires_and_run_no_schedules_does_not: `millrace
+// scheduler` fires the schedules without a stage; a `run --no-schedules`
+// beside it never leads; SIGTERM stops the scheduler with exit 0.
+func TestScheduler_alone_fires_and_run_no_schedules_does_not(t *testing.T) {
+	testkit.ForEachBackend(t, func(t *testing.T, b testkit.Backend) {
+		dir, u := t.TempDir(), testkit.Unique()
+		writeFile(t, dir, "pipelines.yaml", scheduleFile(u))
+		brokers := strings.Join(b.Brokers, ",")
+		stages := start(t, "run --no-schedules", dir, nil, "run", "--brokers", brokers, "--no-schedules")
+		stages.waitLog("stage ready", 1, time.Minute)
+		sched := start(t, "scheduler", dir, nil, "scheduler", "--brokers", brokers)
+		sched.waitLog("running the scheduler only", 1, time.Minute)
+		sched.waitLog("msg=fired", 2, time.Minute)
+		sched.stop(time.Minute)
+		stages.stop(time.Minute)
+		if strings.Contains(stages.logText(), leading) || strings.Contains(stages.logText(), "component=scheduler") {
+			t.Errorf("run --no-schedules took part in the scheduler:\n%s", stages.logText())
+		}
+		if n := len(scheduledTicks(t, b, "tick-"+u)); n < 2 {
+			t.Errorf("%d ticks in the input, want at least the 2 the scheduler logged", n)
+		}
+	})
+}
