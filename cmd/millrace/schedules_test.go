@@ -245,6 +245,15 @@ func TestSchedules_ls_shows_next_fire_times_last_tick_and_leader_and_trigger_fir
 			}
 		}
 
+		// Another file whose processes would share the group: its schedule
+		// is not the leader's file's, and ls says so.
+		other := strings.Replace(scheduleFile(u), "name: nightly,", "name: weekly,", 1)
+		writeFile(t, dir, "other.yaml", other)
+		text, _, _ = cli(t, dir, "", "schedules", "ls", "-f", "other.yaml", "--brokers", brokers)
+		if !strings.Contains(text, "warning: the leader's pipelines file does not have tick-"+u+"/weekly") {
+			t.Errorf("schedules ls of a file the leader does not run:\n%s", text)
+		}
+
 		out, stderr, code = cli(t, dir, "", "schedules", "trigger", "tick-"+u+"/nightly", "--brokers", brokers)
 		id := strings.TrimSpace(out)
 		if code != 0 || len(id) != 36 {
@@ -263,7 +272,7 @@ func TestSchedules_ls_shows_next_fire_times_last_tick_and_leader_and_trigger_fir
 		}
 		run.stop(time.Minute)
 		text, _, _ = cli(t, dir, "", "schedules", "ls", "--brokers", brokers)
-		if !strings.Contains(text, "leader: none: no 'millrace run' process is in group sched-"+u) {
+		if !strings.Contains(text, "leader: none: no 'millrace run' or 'millrace scheduler' process is in group sched-"+u) {
 			t.Errorf("schedules ls with no process running:\n%s", text)
 		}
 	})
