@@ -88,7 +88,7 @@ func TestParse_never_shows_a_value_from_the_environment(t *testing.T) {
 		{"an unknown timezone", "Hunter2/Canary", `pipelines: [{name: p, input: in, results: {}, stages: [{name: a, filter: log}], schedules: [{name: s, cron: "@daily", timezone: "%s"}]}]`,
 			`pipeline "p" schedule "s": unknown timezone "${S}": want an IANA time zone name`},
 		{"a schedule jitter out of range", "-9s", `pipelines: [{name: p, input: in, results: {}, stages: [{name: a, filter: log}], schedules: [{name: s, every: 1h, jitter: "%s"}]}]`,
-			`jitter must be between 0s and 1h, got ${S}`},
+			`pipeline "p" schedule "s": jitter must be between 0s and 1h, got ${S}`},
 		{"a jitter not under every", "59m", `pipelines: [{name: p, input: in, results: {}, stages: [{name: a, filter: log}], schedules: [{name: s, every: "%s", jitter: "%s"}]}]`,
 			`pipeline "p" schedule "s": jitter ${S} must be less than every ${S}`},
 		{"an unknown overlap", "hunter2-canary", `pipelines: [{name: p, input: in, results: {}, stages: [{name: a, filter: log}], schedules: [{name: s, every: 1h, overlap: "%s"}]}]`,

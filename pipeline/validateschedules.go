@@ -109,7 +109,7 @@ func (s *Schedule) validateTiming(p *problems, where string) schedtime.Timing {
 		at := s.Of("every")
 		switch {
 		case s.Every < minEvery:
-			p.add(at, "every must be at least %s, got %s", formatDuration(minEvery), p.shown(at, formatDuration(s.Every)))
+			p.add(at, "%s: every must be at least %s, got %s", where, formatDuration(minEvery), p.shown(at, formatDuration(s.Every)))
 			ok = false
 		case s.Every%time.Second != 0:
 			// $scheduled_time and the millrace-scheduled-time header are in
@@ -152,7 +152,7 @@ func (s *Schedule) validateJitter(p *problems, where string) {
 	}
 	switch {
 	case s.Jitter < 0 || s.Jitter > maxJitter:
-		p.add(at, "jitter must be between 0s and %s, got %s", formatDuration(maxJitter), p.shown(at, formatDuration(s.Jitter)))
+		p.add(at, "%s: jitter must be between 0s and %s, got %s", where, formatDuration(maxJitter), p.shown(at, formatDuration(s.Jitter)))
 	case s.Set("every") && !s.Set("cron") && s.Every >= minEvery && s.Jitter >= s.Every:
 		p.add(at, "%s: jitter %s must be less than every %s, so that each fire comes before the next tick",
 			where, p.shown(at, formatDuration(s.Jitter)), p.shown(s.Of("every"), formatDuration(s.Every)))

@@ -232,6 +232,9 @@ func (e *Engine) Run(ctx context.Context) error {
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	var sch *scheduler.Scheduler
+	if e.cfg.NoSchedules && len(e.cfg.Plan.EnabledSchedules()) > 0 {
+		log.Info("this process fires no schedules (--no-schedules)")
+	}
 	if !e.cfg.NoSchedules {
 		if sch, err = scheduler.New(scheduler.Config{Plan: e.cfg.Plan, Brokers: e.cfg.Brokers, Sarama: e.cfg.Sarama,
 			Client: client, Publisher: pub, Clock: e.cfg.Clock, Log: log, Metrics: e.cfg.Metrics.scheduleMetrics()}); err != nil {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -100,6 +101,9 @@ func newDeployRenderCmd(g *globals) *cobra.Command {
 			return o, usagef("--stop-timeout %s: want more than 0", o.opts.StopTimeout)
 		}
 		o.opts.Brokers = g.brokers
+		if len(o.opts.Brokers) == 0 && os.Getenv("MILLRACE_BROKERS") != "" {
+			o.opts.Brokers = strings.Split(os.Getenv("MILLRACE_BROKERS"), ",")
+		}
 		var oe *deploy.OptionError
 		if err := o.opts.Validate(); errors.As(err, &oe) {
 			return o, usagef("--%s %q: %s", oe.Option, oe.Value, oe.Reason)
@@ -111,7 +115,7 @@ func newDeployRenderCmd(g *globals) *cobra.Command {
 			return o, err
 		}
 		if len(o.opts.Brokers) == 0 && len(o.file.Plan().Brokers) == 0 {
-			return o, usagef("--brokers is required: %s names no brokers (broker.brokers), and pods cannot use the embedded broker",
+			return o, usagef("--brokers is required: neither $MILLRACE_BROKERS nor %s (broker.brokers) names brokers, and pods cannot use the embedded broker",
 				g.file)
 		}
 		return o, nil
@@ -125,6 +129,10 @@ func newDeployRenderCmd(g *globals) *cobra.Command {
 			fmt.Fprintf(g.stderr, "note: %s %s run programs (filter exec): the image must hold them and what runs them "+
 				"(distroless/static has no shell), or every pod of this file fails to start, as each validates every stage\n",
 				plural(len(exec), "stage"), strings.Join(exec, ", "))
+		}
+		for _, id := range slowStages(o.file.Plan(), o.opts.StopTimeout) {
+			fmt.Fprintf(g.stderr, "note: stage %s may run a record longer than --stop-timeout %s: a rollout or scale-down "+
+				"stops it and the record runs again (raise --stop-timeout)\n", id, pipeline.FormatDuration(o.opts.StopTimeout))
 		}
 		if o.out == "" {
 			_, err := g.stdout.Write(m.YAML())
@@ -199,6 +207,23 @@ func execStages(plan *pipeline.Plan) []string {
 	var ids []string
 	for _, sp := range stages {
 		if sp.Filter.Name == "exec" {
+			ids = append(ids, sp.ID())
+		}
+	}
+	return ids
+}
+
+// slowStages are the ids of plan's stages whose timeout (one record's
+// bound), set in the file, is longer than the processes' stop timeout (the
+// default timeout, 60 s, is a bound few records come near).
+func slowStages(plan *pipeline.Plan, stop time.Duration) []string {
+	if stop <= 0 {
+		stop = deploy.DefaultStopTimeout
+	}
+	stages, _ := plan.Stages()
+	var ids []string
+	for _, sp := range stages {
+		if sp.Timeout > stop && sp.Timeout != pipeline.DefaultTimeout {
 			ids = append(ids, sp.ID())
 		}
 	}

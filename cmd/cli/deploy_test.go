@@ -55,7 +55,7 @@ func TestDeployRender_usage_errors_exit_2_naming_the_flag(t *testing.T) {
 		{deployPipelines, []string{"deploy", "render", "--image", "m:1", "--brokers", "kafka"}, `--brokers "kafka": want host:port`},
 		{deployPipelines, []string{"deploy", "render", "--image", "m:1", "--stop-timeout", "0s"}, "--stop-timeout 0s: want more than 0"},
 		{deployPipelines, []string{"deploy", "render", "--image", "m:1", "extra"}, `unknown command "extra"`},
-		{noBrokers, []string{"deploy", "render", "--image", "m:1"}, "--brokers is required: pipelines.yaml names no brokers"},
+		{noBrokers, []string{"deploy", "render", "--image", "m:1"}, "--brokers is required: neither $MILLRACE_BROKERS nor pipelines.yaml (broker.brokers) names brokers"},
 		{deployPipelines, []string{"deploy"}, "deploy needs a subcommand: render"},
 	}
 	for _, tt := range tests {

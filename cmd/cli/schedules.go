@@ -148,7 +148,11 @@ func printSchedules(w io.Writer, l scheduler.Listing, group string, next int) {
 		fmt.Fprintf(w, "leader: none right now (group %s is rebalancing; %d %s in it)\n", group, l.Members,
 			pluralES(l.Members, "process"))
 	default:
-		fmt.Fprintf(w, "leader: none: no 'millrace run' process is in group %s, so no schedule fires\n", group)
+		fmt.Fprintf(w, "leader: none: no 'millrace run' or 'millrace scheduler' process is in group %s, so no schedule fires\n", group)
+	}
+	if len(l.NotFired) > 0 {
+		fmt.Fprintf(w, "warning: the leader's pipelines file does not have %s: another file's processes lead group %s, "+
+			"so they do not fire; give each file its own scheduler: {group, topic}\n", strings.Join(l.NotFired, ", "), group)
 	}
 }
 

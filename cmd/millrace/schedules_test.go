@@ -245,6 +245,15 @@ func TestSchedules_ls_shows_next_fire_times_last_tick_and_leader_and_trigger_fir
 			}
 		}
 
+		// Another file whose processes would share the group: its schedule
+		// is not the leader's file's, and ls says so.
+		other := strings.Replace(scheduleFile(u), "name: nightly,", "name: weekly,", 1)
+		writeFile(t, dir, "other.yaml", other)
+		text, _, _ = cli(t, dir, "", "schedules", "ls", "-f", "other.yaml", "--brokers", brokers)
+		if !strings.Contains(text, "warning: the leader's pipelines file does not have tick-"+u+"/weekly") {
+			t.Errorf("schedules ls of a file the leader does not run:\n%s", text)
+		}
+
 		out, stderr, code = cli(t, dir, "", "schedules", "trigger", "tick-"+u+"/nightly", "--brokers", brokers)
 		id := strings.TrimSpace(out)
 		if code != 0 || len(id) != 36 {
@@ -263,7 +272,7 @@ func TestSchedules_ls_shows_next_fire_times_last_tick_and_leader_and_trigger_fir
 		}
 		run.stop(time.Minute)
 		text, _, _ = cli(t, dir, "", "schedules", "ls", "--brokers", brokers)
-		if !strings.Contains(text, "leader: none: no 'millrace run' process is in group sched-"+u) {
+		if !strings.Contains(text, "leader: none: no 'millrace run' or 'millrace scheduler' process is in group sched-"+u) {
 			t.Errorf("schedules ls with no process running:\n%s", text)
 		}
 	})
@@ -306,5 +315,29 @@ func TestSchedules_a_leader_stopped_past_its_session_fires_no_tick_twice(t *test
 		}
 		t.Logf("%s: %d distinct ticks; the resumed leader was fenced: %v", b.Name, len(seen),
 			strings.Contains(one.logText(), "a leader of a newer generation"))
+	})
+}
+
+// TestScheduler_alone_fires_and_run_no_schedules_does_not: `millrace
+// scheduler` fires the schedules without a stage; a `run --no-schedules`
+// beside it never leads; SIGTERM stops the scheduler with exit 0.
+func TestScheduler_alone_fires_and_run_no_schedules_does_not(t *testing.T) {
+	testkit.ForEachBackend(t, func(t *testing.T, b testkit.Backend) {
+		dir, u := t.TempDir(), testkit.Unique()
+		writeFile(t, dir, "pipelines.yaml", scheduleFile(u))
+		brokers := strings.Join(b.Brokers, ",")
+		stages := start(t, "run --no-schedules", dir, nil, "run", "--brokers", brokers, "--no-schedules")
+		stages.waitLog("stage ready", 1, time.Minute)
+		sched := start(t, "scheduler", dir, nil, "scheduler", "--brokers", brokers)
+		sched.waitLog("running the scheduler only", 1, time.Minute)
+		sched.waitLog("msg=fired", 2, time.Minute)
+		sched.stop(time.Minute)
+		stages.stop(time.Minute)
+		if strings.Contains(stages.logText(), leading) || strings.Contains(stages.logText(), "component=scheduler") {
+			t.Errorf("run --no-schedules took part in the scheduler:\n%s", stages.logText())
+		}
+		if n := len(scheduledTicks(t, b, "tick-"+u)); n < 2 {
+			t.Errorf("%d ticks in the input, want at least the 2 the scheduler logged", n)
+		}
 	})
 }

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -51,6 +52,11 @@ type Listing struct {
 	Leader *Leader `json:"leader"`
 	// Members counts the processes in the scheduler group.
 	Members int `json:"members"`
+	// NotFired are the enabled schedules of this file that the last
+	// leader's file does not have: another pipelines file's processes lead
+	// the group, so they do not fire (give each file its own scheduler:
+	// {group, topic}).
+	NotFired []string `json:"not_fired,omitempty"`
 }
 
 // Describe lists the plan's schedules: the next n fire times of each
@@ -83,6 +89,13 @@ func Describe(ctx context.Context, client sarama.Client, plan *pipeline.Plan, no
 			in.Last = &st
 		}
 		l.Schedules = append(l.Schedules, in)
+	}
+	if ld, ok := states[leaderKey]; ok && ld.State == StateLeader {
+		for _, sp := range plan.EnabledSchedules() {
+			if !slices.Contains(ld.Schedules, sp.ID()) {
+				l.NotFired = append(l.NotFired, sp.ID())
+			}
+		}
 	}
 	l.Leader, l.Members, err = leader(client, plan.Scheduler)
 	return l, err
@@ -134,6 +147,9 @@ func Trigger(client sarama.Client, pub *transport.Publisher, log *slog.Logger, p
 		return "", err
 	}
 	parts, err := client.Partitions(pp.Input)
+	if errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
+		return "", fmt.Errorf("topic %s, the input of pipeline %s, does not exist yet: 'millrace run' creates it", pp.Input, pp.Name)
+	}
 	if err != nil {
 		return "", fmt.Errorf("partitions of %s: %w", pp.Input, err)
 	}

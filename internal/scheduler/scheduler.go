@@ -230,7 +230,15 @@ func (s *Scheduler) Run(ctx context.Context) error {
 // still there, which then leads again).
 type handler struct{ s *Scheduler }
 
-func (handler) Setup(sarama.ConsumerGroupSession) error   { return nil }
+// Setup says, once per session, which role this process has.
+func (h handler) Setup(sess sarama.ConsumerGroupSession) error {
+	if !slices.Contains(sess.Claims()[h.s.cfg.Plan.Scheduler.Topic], 0) {
+		h.s.cfg.Log.Info("standing by: another process leads the scheduler group", "group", h.s.cfg.Plan.Scheduler.Group,
+			"generation", sess.GenerationID())
+	}
+	return nil
+}
+
 func (handler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
 
 func (h handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
@@ -352,8 +360,24 @@ func (s *Scheduler) leadOnce(ctx context.Context) error {
 		return err
 	}
 	s.fence = end
-	if err := s.write(ctx, leaderKey, State{State: StateLeader}); err != nil {
+	ids := make([]string, len(s.schedules))
+	for i := range s.schedules {
+		ids[i] = s.schedules[i].ID()
+	}
+	if err := s.write(ctx, leaderKey, State{State: StateLeader, Schedules: ids}); err != nil {
 		return err
+	}
+	var foreign []string
+	for id, st := range states {
+		if id != leaderKey && !slices.Contains(ids, id) && st.State != StateDisabled {
+			foreign = append(foreign, id)
+		}
+	}
+	if len(foreign) > 0 {
+		slices.Sort(foreign)
+		s.cfg.Log.Warn("the schedule topic holds schedules this pipelines file does not have: if another file's processes "+
+			"share this scheduler group, only the leader's file's schedules fire; give each file its own scheduler: "+
+			"{group, topic}", "group", s.cfg.Plan.Scheduler.Group, "topic", topic, "schedules", foreign)
 	}
 	now := s.cfg.Clock.Now()
 	runs := make([]*run, len(s.schedules))
@@ -540,7 +564,7 @@ func (s *Scheduler) fire(ctx context.Context, r *run, t time.Time) error {
 			if err := s.writeState(ctx, r, State{Tick: t, State: StateSkipped, Job: r.job}); err != nil {
 				return err
 			}
-			log.Info("tick skipped: the previous job is still running (overlap: skip)", "job", r.job)
+			log.Warn("tick skipped: the previous job has not finished (overlap: skip; see millrace jobs status ID)", "job", r.job)
 			s.cfg.Metrics.skip(sp, reasonOverlap, 1)
 			r.last = t
 			return nil

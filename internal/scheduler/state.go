@@ -61,6 +61,9 @@ type State struct {
 	// records of a newer one than a leader's own fence it (see
 	// Scheduler.write).
 	Generation int32 `json:"generation,omitempty"`
+	// Schedules, of a leader's record, are the ids of the schedules its
+	// pipelines file has.
+	Schedules []string `json:"schedules,omitempty"`
 }
 
 func (s State) marshal() []byte {
