@@ -2,8 +2,9 @@ package pipeline
 
 import (
 	"fmt"
-	"strings"
 	"time"
+
+	"github.com/millrace/millrace/internal/yamlscalar"
 )
 
 // Bounds of the failure-handling and priority settings.
@@ -189,13 +190,4 @@ func checkDuration(p *problems, ps Positions, key string, d, lo, hi time.Duratio
 func FormatDuration(d time.Duration) string { return formatDuration(d) }
 
 // formatDuration is FormatDuration.
-func formatDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
-}
+func formatDuration(d time.Duration) string { return yamlscalar.FormatDuration(d) }

@@ -49,6 +49,8 @@ import (
 	"time"
 
 	"github.com/robfig/cron/v3"
+
+	"github.com/millrace/millrace/internal/yamlscalar"
 )
 
 // Timing is when a schedule fires. Implementations are safe for concurrent use.
@@ -308,17 +310,4 @@ func (e every) Next(t time.Time) time.Time {
 	return t.Round(0).Add(time.Duration(d - rem))
 }
 
-func (e every) String() string { return "every " + formatDuration(time.Duration(e)) }
-
-// formatDuration prints d as time.Duration does, without zero trailing
-// units: 15m, 1h, 1h30m, 7s, 24h, 1.5s.
-func formatDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
-}
+func (e every) String() string { return "every " + yamlscalar.FormatDuration(time.Duration(e)) }

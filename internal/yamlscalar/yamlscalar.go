@@ -132,3 +132,17 @@ func numberText(n *yaml.Node) string {
 	}
 	return n.Value
 }
+
+// FormatDuration writes d as pipelines.yaml takes it and a user would
+// write it: 168h rather than 168h0m0s, 15m, 1h30m, 1.5s
+// (time.Duration.String without zero minutes and seconds at its end).
+func FormatDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
