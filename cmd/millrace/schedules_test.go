@@ -1,7 +1,6 @@
 package main_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -10,14 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/IBM/sarama"
 	"github.com/robfig/cron/v3"
 
 	"github.com/millrace/millrace/filters"
 	"github.com/millrace/millrace/internal/scheduler"
-	"github.com/millrace/millrace/kafkaops"
 	"github.com/millrace/millrace/testkit"
-	"github.com/millrace/millrace/transport"
 )
 
 // scheduleFile is a pipelines file with one pipeline fired every second,
@@ -161,30 +157,9 @@ type tick struct{ schedule, scheduled, job string }
 // scheduledTicks reads every record of topic.
 func scheduledTicks(t *testing.T, b testkit.Backend, topic string) []tick {
 	t.Helper()
-	client, err := sarama.NewClient(b.Brokers, transport.NewSaramaConfig("test"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	parts, err := client.Partitions(topic)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []tick
-	for _, p := range parts {
-		end, err := kafkaops.GetOffset(ctx, client, topic, p, sarama.OffsetNewest)
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = kafkaops.FetchRange(ctx, client, topic, p, 0, end, func(m *sarama.ConsumerMessage) {
-			h := func(n string) string { v, _ := transport.LastHeader(m, n); return string(v) }
-			out = append(out, tick{h(filters.HeaderSchedule), h(filters.HeaderScheduledTime), h(filters.HeaderJob)})
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, r := range b.ReadAll(t, topic) {
+		out = append(out, tick{r.Headers[filters.HeaderSchedule], r.Headers[filters.HeaderScheduledTime], r.Headers[filters.HeaderJob]})
 	}
 	return out
 }

@@ -94,31 +94,10 @@ func (f *fixture) records(pipelineName string) []fired {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	client, err := sarama.NewClient(f.b.Brokers, transport.NewSaramaConfig("test"))
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	defer client.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	parts, err := client.Partitions(pp.Input)
-	if err != nil {
-		f.t.Fatal(err)
-	}
 	var out []fired
-	for _, p := range parts {
-		end, err := kafkaops.GetOffset(ctx, client, pp.Input, p, sarama.OffsetNewest)
-		if err != nil {
-			f.t.Fatal(err)
-		}
-		err = kafkaops.FetchRange(ctx, client, pp.Input, p, 0, end, func(m *sarama.ConsumerMessage) {
-			h := func(n string) string { v, _ := transport.LastHeader(m, n); return string(v) }
-			out = append(out, fired{schedule: h(filters.HeaderSchedule), scheduled: h(filters.HeaderScheduledTime),
-				job: h(filters.HeaderJob), payload: string(m.Value)})
-		})
-		if err != nil {
-			f.t.Fatal(err)
-		}
+	for _, r := range f.b.ReadAll(f.t, pp.Input) {
+		out = append(out, fired{schedule: r.Headers[filters.HeaderSchedule], scheduled: r.Headers[filters.HeaderScheduledTime],
+			job: r.Headers[filters.HeaderJob], payload: string(r.Value)})
 	}
 	sort.Slice(out, func(i, j int) bool {
 		return out[i].schedule < out[j].schedule || out[i].schedule == out[j].schedule && out[i].scheduled < out[j].scheduled
