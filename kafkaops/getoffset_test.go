@@ -61,3 +61,19 @@ func TestGetOffset_waits_for_a_new_partition_leader(t *testing.T) {
 		t.Errorf("an error that does not pass was retried for %s", d)
 	}
 }
+
+// A connection to the leader closed under the client (sarama's
+// ErrNotConnected) passes like a settling leader; an authorization
+// failure does not.
+func TestOffsetErrorPasses_a_closed_connection(t *testing.T) {
+	for err, want := range map[error]bool{
+		sarama.ErrNotConnected:                               true,
+		errors.Join(errors.New("x"), sarama.ErrNotConnected): true,
+		sarama.ErrNotLeaderForPartition:                      true,
+		sarama.ErrTopicAuthorizationFailed:                   false,
+	} {
+		if got := offsetErrorPasses(err); got != want {
+			t.Errorf("offsetErrorPasses(%v) = %v, want %v", err, got, want)
+		}
+	}
+}

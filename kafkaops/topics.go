@@ -80,11 +80,14 @@ func GetOffset(ctx context.Context, client sarama.Client, topic string, partitio
 }
 
 // offsetErrorPasses says whether err, from a ListOffsets, is one a broker
-// stops answering with once a partition's leadership has settled.
+// stops answering with once a partition's leadership has settled, or
+// sarama's for a connection to the leader that was closed under the client
+// (ErrNotConnected: the next attempt opens it again; seen once restoring a
+// dedup changelog on the embedded broker).
 func offsetErrorPasses(err error) bool {
 	for _, e := range []error{sarama.ErrNotLeaderForPartition, sarama.ErrLeaderNotAvailable,
 		sarama.ErrOffsetNotAvailable, sarama.ErrUnknownTopicOrPartition, sarama.ErrRequestTimedOut,
-		sarama.ErrFencedLeaderEpoch, sarama.ErrUnknownLeaderEpoch} {
+		sarama.ErrFencedLeaderEpoch, sarama.ErrUnknownLeaderEpoch, sarama.ErrNotConnected} {
 		if errors.Is(err, e) {
 			return true
 		}
