@@ -326,7 +326,7 @@ func TestView_Wait_ends_with_its_context_and_with_the_view(t *testing.T) {
 func TestView_that_follows_reads_on(t *testing.T) {
 	testkit.ForEachBackend(t, func(t *testing.T, b testkit.Backend) {
 		name := newPipeline(t, b, 2)
-		v := openView(t, b, jobs.ViewConfig{Source: jobs.Source{Shape: shape2(name)}, Follow: true})
+		v := openView(t, b, jobs.ViewConfig{Source: jobs.Source{Shape: shape2(name)}, Follow: true, Now: func() time.Time { return vt0 }})
 		b.Produce(t, jobs.EventsTopic(name), records(failing("later", 0)...))
 		testkit.Eventually(t, 30*time.Second, func() bool { return v.Status("later").State == jobs.StateFailed },
 			"the view never read the events written after it opened")
