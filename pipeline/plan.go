@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/millrace/millrace/transport"
+
 	"github.com/millrace/millrace/filters"
 )
 
@@ -23,6 +25,9 @@ type Plan struct {
 	Brokers     []string
 	ClientID    string
 	Compression string
+	// Security is how every client reaches the brokers (TLS, SASL): the
+	// file's broker.tls and broker.sasl; nil is PLAINTEXT.
+	Security *transport.Security
 	// ReplicationFactor of created topics (-1: the broker's default).
 	ReplicationFactor int
 	Pipelines         []PipelinePlan
