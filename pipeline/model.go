@@ -16,6 +16,9 @@ type File struct {
 	Positions `yaml:"-"`
 	// Path is where the file was read from; problems are reported against it.
 	Path string `yaml:"-"`
+	// Warnings are settings of a valid file that are likely a mistake, as
+	// `file:line:col: warning: message` (in file order).
+	Warnings Problems `yaml:"-"`
 
 	Version   int        `yaml:"version"`
 	Broker    *Broker    `yaml:"broker"`
@@ -35,6 +38,52 @@ type Broker struct {
 	ClientID string   `yaml:"client_id"`
 	// Compression of produced records: none, gzip, snappy, lz4 or zstd.
 	Compression string `yaml:"compression"`
+	// TLS encrypts the connections to the brokers (security.protocol SSL,
+	// or SASL_SSL with SASL).
+	TLS *BrokerTLS `yaml:"tls"`
+	// SASL authenticates millrace to the brokers (SASL_PLAINTEXT, or
+	// SASL_SSL with TLS).
+	SASL *BrokerSASL `yaml:"sasl"`
+}
+
+// BrokerTLS is the broker block's tls: Kafka's ssl.* client settings.
+type BrokerTLS struct {
+	Positions `yaml:"-"`
+
+	// Enabled turns TLS on or off; a tls block turns it on unless it says
+	// enabled: false.
+	Enabled *bool `yaml:"enabled"`
+	// CAFile is a PEM file of the certificate authorities to trust; empty
+	// trusts the system's.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are a PEM client certificate and its key, for
+	// brokers that authenticate clients by certificate; both or neither.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ServerName is the name the brokers' certificates must carry; empty
+	// checks each broker's host as dialled.
+	ServerName string `yaml:"server_name"`
+	// InsecureSkipVerify accepts any certificate (tests only: anybody in
+	// the path can read and change the traffic).
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+}
+
+// BrokerSASL is the broker block's sasl: Kafka's sasl.mechanism and the
+// credentials of sasl.jaas.config. Formatted with fmt (any verb), it never
+// shows Password.
+type BrokerSASL struct {
+	Positions `yaml:"-"`
+
+	// Mechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
+	Mechanism string `yaml:"mechanism"`
+	Username  string `yaml:"username"`
+	// Password: use ${ENV}.
+	Password string `yaml:"password"`
+}
+
+// Format writes s without its password, whatever the verb.
+func (s BrokerSASL) Format(f fmt.State, _ rune) {
+	fmt.Fprintf(f, "{Mechanism:%s Username:%s Password:%s}", s.Mechanism, s.Username, redacted(s.Password))
 }
 
 // Admin configures the admin HTTP server of `millrace run` and `millrace

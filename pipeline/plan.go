@@ -135,6 +135,7 @@ func (f *File) Plan() *Plan {
 		pl.Brokers = f.Broker.Brokers
 		pl.ClientID = f.Broker.ClientID
 		pl.Compression = f.Broker.Compression
+		pl.Security = f.Broker.security()
 	}
 	for pi := range f.Pipelines {
 		p := &f.Pipelines[pi]

@@ -40,6 +40,7 @@ func (f *File) validate(p *problems, reg *filters.Registry) {
 				p.add(at, "broker %d (%s) needs host:port", i+1, p.quoted(at, b))
 			}
 		}
+		f.Broker.validateSecurity(p)
 	}
 	if a := f.Admin; a != nil && a.Addr != "" && a.Addr != "off" {
 		if _, port, err := net.SplitHostPort(a.Addr); err != nil || !validPort(port) {

@@ -149,6 +149,9 @@ func connect(ctx context.Context, brokers []string, cfg *sarama.Config, log *slo
 		if err == nil {
 			return client, nil
 		}
+		if serr := securityError(err, cfg); serr != nil {
+			return nil, fmt.Errorf("cannot connect to Kafka at %s: %w", strings.Join(brokers, ","), serr)
+		}
 		if log != nil {
 			log.Warn("cannot reach Kafka yet; retrying", "brokers", strings.Join(brokers, ","), "attempt", attempt,
 				"retry_in", backoff, "err", err)

@@ -185,3 +185,29 @@ func (s *scramConversation) Begin(user, password, authzID string) error {
 func (s *scramConversation) Step(challenge string) (string, error) { return s.conv.Step(challenge) }
 
 func (s *scramConversation) Done() bool { return s.conv.Done() }
+
+// securityError is err, an error of connecting with cfg, as an error that
+// wraps [ErrSecurity] and says what failed when retrying cannot mend it:
+// the brokers refused the SASL credentials or mechanism, or their TLS
+// certificate did not verify. Otherwise nil.
+func securityError(err error, cfg *sarama.Config) error {
+	var (
+		verify    *tls.CertificateVerificationError
+		authority x509.UnknownAuthorityError
+		hostname  x509.HostnameError
+		invalid   x509.CertificateInvalidError
+		record    tls.RecordHeaderError
+	)
+	switch {
+	case errors.Is(err, sarama.ErrSASLAuthenticationFailed) || errors.Is(err, sarama.ErrIllegalSASLState):
+		return fmt.Errorf("%w: SASL %s authentication as user %q failed (wrong username or password?): %w",
+			ErrSecurity, cfg.Net.SASL.Mechanism, cfg.Net.SASL.User, err)
+	case errors.Is(err, sarama.ErrUnsupportedSASLMechanism):
+		return fmt.Errorf("%w: the brokers do not accept SASL mechanism %s: %w", ErrSecurity, cfg.Net.SASL.Mechanism, err)
+	case errors.As(err, &verify) || errors.As(err, &authority) || errors.As(err, &hostname) || errors.As(err, &invalid):
+		return fmt.Errorf("%w: TLS: the broker's certificate did not verify (tls ca_file, server_name): %w", ErrSecurity, err)
+	case errors.As(err, &record):
+		return fmt.Errorf("%w: TLS: the broker did not answer in TLS (a PLAINTEXT or SASL_PLAINTEXT listener?): %w", ErrSecurity, err)
+	}
+	return nil
+}

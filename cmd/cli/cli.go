@@ -196,6 +196,9 @@ func (g *globals) load() (*pipeline.File, error) {
 		fmt.Fprintf(g.stderr, "%s: %d %s\n", g.file, len(ps), plural(len(ps), "problem"))
 		return nil, errPrinted
 	}
+	if err == nil && len(f.Warnings) > 0 {
+		fmt.Fprintln(g.stderr, f.Warnings.Error())
+	}
 	return f, err
 }
 

@@ -146,7 +146,14 @@ func (f *runFlags) parse([]string) (runOptions, error) {
 	if f.connTimeout == 0 {
 		o.engine.ConnectTimeout = -1 // wait for ever
 	}
+	if plan.Security, err = security(plan.Security, nil); err != nil {
+		return runOptions{}, err
+	}
 	if len(o.engine.Brokers) == 0 {
+		if plan.Security != nil {
+			return runOptions{}, usagef("%s: TLS or SASL is set, but no brokers are: the embedded broker speaks PLAINTEXT only "+
+				"(set broker.brokers, --brokers or $MILLRACE_BROKERS, or drop broker.tls, broker.sasl and $MILLRACE_TLS*/$MILLRACE_SASL*)", f.g.file)
+		}
 		o.embedded = &broker.Config{Port: f.port, DataDir: f.dataDir, Logger: f.g.log}
 	}
 	if o.admin, err = f.admin.options(plan); err != nil {
