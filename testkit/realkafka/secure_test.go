@@ -85,7 +85,7 @@ func connectFails(t *testing.T, addr string, cfg *sarama.Config) error {
 // in, creates, lists, produces and consumes; a wrong password, a CA that
 // did not sign the broker's certificate and a PLAINTEXT client are turned
 // away within seconds; Kafka's tools get in on the internal PLAINTEXT
-// listener.
+// listener; and after a crash and restart the user still gets in.
 func TestSecure_SASL_SSL_broker(t *testing.T) {
 	b := startSecureBroker(t)
 	if u := b.SASLSSL(); u.Mechanism != realkafka.SCRAMSHA512 || u.Username != realkafka.DefaultUsername || u.Password == "" {
@@ -150,6 +150,20 @@ func TestSecure_SASL_SSL_broker(t *testing.T) {
 
 	t.Run("a PLAINTEXT client is refused", func(t *testing.T) {
 		connectFails(t, b.Addr(), secureConfig(t, nil))
+	})
+
+	t.Run("the user and the certificate survive a restart", func(t *testing.T) {
+		if err := b.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		if err := b.Restart(ctx); err != nil {
+			t.Fatal(err)
+		}
+		cfg := secureConfig(t, securityOf(b))
+		createTopic(t, b.Addr(), cfg, "secure-after-restart")
+		produce(t, b.Addr(), cfg, "secure-after-restart", "k", "again")
 	})
 
 }
