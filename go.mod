@@ -2,6 +2,11 @@ module github.com/millrace/millrace
 
 go 1.26.8
 
+// The Go that builds and tests millrace (Makefile, deploy/Dockerfile): 1.27.3
+// carries the standard library's security fixes that govulncheck finds missing
+// from 1.26.8 (GO-2026-6809 in crypto/x509, GO-2026-6607 in crypto/tls, net/http).
+toolchain go1.27.3
+
 require (
 	github.com/IBM/sarama v1.61.1
 	github.com/ThreeDotsLabs/watermill v1.5.1
