@@ -145,7 +145,7 @@ func ConnectTimeout(ctx context.Context, brokers []string, cfg *sarama.Config, t
 func connect(ctx context.Context, brokers []string, cfg *sarama.Config, log *slog.Logger) (sarama.Client, error) {
 	backoff := 250 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		client, err := sarama.NewClient(brokers, cfg)
+		client, err := newClient(ctx, brokers, cfg)
 		if err == nil {
 			return client, nil
 		}
@@ -166,5 +166,38 @@ func connect(ctx context.Context, brokers []string, cfg *sarama.Config, log *slo
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// errNoAnswer is the error of an attempt that ctx ended before the brokers
+// answered.
+var errNoAnswer = errors.New("the brokers did not answer")
+
+// newClient is sarama.NewClient, given up when ctx ends (the client, if
+// it comes later, is closed). sarama's own bound on an attempt is its
+// read timeout times its metadata retries: minutes with a consumer
+// group's read timeout, when a listener takes the connection and never
+// answers (a TLS client on a PLAINTEXT listener that waits for the rest
+// of a "request").
+func newClient(ctx context.Context, brokers []string, cfg *sarama.Config) (sarama.Client, error) {
+	type result struct {
+		client sarama.Client
+		err    error
+	}
+	done := make(chan result, 1)
+	go func() {
+		c, err := sarama.NewClient(brokers, cfg)
+		done <- result{c, err}
+	}()
+	select {
+	case r := <-done:
+		return r.client, r.err
+	case <-ctx.Done():
+		go func() {
+			if r := <-done; r.client != nil {
+				_ = r.client.Close()
+			}
+		}()
+		return nil, errNoAnswer
 	}
 }
