@@ -69,8 +69,9 @@ func cliEnv(t *testing.T, dir string, env []string, stdin string, args ...string
 // TestSecurity_run_produce_tail_over_secure_brokers runs the real binary
 // against brokers that want TLS and SCRAM-SHA-512, with the password only
 // in the environment (${KAFKA_PASSWORD} in the file): `millrace run` of a
-// jq stage, `millrace produce` of 200 records, and `millrace tail` of the
-// output shows every one of them, through the stage.
+// jq stage, with the HTTP API (--api-addr), `millrace produce` of 200
+// records and one more submitted over HTTP, and `millrace tail` of the
+// output shows every one of them once, through the stage.
 func TestSecurity_run_produce_tail_over_secure_brokers(t *testing.T) {
 	testkit.ForEachSecureBackend(t, func(t *testing.T, b testkit.Backend) {
 		const n = 200
@@ -85,7 +86,8 @@ func TestSecurity_run_produce_tail_over_secure_brokers(t *testing.T) {
     stages:
       - {name: tag, filter: jq, config: {program: '.tagged = true'}}
 `, name))
-		run := start(t, "run", dir, env, "run")
+		run := start(t, "run", dir, env, "run", "--api-addr", "127.0.0.1:0")
+		api := "http://" + apiAddr(t, run)
 		run.waitLog("stage ready", 1, time.Minute)
 
 		var lines strings.Builder
@@ -96,7 +98,9 @@ func TestSecurity_run_produce_tail_over_secure_brokers(t *testing.T) {
 			!strings.Contains(r.stdout, fmt.Sprintf("sent %d records to %s.in", n, name)) {
 			t.Fatalf("produce: want exit 0 and %d records sent\n%s", n, r)
 		}
-		b.Read(t, name+".out", n, 2*time.Minute) // the stage is through
+		// One more through the HTTP API of the run process.
+		submitted(t, call(t, "POST", api+"/v1/pipelines/"+name+"/jobs", fmt.Sprintf(`{"seq":%d,"k":"k%d"}`, n, n%7)))
+		b.Read(t, name+".out", n+1, 2*time.Minute) // the stage is through
 
 		r := cliEnv(t, dir, env, "", "tail", name+".out", "--from-beginning", "--exit", "--json")
 		if r.code != 0 {
@@ -115,17 +119,17 @@ func TestSecurity_run_produce_tail_over_secure_brokers(t *testing.T) {
 				Tagged bool   `json:"tagged"`
 			}
 			if err := json.Unmarshal(sc.Bytes(), &rec); err != nil || json.Unmarshal([]byte(rec.Payload), &v) != nil ||
-				!v.Tagged || rec.Key != v.K {
-				t.Fatalf("tail printed %s: want a record through the stage, keyed by its k", sc.Text())
+				!v.Tagged || (v.Seq < n && rec.Key != v.K) {
+				t.Fatalf("tail printed %s: want a record through the stage, keyed by its k if produced", sc.Text())
 			}
 			seen[v.Seq]++
 		}
-		for i := range n {
+		for i := range n + 1 {
 			if seen[i] != 1 {
 				t.Fatalf("record %d is in the output %d times, want once (tail printed %d lines)", i, seen[i], len(seen))
 			}
 		}
-		t.Logf("%s: %d records produced, run through a jq stage and tailed over %s", b.Name, n, b.Security.Protocol())
+		t.Logf("%s: %d records produced and 1 submitted over HTTP, run through a jq stage and tailed over %s", b.Name, n, b.Security.Protocol())
 		run.stop(30 * time.Second)
 	})
 }
@@ -213,4 +217,43 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// startCapture is start, keeping stdout as well as the log (stderr).
+func startCapture(t *testing.T, name, dir string, env []string, args ...string) (*proc, *syncBuffer) {
+	t.Helper()
+	p := &proc{t: t, name: name, cmd: exec.Command(bin, args...), done: make(chan struct{})}
+	p.cmd.Dir = dir
+	p.cmd.Env = append(os.Environ(), env...)
+	stdout := &syncBuffer{}
+	p.cmd.Stdout = stdout
+	stderr, err := p.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			p.mu.Lock()
+			p.log.WriteString(sc.Text() + "\n")
+			p.mu.Unlock()
+		}
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			t.Logf("%s log:\n%s", p.name, p.logText())
+		}
+	})
+	return p, stdout
 }
