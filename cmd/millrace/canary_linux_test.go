@@ -209,10 +209,16 @@ broker:
 	if err := json.Unmarshal([]byte(r.stdout), &ls); err != nil || len(ls) != 7 {
 		t.Fatalf("jobs ls: want 7 jobs (%v)\n%s", err, r)
 	}
-	for _, j := range ls {
-		must(mill("", "jobs", "status", j.Job, "--pipeline", name, "--json"), map[bool]int{true: 1, false: 0}[j.State == jobs.StateFailed], j.Job)
+	exitOf := func(s jobs.Status) int { // jobs status exits 1 for a failed job
+		if s.State == jobs.StateFailed {
+			return 1
+		}
+		return 0
 	}
-	must(mill("", "jobs", "status", ls[0].Job), map[bool]int{true: 1, false: 0}[ls[0].State == jobs.StateFailed], ls[0].Job)
+	for _, j := range ls {
+		must(mill("", "jobs", "status", j.Job, "--pipeline", name, "--json"), exitOf(j), j.Job)
+	}
+	must(mill("", "jobs", "status", ls[0].Job), exitOf(ls[0]), ls[0].Job)
 
 	// schedules.
 	must(mill("", "schedules", "ls"), 0, name+"/hourly")
