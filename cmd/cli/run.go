@@ -205,7 +205,8 @@ func (f *runFlags) do(ctx context.Context, o runOptions) (err error) {
 	}
 	defer closeAdmin(srv)
 	if o.api.addr != "" {
-		cl := kafkaops.Cluster{Brokers: o.engine.Brokers, ClientID: o.engine.Plan.ClientID, ConnectTimeout: o.engine.ConnectTimeout}
+		cl := kafkaops.Cluster{Brokers: o.engine.Brokers, ClientID: o.engine.Plan.ClientID, ConnectTimeout: o.engine.ConnectTimeout,
+			Security: o.engine.Plan.Security}
 		a, err := startAPI(ctx, o.api, cl, reg, log)
 		if err != nil {
 			return err
