@@ -29,18 +29,18 @@ func (c *clusterFlags) cluster(g *globals, plan *pipeline.Plan) (kafkaops.Cluste
 	if c.timeout < 0 {
 		return kafkaops.Cluster{}, usagef("--connect-timeout %s: want 0 or more", c.timeout)
 	}
-	cl := kafkaops.Cluster{Brokers: g.clientBrokers(plan), ConnectTimeout: c.timeout}
 	var file *transport.Security
+	clientID := ""
 	if plan != nil {
-		cl.ClientID, file = plan.ClientID, plan.Security
+		clientID, file = plan.ClientID, plan.Security
 	}
 	sec, err := security(file, &c.sec)
 	if err != nil {
 		return kafkaops.Cluster{}, err
 	}
-	cl.Security = sec
 	if plan != nil {
 		plan.Security = sec // for the clients the command makes from the plan
 	}
+	cl := kafkaops.Cluster{Brokers: g.clientBrokers(plan), ClientID: clientID, ConnectTimeout: c.timeout, Security: sec}
 	return cl, nil
 }
