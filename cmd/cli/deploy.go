@@ -130,6 +130,12 @@ func newDeployRenderCmd(g *globals) *cobra.Command {
 				"(distroless/static has no shell), or every pod of this file fails to start, as each validates every stage\n",
 				plural(len(exec), "stage"), strings.Join(exec, ", "))
 		}
+		if sec := o.file.Plan().Security; sec != nil {
+			fmt.Fprintf(g.stderr, "note: broker %s: the pods read the SASL password (and any ${NAME}) from the Secret %s; "+
+				"a tls ca_file, cert_file or key_file must be in the image or mounted at its path; and KEDA's Kafka scaler "+
+				"needs the credentials too: add a TriggerAuthentication and an authenticationRef to each ScaledObject "+
+				"(not rendered yet; README: Security)\n", sec.Protocol(), deploy.SecretName)
+		}
 		for _, id := range slowStages(o.file.Plan(), o.opts.StopTimeout) {
 			fmt.Fprintf(g.stderr, "note: stage %s may run a record longer than --stop-timeout %s: a rollout or scale-down "+
 				"stops it and the record runs again (raise --stop-timeout)\n", id, pipeline.FormatDuration(o.opts.StopTimeout))
