@@ -78,7 +78,10 @@ func newRoot(g *globals) *cobra.Command {
 A job is a pipeline declared in pipelines.yaml: an input topic, then an ordered
 list of filter stages connected by Kafka topics. Each stage reads in its own
 consumer group, so every stage scales on its own. With no brokers configured,
-millrace runs an embedded Kafka-protocol broker on 127.0.0.1:9092.
+millrace runs an embedded Kafka-protocol broker on 127.0.0.1:9092. Brokers
+that need TLS or SASL: broker.tls and broker.sasl in the file, or
+$MILLRACE_TLS, $MILLRACE_TLS_CA_FILE, $MILLRACE_SASL_MECHANISM,
+$MILLRACE_SASL_USERNAME and $MILLRACE_SASL_PASSWORD (README: Security).
 
 Exit codes: 0 success, 1 failure, 2 bad usage.`,
 		Example: `  millrace validate                      # check pipelines.yaml
