@@ -1,7 +1,9 @@
 package pipeline
 
 import (
+	"encoding/json"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/itchyny/gojq"
@@ -79,6 +81,17 @@ type BrokerSASL struct {
 	Username  string `yaml:"username"`
 	// Password: use ${ENV}.
 	Password string `yaml:"password"`
+}
+
+// MarshalJSON writes s without its password.
+func (s BrokerSASL) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct{ Mechanism, Username, Password string }{s.Mechanism, s.Username, redacted(s.Password)})
+}
+
+// LogValue is s for log/slog, without its password.
+func (s BrokerSASL) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("mechanism", s.Mechanism), slog.String("username", s.Username),
+		slog.String("password", redacted(s.Password)))
 }
 
 // Format writes s without its password, whatever the verb.

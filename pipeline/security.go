@@ -74,20 +74,21 @@ func (b *Broker) validateSecurity(p *problems) {
 func (t *BrokerTLS) enabled() bool { return t.Enabled == nil || *t.Enabled }
 
 // security is the transport.Security of the broker block; nil when it
-// sets neither TLS nor SASL.
+// has neither a tls nor a sasl block (with `tls: {enabled: false}` its TLS
+// settings are kept, Off, for the environment or a flag to turn on).
 func (b *Broker) security() *transport.Security {
 	if b == nil {
 		return nil
 	}
 	var sec transport.Security
-	if t := b.TLS; t != nil && t.enabled() {
+	if t := b.TLS; t != nil {
 		sec.TLS = &transport.TLS{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile,
-			ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify}
+			ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify, Off: !t.enabled()}
 	}
 	if s := b.SASL; s != nil {
 		sec.SASL = &transport.SASL{Mechanism: s.Mechanism, Username: s.Username, Password: s.Password}
 	}
-	if sec.TLS == nil && sec.SASL == nil {
+	if sec.Protocol() == "PLAINTEXT" && !b.Set("tls") {
 		return nil
 	}
 	return &sec

@@ -1,13 +1,16 @@
 package pipeline_test
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -107,13 +110,37 @@ broker:
 		}
 	}
 
+	var logged bytes.Buffer
+	slog.New(slog.NewJSONHandler(&logged, nil)).Info("x", "broker", f.Broker, "sasl", *f.Broker.SASL, "plan", f.Plan())
+	for _, v := range []any{f.Broker, *f.Broker.SASL, f.Plan().Security} {
+		j, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		logged.Write(j)
+	}
+	if strings.Contains(logged.String(), password) {
+		t.Errorf("JSON or slog shows the password: %s", logged.String())
+	}
+
 	// tls: {enabled: false} and no sasl: PLAINTEXT.
 	f, err = pipeline.Parse("x.yaml", []byte("version: 1\nbroker: {brokers: [k:9092], tls: {enabled: false, ca_file: /nope}}\n"+securityPipelines), env)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if sec := f.Plan().Security; sec.Protocol() != "PLAINTEXT" || sec.TLS == nil || !sec.TLS.Off || sec.TLS.CAFile != "/nope" {
+		t.Errorf("tls disabled: security %+v, want PLAINTEXT, the TLS settings kept but off", sec)
+	}
+	if c, err := f.Plan().SaramaConfig(); err != nil || c.Net.TLS.Enable {
+		t.Errorf("tls disabled: %v, TLS %v; want a config without TLS (its ca_file is not read)", err, c.Net.TLS.Enable)
+	}
+	// No tls and no sasl: nil.
+	f, err = pipeline.Parse("x.yaml", []byte("version: 1\nbroker: {brokers: [k:9092]}\n"+securityPipelines), env)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if sec := f.Plan().Security; sec != nil {
-		t.Errorf("tls disabled: security %+v, want nil", sec)
+		t.Errorf("no tls, no sasl: security %+v, want nil", sec)
 	}
 	// An empty tls block: TLS with the system's roots.
 	f, err = pipeline.Parse("x.yaml", []byte("version: 1\nbroker: {brokers: [k:9092], tls: {}}\n"+securityPipelines), env)

@@ -152,7 +152,7 @@ func connect(ctx context.Context, brokers []string, cfg *sarama.Config, log *slo
 		if serr := securityError(err, cfg); serr != nil {
 			return nil, fmt.Errorf("cannot connect to Kafka at %s: %w", strings.Join(brokers, ","), serr)
 		}
-		if log != nil {
+		if log != nil && ctx.Err() == nil {
 			log.Warn("cannot reach Kafka yet; retrying", "brokers", strings.Join(brokers, ","), "attempt", attempt,
 				"retry_in", backoff, "err", err)
 		}

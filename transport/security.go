@@ -5,9 +5,11 @@ import (
 	"crypto/sha512"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
+	"log/slog"
 	"os"
 
 	"github.com/IBM/sarama"
@@ -47,7 +49,13 @@ type TLS struct {
 	// InsecureSkipVerify accepts any certificate: encryption without
 	// authentication of the broker, for tests only.
 	InsecureSkipVerify bool
+	// Off keeps the settings but does not use TLS (pipelines.yaml's
+	// `enabled: false`, which the environment or a flag may turn on).
+	Off bool
 }
+
+// on reports whether t asks for TLS.
+func (t *TLS) on() bool { return t != nil && !t.Off }
 
 // SASL configures authentication (Kafka's sasl.mechanism and
 // sasl.jaas.config).
@@ -56,6 +64,17 @@ type SASL struct {
 	Mechanism string
 	Username  string
 	Password  string
+}
+
+// MarshalJSON writes s with its password redacted.
+func (s SASL) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct{ Mechanism, Username, Password string }{s.Mechanism, s.Username, redact(s.Password)})
+}
+
+// LogValue is s for log/slog, with its password redacted.
+func (s SASL) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("mechanism", s.Mechanism), slog.String("username", s.Username),
+		slog.String("password", redact(s.Password)))
 }
 
 // Format writes s with its password redacted, whatever the verb.
@@ -84,11 +103,11 @@ func redact(secret string) string {
 // SASL_PLAINTEXT or SASL_SSL.
 func (s *Security) Protocol() string {
 	switch {
-	case s == nil || (s.TLS == nil && s.SASL == nil):
+	case s == nil || (!s.TLS.on() && s.SASL == nil):
 		return "PLAINTEXT"
 	case s.SASL == nil:
 		return "SSL"
-	case s.TLS == nil:
+	case !s.TLS.on():
 		return "SASL_PLAINTEXT"
 	}
 	return "SASL_SSL"
@@ -106,7 +125,7 @@ func (s *Security) Apply(c *sarama.Config) error {
 	if s == nil {
 		return nil
 	}
-	if s.TLS != nil {
+	if s.TLS.on() {
 		tc, err := s.TLS.Config()
 		if err != nil {
 			return err

@@ -1,9 +1,12 @@
 package transport_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -94,6 +97,19 @@ func TestSecurity_Apply_and_Format(t *testing.T) {
 				t.Errorf("%s of %T shows the password: %s", verb, v, got)
 			}
 		}
+	}
+	var logged bytes.Buffer
+	slog.New(slog.NewJSONHandler(&logged, nil)).Info("x", "security", sec, "sasl", sec.SASL, "value", *sec.SASL)
+	slog.New(slog.NewTextHandler(&logged, nil)).Info("x", "security", sec, "sasl", sec.SASL, "value", *sec.SASL)
+	for _, v := range []any{sec, *sec, sec.SASL, *sec.SASL} {
+		j, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		logged.Write(j)
+	}
+	if strings.Contains(logged.String(), pw) || !strings.Contains(logged.String(), "[redacted]") {
+		t.Errorf("JSON and slog show the password, or nothing redacted: %s", logged.String())
 	}
 	bad := &transport.Security{SASL: &transport.SASL{Mechanism: "GSSAPI"}}
 	if err := bad.Apply(transport.NewSaramaConfig("")); err == nil || !strings.Contains(err.Error(), `sasl mechanism "GSSAPI"`) {

@@ -226,6 +226,13 @@ func (g *globals) loadPipeline(name string) (*pipeline.Plan, *pipeline.PipelineP
 func (g *globals) loadQuiet() *pipeline.Plan {
 	f, err := pipeline.Load(g.file)
 	if err != nil {
+		if _, statErr := os.Stat(g.file); statErr == nil {
+			// Its brokers, TLS and SASL are not used: say so, or a
+			// command would reach other brokers, or the same ones without
+			// their security, without a word.
+			g.log.Warn("the pipelines file is not valid (millrace validate says why): its broker settings are not used",
+				"file", g.file)
+		}
 		return nil
 	}
 	return f.Plan()

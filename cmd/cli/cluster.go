@@ -41,6 +41,11 @@ func (c *clusterFlags) cluster(g *globals, plan *pipeline.Plan) (kafkaops.Cluste
 	if plan != nil {
 		plan.Security = sec // for the clients the command makes from the plan
 	}
+	if sec != nil && len(g.resolveBrokers(plan)) == 0 {
+		return kafkaops.Cluster{}, usagef("TLS or SASL is set, but no brokers are: the embedded broker speaks PLAINTEXT only " +
+			"(set --brokers, $MILLRACE_BROKERS or the file's broker.brokers)")
+	}
+	warnInsecure(g.log, sec, g.clientBrokers(plan))
 	cl := kafkaops.Cluster{Brokers: g.clientBrokers(plan), ClientID: clientID, ConnectTimeout: c.timeout, Security: sec}
 	return cl, nil
 }

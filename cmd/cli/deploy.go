@@ -130,7 +130,7 @@ func newDeployRenderCmd(g *globals) *cobra.Command {
 				"(distroless/static has no shell), or every pod of this file fails to start, as each validates every stage\n",
 				plural(len(exec), "stage"), strings.Join(exec, ", "))
 		}
-		if sec := o.file.Plan().Security; sec != nil {
+		if sec := o.file.Plan().Security; sec.Protocol() != "PLAINTEXT" {
 			fmt.Fprintf(g.stderr, "note: broker %s: the pods read the SASL password (and any ${NAME}) from the Secret %s; "+
 				"a tls ca_file, cert_file or key_file must be in the image or mounted at its path; and KEDA's Kafka scaler "+
 				"needs the credentials too: add a TriggerAuthentication and an authenticationRef to each ScaledObject "+
@@ -170,6 +170,9 @@ func (g *globals) loadSource() (*pipeline.File, []byte, error) {
 		fmt.Fprintln(g.stderr, ps.Error())
 		fmt.Fprintf(g.stderr, "%s: %d %s\n", g.file, len(ps), plural(len(ps), "problem"))
 		return nil, nil, errPrinted
+	}
+	if err == nil && len(f.Warnings) > 0 {
+		fmt.Fprintln(g.stderr, f.Warnings.Error())
 	}
 	return f, data, err
 }

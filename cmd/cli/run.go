@@ -149,6 +149,7 @@ func (f *runFlags) parse([]string) (runOptions, error) {
 	if plan.Security, err = security(plan.Security, nil); err != nil {
 		return runOptions{}, err
 	}
+	warnInsecure(f.g.log, plan.Security, o.engine.Brokers)
 	if len(o.engine.Brokers) == 0 {
 		if plan.Security != nil {
 			return runOptions{}, usagef("%s: TLS or SASL is set, but no brokers are: the embedded broker speaks PLAINTEXT only "+
@@ -167,6 +168,9 @@ func (f *runFlags) parse([]string) (runOptions, error) {
 
 func (f *runFlags) do(ctx context.Context, o runOptions) (err error) {
 	log := o.engine.Logger
+	if err := undumpable(); err != nil {
+		log.Warn("cannot mark the process not dumpable: programs of exec stages may read its environment in /proc", "err", err)
+	}
 	ctx, stop := signalContext(ctx, log, stopping{"stopping: finishing records in flight",
 		"exiting at once; records in flight will be redelivered"})
 	defer stop()

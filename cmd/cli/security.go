@@ -3,6 +3,8 @@ package cli
 import (
 	"cmp"
 	"fmt"
+	"log/slog"
+	"net"
 	"os"
 	"strconv"
 
@@ -31,14 +33,15 @@ const (
 // securityFlags are the flags of the commands that talk to a running
 // cluster for its TLS and SASL settings.
 type securityFlags struct {
-	tls                     bool
+	tls                     optionalBool
 	caFile                  string
 	saslMechanism, saslUser string
 }
 
 func (s *securityFlags) add(cmd *cobra.Command) {
 	fl := cmd.Flags()
-	fl.BoolVar(&s.tls, "tls", false, "connect to the brokers over TLS "+fmt.Sprintf(securityFlagsHelpNote, envTLS, "tls"))
+	fl.Var(&s.tls, "tls", "connect to the brokers over TLS; --tls=false turns it off "+fmt.Sprintf(securityFlagsHelpNote, envTLS, "tls"))
+	fl.Lookup("tls").NoOptDefVal = "true"
 	fl.StringVar(&s.caFile, "tls-ca-file", "", "PEM file of the certificate authorities to trust over TLS; implies --tls "+
 		fmt.Sprintf(securityFlagsHelpNote, envTLSCAFile, "tls.ca_file"))
 	fl.StringVar(&s.saslMechanism, "sasl-mechanism", "", "authenticate with SASL: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, "+
@@ -46,57 +49,91 @@ func (s *securityFlags) add(cmd *cobra.Command) {
 	fl.StringVar(&s.saslUser, "sasl-username", "", "the SASL username "+fmt.Sprintf(securityFlagsHelpNote, envSASLUsername, "sasl.username"))
 }
 
+// optionalBool is a boolean flag that knows whether it was given.
+type optionalBool struct{ value, set bool }
+
+func (b *optionalBool) Set(s string) error {
+	v, err := strconv.ParseBool(s)
+	if err != nil {
+		return err
+	}
+	b.value, b.set = v, true
+	return nil
+}
+func (b *optionalBool) String() string   { return strconv.FormatBool(b.value) }
+func (b *optionalBool) Type() string     { return "bool" }
+func (b *optionalBool) IsBoolFlag() bool { return true }
+
 // security is how a command reaches the brokers: the file's settings
 // (file, nil if none), overridden by the environment, overridden by flags
-// (nil: a command without security flags). nil means PLAINTEXT. An
-// unknown mechanism, or SASL without a username or password, is bad usage.
+// (nil: a command without security flags), setting by setting. nil means
+// PLAINTEXT.
+//
+// Whether TLS is on is decided by the highest of the three that says:
+// flags (--tls or --tls=false; else --tls-ca-file turns it on), then the
+// environment ($MILLRACE_TLS; else a TLS setting in it turns it on), then
+// the file (its tls block, unless enabled: false). The file's TLS settings
+// count whichever turned TLS on. An unknown mechanism, or SASL without a
+// username or password, is bad usage.
 func security(file *transport.Security, flags *securityFlags) (*transport.Security, error) {
 	var sec transport.Security
+	tlsOn := false
 	if file != nil {
-		sec = *file
-		if sec.TLS != nil {
-			t := *sec.TLS
-			sec.TLS = &t
+		if file.TLS != nil {
+			t := *file.TLS
+			sec.TLS, tlsOn = &t, !t.Off
 		}
-		if sec.SASL != nil {
-			s := *sec.SASL
+		if file.SASL != nil {
+			s := *file.SASL
 			sec.SASL = &s
 		}
 	}
-	tlsOn, tlsSet, err := envBool(envTLS)
-	if err != nil {
-		return nil, err
-	}
-	if flags != nil && flags.tls {
-		tlsOn, tlsSet = true, true
-	}
-	tlsEnv := map[string]*string{}
 	if sec.TLS == nil {
 		sec.TLS = &transport.TLS{}
 	}
-	tlsEnv[envTLSCAFile], tlsEnv[envTLSCertFile], tlsEnv[envTLSKeyFile], tlsEnv[envTLSServerName] =
-		&sec.TLS.CAFile, &sec.TLS.CertFile, &sec.TLS.KeyFile, &sec.TLS.ServerName
-	implied := false
-	for name, field := range tlsEnv {
-		if v := os.Getenv(name); v != "" {
-			*field, implied = v, true
-		}
+
+	// The environment.
+	envOn, envSet, err := envBool(envTLS)
+	if err != nil {
+		return nil, err
 	}
-	if flags != nil && flags.caFile != "" {
-		sec.TLS.CAFile, implied = flags.caFile, true
+	envImplied := false
+	for name, field := range map[string]*string{envTLSCAFile: &sec.TLS.CAFile, envTLSCertFile: &sec.TLS.CertFile,
+		envTLSKeyFile: &sec.TLS.KeyFile, envTLSServerName: &sec.TLS.ServerName} {
+		if v := os.Getenv(name); v != "" {
+			*field, envImplied = v, true
+		}
 	}
 	insecure, insecureSet, err := envBool(envTLSInsecure)
 	if err != nil {
 		return nil, err
 	}
 	if insecureSet {
-		sec.TLS.InsecureSkipVerify, implied = insecure, true
+		sec.TLS.InsecureSkipVerify = insecure
+		envImplied = envImplied || insecure
 	}
 	switch {
-	case tlsSet && !tlsOn:
-		sec.TLS = nil
-	case tlsSet || implied || (file != nil && file.TLS != nil):
-	default:
+	case envSet:
+		tlsOn = envOn
+	case envImplied:
+		tlsOn = true
+	}
+
+	// The flags.
+	if flags != nil {
+		if flags.caFile != "" {
+			sec.TLS.CAFile = flags.caFile
+		}
+		switch {
+		case flags.tls.set:
+			tlsOn = flags.tls.value
+		case flags.caFile != "":
+			tlsOn = true
+		}
+	}
+	if tlsOn {
+		sec.TLS.Off = false
+	} else {
 		sec.TLS = nil
 	}
 
@@ -130,6 +167,36 @@ func security(file *transport.Security, flags *securityFlags) (*transport.Securi
 		return nil, nil
 	}
 	return &sec, nil
+}
+
+// warnInsecure logs what is unsafe in how a command reaches brokers, as
+// the file's validation warns of it in the file: a PLAIN password without
+// TLS to a broker other hosts could be, and certificates not checked. The
+// flags and the environment can make either.
+func warnInsecure(log *slog.Logger, sec *transport.Security, brokers []string) {
+	if sec == nil {
+		return
+	}
+	if sec.TLS != nil && sec.TLS.InsecureSkipVerify {
+		log.Warn("TLS without checking the brokers' certificates (insecure_skip_verify): anybody between millrace and the brokers can read and change the traffic")
+	}
+	if sec.SASL != nil && sec.SASL.Mechanism == transport.SASLPlain && sec.TLS == nil {
+		for _, b := range brokers {
+			if host, _, err := net.SplitHostPort(b); err == nil && !isLoopback(host) {
+				log.Warn("SASL PLAIN without TLS sends the password unencrypted", "broker", b)
+				return
+			}
+		}
+	}
+}
+
+// isLoopback reports whether host is a loopback IP or "localhost".
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // envBool reads a boolean variable: its value, and whether it is set.

@@ -24,6 +24,7 @@ func clearSecurityEnv(t *testing.T) {
 func TestSecurity_flags_over_environment_over_file(t *testing.T) {
 	file := &transport.Security{TLS: &transport.TLS{CAFile: "file-ca.pem", ServerName: "k"},
 		SASL: &transport.SASL{Mechanism: "SCRAM-SHA-256", Username: "file-user", Password: "file-pw"}}
+	fileOff := &transport.Security{TLS: &transport.TLS{CAFile: "file-ca.pem", ServerName: "k", Off: true}}
 	show := func(s *transport.Security) string {
 		if s == nil {
 			return "<nil>"
@@ -53,17 +54,25 @@ func TestSecurity_flags_over_environment_over_file(t *testing.T) {
 		want  string
 	}{
 		{"nothing: PLAINTEXT", nil, nil, nil, "<nil>"},
-		{"the file's", file, nil, nil, "SASL_SSL tls=&{CAFile:file-ca.pem CertFile: KeyFile: ServerName:k InsecureSkipVerify:false} sasl=SCRAM-SHA-256/file-user/file-pw"},
+		{"the file's", file, nil, nil, "SASL_SSL tls=&{CAFile:file-ca.pem CertFile: KeyFile: ServerName:k InsecureSkipVerify:false Off:false} sasl=SCRAM-SHA-256/file-user/file-pw"},
 		{"environment over the file", file, map[string]string{envTLSCAFile: "env-ca.pem", envSASLMechanism: "SCRAM-SHA-512", envSASLPassword: "env-pw"}, nil,
-			"SASL_SSL tls=&{CAFile:env-ca.pem CertFile: KeyFile: ServerName:k InsecureSkipVerify:false} sasl=SCRAM-SHA-512/file-user/env-pw"},
+			"SASL_SSL tls=&{CAFile:env-ca.pem CertFile: KeyFile: ServerName:k InsecureSkipVerify:false Off:false} sasl=SCRAM-SHA-512/file-user/env-pw"},
 		{"flags over the environment", file, map[string]string{envTLSCAFile: "env-ca.pem", envSASLUsername: "env-user"},
 			&securityFlags{caFile: "flag-ca.pem", saslUser: "flag-user"},
-			"SASL_SSL tls=&{CAFile:flag-ca.pem CertFile: KeyFile: ServerName:k InsecureSkipVerify:false} sasl=SCRAM-SHA-256/flag-user/file-pw"},
+			"SASL_SSL tls=&{CAFile:flag-ca.pem CertFile: KeyFile: ServerName:k InsecureSkipVerify:false Off:false} sasl=SCRAM-SHA-256/flag-user/file-pw"},
 		{"MILLRACE_TLS=false drops the file's TLS", file, map[string]string{envTLS: "false"}, nil, "SASL_PLAINTEXT tls=<nil> sasl=SCRAM-SHA-256/file-user/file-pw"},
 		{"environment only", nil, map[string]string{envTLS: "true", envSASLMechanism: "PLAIN", envSASLUsername: "u", envSASLPassword: "p"}, nil,
-			"SASL_SSL tls=&{CAFile: CertFile: KeyFile: ServerName: InsecureSkipVerify:false} sasl=PLAIN/u/p"},
-		{"--tls-ca-file implies TLS", nil, nil, &securityFlags{caFile: "ca.pem"}, "SSL tls=&{CAFile:ca.pem CertFile: KeyFile: ServerName: InsecureSkipVerify:false} sasl=-/-/-"},
-		{"--tls", nil, nil, &securityFlags{tls: true}, "SSL tls=&{CAFile: CertFile: KeyFile: ServerName: InsecureSkipVerify:false} sasl=-/-/-"},
+			"SASL_SSL tls=&{CAFile: CertFile: KeyFile: ServerName: InsecureSkipVerify:false Off:false} sasl=PLAIN/u/p"},
+		{"--tls-ca-file implies TLS", nil, nil, &securityFlags{caFile: "ca.pem"}, "SSL tls=&{CAFile:ca.pem CertFile: KeyFile: ServerName: InsecureSkipVerify:false Off:false} sasl=-/-/-"},
+		{"--tls", nil, nil, &securityFlags{tls: optionalBool{value: true, set: true}}, "SSL tls=&{CAFile: CertFile: KeyFile: ServerName: InsecureSkipVerify:false Off:false} sasl=-/-/-"},
+		{"--tls=false drops the file's TLS", file, nil, &securityFlags{tls: optionalBool{value: false, set: true}},
+			"SASL_PLAINTEXT tls=<nil> sasl=SCRAM-SHA-256/file-user/file-pw"},
+		{"--tls-ca-file wins over MILLRACE_TLS=false", nil, map[string]string{envTLS: "false"}, &securityFlags{caFile: "flag-ca.pem"},
+			"SSL tls=&{CAFile:flag-ca.pem CertFile: KeyFile: ServerName: InsecureSkipVerify:false Off:false} sasl=-/-/-"},
+		{"MILLRACE_TLS_INSECURE_SKIP_VERIFY=false turns nothing on", nil, map[string]string{envTLSInsecure: "false"}, nil, "<nil>"},
+		{"MILLRACE_TLS=true turns on the file's disabled TLS with its settings", fileOff, map[string]string{envTLS: "true"}, nil,
+			"SSL tls=&{CAFile:file-ca.pem CertFile: KeyFile: ServerName:k InsecureSkipVerify:false Off:false} sasl=-/-/-"},
+		{"the file's disabled TLS stays off", fileOff, nil, nil, "<nil>"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			clearSecurityEnv(t)

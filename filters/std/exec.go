@@ -77,8 +77,11 @@ func execSpec() filters.Spec {
 			"and MILLRACE_STAGE. An item of `inherit_env` is a variable name, or a prefix\n" +
 			"ending in `*`, such as `LC_*`; a list replaces the default, so keep PATH in\n" +
 			"it if the command needs it, and `[\"*\"]` passes everything (secrets too).\n" +
-			"MILLRACE_ADMIN_TOKEN is never passed: listing it is an error, and a pattern\n" +
-			"skips it, as it skips the variables the filter sets.\n\n" +
+			"MILLRACE_ADMIN_TOKEN and MILLRACE_SASL_PASSWORD are never passed: listing\n" +
+			"one is an error, and a pattern skips them, as it skips the variables the\n" +
+			"filter sets. On Linux millrace marks itself not dumpable, so a command\n" +
+			"running as another user than root cannot read millrace's environment in\n" +
+			"/proc either.\n\n" +
 			"A non-zero exit status fails the record with the end of the command's stderr\n" +
 			"in the error, and the record is retried. Exit status 65 (EX_DATAERR of\n" +
 			"sysexits.h) says the record itself is bad: it is quarantined without\n" +
@@ -399,7 +402,7 @@ type envSelector struct {
 }
 
 // newEnvSelector checks the items of inherit_env: each is a variable name,
-// or a prefix followed by '*'. Naming MILLRACE_ADMIN_TOKEN or a variable
+// or a prefix followed by '*'. Naming one of millrace's secrets or a variable
 // the filter sets is an error.
 func newEnvSelector(items []string) (envSelector, error) {
 	sel := envSelector{names: make(map[string]bool, len(items))}
@@ -412,8 +415,8 @@ func newEnvSelector(items []string) (envSelector, error) {
 			return envSelector{}, fmt.Errorf("%q is no variable name: it holds '=', NUL or a '*' other than a final one", item)
 		case pattern:
 			sel.prefixes = append(sel.prefixes, name)
-		case name == adminTokenEnv:
-			return envSelector{}, fmt.Errorf("%s is millrace's admin token, which no command gets", name)
+		case secretEnv[name] != "":
+			return envSelector{}, fmt.Errorf("%s is %s, which no command gets", name, secretEnv[name])
 		case reservedEnv(name):
 			return envSelector{}, fmt.Errorf("%s is set by the filter", name)
 		default:
@@ -424,10 +427,10 @@ func newEnvSelector(items []string) (envSelector, error) {
 }
 
 // inherits reports whether a command gets the variable name of millrace's
-// environment. It never gets the admin token, nor the variables the
+// environment. It never gets millrace's own secrets, nor the variables the
 // filter sets, so that none leaks in from a parent millrace.
 func (sel envSelector) inherits(name string) bool {
-	if name == adminTokenEnv || reservedEnv(name) {
+	if secretEnv[name] != "" || reservedEnv(name) {
 		return false
 	}
 	return sel.names[name] || slices.ContainsFunc(sel.prefixes, func(p string) bool { return strings.HasPrefix(name, p) })
@@ -446,10 +449,15 @@ func (sel envSelector) environ(set map[string]string) []string {
 	return env
 }
 
-// adminTokenEnv is the variable `millrace run` reads the admin token from
-// (cmd/cli, which a Kubernetes pod gets from its Secret); the exec filter
-// keeps it from the commands it runs.
-const adminTokenEnv = "MILLRACE_ADMIN_TOKEN"
+// secretEnv are the variables millrace reads its own secrets from (cmd/cli;
+// a Kubernetes pod gets them from its Secret), and what each holds: the
+// exec filter keeps them from the commands it runs, even when a pattern of
+// inherit_env matches them. A secret the file reads with ${NAME} is kept
+// from them by inherit_env's default.
+var secretEnv = map[string]string{
+	"MILLRACE_ADMIN_TOKEN":   "millrace's admin token",
+	"MILLRACE_SASL_PASSWORD": "millrace's Kafka password",
+}
 
 // killGroup kills the process group led by pid.
 func killGroup(pid int) error {

@@ -112,6 +112,7 @@ func TestExec_inherits_only_the_listed_environment(t *testing.T) {
 	t.Setenv("KAFKA_PASSWORD", "hunter2")
 	t.Setenv("API_TOKEN", "tok-123")
 	t.Setenv("MILLRACE_ADMIN_TOKEN", "s3cret")
+	t.Setenv("MILLRACE_SASL_PASSWORD", "kafka-s3cret")
 	t.Setenv("MILLRACE_KEY", "inherited")
 	// The default set.
 	t.Setenv("HOME", "/home/millrace")
@@ -146,14 +147,15 @@ func TestExec_inherits_only_the_listed_environment(t *testing.T) {
 			want:   map[string]string{"TZ": "Europe/Paris"},
 		},
 		{
-			name:   "a pattern skips the admin token and the variables the filter sets",
+			name:   "a pattern skips millrace's secrets and the variables the filter sets",
 			config: "command: [env]\ninherit_env: ['MILLRACE_*']",
-			want:   map[string]string{"MILLRACE_ADMIN_TOKEN": "", "MILLRACE_KEY": ""},
+			want:   map[string]string{"MILLRACE_ADMIN_TOKEN": "", "MILLRACE_SASL_PASSWORD": "", "MILLRACE_KEY": ""},
 		},
 		{
-			name:   "* passes everything but the admin token",
+			name:   "* passes everything but millrace's secrets",
 			config: "command: [env]\ninherit_env: ['*']",
-			want:   map[string]string{"KAFKA_PASSWORD": "hunter2", "API_TOKEN": "tok-123", "HOME": "/home/millrace", "MILLRACE_ADMIN_TOKEN": ""},
+			want: map[string]string{"KAFKA_PASSWORD": "hunter2", "API_TOKEN": "tok-123", "HOME": "/home/millrace", "MILLRACE_ADMIN_TOKEN": "",
+				"MILLRACE_SASL_PASSWORD": ""},
 		},
 	}
 	for _, tt := range tests {
@@ -220,6 +222,7 @@ func TestExec_rejects_bad_config(t *testing.T) {
 		{"inherited name with =", "command: [cat]\ninherit_env: ['A=B']", "inherit_env", "A=B"},
 		{"* inside a name", "command: [cat]\ninherit_env: ['A*B']", "inherit_env", "A*B"},
 		{"inherited admin token", "command: [cat]\ninherit_env: [MILLRACE_ADMIN_TOKEN]", "inherit_env", "admin token"},
+		{"inherited Kafka password", "command: [cat]\ninherit_env: [MILLRACE_SASL_PASSWORD]", "inherit_env", "Kafka password"},
 		{"inherited reserved variable", "command: [cat]\ninherit_env: [MILLRACE_STAGE]", "inherit_env", "set by the filter"},
 		{"zero max_output_bytes", "command: [cat]\nmax_output_bytes: 0", "max_output_bytes", "positive"},
 		{"negative max_output_bytes", "command: [cat]\nmax_output_bytes: -1", "max_output_bytes", "positive"},
