@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"time"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/millrace/millrace/filters"
 	"github.com/millrace/millrace/internal/schedtime"
+	"github.com/millrace/millrace/transport"
 )
 
 // File is a decoded pipelines.yaml.
@@ -83,21 +83,19 @@ type BrokerSASL struct {
 	Password string `yaml:"password"`
 }
 
-// MarshalJSON writes s without its password.
-func (s BrokerSASL) MarshalJSON() ([]byte, error) {
-	return json.Marshal(struct{ Mechanism, Username, Password string }{s.Mechanism, s.Username, redacted(s.Password)})
+// settings is s as transport's SASL, whose printing redacts the password.
+func (s BrokerSASL) settings() transport.SASL {
+	return transport.SASL{Mechanism: s.Mechanism, Username: s.Username, Password: s.Password}
 }
+
+// MarshalJSON writes s without its password.
+func (s BrokerSASL) MarshalJSON() ([]byte, error) { return s.settings().MarshalJSON() }
 
 // LogValue is s for log/slog, without its password.
-func (s BrokerSASL) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("mechanism", s.Mechanism), slog.String("username", s.Username),
-		slog.String("password", redacted(s.Password)))
-}
+func (s BrokerSASL) LogValue() slog.Value { return s.settings().LogValue() }
 
 // Format writes s without its password, whatever the verb.
-func (s BrokerSASL) Format(f fmt.State, _ rune) {
-	fmt.Fprintf(f, "{Mechanism:%s Username:%s Password:%s}", s.Mechanism, s.Username, redacted(s.Password))
-}
+func (s BrokerSASL) Format(f fmt.State, verb rune) { s.settings().Format(f, verb) }
 
 // Admin configures the admin HTTP server of `millrace run` and `millrace
 // broker` (/healthz, /readyz, /metrics). Flags override it.

@@ -86,7 +86,8 @@ func (b *Broker) security() *transport.Security {
 			ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify, Off: !t.enabled()}
 	}
 	if s := b.SASL; s != nil {
-		sec.SASL = &transport.SASL{Mechanism: s.Mechanism, Username: s.Username, Password: s.Password}
+		sasl := s.settings()
+		sec.SASL = &sasl
 	}
 	if sec.Protocol() == "PLAINTEXT" && !b.Set("tls") {
 		return nil

@@ -222,38 +222,6 @@ func (s *syncBuffer) String() string {
 // startCapture is start, keeping stdout as well as the log (stderr).
 func startCapture(t *testing.T, name, dir string, env []string, args ...string) (*proc, *syncBuffer) {
 	t.Helper()
-	p := &proc{t: t, name: name, cmd: exec.Command(bin, args...), done: make(chan struct{})}
-	p.cmd.Dir = dir
-	p.cmd.Env = append(os.Environ(), env...)
 	stdout := &syncBuffer{}
-	p.cmd.Stdout = stdout
-	stderr, err := p.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			p.mu.Lock()
-			p.log.WriteString(sc.Text() + "\n")
-			p.mu.Unlock()
-		}
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-		if t.Failed() {
-			t.Logf("%s log:\n%s", p.name, p.logText())
-		}
-	})
-	return p, stdout
+	return startExeOut(t, bin, name, dir, env, stdout, args...), stdout
 }
