@@ -49,6 +49,9 @@ type problems struct {
 	sources map[Pos]source
 	// warnings are things that work but are likely a mistake.
 	warnings Problems
+	// secretEnv are the variables the file's secrets are read from (see
+	// File.SecretEnv), for the filters' configs.
+	secretEnv []string
 }
 
 // warn records a warning: a setting that works but is likely a mistake

@@ -21,6 +21,15 @@ type File struct {
 	// Warnings are settings of a valid file that are likely a mistake, as
 	// `file:line:col: warning: message` (in file order).
 	Warnings Problems `yaml:"-"`
+	// SecretEnv are the environment variables the file's secrets are read
+	// from with ${NAME} (broker.sasl.password, admin.token, api tokens,
+	// callback secrets), sorted: a process must get them (a Kubernetes
+	// pod, from its Secret), and the exec filter keeps them from the
+	// programs it runs.
+	SecretEnv []string `yaml:"-"`
+	// LiteralSecrets name the secrets written in the file as they are, not
+	// read from the environment ("broker.sasl.password (line 7)").
+	LiteralSecrets []string `yaml:"-"`
 
 	Version   int        `yaml:"version"`
 	Broker    *Broker    `yaml:"broker"`

@@ -1,6 +1,8 @@
 package pipeline
 
 import (
+	"fmt"
+	"slices"
 	"github.com/IBM/sarama"
 
 	"net"
@@ -119,4 +121,50 @@ func (pl *Plan) ProducerConfig() (*sarama.Config, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// secrets finds the file's secrets (broker.sasl.password, admin.token,
+// api tokens, callback secrets): the environment variables each is read
+// from, into f.SecretEnv and p.secretEnv, and those written as they are,
+// into f.LiteralSecrets, with a warning for each.
+func (f *File) secrets(p *problems) {
+	type secret struct {
+		what string
+		at   Pos
+	}
+	var all []secret
+	if f.Broker != nil && f.Broker.SASL != nil && f.Broker.SASL.Password != "" {
+		all = append(all, secret{"broker.sasl.password", f.Broker.SASL.Of("password")})
+	}
+	if f.Admin != nil && f.Admin.Token != "" {
+		all = append(all, secret{"admin.token", f.Admin.Of("token")})
+	}
+	if f.API != nil {
+		for _, t := range f.API.Tokens {
+			if t != nil && t.Token != "" {
+				all = append(all, secret{"an api token", t.Of("token")})
+			}
+		}
+	}
+	for i := range f.Pipelines {
+		if r := f.Pipelines[i].Results; r != nil && r.Callback != nil && r.Callback.Secret != "" {
+			all = append(all, secret{"a results callback secret", r.Callback.Of("secret")})
+		}
+	}
+	var names []string
+	for _, s := range all {
+		src, ok := p.sources[s.at]
+		if !ok || !src.refs {
+			f.LiteralSecrets = append(f.LiteralSecrets, fmt.Sprintf("%s (line %d)", s.what, s.at.Line))
+			p.warn(s.at, "%s is written in the file: anyone who reads the file (or its ConfigMap) reads it; "+
+				"read it from the environment, like ${KAFKA_PASSWORD}", s.what)
+			continue
+		}
+		for _, v := range src.vars {
+			names = append(names, v.name)
+		}
+	}
+	slices.Sort(names)
+	f.SecretEnv = slices.Compact(names)
+	p.secretEnv = f.SecretEnv
 }

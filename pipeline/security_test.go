@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -17,6 +18,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/millrace/millrace/filters"
+	_ "github.com/millrace/millrace/filters/std"
 
 	"github.com/millrace/millrace/pipeline"
 	"github.com/millrace/millrace/transport"
@@ -181,17 +185,17 @@ func TestParse_broker_security_problems_at_their_lines(t *testing.T) {
 }
 
 func TestParse_broker_security_warnings(t *testing.T) {
-	env := func(string) (string, bool) { return "", false }
+	env := func(k string) (string, bool) { return "pw", k == "PW" }
 	for _, c := range []struct {
 		broker string
 		want   []string
 	}{
-		{"{brokers: [127.0.0.1:9092], sasl: {mechanism: PLAIN, username: u, password: p}}", nil},
-		{"{brokers: [localhost:9092, '[::1]:9092'], sasl: {mechanism: PLAIN, username: u, password: p}}", nil},
-		{"{brokers: [127.0.0.1:9092, kafka.internal:9092], sasl: {mechanism: PLAIN, username: u, password: p}}",
+		{"{brokers: [127.0.0.1:9092], sasl: {mechanism: PLAIN, username: u, password: '${PW}'}}", nil},
+		{"{brokers: [localhost:9092, '[::1]:9092'], sasl: {mechanism: PLAIN, username: u, password: '${PW}'}}", nil},
+		{"{brokers: [127.0.0.1:9092, kafka.internal:9092], sasl: {mechanism: PLAIN, username: u, password: '${PW}'}}",
 			[]string{"x.yaml:2:76: warning: sasl mechanism PLAIN sends the password as it is, and without tls it goes unencrypted to broker 2 (kafka.internal:9092)"}},
-		{"{brokers: [kafka.internal:9092], sasl: {mechanism: PLAIN, username: u, password: p}, tls: {}}", nil},
-		{"{brokers: [kafka.internal:9092], sasl: {mechanism: SCRAM-SHA-512, username: u, password: p}}", nil},
+		{"{brokers: [kafka.internal:9092], sasl: {mechanism: PLAIN, username: u, password: '${PW}'}, tls: {}}", nil},
+		{"{brokers: [kafka.internal:9092], sasl: {mechanism: SCRAM-SHA-512, username: u, password: '${PW}'}}", nil},
 		{"{brokers: [kafka.internal:9092], tls: {insecure_skip_verify: true}}",
 			[]string{"x.yaml:2:70: warning: insecure_skip_verify: the brokers' certificates are not checked"}},
 	} {
@@ -208,5 +212,65 @@ func TestParse_broker_security_warnings(t *testing.T) {
 				t.Errorf("broker %s: warning %q, want it to start %q", c.broker, f.Warnings[i], w)
 			}
 		}
+	}
+}
+
+// The variables the file's secrets are read from are known to the file
+// and kept from exec's programs, even by inherit_env: ['*']; a password
+// written in the file is a warning.
+func TestParse_secret_variables_are_kept_from_exec_programs(t *testing.T) {
+	const password = "canary-pw-e17a"
+	t.Setenv("KAFKA_PASSWORD", password)
+	t.Setenv("ADMIN_TOKEN", "admin-tok-3c")
+	src := `version: 1
+broker:
+  brokers: [k:9092]
+  sasl: {mechanism: SCRAM-SHA-512, username: u, password: "${KAFKA_PASSWORD}"}
+admin: {token: "${ADMIN_TOKEN}"}
+pipelines:
+  - name: p
+    input: p.in
+    stages:
+      - {name: a, filter: exec, config: {command: [env], inherit_env: ["*"]}}
+`
+	f, err := pipeline.Parse("x.yaml", []byte(src), os.LookupEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(f.SecretEnv) != "[ADMIN_TOKEN KAFKA_PASSWORD]" || len(f.LiteralSecrets) != 0 || len(f.Warnings) != 0 {
+		t.Errorf("SecretEnv %v, LiteralSecrets %v, warnings %v: want the two variables, nothing literal, no warning",
+			f.SecretEnv, f.LiteralSecrets, f.Warnings)
+	}
+	stages, err := f.Plan().Stages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	flt, err := stages[0].Filter.New(stages[0].Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := flt.Process(context.Background(), &filters.Message{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := string(out[0].Payload)
+	if strings.Contains(env, password) || strings.Contains(env, "admin-tok-3c") || !strings.Contains(env, "PATH=") {
+		t.Errorf("the program's environment holds a secret of the file, or not PATH:\n%s", env)
+	}
+
+	// Listing one is a problem at its line.
+	_, err = pipeline.Parse("x.yaml", []byte(strings.Replace(src, `inherit_env: ["*"]`, `inherit_env: [PATH, KAFKA_PASSWORD]`, 1)), os.LookupEnv)
+	if err == nil || !strings.Contains(err.Error(), "KAFKA_PASSWORD holds a secret of the pipelines file") {
+		t.Errorf("inherit_env naming the password's variable: %v", err)
+	}
+
+	// A password written in the file works, with a warning.
+	f, err = pipeline.Parse("x.yaml", []byte(strings.Replace(src, `"${KAFKA_PASSWORD}"`, "hunter2", 1)), os.LookupEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(f.LiteralSecrets) != "[broker.sasl.password (line 4)]" || len(f.Warnings) != 1 ||
+		!strings.HasPrefix(f.Warnings[0].String(), "x.yaml:4:59: warning: broker.sasl.password is written in the file") {
+		t.Errorf("literal password: LiteralSecrets %v, warnings %v", f.LiteralSecrets, f.Warnings)
 	}
 }

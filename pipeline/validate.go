@@ -60,6 +60,7 @@ func (f *File) validate(p *problems, reg *filters.Registry) {
 	if len(f.Pipelines) == 0 {
 		p.add(f.Of("pipelines"), "no pipelines: add at least one under `pipelines:`")
 	}
+	f.secrets(p)
 	names := map[string]Pos{}
 	for i := range f.Pipelines {
 		pl := &f.Pipelines[i]
@@ -158,7 +159,7 @@ func (st *Stage) validate(p *problems, reg *filters.Registry, pl *Pipeline, inde
 	if len(probs) > 0 {
 		return
 	}
-	cfg.Pipeline, cfg.Stage = pl.Name, st.Name
+	cfg.Pipeline, cfg.Stage, cfg.SecretEnv = pl.Name, st.Name, p.secretEnv
 	flt, err := spec.New(cfg)
 	if err != nil {
 		at := st.Of("config")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"time"
@@ -159,8 +160,8 @@ func connect(ctx context.Context, brokers []string, cfg *sarama.Config, log *slo
 		select {
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return nil, fmt.Errorf("cannot reach Kafka at %s (is the broker running?) (%d attempts): %w",
-					strings.Join(brokers, ","), attempt, err)
+				return nil, fmt.Errorf("cannot reach Kafka at %s (is the broker running?%s) (%d attempts): %w",
+					strings.Join(brokers, ","), protocolHint(err, cfg), attempt, err)
 			}
 			return nil, ctx.Err()
 		case <-time.After(backoff):
@@ -200,4 +201,24 @@ func newClient(ctx context.Context, brokers []string, cfg *sarama.Config) (saram
 		}()
 		return nil, errNoAnswer
 	}
+}
+
+// protocolHint is what to add to "is the broker running?" when the
+// brokers closed the connection or never answered, which is also how a
+// listener that wants another security protocol treats a client: the
+// protocol the client spoke.
+func protocolHint(err error, cfg *sarama.Config) string {
+	if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, errNoAnswer) {
+		return ""
+	}
+	proto := "PLAINTEXT"
+	switch {
+	case cfg.Net.TLS.Enable && cfg.Net.SASL.Enable:
+		proto = "SASL_SSL"
+	case cfg.Net.TLS.Enable:
+		proto = "SSL"
+	case cfg.Net.SASL.Enable:
+		proto = "SASL_PLAINTEXT"
+	}
+	return fmt.Sprintf("; if it is, does its listener speak %s? see broker.tls and broker.sasl, $MILLRACE_TLS*, $MILLRACE_SASL_*", proto)
 }

@@ -221,21 +221,34 @@ func (g *globals) loadPipeline(name string) (*pipeline.Plan, *pipeline.PipelineP
 }
 
 // loadQuiet reads the pipelines file without printing problems, for
-// commands that only want its broker settings if it is there; nil if it
-// cannot be read.
+// `millrace broker`, which only wants it for the lag exporter; nil if it
+// cannot be read (with a warning when the file is there).
 func (g *globals) loadQuiet() *pipeline.Plan {
 	f, err := pipeline.Load(g.file)
 	if err != nil {
 		if _, statErr := os.Stat(g.file); statErr == nil {
-			// Its brokers, TLS and SASL are not used: say so, or a
-			// command would reach other brokers, or the same ones without
-			// their security, without a word.
-			g.log.Warn("the pipelines file is not valid (millrace validate says why): its broker settings are not used",
-				"file", g.file)
+			g.log.Warn("the pipelines file is not valid (millrace validate says why): no consumer lag is exported", "file", g.file)
 		}
 		return nil
 	}
 	return f.Plan()
+}
+
+// loadOptional reads the pipelines file for commands that want only its
+// broker settings and also run without one (tail, replay topic): nil when
+// there is no file. A file that is there but not valid is an error, every
+// problem printed: its brokers, TLS and SASL would otherwise be dropped
+// without a word, and the command reach other brokers, or the same ones in
+// the clear.
+func (g *globals) loadOptional() (*pipeline.Plan, error) {
+	if _, err := os.Stat(g.file); errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	f, err := g.load()
+	if err != nil {
+		return nil, err
+	}
+	return f.Plan(), nil
 }
 
 // resolveBrokers picks the brokers: --brokers, $MILLRACE_BROKERS, then the

@@ -183,6 +183,13 @@ func (f *runFlags) do(ctx context.Context, o runOptions) (err error) {
 		log.Info("embedded broker listening", "addr", b.Addr(), "data_dir", o.embedded.DataDir)
 		o.engine.Brokers = []string{b.Addr()}
 	}
+	if sec := o.engine.Plan.Security; sec != nil {
+		attrs := []any{"protocol", sec.Protocol()}
+		if sec.SASL != nil {
+			attrs = append(attrs, "sasl_mechanism", sec.SASL.Mechanism, "username", sec.SASL.Username)
+		}
+		log.Info("Kafka security", attrs...)
+	}
 	reg := admin.NewRegistry()
 	if o.engine.Metrics, err = router.NewMetrics(reg); err != nil {
 		return err

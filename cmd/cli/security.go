@@ -166,6 +166,11 @@ func security(file *transport.Security, flags *securityFlags) (*transport.Securi
 	if sec.TLS == nil && sec.SASL == nil {
 		return nil, nil
 	}
+	if sec.TLS != nil {
+		if _, err := sec.TLS.Config(); err != nil {
+			return nil, usagef("%v (from the file's broker.tls, $MILLRACE_TLS_* or --tls-ca-file)", err)
+		}
+	}
 	return &sec, nil
 }
 

@@ -2,17 +2,38 @@ package cli
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"unsafe"
 
+	"github.com/millrace/millrace/testkit/testca"
+
 	"github.com/millrace/millrace/kafkaops"
 	"github.com/millrace/millrace/transport"
 )
 
-// clearSecurityEnv unsets every variable security reads, for the test.
+// clearSecurityEnv unsets every variable security reads, for the test,
+// and runs it in a directory holding the CA files the tests name
+// (security reads them).
 func clearSecurityEnv(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := testca.New(dir, "test-ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pem, err := os.ReadFile(ca.CertFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"ca.pem", "file-ca.pem", "env-ca.pem", "flag-ca.pem"} {
+		if err := os.WriteFile(filepath.Join(dir, name), pem, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Chdir(dir)
 	for _, name := range []string{envTLS, envTLSCAFile, envTLSCertFile, envTLSKeyFile, envTLSServerName, envTLSInsecure,
 		envSASLMechanism, envSASLUsername, envSASLPassword} {
 		t.Setenv(name, "")
@@ -104,6 +125,7 @@ func TestSecurity_incomplete_sasl_is_bad_usage(t *testing.T) {
 		{map[string]string{envSASLPassword: "p"}, []string{"--sasl-username", "u"}, "SASL needs a mechanism"},
 		{map[string]string{envSASLPassword: "p"}, []string{"--sasl-mechanism", "GSSAPI", "--sasl-username", "u"}, `SASL mechanism "GSSAPI": want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512`},
 		{map[string]string{envTLS: "yes please"}, nil, `$MILLRACE_TLS="yes please": want true or false`},
+		{map[string]string{envTLSCAFile: "/no/such/ca.pem"}, nil, "tls ca_file: open /no/such/ca.pem: no such file or directory (from the file's broker.tls, $MILLRACE_TLS_* or --tls-ca-file)"},
 	} {
 		clearSecurityEnv(t)
 		for k, v := range c.env {
@@ -176,6 +198,9 @@ func TestSecurity_server_commands_take_the_environments(t *testing.T) {
 
 // findCluster finds the kafkaops.Cluster in a command's options.
 func findCluster(v reflect.Value) (kafkaops.Cluster, bool) {
+	if !v.IsValid() {
+		return kafkaops.Cluster{}, false
+	}
 	for v.Kind() == reflect.Pointer || v.Kind() == reflect.Interface {
 		if v.IsNil() {
 			return kafkaops.Cluster{}, false

@@ -77,9 +77,10 @@ func execSpec() filters.Spec {
 			"and MILLRACE_STAGE. An item of `inherit_env` is a variable name, or a prefix\n" +
 			"ending in `*`, such as `LC_*`; a list replaces the default, so keep PATH in\n" +
 			"it if the command needs it, and `[\"*\"]` passes everything (secrets too).\n" +
-			"MILLRACE_ADMIN_TOKEN and MILLRACE_SASL_PASSWORD are never passed: listing\n" +
-			"one is an error, and a pattern skips them, as it skips the variables the\n" +
-			"filter sets. On Linux millrace marks itself not dumpable, so a command\n" +
+			"MILLRACE_ADMIN_TOKEN, MILLRACE_SASL_PASSWORD and the variables the pipelines\n" +
+			"file reads its secrets from (broker.sasl.password, admin.token, api tokens,\n" +
+			"callback secrets) are never inherited: listing one is an error, and a\n" +
+			"pattern skips them, as it skips the variables the filter sets. On Linux millrace marks itself not dumpable, so a command\n" +
 			"running as another user than root cannot read millrace's environment in\n" +
 			"/proc either.\n\n" +
 			"A non-zero exit status fails the record with the end of the command's stderr\n" +
@@ -179,7 +180,7 @@ func newExec(cfg filters.Config) (filters.Filter, error) {
 	if maxOutput <= 0 {
 		return nil, filters.FieldError(execMaxOutput, fmt.Errorf("max_output_bytes must be positive, got %d", maxOutput))
 	}
-	inherit, err := newEnvSelector(cfg.StringList(execInheritEnv))
+	inherit, err := newEnvSelector(cfg.StringList(execInheritEnv), cfg.SecretEnv)
 	if err != nil {
 		return nil, filters.FieldError(execInheritEnv, err)
 	}
@@ -399,29 +400,42 @@ func runCommand(cmd *exec.Cmd, payload []byte, stdout, stderr io.Writer) error {
 type envSelector struct {
 	names    map[string]bool
 	prefixes []string // of the items ending in '*'
+	// secrets are the variables the pipelines file reads its secrets
+	// from (filters.Config.SecretEnv): never inherited.
+	secrets map[string]bool
 }
 
 // newEnvSelector checks the items of inherit_env: each is a variable name,
 // or a prefix followed by '*'. Naming one of millrace's secrets or a variable
 // the filter sets is an error.
-func newEnvSelector(items []string) (envSelector, error) {
-	sel := envSelector{names: make(map[string]bool, len(items))}
+func newEnvSelector(items, secretEnv []string) (envSelector, error) {
+	sel := envSelector{names: make(map[string]bool, len(items)), secrets: make(map[string]bool, len(secretEnv))}
+	for _, name := range secretEnv {
+		sel.secrets[name] = true
+	}
+	var errs []error
 	for _, item := range items {
 		name, pattern := strings.CutSuffix(item, "*")
 		switch {
 		case item == "":
-			return envSelector{}, errors.New("an empty item names no variable")
+			errs = append(errs, errors.New("an empty item names no variable"))
 		case strings.ContainsAny(name, "=*\x00"):
-			return envSelector{}, fmt.Errorf("%q is no variable name: it holds '=', NUL or a '*' other than a final one", item)
+			errs = append(errs, fmt.Errorf("%q is no variable name: it holds '=', NUL or a '*' other than a final one", item))
 		case pattern:
 			sel.prefixes = append(sel.prefixes, name)
-		case secretEnv[name] != "":
-			return envSelector{}, fmt.Errorf("%s is %s, which no command gets", name, secretEnv[name])
+		case millraceSecretEnv[name] != "":
+			errs = append(errs, fmt.Errorf("%s is %s, which no command gets", name, millraceSecretEnv[name]))
+		case sel.secrets[name]:
+			errs = append(errs, fmt.Errorf("%s holds a secret of the pipelines file, which no command inherits "+
+				"(to give it to the command on purpose: env: {%s: ${%s}})", name, name, name))
 		case reservedEnv(name):
-			return envSelector{}, fmt.Errorf("%s is set by the filter", name)
+			errs = append(errs, fmt.Errorf("%s is set by the filter", name))
 		default:
 			sel.names[name] = true
 		}
+	}
+	if len(errs) > 0 {
+		return envSelector{}, errors.Join(errs...)
 	}
 	return sel, nil
 }
@@ -430,7 +444,7 @@ func newEnvSelector(items []string) (envSelector, error) {
 // environment. It never gets millrace's own secrets, nor the variables the
 // filter sets, so that none leaks in from a parent millrace.
 func (sel envSelector) inherits(name string) bool {
-	if secretEnv[name] != "" || reservedEnv(name) {
+	if millraceSecretEnv[name] != "" || sel.secrets[name] || reservedEnv(name) {
 		return false
 	}
 	return sel.names[name] || slices.ContainsFunc(sel.prefixes, func(p string) bool { return strings.HasPrefix(name, p) })
@@ -449,12 +463,12 @@ func (sel envSelector) environ(set map[string]string) []string {
 	return env
 }
 
-// secretEnv are the variables millrace reads its own secrets from (cmd/cli;
+// millraceSecretEnv are the variables millrace reads its own secrets from (cmd/cli;
 // a Kubernetes pod gets them from its Secret), and what each holds: the
 // exec filter keeps them from the commands it runs, even when a pattern of
-// inherit_env matches them. A secret the file reads with ${NAME} is kept
-// from them by inherit_env's default.
-var secretEnv = map[string]string{
+// inherit_env matches them, as it keeps the variables the pipelines file
+// reads its secrets from (filters.Config.SecretEnv).
+var millraceSecretEnv = map[string]string{
 	"MILLRACE_ADMIN_TOKEN":   "millrace's admin token",
 	"MILLRACE_SASL_PASSWORD": "millrace's Kafka password",
 }
