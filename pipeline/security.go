@@ -2,8 +2,8 @@ package pipeline
 
 import (
 	"fmt"
-	"slices"
 	"github.com/IBM/sarama"
+	"slices"
 
 	"net"
 
