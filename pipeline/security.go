@@ -2,8 +2,9 @@ package pipeline
 
 import (
 	"fmt"
-	"github.com/IBM/sarama"
 	"slices"
+
+	"github.com/IBM/sarama"
 
 	"net"
 
