@@ -2,11 +2,10 @@ package pipeline
 
 import (
 	"fmt"
+	"net"
 	"slices"
 
 	"github.com/IBM/sarama"
-
-	"net"
 
 	"github.com/millrace/millrace/transport"
 )
