@@ -6,6 +6,7 @@
 package broker
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -39,6 +40,22 @@ type Config struct {
 	// restart. Empty keeps everything in memory.
 	DataDir string
 	Logger  *slog.Logger
+	// Users, if any, are the SASL users clients must authenticate as
+	// (SASL_PLAINTEXT, or SASL_SSL with TLS); none lets every client in.
+	Users []User
+	// TLS, if set, makes the listener TLS (SSL, or SASL_SSL with Users),
+	// serving its certificates.
+	TLS *tls.Config
+}
+
+// User is a SASL user of the embedded broker. Every user may do anything
+// (the broker checks no ACLs).
+type User struct {
+	// Mechanism is "PLAIN", "SCRAM-SHA-256" or "SCRAM-SHA-512"; a user
+	// who should log in with several has one User for each.
+	Mechanism string
+	Username  string
+	Password  string
 }
 
 // Broker is an in-process Kafka-protocol broker (franz-go's kfake): one
@@ -63,6 +80,20 @@ func Start(cfg Config) (*Broker, error) {
 		// Kafka's default group.max.session.timeout.ms (kfake's is 5m), the
 		// top of the session_timeout range pipelines.yaml accepts.
 		kfake.GroupMaxSessionTimeout(30 * time.Minute),
+	}
+	if len(cfg.Users) > 0 {
+		opts = append(opts, kfake.EnableSASL())
+	}
+	for _, u := range cfg.Users {
+		switch u.Mechanism {
+		case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+		default:
+			return nil, fmt.Errorf("embedded broker: user %q: SASL mechanism %q: want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", u.Username, u.Mechanism)
+		}
+		opts = append(opts, kfake.Superuser(u.Mechanism, u.Username, u.Password))
+	}
+	if cfg.TLS != nil {
+		opts = append(opts, kfake.TLS(cfg.TLS))
 	}
 	if cfg.DataDir != "" {
 		lock, err := lockDir(cfg.DataDir)

@@ -55,7 +55,11 @@ func TestDockerfile_builds_a_static_binary_that_runs_without_its_build_env(t *te
 	if err != nil {
 		t.Fatal(err)
 	}
-	goVersion := regexp.MustCompile(`(?m)^go (\S+)$`).FindSubmatch(goMod)
+	// The toolchain go.mod names (the Go make builds with), else its go line.
+	goVersion := regexp.MustCompile(`(?m)^toolchain go(\S+)$`).FindSubmatch(goMod)
+	if goVersion == nil {
+		goVersion = regexp.MustCompile(`(?m)^go (\S+)$`).FindSubmatch(goMod)
+	}
 	if goVersion == nil || d.args["GO_VERSION"] != string(goVersion[1]) {
 		t.Errorf("ARG GO_VERSION=%s, go.mod says go %s: the image would build with another Go", d.args["GO_VERSION"], goVersion)
 	}

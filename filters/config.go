@@ -27,6 +27,10 @@ type Config struct {
 	Pipeline, Stage string
 	// Logger is scoped to the pipeline and stage; never nil after Parse.
 	Logger *slog.Logger
+	// SecretEnv are the environment variables the pipelines file reads
+	// its secrets from (pipeline.File.SecretEnv): a filter that runs
+	// programs keeps them from the programs.
+	SecretEnv []string
 
 	filter string  // the spec's name
 	fields []Field // the spec's fields

@@ -32,15 +32,32 @@ type Cluster struct {
 	// (250 ms doubling to 5 s apart, see [transport.Connect]); 0 or less
 	// retries until ctx ends, as `millrace run --connect-timeout 0` does.
 	ConnectTimeout time.Duration
+	// Security is how to reach brokers that encrypt or authenticate (nil:
+	// PLAINTEXT).
+	Security *transport.Security
+}
+
+// Config is the client config of the cluster's consuming and admin
+// clients: [transport.NewSaramaConfig] of ClientID with Security applied.
+func (c Cluster) Config() (*sarama.Config, error) {
+	cfg := transport.NewSaramaConfig(c.ClientID)
+	if err := c.Security.Apply(cfg); err != nil {
+		return nil, err
+	}
+	return cfg, nil
 }
 
 // Connect opens a client for reading and admin requests, retrying the
 // brokers for up to ConnectTimeout; the caller closes it.
 func (c Cluster) Connect(ctx context.Context) (sarama.Client, error) {
-	if c.ConnectTimeout <= 0 {
-		return transport.Connect(ctx, c.Brokers, transport.NewSaramaConfig(c.ClientID), nil)
+	cfg, err := c.Config()
+	if err != nil {
+		return nil, err
 	}
-	return transport.ConnectTimeout(ctx, c.Brokers, transport.NewSaramaConfig(c.ClientID), c.ConnectTimeout)
+	if c.ConnectTimeout <= 0 {
+		return transport.Connect(ctx, c.Brokers, cfg, nil)
+	}
+	return transport.ConnectTimeout(ctx, c.Brokers, cfg, c.ConnectTimeout)
 }
 
 // syncProducer opens a producer on a client of its own, as the stages'
@@ -49,7 +66,11 @@ func (c Cluster) Connect(ctx context.Context) (sarama.Client, error) {
 // consumes, each send waits behind the consumer's long-polling fetch
 // (100 records took 3 minutes).
 func (c Cluster) syncProducer() (sarama.SyncProducer, error) {
-	p, err := sarama.NewSyncProducer(c.Brokers, transport.NewProducerConfig(c.ClientID))
+	cfg := transport.NewProducerConfig(c.ClientID)
+	if err := c.Security.Apply(cfg); err != nil {
+		return nil, err
+	}
+	p, err := sarama.NewSyncProducer(c.Brokers, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open producer: %w", err)
 	}

@@ -21,6 +21,8 @@ var (
 var labels = map[reflect.Type]string{
 	reflect.TypeFor[File]():          "the top level",
 	reflect.TypeFor[Broker]():        "broker",
+	reflect.TypeFor[BrokerTLS]():     "broker tls",
+	reflect.TypeFor[BrokerSASL]():    "broker sasl",
 	reflect.TypeFor[Admin]():         "admin",
 	reflect.TypeFor[API]():           "api",
 	reflect.TypeFor[Scheduler]():     "scheduler",

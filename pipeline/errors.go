@@ -47,6 +47,17 @@ type problems struct {
 	list Problems
 	// sources are the scalars that were interpolated, by position.
 	sources map[Pos]source
+	// warnings are things that work but are likely a mistake.
+	warnings Problems
+	// secretEnv are the variables the file's secrets are read from (see
+	// File.SecretEnv), for the filters' configs.
+	secretEnv []string
+}
+
+// warn records a warning: a setting that works but is likely a mistake
+// (or unsafe). A warning does not make the file invalid.
+func (p *problems) warn(at Pos, format string, args ...any) {
+	p.warnings = append(p.warnings, Problem{File: p.file, Pos: at, Message: "warning: " + fmt.Sprintf(format, args...)})
 }
 
 // add records a problem, unless one is already recorded at the same

@@ -88,6 +88,7 @@ func Parse(path string, data []byte, lookupEnv func(string) (string, bool), opts
 	if len(p.list) > 0 {
 		return nil, p.list.sorted()
 	}
+	f.Warnings = p.warnings.sorted()
 	return f, nil
 }
 

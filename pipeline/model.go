@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/itchyny/gojq"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/millrace/millrace/filters"
 	"github.com/millrace/millrace/internal/schedtime"
+	"github.com/millrace/millrace/transport"
 )
 
 // File is a decoded pipelines.yaml.
@@ -16,6 +18,18 @@ type File struct {
 	Positions `yaml:"-"`
 	// Path is where the file was read from; problems are reported against it.
 	Path string `yaml:"-"`
+	// Warnings are settings of a valid file that are likely a mistake, as
+	// `file:line:col: warning: message` (in file order).
+	Warnings Problems `yaml:"-"`
+	// SecretEnv are the environment variables the file's secrets are read
+	// from with ${NAME} (broker.sasl.password, admin.token, api tokens,
+	// callback secrets), sorted: a process must get them (a Kubernetes
+	// pod, from its Secret), and the exec filter keeps them from the
+	// programs it runs.
+	SecretEnv []string `yaml:"-"`
+	// LiteralSecrets name the secrets written in the file as they are, not
+	// read from the environment ("broker.sasl.password (line 7)").
+	LiteralSecrets []string `yaml:"-"`
 
 	Version   int        `yaml:"version"`
 	Broker    *Broker    `yaml:"broker"`
@@ -35,7 +49,62 @@ type Broker struct {
 	ClientID string   `yaml:"client_id"`
 	// Compression of produced records: none, gzip, snappy, lz4 or zstd.
 	Compression string `yaml:"compression"`
+	// TLS encrypts the connections to the brokers (security.protocol SSL,
+	// or SASL_SSL with SASL).
+	TLS *BrokerTLS `yaml:"tls"`
+	// SASL authenticates millrace to the brokers (SASL_PLAINTEXT, or
+	// SASL_SSL with TLS).
+	SASL *BrokerSASL `yaml:"sasl"`
 }
+
+// BrokerTLS is the broker block's tls: Kafka's ssl.* client settings.
+type BrokerTLS struct {
+	Positions `yaml:"-"`
+
+	// Enabled turns TLS on or off; a tls block turns it on unless it says
+	// enabled: false.
+	Enabled *bool `yaml:"enabled"`
+	// CAFile is a PEM file of the certificate authorities to trust; empty
+	// trusts the system's.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are a PEM client certificate and its key, for
+	// brokers that authenticate clients by certificate; both or neither.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ServerName is the name the brokers' certificates must carry; empty
+	// checks each broker's host as dialled.
+	ServerName string `yaml:"server_name"`
+	// InsecureSkipVerify accepts any certificate (tests only: anybody in
+	// the path can read and change the traffic).
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+}
+
+// BrokerSASL is the broker block's sasl: Kafka's sasl.mechanism and the
+// credentials of sasl.jaas.config. Formatted with fmt (any verb), it never
+// shows Password.
+type BrokerSASL struct {
+	Positions `yaml:"-"`
+
+	// Mechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
+	Mechanism string `yaml:"mechanism"`
+	Username  string `yaml:"username"`
+	// Password: use ${ENV}.
+	Password string `yaml:"password"`
+}
+
+// settings is s as transport's SASL, whose printing redacts the password.
+func (s BrokerSASL) settings() transport.SASL {
+	return transport.SASL{Mechanism: s.Mechanism, Username: s.Username, Password: s.Password}
+}
+
+// MarshalJSON writes s without its password.
+func (s BrokerSASL) MarshalJSON() ([]byte, error) { return s.settings().MarshalJSON() }
+
+// LogValue is s for log/slog, without its password.
+func (s BrokerSASL) LogValue() slog.Value { return s.settings().LogValue() }
+
+// Format writes s without its password, whatever the verb.
+func (s BrokerSASL) Format(f fmt.State, verb rune) { s.settings().Format(f, verb) }
 
 // Admin configures the admin HTTP server of `millrace run` and `millrace
 // broker` (/healthz, /readyz, /metrics). Flags override it.

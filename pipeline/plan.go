@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/millrace/millrace/transport"
+
 	"github.com/millrace/millrace/filters"
 )
 
@@ -23,6 +25,9 @@ type Plan struct {
 	Brokers     []string
 	ClientID    string
 	Compression string
+	// Security is how every client reaches the brokers (TLS, SASL): the
+	// file's broker.tls and broker.sasl; nil is PLAINTEXT.
+	Security *transport.Security
 	// ReplicationFactor of created topics (-1: the broker's default).
 	ReplicationFactor int
 	Pipelines         []PipelinePlan
@@ -130,6 +135,7 @@ func (f *File) Plan() *Plan {
 		pl.Brokers = f.Broker.Brokers
 		pl.ClientID = f.Broker.ClientID
 		pl.Compression = f.Broker.Compression
+		pl.Security = f.Broker.security()
 	}
 	for pi := range f.Pipelines {
 		p := &f.Pipelines[pi]

@@ -40,6 +40,7 @@ func (f *File) validate(p *problems, reg *filters.Registry) {
 				p.add(at, "broker %d (%s) needs host:port", i+1, p.quoted(at, b))
 			}
 		}
+		f.Broker.validateSecurity(p)
 	}
 	if a := f.Admin; a != nil && a.Addr != "" && a.Addr != "off" {
 		if _, port, err := net.SplitHostPort(a.Addr); err != nil || !validPort(port) {
@@ -59,6 +60,7 @@ func (f *File) validate(p *problems, reg *filters.Registry) {
 	if len(f.Pipelines) == 0 {
 		p.add(f.Of("pipelines"), "no pipelines: add at least one under `pipelines:`")
 	}
+	f.secrets(p)
 	names := map[string]Pos{}
 	for i := range f.Pipelines {
 		pl := &f.Pipelines[i]
@@ -157,7 +159,7 @@ func (st *Stage) validate(p *problems, reg *filters.Registry, pl *Pipeline, inde
 	if len(probs) > 0 {
 		return
 	}
-	cfg.Pipeline, cfg.Stage = pl.Name, st.Name
+	cfg.Pipeline, cfg.Stage, cfg.SecretEnv = pl.Name, st.Name, p.secretEnv
 	flt, err := spec.New(cfg)
 	if err != nil {
 		at := st.Of("config")

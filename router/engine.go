@@ -36,11 +36,12 @@ type EngineConfig struct {
 	// ConnectTimeout bounds waiting for the cluster at start: 0 means 30s,
 	// a negative value waits until ctx ends. Each failed attempt is logged.
 	ConnectTimeout time.Duration
-	// Sarama is the consumers' client config; nil means
-	// transport.NewSaramaConfig(plan's client id).
+	// Sarama is the consumers' client config; nil means the plan's
+	// ([pipeline.Plan.SaramaConfig]: its client id and Security).
 	Sarama *sarama.Config
-	// Producer is the producer's client config; nil means
-	// transport.NewProducerConfig(plan's client id) with the plan's compression.
+	// Producer is the producer's client config; nil means the plan's
+	// ([pipeline.Plan.ProducerConfig]: its client id, compression and
+	// Security).
 	Producer *sarama.Config
 	Logger   *slog.Logger
 	// Observe, if set, gets an Event for each hand-out of a record at every
@@ -99,16 +100,27 @@ func (c *EngineConfig) setDefaults() {
 	if c.LagInterval <= 0 {
 		c.LagInterval = 5 * time.Second
 	}
-	if c.Sarama == nil && c.Plan != nil {
-		c.Sarama = transport.NewSaramaConfig(c.Plan.ClientID)
-	}
-	if c.Producer == nil && c.Plan != nil {
-		c.Producer = transport.NewProducerConfig(c.Plan.ClientID)
-		_ = transport.SetCompression(c.Producer, c.Plan.Compression)
-	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+}
+
+// clientConfigs fills in Sarama and Producer from the plan: its client id,
+// compression and Security. The error is Security's (a TLS file that
+// cannot be read).
+func (c *EngineConfig) clientConfigs() error {
+	var err error
+	if c.Sarama == nil && c.Plan != nil {
+		if c.Sarama, err = c.Plan.SaramaConfig(); err != nil {
+			return err
+		}
+	}
+	if c.Producer == nil && c.Plan != nil {
+		if c.Producer, err = c.Plan.ProducerConfig(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Validate reports what is missing from the config.
@@ -146,6 +158,9 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid engine config: %w", err)
+	}
+	if err := cfg.clientConfigs(); err != nil {
+		return nil, err
 	}
 	return &Engine{cfg: cfg, ready: make(chan struct{})}, nil
 }

@@ -20,7 +20,12 @@ func ExportLag(ctx context.Context, brokers []string, plan *pipeline.Plan, m *Me
 	if interval <= 0 {
 		interval = 5 * time.Second
 	}
-	client, err := transport.Connect(ctx, brokers, transport.NewSaramaConfig(plan.ClientID), nil)
+	cfg, err := plan.SaramaConfig()
+	if err != nil {
+		log.Error("consumer lag: cannot make a Kafka client", "err", err)
+		return
+	}
+	client, err := transport.Connect(ctx, brokers, cfg, nil)
 	if err != nil {
 		if ctx.Err() == nil {
 			log.Error("consumer lag: cannot reach Kafka", "err", err)

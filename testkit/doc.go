@@ -8,4 +8,10 @@
 // Tests that want both brokers call [Backends] and run as a table over
 // them; a package using real Kafka calls [Main] from its TestMain so the
 // broker is stopped when its tests end.
+//
+// Brokers that want TLS and SCRAM-SHA-512 (SASL_SSL) come from
+// [SecureBackends] ([SecureEmbedded], [SecureRealKafka]); their
+// Backend.Security is what every helper here, and [Run], connects with.
+// [Backend.WithPassword], [Backend.WithCAFile] with a [ThrowawayCA], and
+// [Backend.WithSecurity] make clients that must be turned away.
 package testkit

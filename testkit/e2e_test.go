@@ -41,58 +41,64 @@ pipelines:
 
 func TestPipeline_three_stages_deliver_each_record_once_in_key_order(t *testing.T) {
 	testkit.ForEachBackend(t, func(t *testing.T, b testkit.Backend) {
-		name := "e2e-" + testkit.Unique()
-		plan := testkit.LoadYAML(t, threeStages(name))
-		const n, keys = 10000, 100
-		in := make([]testkit.Record, n)
-		for i := range in {
-			k := fmt.Sprintf("key-%d", i%keys)
-			in[i] = testkit.Record{Key: []byte(k), Value: fmt.Appendf(nil, `{"k":%q,"seq":%d}`, k, i)}
-		}
-		b.CreateTopic(t, name+".in", 4)
-		b.Produce(t, name+".in", in)
-		start := time.Now()
-		testkit.Run(t, b, plan, testkit.RunOptions{})
-		out := b.Read(t, name+".out", n, 2*time.Minute)
-		t.Logf("%s: %d records through 3 stages in %s", b.Name, n, time.Since(start).Round(time.Millisecond))
-
-		// Nothing more arrives once the stages are idle: exactly once.
-		testkit.Eventually(t, 30*time.Second, func() bool {
-			return b.GroupLag(t, "millrace."+name+".three", name+".three") == 0
-		}, "last stage did not commit everything")
-		out = b.ReadAll(t, name+".out")
-		if len(out) != n {
-			t.Fatalf("output holds %d records, want exactly %d", len(out), n)
-		}
-		seen := make(map[int]bool, n)
-		last := map[string]int{}
-		for _, r := range out {
-			var e event
-			if err := json.Unmarshal(r.Value, &e); err != nil {
-				t.Fatalf("output %d/%d is not JSON: %v", r.Partition, r.Offset, err)
-			}
-			if string(r.Key) != e.Key {
-				t.Fatalf("record seq %d has key %q, want %q", e.Seq, r.Key, e.Key)
-			}
-			if e.A != 1 || e.B != 2 || e.C != 3 {
-				t.Fatalf("record seq %d missed a stage: %+v", e.Seq, e)
-			}
-			if seen[e.Seq] {
-				t.Fatalf("record seq %d arrived twice", e.Seq)
-			}
-			seen[e.Seq] = true
-			if prev, ok := last[e.Key]; ok && prev > e.Seq {
-				t.Fatalf("key %s: seq %d arrived after seq %d", e.Key, e.Seq, prev)
-			}
-			last[e.Key] = e.Seq
-			if r.Headers["millrace-job"] == "" || r.Headers["millrace-stage"] != "three" {
-				t.Fatalf("record seq %d headers %v: want millrace-job and millrace-stage=three", e.Seq, r.Headers)
-			}
-		}
-		if len(seen) != n {
-			t.Fatalf("%d distinct records arrived, want %d", len(seen), n)
-		}
+		threeStagesDeliverOnceInKeyOrder(t, b, 10000, 100)
 	})
+}
+
+// threeStagesDeliverOnceInKeyOrder runs n records of the given number of
+// keys through threeStages on b and checks that each comes out once, in
+// key order, having passed every stage.
+func threeStagesDeliverOnceInKeyOrder(t *testing.T, b testkit.Backend, n, keys int) {
+	name := "e2e-" + testkit.Unique()
+	plan := testkit.LoadYAML(t, threeStages(name))
+	in := make([]testkit.Record, n)
+	for i := range in {
+		k := fmt.Sprintf("key-%d", i%keys)
+		in[i] = testkit.Record{Key: []byte(k), Value: fmt.Appendf(nil, `{"k":%q,"seq":%d}`, k, i)}
+	}
+	b.CreateTopic(t, name+".in", 4)
+	b.Produce(t, name+".in", in)
+	start := time.Now()
+	testkit.Run(t, b, plan, testkit.RunOptions{})
+	out := b.Read(t, name+".out", n, 2*time.Minute)
+	t.Logf("%s: %d records through 3 stages in %s", b.Name, n, time.Since(start).Round(time.Millisecond))
+
+	// Nothing more arrives once the stages are idle: exactly once.
+	testkit.Eventually(t, 30*time.Second, func() bool {
+		return b.GroupLag(t, "millrace."+name+".three", name+".three") == 0
+	}, "last stage did not commit everything")
+	out = b.ReadAll(t, name+".out")
+	if len(out) != n {
+		t.Fatalf("output holds %d records, want exactly %d", len(out), n)
+	}
+	seen := make(map[int]bool, n)
+	last := map[string]int{}
+	for _, r := range out {
+		var e event
+		if err := json.Unmarshal(r.Value, &e); err != nil {
+			t.Fatalf("output %d/%d is not JSON: %v", r.Partition, r.Offset, err)
+		}
+		if string(r.Key) != e.Key {
+			t.Fatalf("record seq %d has key %q, want %q", e.Seq, r.Key, e.Key)
+		}
+		if e.A != 1 || e.B != 2 || e.C != 3 {
+			t.Fatalf("record seq %d missed a stage: %+v", e.Seq, e)
+		}
+		if seen[e.Seq] {
+			t.Fatalf("record seq %d arrived twice", e.Seq)
+		}
+		seen[e.Seq] = true
+		if prev, ok := last[e.Key]; ok && prev > e.Seq {
+			t.Fatalf("key %s: seq %d arrived after seq %d", e.Key, e.Seq, prev)
+		}
+		last[e.Key] = e.Seq
+		if r.Headers["millrace-job"] == "" || r.Headers["millrace-stage"] != "three" {
+			t.Fatalf("record seq %d headers %v: want millrace-job and millrace-stage=three", e.Seq, r.Headers)
+		}
+	}
+	if len(seen) != n {
+		t.Fatalf("%d distinct records arrived, want %d", len(seen), n)
+	}
 }
 
 func TestPipeline_permanent_failure_is_quarantined_and_the_stage_goes_on(t *testing.T) {

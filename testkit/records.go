@@ -32,10 +32,38 @@ type Record struct {
 	Offset     int64
 }
 
+// SaramaConfig returns the client config testkit's helpers use:
+// transport.NewSaramaConfig with the backend's Security applied.
+func (b Backend) SaramaConfig(t testing.TB) *sarama.Config {
+	t.Helper()
+	c, err := b.saramaConfig()
+	if err != nil {
+		t.Fatalf("client config for %s: %v", b.Name, err)
+	}
+	return c
+}
+
+func (b Backend) saramaConfig() (*sarama.Config, error) {
+	c := transport.NewSaramaConfig("testkit")
+	if err := b.Security.Apply(c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// connect opens a client for the backend, retrying for up to 30 s.
+func (b Backend) connect() (sarama.Client, error) {
+	cfg, err := b.saramaConfig()
+	if err != nil {
+		return nil, err
+	}
+	return transport.ConnectTimeout(context.Background(), b.Brokers, cfg, 30*time.Second)
+}
+
 // Client returns a sarama client for the backend, closed when the test ends.
 func (b Backend) Client(t testing.TB) sarama.Client {
 	t.Helper()
-	c, err := transport.ConnectTimeout(context.Background(), b.Brokers, transport.NewSaramaConfig("testkit"), 30*time.Second)
+	c, err := b.connect()
 	if err != nil {
 		t.Fatalf("connect to %s: %v", b.Name, err)
 	}
@@ -125,7 +153,7 @@ func (b Backend) readUntil(topic string, timeout time.Duration, done func(int) b
 	if done(0) {
 		return nil, nil
 	}
-	c, err := transport.ConnectTimeout(context.Background(), b.Brokers, transport.NewSaramaConfig("testkit"), 30*time.Second)
+	c, err := b.connect()
 	if err != nil {
 		return nil, err
 	}

@@ -54,7 +54,8 @@ type RunOptions struct {
 }
 
 // Run runs plan on the backend in-process until the test ends (or Stop),
-// and waits until every stage is ready.
+// and waits until every stage is ready. A plan without Security gets the
+// backend's, and the engine's client configs apply it.
 func Run(t testing.TB, b Backend, plan *pipeline.Plan, opts RunOptions) *Running {
 	t.Helper()
 	stages, err := plan.Stages(opts.Stages...)
@@ -67,8 +68,21 @@ func Run(t testing.TB, b Backend, plan *pipeline.Plan, opts RunOptions) *Running
 		_ = level.UnmarshalText([]byte(os.Getenv("MILLRACE_TEST_LOG")))
 		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: level}))
 	}
+	if plan.Security == nil {
+		plan.Security = b.Security
+	}
 	ecfg := router.EngineConfig{Plan: plan, Stages: stages, Brokers: b.Brokers,
-		StopTimeout: 10 * time.Second, Sarama: transport.NewSaramaConfig("testkit"), Logger: log}
+		StopTimeout: 10 * time.Second, Sarama: b.SaramaConfig(t), Logger: log}
+	if b.Security != nil {
+		// The engine's default producer config, with the backend's Security.
+		ecfg.Producer = transport.NewProducerConfig(plan.ClientID)
+		if err := transport.SetCompression(ecfg.Producer, plan.Compression); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Security.Apply(ecfg.Producer); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if opts.Configure != nil {
 		opts.Configure(&ecfg)
 	}

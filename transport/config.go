@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"time"
@@ -145,23 +146,79 @@ func ConnectTimeout(ctx context.Context, brokers []string, cfg *sarama.Config, t
 func connect(ctx context.Context, brokers []string, cfg *sarama.Config, log *slog.Logger) (sarama.Client, error) {
 	backoff := 250 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		client, err := sarama.NewClient(brokers, cfg)
+		client, err := newClient(ctx, brokers, cfg)
 		if err == nil {
 			return client, nil
 		}
-		if log != nil {
+		if serr := securityError(err, cfg); serr != nil {
+			return nil, fmt.Errorf("cannot connect to Kafka at %s: %w", strings.Join(brokers, ","), serr)
+		}
+		if log != nil && ctx.Err() == nil {
 			log.Warn("cannot reach Kafka yet; retrying", "brokers", strings.Join(brokers, ","), "attempt", attempt,
 				"retry_in", backoff, "err", err)
 		}
 		select {
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return nil, fmt.Errorf("cannot reach Kafka at %s (is the broker running?) (%d attempts): %w",
-					strings.Join(brokers, ","), attempt, err)
+				return nil, fmt.Errorf("cannot reach Kafka at %s (is the broker running?%s) (%d attempts): %w",
+					strings.Join(brokers, ","), protocolHint(err, cfg), attempt, err)
 			}
 			return nil, ctx.Err()
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 5*time.Second)
 	}
+}
+
+// errNoAnswer is the error of an attempt that ctx ended before the brokers
+// answered.
+var errNoAnswer = errors.New("the brokers did not answer")
+
+// newClient is sarama.NewClient, given up when ctx ends (the client, if
+// it comes later, is closed). sarama's own bound on an attempt is its
+// read timeout times its metadata retries: minutes with a consumer
+// group's read timeout, when a listener takes the connection and never
+// answers (a TLS client on a PLAINTEXT listener that waits for the rest
+// of a "request").
+func newClient(ctx context.Context, brokers []string, cfg *sarama.Config) (sarama.Client, error) {
+	type result struct {
+		client sarama.Client
+		err    error
+	}
+	done := make(chan result, 1)
+	go func() {
+		c, err := sarama.NewClient(brokers, cfg)
+		done <- result{c, err}
+	}()
+	select {
+	case r := <-done:
+		return r.client, r.err
+	case <-ctx.Done():
+		go func() {
+			if r := <-done; r.client != nil {
+				_ = r.client.Close()
+			}
+		}()
+		return nil, errNoAnswer
+	}
+}
+
+// protocolHint is what to add to "is the broker running?" when the
+// brokers closed the connection or never answered, which is also how a
+// listener that wants another security protocol treats a client: the
+// protocol the client spoke.
+func protocolHint(err error, cfg *sarama.Config) string {
+	if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, errNoAnswer) {
+		return ""
+	}
+	proto := "PLAINTEXT"
+	switch {
+	case cfg.Net.TLS.Enable && cfg.Net.SASL.Enable:
+		proto = "SASL_SSL"
+	case cfg.Net.TLS.Enable:
+		proto = "SSL"
+	case cfg.Net.SASL.Enable:
+		proto = "SASL_PLAINTEXT"
+	}
+	return fmt.Sprintf("; if it is, does its listener speak %s? see broker.tls and broker.sasl, $MILLRACE_TLS*, $MILLRACE_SASL_*", proto)
 }

@@ -78,7 +78,10 @@ func newRoot(g *globals) *cobra.Command {
 A job is a pipeline declared in pipelines.yaml: an input topic, then an ordered
 list of filter stages connected by Kafka topics. Each stage reads in its own
 consumer group, so every stage scales on its own. With no brokers configured,
-millrace runs an embedded Kafka-protocol broker on 127.0.0.1:9092.
+millrace runs an embedded Kafka-protocol broker on 127.0.0.1:9092. Brokers
+that need TLS or SASL: broker.tls and broker.sasl in the file, or
+$MILLRACE_TLS, $MILLRACE_TLS_CA_FILE, $MILLRACE_SASL_MECHANISM,
+$MILLRACE_SASL_USERNAME and $MILLRACE_SASL_PASSWORD (README: Security).
 
 Exit codes: 0 success, 1 failure, 2 bad usage.`,
 		Example: `  millrace validate                      # check pipelines.yaml
@@ -196,6 +199,9 @@ func (g *globals) load() (*pipeline.File, error) {
 		fmt.Fprintf(g.stderr, "%s: %d %s\n", g.file, len(ps), plural(len(ps), "problem"))
 		return nil, errPrinted
 	}
+	if err == nil && len(f.Warnings) > 0 {
+		fmt.Fprintln(g.stderr, f.Warnings.Error())
+	}
 	return f, err
 }
 
@@ -215,14 +221,34 @@ func (g *globals) loadPipeline(name string) (*pipeline.Plan, *pipeline.PipelineP
 }
 
 // loadQuiet reads the pipelines file without printing problems, for
-// commands that only want its broker settings if it is there; nil if it
-// cannot be read.
+// `millrace broker`, which only wants it for the lag exporter; nil if it
+// cannot be read (with a warning when the file is there).
 func (g *globals) loadQuiet() *pipeline.Plan {
 	f, err := pipeline.Load(g.file)
 	if err != nil {
+		if _, statErr := os.Stat(g.file); statErr == nil {
+			g.log.Warn("the pipelines file is not valid (millrace validate says why): no consumer lag is exported", "file", g.file)
+		}
 		return nil
 	}
 	return f.Plan()
+}
+
+// loadOptional reads the pipelines file for commands that want only its
+// broker settings and also run without one (tail, replay topic): nil when
+// there is no file. A file that is there but not valid is an error, every
+// problem printed: its brokers, TLS and SASL would otherwise be dropped
+// without a word, and the command reach other brokers, or the same ones in
+// the clear.
+func (g *globals) loadOptional() (*pipeline.Plan, error) {
+	if _, err := os.Stat(g.file); errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	f, err := g.load()
+	if err != nil {
+		return nil, err
+	}
+	return f.Plan(), nil
 }
 
 // resolveBrokers picks the brokers: --brokers, $MILLRACE_BROKERS, then the

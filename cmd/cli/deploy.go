@@ -114,6 +114,11 @@ func newDeployRenderCmd(g *globals) *cobra.Command {
 		if o.file, o.source, err = g.loadSource(); err != nil {
 			return o, err
 		}
+		if len(o.file.LiteralSecrets) > 0 {
+			return o, usagef("%s: %s written in the file would be in the ConfigMap for anyone who may read it: "+
+				"read it from the environment (${NAME}) and put NAME in the Secret %s", g.file,
+				strings.Join(o.file.LiteralSecrets, ", "), deploy.SecretName)
+		}
 		if len(o.opts.Brokers) == 0 && len(o.file.Plan().Brokers) == 0 {
 			return o, usagef("--brokers is required: neither $MILLRACE_BROKERS nor %s (broker.brokers) names brokers, and pods cannot use the embedded broker",
 				g.file)
@@ -129,6 +134,15 @@ func newDeployRenderCmd(g *globals) *cobra.Command {
 			fmt.Fprintf(g.stderr, "note: %s %s run programs (filter exec): the image must hold them and what runs them "+
 				"(distroless/static has no shell), or every pod of this file fails to start, as each validates every stage\n",
 				plural(len(exec), "stage"), strings.Join(exec, ", "))
+		}
+		if len(o.file.SecretEnv) > 0 {
+			fmt.Fprintf(g.stderr, "note: the pods read the file's secrets from the Secret %s, which must hold %s\n",
+				deploy.SecretName, strings.Join(o.file.SecretEnv, ", "))
+		}
+		if sec := o.file.Plan().Security; sec.Protocol() != "PLAINTEXT" {
+			fmt.Fprintf(g.stderr, "note: broker %s: a tls ca_file, cert_file or key_file must be in the image or mounted at its path; "+
+				"and KEDA's Kafka scaler needs the credentials too: add a TriggerAuthentication and an authenticationRef to each "+
+				"ScaledObject (not rendered yet; README: Security)\n", sec.Protocol())
 		}
 		for _, id := range slowStages(o.file.Plan(), o.opts.StopTimeout) {
 			fmt.Fprintf(g.stderr, "note: stage %s may run a record longer than --stop-timeout %s: a rollout or scale-down "+
@@ -164,6 +178,9 @@ func (g *globals) loadSource() (*pipeline.File, []byte, error) {
 		fmt.Fprintln(g.stderr, ps.Error())
 		fmt.Fprintf(g.stderr, "%s: %d %s\n", g.file, len(ps), plural(len(ps), "problem"))
 		return nil, nil, errPrinted
+	}
+	if err == nil && len(f.Warnings) > 0 {
+		fmt.Fprintln(g.stderr, f.Warnings.Error())
 	}
 	return f, data, err
 }

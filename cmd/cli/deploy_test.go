@@ -99,8 +99,8 @@ func TestDeployRender_failures_exit_1(t *testing.T) {
 func TestDeployRender_prints_every_object_or_writes_the_files(t *testing.T) {
 	t.Setenv("DEPLOY_TEST_TOKEN", "t0ken-never-printed")
 	code, out, errb := runDeploy(t, deployPipelines, "deploy", "render", "--image", "ghcr.io/millrace/millrace:1.0")
-	if code != 0 || errb != "" {
-		t.Fatalf("exit %d: %s", code, errb)
+	if code != 0 || errb != "note: the pods read the file's secrets from the Secret millrace, which must hold DEPLOY_TEST_TOKEN\n" {
+		t.Fatalf("exit %d: %s; want 0 and a note naming the Secret's key", code, errb)
 	}
 	// One ConfigMap, a Service, 3 Deployments (2 stages and the API), 3
 	// PodDisruptionBudgets and 2 ScaledObjects, in that order, no
@@ -198,5 +198,16 @@ func TestDeployRender_of_the_repository_pipelines_is_deploy_examples(t *testing.
 		if err != nil || !bytes.Equal(got, want) {
 			t.Errorf("%s differs from the command's render (%v): go test ./deploy -run TestExamples says how", en.Name(), err)
 		}
+	}
+}
+
+// A secret written in the file would be in the ConfigMap: render refuses.
+func TestDeployRender_refuses_a_secret_written_in_the_file(t *testing.T) {
+	literal := strings.Replace(deployPipelines, `tokens: [{token: "${DEPLOY_TEST_TOKEN}"}]`, `tokens: [{token: "t0ken-in-the-file"}]`, 1)
+	code, out, errb := runDeploy(t, literal, "deploy", "render", "--image", "m:1")
+	if code != exitUsage || out != "" || strings.Contains(errb+out, "t0ken-in-the-file") ||
+		!strings.Contains(errb, "warning: an api token is written in the file") ||
+		!strings.Contains(errb, "an api token (line 4) written in the file would be in the ConfigMap") {
+		t.Fatalf("exit %d, stdout %q, stderr %q; want exit 2, the warning and the refusal, not the token", code, out, errb)
 	}
 }

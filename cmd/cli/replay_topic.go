@@ -78,7 +78,11 @@ func (f *replayTopicFlags) parse([]string) (copyOptions, error) {
 	if err != nil {
 		return copyOptions{}, err
 	}
-	cluster, err := f.cf.cluster(f.g, f.g.loadQuiet())
+	plan, err := f.g.loadOptional()
+	if err != nil {
+		return copyOptions{}, err
+	}
+	cluster, err := f.cf.cluster(f.g, plan)
 	if err != nil {
 		return copyOptions{}, err
 	}

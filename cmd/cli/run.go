@@ -146,7 +146,15 @@ func (f *runFlags) parse([]string) (runOptions, error) {
 	if f.connTimeout == 0 {
 		o.engine.ConnectTimeout = -1 // wait for ever
 	}
+	if plan.Security, err = security(plan.Security, nil); err != nil {
+		return runOptions{}, err
+	}
+	warnInsecure(f.g.log, plan.Security, o.engine.Brokers)
 	if len(o.engine.Brokers) == 0 {
+		if plan.Security != nil {
+			return runOptions{}, usagef("%s: TLS or SASL is set, but no brokers are: the embedded broker speaks PLAINTEXT only "+
+				"(set broker.brokers, --brokers or $MILLRACE_BROKERS, or drop broker.tls, broker.sasl and $MILLRACE_TLS*/$MILLRACE_SASL*)", f.g.file)
+		}
 		o.embedded = &broker.Config{Port: f.port, DataDir: f.dataDir, Logger: f.g.log}
 	}
 	if o.admin, err = f.admin.options(plan); err != nil {
@@ -160,6 +168,9 @@ func (f *runFlags) parse([]string) (runOptions, error) {
 
 func (f *runFlags) do(ctx context.Context, o runOptions) (err error) {
 	log := o.engine.Logger
+	if err := undumpable(); err != nil {
+		log.Warn("cannot mark the process not dumpable: programs of exec stages may read its environment in /proc", "err", err)
+	}
 	ctx, stop := signalContext(ctx, log, stopping{"stopping: finishing records in flight",
 		"exiting at once; records in flight will be redelivered"})
 	defer stop()
@@ -171,6 +182,13 @@ func (f *runFlags) do(ctx context.Context, o runOptions) (err error) {
 		defer b.Close()
 		log.Info("embedded broker listening", "addr", b.Addr(), "data_dir", o.embedded.DataDir)
 		o.engine.Brokers = []string{b.Addr()}
+	}
+	if sec := o.engine.Plan.Security; sec != nil {
+		attrs := []any{"protocol", sec.Protocol()}
+		if sec.SASL != nil {
+			attrs = append(attrs, "sasl_mechanism", sec.SASL.Mechanism, "username", sec.SASL.Username)
+		}
+		log.Info("Kafka security", attrs...)
 	}
 	reg := admin.NewRegistry()
 	if o.engine.Metrics, err = router.NewMetrics(reg); err != nil {
@@ -198,7 +216,8 @@ func (f *runFlags) do(ctx context.Context, o runOptions) (err error) {
 	}
 	defer closeAdmin(srv)
 	if o.api.addr != "" {
-		cl := kafkaops.Cluster{Brokers: o.engine.Brokers, ClientID: o.engine.Plan.ClientID, ConnectTimeout: o.engine.ConnectTimeout}
+		cl := kafkaops.Cluster{Brokers: o.engine.Brokers, ClientID: o.engine.Plan.ClientID, ConnectTimeout: o.engine.ConnectTimeout,
+			Security: o.engine.Plan.Security}
 		a, err := startAPI(ctx, o.api, cl, reg, log)
 		if err != nil {
 			return err

@@ -216,8 +216,8 @@ func newSchedulesTriggerCmd(g *globals) *cobra.Command {
 			return err
 		}
 		defer client.Close()
-		cfg := transport.NewProducerConfig(o.plan.ClientID)
-		if err := transport.SetCompression(cfg, o.plan.Compression); err != nil {
+		cfg, err := o.plan.ProducerConfig()
+		if err != nil {
 			return err
 		}
 		pub, err := transport.NewPublisher(o.cluster.Brokers, cfg)

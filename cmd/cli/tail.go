@@ -47,7 +47,11 @@ It reads outside any consumer group, so it never moves a stage's offsets.
 		if o.Limit < 0 {
 			return o, usagef("--limit %d: want 0 (no limit) or more", o.Limit)
 		}
-		cluster, err := cf.cluster(g, g.loadQuiet())
+		plan, err := g.loadOptional()
+		if err != nil {
+			return o, err
+		}
+		cluster, err := cf.cluster(g, plan)
 		if err != nil {
 			return o, err
 		}

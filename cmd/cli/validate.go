@@ -36,6 +36,7 @@ func validSummary(file string, plan *pipeline.Plan) string {
 	if n := len(plan.Schedules()); n > 0 {
 		schedules = fmt.Sprintf(", %d %s", n, plural(n, "schedule"))
 	}
-	return fmt.Sprintf("%s: ok (%d pipelines, %d stages%s, %d topics)\n", file, len(plan.Pipelines), len(stages), schedules,
-		len(plan.Topics()))
+	np, ns, nt := len(plan.Pipelines), len(stages), len(plan.Topics())
+	return fmt.Sprintf("%s: ok (%d %s, %d %s%s, %d %s)\n", file, np, plural(np, "pipeline"), ns, plural(ns, "stage"), schedules,
+		nt, plural(nt, "topic"))
 }

@@ -68,6 +68,7 @@ pipelines:
         filter: exec
         config:
           command: [sh, -c, 'printf "%s " "$WORKER_ID"; cat']
+          inherit_env: [PATH, WORKER_ID]
 `)
 	a := start(t, "worker a", dir, []string{"WORKER_ID=a"}, "run", "--brokers", brokers, "--stage", "split/work")
 	a.waitLog("stage ready", 1, 60*time.Second)

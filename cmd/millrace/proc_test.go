@@ -60,6 +60,12 @@ func start(t *testing.T, name, dir string, env []string, args ...string) *proc {
 // filters of its own).
 func startExe(t *testing.T, exe, name, dir string, env []string, args ...string) *proc {
 	t.Helper()
+	return startExeOut(t, exe, name, dir, env, io.Discard, args...)
+}
+
+// startExeOut is startExe, writing the process's stdout to stdout.
+func startExeOut(t *testing.T, exe, name, dir string, env []string, stdout io.Writer, args ...string) *proc {
+	t.Helper()
 	if len(args) > 0 && (args[0] == "run" || args[0] == "broker" || args[0] == "serve" || args[0] == "scheduler") &&
 		!slices.Contains(args, "--admin-addr") {
 		// The default admin port is one per machine: tests take any.
@@ -72,7 +78,7 @@ func startExe(t *testing.T, exe, name, dir string, env []string, args ...string)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.cmd.Stdout = io.Discard
+	p.cmd.Stdout = stdout
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,7 @@ func TestValidate_exit_codes_and_the_count_line(t *testing.T) {
 		stderr          []string // lines, each a prefix
 	}{
 		{"a valid file", "ok.yaml", "version: 1\npipelines: [{name: p, input: p.in, stages: [{name: s, filter: log}]}]\n",
-			nil, 0, "ok.yaml: ok (1 pipelines, 1 stages, 2 topics)", nil},
+			nil, 0, "ok.yaml: ok (1 pipeline, 1 stage, 2 topics)", nil},
 		{"only ~", "tilde.yaml", "~\n", nil, 1, "",
 			[]string{"tilde.yaml:1:1: file is empty", "tilde.yaml: 1 problem"}},
 		{"only a tag", "tag.yaml", "--- !\n", nil, 1, "",

@@ -21,11 +21,18 @@ import (
 
 // Config keys of the exec filter.
 const (
-	execCommand = "command"
-	execTimeout = "timeout"
-	execEnv     = "env"
-	execDir     = "dir"
+	execCommand    = "command"
+	execTimeout    = "timeout"
+	execEnv        = "env"
+	execInheritEnv = "inherit_env"
+	execDir        = "dir"
+	execMaxOutput  = "max_output_bytes"
 )
+
+// execDefaultInheritEnv are the variables of millrace's environment a
+// command gets when inherit_env is not set: what programs need to find
+// programs, files, their language and the time zone, and no secrets.
+var execDefaultInheritEnv = []string{"PATH", "HOME", "LANG", "LC_*", "TZ", "TMPDIR"}
 
 // Environment variables the exec filter sets for the command.
 const (
@@ -36,8 +43,8 @@ const (
 )
 
 const (
-	// execMaxStdout caps the output of one run.
-	execMaxStdout = 16 << 20
+	// execDefaultMaxOutput is the default of max_output_bytes: 16 MiB.
+	execDefaultMaxOutput = 16 << 20
 	// execStderrTail is how much of the end of stderr an error quotes.
 	execStderrTail = 1 << 10
 	// execWaitDelay bounds the wait for the output pipes to close once the
@@ -57,11 +64,25 @@ func execSpec() filters.Spec {
 			"its arguments. For shell syntax, run `[sh, -c, '...']`.\n\n" +
 			"The payload is written to the command's stdin and its stdout becomes the new\n" +
 			"payload; key and headers are passed on unchanged. Empty output gives a\n" +
-			"record with an empty payload, it does not drop the record. Output over\n" +
-			"16 MiB fails the record permanently.\n\n" +
-			"The command inherits millrace's environment plus `env`, and MILLRACE_KEY\n" +
-			"(the record key; unset when the record has none), MILLRACE_JOB (the job id;\n" +
-			"unset when the record has none), MILLRACE_PIPELINE and MILLRACE_STAGE.\n\n" +
+			"record with an empty payload, it does not drop the record.\n\n" +
+			"A command that writes more than `max_output_bytes` to stdout and stderr\n" +
+			"together is killed and its record fails permanently, with \"output exceeds\"\n" +
+			"in the error. millrace holds at most that much of stdout and the last 1 KiB\n" +
+			"of stderr, however much the command writes.\n\n" +
+			"The command does not inherit millrace's environment, which may hold\n" +
+			"secrets such as a Kafka password. It gets the variables `inherit_env` names,\n" +
+			"from millrace's environment where they are set, then `env`, which wins over\n" +
+			"them, and MILLRACE_KEY (the record key; unset when the record has none),\n" +
+			"MILLRACE_JOB (the job id; unset when the record has none), MILLRACE_PIPELINE\n" +
+			"and MILLRACE_STAGE. An item of `inherit_env` is a variable name, or a prefix\n" +
+			"ending in `*`, such as `LC_*`; a list replaces the default, so keep PATH in\n" +
+			"it if the command needs it, and `[\"*\"]` passes everything (secrets too).\n" +
+			"MILLRACE_ADMIN_TOKEN, MILLRACE_SASL_PASSWORD and the variables the pipelines\n" +
+			"file reads its secrets from (broker.sasl.password, admin.token, api tokens,\n" +
+			"callback secrets) are never inherited: listing one is an error, and a\n" +
+			"pattern skips them, as it skips the variables the filter sets. On Linux millrace marks itself not dumpable, so a command\n" +
+			"running as another user than root cannot read millrace's environment in\n" +
+			"/proc either.\n\n" +
 			"A non-zero exit status fails the record with the end of the command's stderr\n" +
 			"in the error, and the record is retried. Exit status 65 (EX_DATAERR of\n" +
 			"sysexits.h) says the record itself is bad: it is quarantined without\n" +
@@ -87,8 +108,22 @@ func execSpec() filters.Spec {
 			{
 				Name:        execEnv,
 				Type:        filters.StringMap,
-				Description: "Extra environment variables for the command.",
+				Description: "Environment variables set for the command.",
 				Example:     "{LANG: C.UTF-8}",
+			},
+			{
+				Name:        execInheritEnv,
+				Type:        filters.StringList,
+				Default:     slices.Clone(execDefaultInheritEnv),
+				Description: "The variables of millrace's environment the command gets: names, or prefixes ending in `*`.",
+				Example:     "[PATH, HOME, LANG, 'LC_*', PYTHONPATH]",
+			},
+			{
+				Name:        execMaxOutput,
+				Type:        filters.Int,
+				Default:     execDefaultMaxOutput,
+				Description: "The most bytes the command may write to stdout and stderr together (16 MiB); more kills it and fails the record permanently.",
+				Example:     "1_048_576",
 			},
 			{
 				Name:        execDir,
@@ -101,6 +136,8 @@ func execSpec() filters.Spec {
 timeout: 10s
 env:
   LC_ALL: C
+inherit_env: [PATH, HOME, 'LC_*']
+max_output_bytes: 1_048_576
 `,
 		New: newExec,
 	}
@@ -139,8 +176,16 @@ func newExec(cfg filters.Config) (filters.Filter, error) {
 	if timeout <= 0 {
 		return nil, filters.FieldError(execTimeout, fmt.Errorf("timeout must be positive, got %s", timeout))
 	}
+	maxOutput := cfg.Int(execMaxOutput)
+	if maxOutput <= 0 {
+		return nil, filters.FieldError(execMaxOutput, fmt.Errorf("max_output_bytes must be positive, got %d", maxOutput))
+	}
+	inherit, err := newEnvSelector(cfg.StringList(execInheritEnv), cfg.SecretEnv)
+	if err != nil {
+		return nil, filters.FieldError(execInheritEnv, err)
+	}
 	extra := cfg.StringMap(execEnv)
-	env := make([]string, 0, len(extra))
+	env := make([]string, 0, len(extra)+2)
 	for _, name := range slices.Sorted(maps.Keys(extra)) {
 		if err := checkEnv(name, extra[name]); err != nil {
 			return nil, filters.FieldError(execEnv, err)
@@ -148,7 +193,10 @@ func newExec(cfg filters.Config) (filters.Filter, error) {
 		env = append(env, name+"="+extra[name])
 	}
 	env = append(env, execEnvPipeline+"="+cfg.Pipeline, execEnvStage+"="+cfg.Stage)
-	return &execFilter{name: argv[0], path: path, argv: argv, dir: dir, timeout: timeout, env: env}, nil
+	return &execFilter{
+		name: argv[0], path: path, argv: argv, dir: dir, timeout: timeout,
+		maxOutput: int64(maxOutput), inherit: inherit, set: extra, env: env,
+	}, nil
 }
 
 // checkEnv checks one variable of the env field.
@@ -180,15 +228,19 @@ type execFilter struct {
 	argv    []string // argv[0] as configured, then the arguments
 	dir     string
 	timeout time.Duration
-	env     []string // env field, MILLRACE_PIPELINE and MILLRACE_STAGE
+	// maxOutput is max_output_bytes, in bytes.
+	maxOutput int64
+	inherit   envSelector
+	set       map[string]string // the env field
+	env       []string          // env field, MILLRACE_PIPELINE and MILLRACE_STAGE
 }
 
-// errStdoutTooLarge cancels a run whose output passed execMaxStdout.
-var errStdoutTooLarge = errors.New("stdout too large")
+// errOutputTooLarge cancels a run whose output passed max_output_bytes.
+var errOutputTooLarge = errors.New("output too large")
 
 // Process implements [filters.Filter].
 func (f *execFilter) Process(ctx context.Context, msg *filters.Message) ([]*filters.Message, error) {
-	env := append(processEnv(), f.env...)
+	env := append(f.inherit.environ(f.set), f.env...)
 	if msg.Key != nil {
 		if bytes.IndexByte(msg.Key, 0) >= 0 {
 			return nil, filters.Permanent(fmt.Errorf("command %s: record key holds a NUL byte, which %s cannot", f.name, execEnvKey))
@@ -214,12 +266,15 @@ func (f *execFilter) Process(ctx context.Context, msg *filters.Message) ([]*filt
 	cmd.Env = env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.WaitDelay = execWaitDelay
-	stdout := &cappedBuffer{max: execMaxStdout, overflow: func() { cancelRun(errStdoutTooLarge) }}
+	limit := &outputLimit{max: f.maxOutput, exceeded: func() { cancelRun(errOutputTooLarge) }}
+	stdout := &outputBuffer{limit: limit}
 	stderr := &tailBuffer{max: execStderrTail}
-	err := runCommand(cmd, msg.Payload, stdout, stderr)
+	err := runCommand(cmd, msg.Payload, stdout, limit.stderrWriter(stderr))
 	switch {
-	case errors.Is(context.Cause(runCtx), errStdoutTooLarge):
-		return nil, filters.Permanent(fmt.Errorf("command %s wrote more than %d MiB to stdout", f.name, execMaxStdout>>20))
+	case errors.Is(context.Cause(runCtx), errOutputTooLarge):
+		out, errOut := limit.written()
+		return nil, filters.Permanent(fmt.Errorf("command %s: output exceeds max_output_bytes %s (stdout %s, stderr %s); the command was killed",
+			f.name, formatBytes(f.maxOutput), formatBytes(out), formatBytes(errOut)))
 	case err == nil:
 	case ctx.Err() != nil:
 		return nil, fmt.Errorf("command %s stopped: %w", f.name, ctx.Err())
@@ -241,7 +296,7 @@ func (f *execFilter) Process(ctx context.Context, msg *filters.Message) ([]*filt
 		}
 		return nil, cerr
 	}
-	msg.Payload = stdout.buf.Bytes()
+	msg.Payload = stdout.buf
 	if msg.Payload == nil {
 		msg.Payload = []byte{}
 	}
@@ -340,21 +395,83 @@ func runCommand(cmd *exec.Cmd, payload []byte, stdout, stderr io.Writer) error {
 	return err
 }
 
-// processEnv returns millrace's environment without the variables the
-// filter sets, so that none leaks in from a parent millrace, and without
-// millrace's own secrets (the admin token, which a Kubernetes pod gets
-// from its Secret): the command has no use for them.
-func processEnv() []string {
-	env := os.Environ()
-	return slices.DeleteFunc(env, func(kv string) bool {
-		name, _, _ := strings.Cut(kv, "=")
-		return reservedEnv(name) || name == adminTokenEnv
-	})
+// envSelector picks the variables of millrace's environment a command
+// inherits: those of inherit_env.
+type envSelector struct {
+	names    map[string]bool
+	prefixes []string // of the items ending in '*'
+	// secrets are the variables the pipelines file reads its secrets
+	// from (filters.Config.SecretEnv): never inherited.
+	secrets map[string]bool
 }
 
-// adminTokenEnv is the variable `millrace run` reads the admin token from
-// (cmd/cli); the exec filter keeps it from the commands it runs.
-const adminTokenEnv = "MILLRACE_ADMIN_TOKEN"
+// newEnvSelector checks the items of inherit_env: each is a variable name,
+// or a prefix followed by '*'. Naming one of millrace's secrets or a variable
+// the filter sets is an error.
+func newEnvSelector(items, secretEnv []string) (envSelector, error) {
+	sel := envSelector{names: make(map[string]bool, len(items)), secrets: make(map[string]bool, len(secretEnv))}
+	for _, name := range secretEnv {
+		sel.secrets[name] = true
+	}
+	var errs []error
+	for _, item := range items {
+		name, pattern := strings.CutSuffix(item, "*")
+		switch {
+		case item == "":
+			errs = append(errs, errors.New("an empty item names no variable"))
+		case strings.ContainsAny(name, "=*\x00"):
+			errs = append(errs, fmt.Errorf("%q is no variable name: it holds '=', NUL or a '*' other than a final one", item))
+		case pattern:
+			sel.prefixes = append(sel.prefixes, name)
+		case millraceSecretEnv[name] != "":
+			errs = append(errs, fmt.Errorf("%s is %s, which no command gets", name, millraceSecretEnv[name]))
+		case sel.secrets[name]:
+			errs = append(errs, fmt.Errorf("%s holds a secret of the pipelines file, which no command inherits "+
+				"(to give it to the command on purpose: env: {%s: ${%s}})", name, name, name))
+		case reservedEnv(name):
+			errs = append(errs, fmt.Errorf("%s is set by the filter", name))
+		default:
+			sel.names[name] = true
+		}
+	}
+	if len(errs) > 0 {
+		return envSelector{}, errors.Join(errs...)
+	}
+	return sel, nil
+}
+
+// inherits reports whether a command gets the variable name of millrace's
+// environment. It never gets millrace's own secrets, nor the variables the
+// filter sets, so that none leaks in from a parent millrace.
+func (sel envSelector) inherits(name string) bool {
+	if millraceSecretEnv[name] != "" || sel.secrets[name] || reservedEnv(name) {
+		return false
+	}
+	return sel.names[name] || slices.ContainsFunc(sel.prefixes, func(p string) bool { return strings.HasPrefix(name, p) })
+}
+
+// environ returns the variables of millrace's environment that sel picks,
+// as "name=value", leaving out those in set.
+func (sel envSelector) environ(set map[string]string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if _, ok := set[name]; !ok && sel.inherits(name) {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// millraceSecretEnv are the variables millrace reads its own secrets from (cmd/cli;
+// a Kubernetes pod gets them from its Secret), and what each holds: the
+// exec filter keeps them from the commands it runs, even when a pattern of
+// inherit_env matches them, as it keeps the variables the pipelines file
+// reads its secrets from (filters.Config.SecretEnv).
+var millraceSecretEnv = map[string]string{
+	"MILLRACE_ADMIN_TOKEN":   "millrace's admin token",
+	"MILLRACE_SASL_PASSWORD": "millrace's Kafka password",
+}
 
 // killGroup kills the process group led by pid.
 func killGroup(pid int) error {
@@ -374,20 +491,98 @@ type commandError struct {
 func (e *commandError) Error() string { return e.msg }
 func (e *commandError) Unwrap() error { return e.err }
 
-// cappedBuffer collects stdout up to max bytes; past that it calls overflow
-// and fails the write, which closes the pipe.
-type cappedBuffer struct {
-	buf      bytes.Buffer
-	max      int
-	overflow func()
+// outputLimit counts the bytes a command writes to stdout and stderr, and
+// calls exceeded, once, when their sum passes max. It is safe for
+// concurrent use.
+type outputLimit struct {
+	max      int64
+	exceeded func()
+
+	mu                 sync.Mutex
+	outBytes, errBytes int64 // read from stdout and from stderr
+	over               bool
 }
 
-func (b *cappedBuffer) Write(p []byte) (int, error) {
-	if b.buf.Len()+len(p) > b.max {
-		b.overflow()
-		return 0, errStdoutTooLarge
+// add counts n more bytes of stdout, or of stderr if toStderr, and reports
+// whether the total is still within max.
+func (l *outputLimit) add(n int, toStderr bool) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if toStderr {
+		l.errBytes += int64(n)
+	} else {
+		l.outBytes += int64(n)
 	}
-	return b.buf.Write(p)
+	if l.over || l.outBytes+l.errBytes <= l.max {
+		return !l.over
+	}
+	l.over = true
+	l.exceeded()
+	return false
+}
+
+// written returns the bytes read from stdout and from stderr.
+func (l *outputLimit) written() (stdout, stderr int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.outBytes, l.errBytes
+}
+
+// stderrWriter returns a writer that counts what goes through it to w as
+// stderr and fails once the limit is passed.
+func (l *outputLimit) stderrWriter(w io.Writer) io.Writer {
+	return writerFunc(func(p []byte) (int, error) {
+		if !l.add(len(p), true) {
+			return 0, errOutputTooLarge
+		}
+		return w.Write(p)
+	})
+}
+
+// writerFunc is an [io.Writer] made of a function.
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// outputBuffer collects stdout within limit: past it, writes fail, which
+// ends the copy from the pipe. Its buffer never grows beyond limit.max.
+type outputBuffer struct {
+	limit *outputLimit
+	buf   []byte
+}
+
+func (b *outputBuffer) Write(p []byte) (int, error) {
+	if !b.limit.add(len(p), false) {
+		return 0, errOutputTooLarge
+	}
+	if need := len(b.buf) + len(p); need > cap(b.buf) {
+		// Doubling, as append would, but never past the limit, which
+		// need is within.
+		grown := make([]byte, len(b.buf), min(max(2*cap(b.buf), need, 4096), int(b.limit.max)))
+		copy(grown, b.buf)
+		b.buf = grown
+	}
+	b.buf = append(b.buf, p...)
+	return len(p), nil
+}
+
+// formatBytes formats n bytes for a message: "512 B", "16 MiB", "16.0 MiB"
+// (the latter is not a whole number of MiB).
+func formatBytes(n int64) string {
+	if n < 1<<10 {
+		return fmt.Sprintf("%d B", n)
+	}
+	unit, shift := "KiB", 10
+	switch {
+	case n >= 1<<30:
+		unit, shift = "GiB", 30
+	case n >= 1<<20:
+		unit, shift = "MiB", 20
+	}
+	if n%(1<<shift) == 0 {
+		return fmt.Sprintf("%d %s", n>>shift, unit)
+	}
+	return fmt.Sprintf("%.1f %s", float64(n)/float64(int64(1)<<shift), unit)
 }
 
 // tailBuffer keeps the last max bytes written to it.

@@ -110,3 +110,40 @@ func TestExec_kills_process_group_on_cancel(t *testing.T) {
 		t.Error("no pid read from the script")
 	}
 }
+
+// TestExec_kills_process_group_when_it_must_stop checks that a run stopped
+// by the filter (timeout, too much output) leaves no process behind: the
+// script starts a background sleep, which holds no pipe, writes its pid to
+// a file and goes on until it is killed.
+func TestExec_kills_process_group_when_it_must_stop(t *testing.T) {
+	tests := []struct {
+		name, script, config, want string
+		permanent                  bool
+	}{
+		{"timeout", "wait", "timeout: 1s", "timed out after 1s", false},
+		{"too much output", "yes", "max_output_bytes: 65536", "output exceeds max_output_bytes 64 KiB", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pidFile := filepath.Join(t.TempDir(), "pid")
+			script := `sleep 300 </dev/null >/dev/null 2>&1 & echo $! > "$PIDFILE"; ` + tt.script
+			f := build(t, "exec", shell(script, "env: {PIDFILE: '"+pidFile+"'}", tt.config))
+			_, err := f.Process(context.Background(), &filters.Message{})
+			if err == nil || !strings.Contains(err.Error(), tt.want) || filters.IsPermanent(err) != tt.permanent {
+				t.Fatalf("Process error = %v, want %q (permanent %v)", err, tt.want, tt.permanent)
+			}
+			b, err := os.ReadFile(pidFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+			if err != nil {
+				t.Fatalf("pid %q: %v", b, err)
+			}
+			if !exits(t, pid) {
+				t.Errorf("background process %d still runs", pid)
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		})
+	}
+}

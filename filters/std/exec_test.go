@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -60,6 +61,7 @@ func TestExec_passes_record_in_environment(t *testing.T) {
 	t.Setenv("FROM_PARENT", "parent")
 	t.Setenv("MILLRACE_ADMIN_TOKEN", "s3cret") // millrace's own secret: the command gets none
 	script := `printf '%s|%s|%s|%s|%s|%s%s' "${MILLRACE_KEY-unset}" "${MILLRACE_JOB-unset}" "$MILLRACE_PIPELINE" "$MILLRACE_STAGE" "$EXTRA" "$FROM_PARENT" "${MILLRACE_ADMIN_TOKEN-}"`
+	// MILLRACE_* would take MILLRACE_KEY and the token but for the filter.
 	tests := []struct {
 		name    string
 		key     []byte
@@ -70,7 +72,7 @@ func TestExec_passes_record_in_environment(t *testing.T) {
 		{"no key nor job", nil, nil, "unset|unset|orders|enrich|extra value|parent"},
 		{"empty key", []byte{}, nil, "|unset|orders|enrich|extra value|parent"},
 	}
-	spec, cfg := parse(t, "exec", shell(script, "env: {EXTRA: extra value}"))
+	spec, cfg := parse(t, "exec", shell(script, "env: {EXTRA: extra value}", "inherit_env: [PATH, FROM_PARENT, 'MILLRACE_*']"))
 	cfg.Pipeline, cfg.Stage = "orders", "enrich"
 	f, err := spec.New(cfg)
 	if err != nil {
@@ -84,6 +86,90 @@ func TestExec_passes_record_in_environment(t *testing.T) {
 			}
 			if got := string(out[0].Payload); got != tt.want {
 				t.Errorf("environment = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// environ runs the program env, with no shell, through an exec filter of
+// config and returns the command's environment.
+func environ(t *testing.T, config string) map[string]string {
+	t.Helper()
+	out, err := build(t, "exec", config).Process(context.Background(), &filters.Message{})
+	if err != nil {
+		t.Fatalf("Process: %v", err)
+	}
+	env := map[string]string{}
+	for line := range strings.Lines(string(out[0].Payload)) {
+		name, value, _ := strings.Cut(strings.TrimSuffix(line, "\n"), "=")
+		env[name] = value
+	}
+	return env
+}
+
+func TestExec_inherits_only_the_listed_environment(t *testing.T) {
+	// Secrets of millrace's own, as a stage's environment holds them.
+	t.Setenv("KAFKA_PASSWORD", "hunter2")
+	t.Setenv("API_TOKEN", "tok-123")
+	t.Setenv("MILLRACE_ADMIN_TOKEN", "s3cret")
+	t.Setenv("MILLRACE_SASL_PASSWORD", "kafka-s3cret")
+	t.Setenv("MILLRACE_KEY", "inherited")
+	// The default set.
+	t.Setenv("HOME", "/home/millrace")
+	t.Setenv("LANG", "C.UTF-8")
+	t.Setenv("LC_MESSAGES", "C")
+	t.Setenv("TZ", "UTC")
+	t.Setenv("TMPDIR", "/tmp/millrace")
+	t.Setenv("PYTHONPATH", "/srv/lib")
+	tests := []struct {
+		name, config string
+		want         map[string]string // name: value; "" is absent
+		only         func(name string) bool
+	}{
+		{
+			name:   "the default set",
+			config: "command: [env]",
+			want: map[string]string{"PATH": os.Getenv("PATH"), "HOME": "/home/millrace", "LANG": "C.UTF-8", "LC_MESSAGES": "C",
+				"TZ": "UTC", "TMPDIR": "/tmp/millrace", "KAFKA_PASSWORD": "", "API_TOKEN": "", "PYTHONPATH": "", "MILLRACE_ADMIN_TOKEN": ""},
+			only: func(name string) bool {
+				return slices.Contains([]string{"PATH", "HOME", "LANG", "TZ", "TMPDIR", "MILLRACE_PIPELINE", "MILLRACE_STAGE"}, name) ||
+					strings.HasPrefix(name, "LC_")
+			},
+		},
+		{
+			name:   "a list replaces the default",
+			config: "command: [env]\ninherit_env: [PYTHONPATH, 'KAFKA_*']",
+			want:   map[string]string{"PYTHONPATH": "/srv/lib", "KAFKA_PASSWORD": "hunter2", "PATH": "", "HOME": "", "API_TOKEN": ""},
+		},
+		{
+			name:   "env wins over the inherited value",
+			config: "command: [env]\ninherit_env: [TZ]\nenv: {TZ: Europe/Paris}",
+			want:   map[string]string{"TZ": "Europe/Paris"},
+		},
+		{
+			name:   "a pattern skips millrace's secrets and the variables the filter sets",
+			config: "command: [env]\ninherit_env: ['MILLRACE_*']",
+			want:   map[string]string{"MILLRACE_ADMIN_TOKEN": "", "MILLRACE_SASL_PASSWORD": "", "MILLRACE_KEY": ""},
+		},
+		{
+			name:   "* passes everything but millrace's secrets",
+			config: "command: [env]\ninherit_env: ['*']",
+			want: map[string]string{"KAFKA_PASSWORD": "hunter2", "API_TOKEN": "tok-123", "HOME": "/home/millrace", "MILLRACE_ADMIN_TOKEN": "",
+				"MILLRACE_SASL_PASSWORD": ""},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := environ(t, tt.config)
+			for name, want := range tt.want {
+				if got, ok := env[name]; got != want || ok != (want != "") {
+					t.Errorf("%s = %q (set %v), want %q", name, got, ok, want)
+				}
+			}
+			for name := range env {
+				if tt.only != nil && !tt.only(name) {
+					t.Errorf("the command got %s, which is not in the default set", name)
+				}
 			}
 		})
 	}
@@ -132,6 +218,14 @@ func TestExec_rejects_bad_config(t *testing.T) {
 		{"bad variable name", "command: [cat]\nenv: {'A=B': x}", "env", "A=B"},
 		{"missing dir", "command: [cat]\ndir: /no/such/dir", "dir", "no such file"},
 		{"dir is a file", fmt.Sprintf("command: [cat]\ndir: %q", file), "dir", "not a directory"},
+		{"empty inherited name", "command: [cat]\ninherit_env: ['']", "inherit_env", "empty"},
+		{"inherited name with =", "command: [cat]\ninherit_env: ['A=B']", "inherit_env", "A=B"},
+		{"* inside a name", "command: [cat]\ninherit_env: ['A*B']", "inherit_env", "A*B"},
+		{"inherited admin token", "command: [cat]\ninherit_env: [MILLRACE_ADMIN_TOKEN]", "inherit_env", "admin token"},
+		{"inherited Kafka password", "command: [cat]\ninherit_env: [MILLRACE_SASL_PASSWORD]", "inherit_env", "Kafka password"},
+		{"inherited reserved variable", "command: [cat]\ninherit_env: [MILLRACE_STAGE]", "inherit_env", "set by the filter"},
+		{"zero max_output_bytes", "command: [cat]\nmax_output_bytes: 0", "max_output_bytes", "positive"},
+		{"negative max_output_bytes", "command: [cat]\nmax_output_bytes: -1", "max_output_bytes", "positive"},
 	})
 }
 
@@ -153,7 +247,7 @@ func TestExec_reports_failures(t *testing.T) {
 		{"timeout", shell("echo started >&2; exec sleep 300", "timeout: 50ms"), nil,
 			[]string{"command sh timed out after 50ms"}, false},
 		{"too much output", "command: ['yes']", nil,
-			[]string{"command yes wrote more than 16 MiB to stdout"}, true},
+			[]string{"command yes: output exceeds max_output_bytes 16 MiB (stdout 16.0 MiB, stderr 0 B); the command was killed"}, true},
 		{"NUL in key", "command: [cat]", []byte("a\x00b"), []string{"NUL"}, true},
 	}
 	for _, tt := range tests {
@@ -173,6 +267,44 @@ func TestExec_reports_failures(t *testing.T) {
 			}
 			if got := filters.IsPermanent(err); got != tt.permanent {
 				t.Errorf("error %q: permanent %v, want %v", err, got, tt.permanent)
+			}
+		})
+	}
+}
+
+func TestExec_limits_stdout_and_stderr_together(t *testing.T) {
+	tests := []struct {
+		name, script string
+		want         []string // in the error; none for success
+	}{
+		{"stdout at the limit", "head -c 1000 /dev/zero", nil},
+		{"both at the limit", "head -c 500 /dev/zero; head -c 500 /dev/zero >&2", nil},
+		{"stdout over", "head -c 1001 /dev/zero", []string{"output exceeds max_output_bytes 1000 B (stdout 1001 B, stderr 0 B)"}},
+		{"stderr over", "head -c 5000 /dev/zero >&2", []string{"output exceeds max_output_bytes 1000 B (stdout 0 B, stderr ", "the command was killed"}},
+		{"the sum over", "head -c 600 /dev/zero; head -c 600 /dev/zero >&2", []string{"output exceeds max_output_bytes 1000 B (stdout 600 B, stderr 600 B)"}},
+		{"endless stdout", "exec yes", []string{"output exceeds max_output_bytes 1000 B (stdout "}},
+		{"endless stderr", "exec yes >&2", []string{"output exceeds max_output_bytes 1000 B (stdout 0 B, stderr "}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := build(t, "exec", shell(tt.script, "max_output_bytes: 1000", "timeout: 20s"))
+			out, err := f.Process(context.Background(), &filters.Message{Payload: []byte("x")})
+			if tt.want == nil {
+				if err != nil || len(out[0].Payload) > 1000 {
+					t.Fatalf("Process = %v, want success within 1000 bytes", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Process = %d bytes of output, want an error", len(out[0].Payload))
+			}
+			for _, want := range tt.want {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not contain %q", err, want)
+				}
+			}
+			if !filters.IsPermanent(err) {
+				t.Errorf("error %q is not permanent", err)
 			}
 		})
 	}

@@ -168,16 +168,23 @@ func (s *Server) openView(pl *pipeline.PipelinePlan) {
 // (sarama's default is 500 ms): the requests the view makes besides (the
 // partitions' ends a status request reads) queue behind its fetch on the
 // connection.
-func ViewConfig(clientID string) *sarama.Config {
-	c := transport.NewSaramaConfig(clientID)
+func ViewConfig(plan *pipeline.Plan) (*sarama.Config, error) {
+	c, err := plan.SaramaConfig()
+	if err != nil {
+		return nil, err
+	}
 	c.Consumer.MaxWaitTime = 100 * time.Millisecond
-	return c
+	return c, nil
 }
 
 // newView opens a view of src's job events that follows them, on a client
 // of its own (closed with it).
 func (s *Server) newView(src jobs.Source) (*jobs.View, error) {
-	client, err := sarama.NewClient(s.cfg.Brokers, ViewConfig(s.cfg.Plan.ClientID))
+	cfg, err := ViewConfig(s.cfg.Plan)
+	if err != nil {
+		return nil, err
+	}
+	client, err := sarama.NewClient(s.cfg.Brokers, cfg)
 	if err != nil {
 		return nil, err
 	}

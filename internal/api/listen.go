@@ -13,7 +13,6 @@ import (
 
 	"github.com/millrace/millrace/internal/admin"
 	"github.com/millrace/millrace/pipeline"
-	"github.com/millrace/millrace/transport"
 )
 
 // ErrNeedsToken is the error of an address other hosts can reach without
@@ -39,8 +38,8 @@ const recordOverhead = 64 << 10
 // KiB of key and headers; the broker's own limit (message.max.bytes, 1 MiB
 // by default) still applies.
 func ProducerConfig(plan *pipeline.Plan) (*sarama.Config, error) {
-	c := transport.NewProducerConfig(plan.ClientID)
-	if err := transport.SetCompression(c, plan.Compression); err != nil {
+	c, err := plan.ProducerConfig()
+	if err != nil {
 		return nil, err
 	}
 	t := plan.API.ProduceTimeout

@@ -38,11 +38,12 @@ func (c *Cluster) handleSASLAuthenticate(creq *clientReq) (kmsg.Response, error)
 		if err != nil {
 			return nil, err
 		}
-		if c.sasls.plain == nil {
-			return nil, errors.New("invalid sasl")
-		}
-		if p != c.sasls.plain[u] {
-			return nil, errors.New("invalid sasl")
+		// millrace patch: a wrong user or password gets Kafka's answer,
+		// SASL_AUTHENTICATION_FAILED with PlainSaslServer's message, and
+		// then the connection closes (see saslAuthFailed), instead of a
+		// closed connection that clients report as EOF.
+		if pass, ok := c.sasls.plain[u]; !ok || p != pass {
+			return saslAuthFailed(resp, "Authentication failed: Invalid username or password"), nil
 		}
 		// On re-authentication, the principal must not change
 		// (SaslServerAuthenticator ensurePrincipalUnchanged).
@@ -58,12 +59,10 @@ func (c *Cluster) handleSASLAuthenticate(creq *clientReq) (kmsg.Response, error)
 		if err != nil {
 			return nil, err
 		}
-		if c.sasls.scram256 == nil {
-			return nil, errors.New("invalid sasl")
-		}
 		a, ok := c.sasls.scram256[c0.user]
 		if !ok {
-			return nil, errors.New("invalid sasl")
+			// millrace patch: Kafka's answer to an unknown user.
+			return saslAuthFailed(resp, scramFailed(saslScram256)), nil
 		}
 		if creq.cc.user != "" && creq.cc.user != c0.user {
 			return nil, errors.New("sasl reauthentication changed the authenticated user")
@@ -79,12 +78,10 @@ func (c *Cluster) handleSASLAuthenticate(creq *clientReq) (kmsg.Response, error)
 		if err != nil {
 			return nil, err
 		}
-		if c.sasls.scram512 == nil {
-			return nil, errors.New("invalid sasl")
-		}
 		a, ok := c.sasls.scram512[c0.user]
 		if !ok {
-			return nil, errors.New("invalid sasl")
+			// millrace patch: Kafka's answer to an unknown user.
+			return saslAuthFailed(resp, scramFailed(saslScram512)), nil
 		}
 		if creq.cc.user != "" && creq.cc.user != c0.user {
 			return nil, errors.New("sasl reauthentication changed the authenticated user")
@@ -98,7 +95,10 @@ func (c *Cluster) handleSASLAuthenticate(creq *clientReq) (kmsg.Response, error)
 	case saslStageAuthScram1:
 		serverFinal, err := creq.cc.s0.serverFinal(req.SASLAuthBytes)
 		if err != nil {
-			return nil, err
+			// millrace patch: Kafka's answer to a wrong password (and to
+			// a malformed final message: ScramSaslServer's SaslException
+			// either way).
+			return saslAuthFailed(resp, scramFailed(creq.cc.s0.a.mechanism)), nil
 		}
 		resp.SASLAuthBytes = serverFinal
 		creq.cc.saslStage = saslStageComplete
@@ -123,4 +123,20 @@ func (c *Cluster) maybeFillSessionLifetime(cc *clientConn, resp *kmsg.SASLAuthen
 		resp.SessionLifetimeMillis = reauthMs
 	}
 	cc.hasSessionExpiry = reauthMs > 0
+}
+
+// millrace patch: saslAuthFailed makes resp Kafka's answer to credentials
+// it refuses: SASL_AUTHENTICATION_FAILED with a message
+// (SaslServerAuthenticator.handleSaslToken). The connection closes once
+// the response is written (clientConn.write), as Kafka closes it.
+func saslAuthFailed(resp *kmsg.SASLAuthenticateResponse, msg string) kmsg.Response {
+	resp.ErrorCode = kerr.SaslAuthenticationFailed.Code
+	resp.ErrorMessage = &msg
+	return resp
+}
+
+// millrace patch: scramFailed is Kafka's message for refused SCRAM
+// credentials, the same for an unknown user and a wrong password.
+func scramFailed(mechanism string) string {
+	return "Authentication failed during authentication due to invalid credentials with SASL mechanism " + mechanism
 }

@@ -215,5 +215,10 @@ func (cc *clientConn) write() {
 		if err != nil {
 			return
 		}
+		// millrace patch: after refusing credentials Kafka closes the
+		// connection (see saslAuthFailed).
+		if r, ok := resp.kresp.(*kmsg.SASLAuthenticateResponse); ok && r.ErrorCode != 0 {
+			return
+		}
 	}
 }

@@ -80,7 +80,7 @@ type Config struct {
 	// Brokers are where the group member and the job views connect.
 	Brokers []string
 	// Sarama is the client config the group member's is made from
-	// (copied; nil: transport.NewSaramaConfig of the plan's client id).
+	// (copied; nil: the plan's, pipeline.Plan.SaramaConfig).
 	Sarama *sarama.Config
 	// Client reads the schedule topic and the inputs' offsets; Publisher
 	// sends the records. The caller closes both after Run returned.
@@ -140,7 +140,10 @@ func New(cfg Config) (*Scheduler, error) {
 		return nil, nil
 	}
 	if cfg.Sarama == nil {
-		cfg.Sarama = transport.NewSaramaConfig(cfg.Plan.ClientID)
+		var err error
+		if cfg.Sarama, err = cfg.Plan.SaramaConfig(); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = clockwork.NewRealClock()
@@ -823,9 +826,9 @@ func (s *Scheduler) view(ctx context.Context, p string) (*jobs.View, error) {
 	if pp.Results == nil {
 		return nil, fmt.Errorf("pipeline %s keeps no results", p)
 	}
-	c := transport.NewSaramaConfig(s.cfg.Plan.ClientID)
+	c := *s.cfg.Sarama
 	c.Consumer.MaxWaitTime = 100 * time.Millisecond
-	client, err := sarama.NewClient(s.cfg.Brokers, c)
+	client, err := sarama.NewClient(s.cfg.Brokers, &c)
 	if err != nil {
 		return nil, err
 	}

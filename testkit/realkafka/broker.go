@@ -49,6 +49,12 @@ type Broker struct {
 	opts                           Options
 	port, controller               int
 
+	// With Options.SASLSSL: the PLAINTEXT listener between brokers, the
+	// user (defaults filled in) and the CA that signed the certificate.
+	internalAddr string
+	secure       *SecureOptions
+	caFile       string
+
 	log     *lineLog
 	startup time.Duration
 
@@ -66,6 +72,14 @@ type Broker struct {
 // ctx bounds the startup only; the broker runs until Stop.
 func Start(ctx context.Context, opts Options) (*Broker, error) {
 	opts = opts.withDefaults()
+	var secure *SecureOptions
+	if opts.SASLSSL != nil {
+		so, err := opts.SASLSSL.withDefaults()
+		if err != nil {
+			return nil, err
+		}
+		secure = &so
+	}
 	java, err := exec.LookPath("java")
 	if err != nil {
 		return nil, fmt.Errorf("starting kafka: %w", ErrNoJava)
@@ -79,7 +93,7 @@ func Start(ctx context.Context, opts Options) (*Broker, error) {
 		return nil, err
 	}
 	b := &Broker{
-		java: java, version: version, libs: libs, dir: dir, opts: opts,
+		java: java, version: version, libs: libs, dir: dir, opts: opts, secure: secure,
 		log: newLineLog(opts.Log, readyMarker),
 	}
 	if err := b.start(ctx, opts); err != nil {
@@ -89,8 +103,36 @@ func Start(ctx context.Context, opts Options) (*Broker, error) {
 	return b, nil
 }
 
-// Addr is the broker's bootstrap address, "127.0.0.1:<port>".
+// Addr is the broker's bootstrap address for clients, "127.0.0.1:<port>":
+// its PLAINTEXT listener, or with Options.SASLSSL its SASL_SSL listener.
 func (b *Broker) Addr() string { return b.addr }
+
+// InternalAddr is the broker's PLAINTEXT listener: Addr, or with
+// Options.SASLSSL the listener between brokers, which Kafka's CLI tools
+// ([Broker.RunTool]) can use without credentials. Clients that bootstrap
+// from it learn only its address.
+func (b *Broker) InternalAddr() string {
+	if b.internalAddr != "" {
+		return b.internalAddr
+	}
+	return b.addr
+}
+
+// SASLSSL is the user of the SASL_SSL listener, with the defaults filled
+// in (the password Start chose), or nil when the broker is PLAINTEXT.
+func (b *Broker) SASLSSL() *SecureOptions {
+	if b.secure == nil {
+		return nil
+	}
+	so := *b.secure
+	return &so
+}
+
+// CAFile is the PEM certificate of the CA that signed the SASL_SSL
+// listener's certificate (for 127.0.0.1 and localhost): what clients must
+// trust. It is in [Broker.Dir], so Stop removes it. Empty when the broker
+// is PLAINTEXT.
+func (b *Broker) CAFile() string { return b.caFile }
 
 // Version is the Kafka version the broker runs.
 func (b *Broker) Version() string { return b.version }
@@ -123,13 +165,27 @@ func (b *Broker) Done() <-chan struct{} {
 
 // start runs the steps of Start after the download.
 func (b *Broker) start(ctx context.Context, opts Options) error {
-	port, cport, err := pickPorts(opts.Port)
+	n := 2
+	if b.secure != nil {
+		n = 3
+	}
+	ports, err := pickPorts(opts.Port, n)
 	if err != nil {
 		return err
 	}
-	b.addr = fmt.Sprintf("127.0.0.1:%d", port)
-	b.port, b.controller = port, cport
-	cfg := brokerConfig{version: b.version, dir: b.dir, port: port, controller: cport}
+	b.addr = fmt.Sprintf("127.0.0.1:%d", ports[0])
+	b.port, b.controller = ports[0], ports[1]
+	cfg := brokerConfig{version: b.version, dir: b.dir, port: b.port, controller: b.controller}
+	if b.secure != nil {
+		caFile, keystore, err := writeCerts(b.dir)
+		if err != nil {
+			return err
+		}
+		b.caFile = caFile
+		cfg.internal = ports[2]
+		b.internalAddr = fmt.Sprintf("127.0.0.1:%d", cfg.internal)
+		cfg.secure = &secureListener{mechanism: b.secure.Mechanism, keystore: keystore}
+	}
 	if err := cfg.writeFiles(); err != nil {
 		return err
 	}
@@ -185,14 +241,18 @@ func (b *Broker) runJava(ctx context.Context, mainClass string, args ...string) 
 	return out.Bytes(), err
 }
 
-// format runs StorageTool on the fresh config with a random cluster id.
+// format runs StorageTool on the fresh config with a random cluster id,
+// creating the SCRAM user of a SASL_SSL broker (KIP-900) in the same step.
 func (b *Broker) format(ctx context.Context) error {
 	id, err := newClusterID()
 	if err != nil {
 		return err
 	}
-	out, err := b.runJava(ctx, "kafka.tools.StorageTool", "format", "-t", id,
-		"-c", filepath.Join(b.dir, "server.properties"), "--ignore-formatted")
+	args := []string{"format", "-t", id, "-c", filepath.Join(b.dir, "server.properties"), "--ignore-formatted"}
+	if b.secure != nil {
+		args = append(args, "--add-scram", b.secure.scramArg())
+	}
+	out, err := b.runJava(ctx, "kafka.tools.StorageTool", args...)
 	b.log.Write(out)
 	if err != nil {
 		return fmt.Errorf("realkafka: formatting kafka %s storage failed: %w\n%s", b.version, err, tail(string(out), 40))
@@ -263,8 +323,8 @@ func waitPort(ctx context.Context, addr string) error {
 // RunTool runs a Kafka CLI main class, such as
 // "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand", on the
 // broker's classpath and returns its combined stdout and stderr. Tool logging
-// goes to stdout at WARN level. Pass "--bootstrap-server", b.Addr() as
-// needed.
+// goes to stdout at WARN level. Pass "--bootstrap-server", b.InternalAddr()
+// as needed (b.Addr() needs credentials when the broker is SASL_SSL).
 func (b *Broker) RunTool(ctx context.Context, mainClass string, args ...string) ([]byte, error) {
 	out, err := b.runJava(ctx, mainClass, args...)
 	if err != nil {

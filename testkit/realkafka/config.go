@@ -14,22 +14,23 @@ import (
 type brokerConfig struct {
 	version    string
 	dir        string // the broker's temp dir
-	port       int    // PLAINTEXT
+	port       int    // the clients' listener: PLAINTEXT, or SASL_SSL with secure
 	controller int    // CONTROLLER
+	// internal is the PLAINTEXT listener between brokers (and for tools)
+	// when the clients' listener is SASL_SSL; 0 otherwise.
+	internal int
+	secure   *secureListener
 }
 
 // serverProperties renders a single-node KRaft server.properties.
 func (c brokerConfig) serverProperties() string {
-	plain := fmt.Sprintf("PLAINTEXT://127.0.0.1:%d", c.port)
 	props := [][2]string{
 		{"process.roles", "broker,controller"},
 		{"node.id", "1"},
 		{"controller.quorum.voters", fmt.Sprintf("1@127.0.0.1:%d", c.controller)},
-		{"listeners", fmt.Sprintf("%s,CONTROLLER://127.0.0.1:%d", plain, c.controller)},
-		{"advertised.listeners", plain},
-		{"inter.broker.listener.name", "PLAINTEXT"},
-		{"controller.listener.names", "CONTROLLER"},
-		{"listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"},
+	}
+	props = append(props, c.listeners()...)
+	props = append(props, [][2]string{
 		{"log.dirs", filepath.Join(c.dir, "data")},
 		{"num.partitions", "1"},
 		{"auto.create.topics.enable", "false"},
@@ -39,7 +40,7 @@ func (c brokerConfig) serverProperties() string {
 		{"group.initial.rebalance.delay.ms", "0"},
 		{"log.cleaner.dedupe.buffer.size", "2097152"},
 		{"log.retention.ms", "-1"},
-	}
+	}...)
 	if majorVersion(c.version) >= 4 {
 		props = append(props,
 			[2]string{"share.coordinator.state.topic.replication.factor", "1"},
@@ -50,6 +51,38 @@ func (c brokerConfig) serverProperties() string {
 		fmt.Fprintf(&b, "%s=%s\n", p[0], p[1])
 	}
 	return b.String()
+}
+
+// listeners configures the listeners: PLAINTEXT for clients and brokers,
+// or SASL_SSL for clients only and PLAINTEXT between brokers (INTERNAL),
+// each advertised as itself, so a client learns only the addresses of the
+// listener it connected to. The controller listener is PLAINTEXT.
+func (c brokerConfig) listeners() [][2]string {
+	controller := fmt.Sprintf("CONTROLLER://127.0.0.1:%d", c.controller)
+	if c.secure == nil {
+		plain := fmt.Sprintf("PLAINTEXT://127.0.0.1:%d", c.port)
+		return [][2]string{
+			{"listeners", plain + "," + controller},
+			{"advertised.listeners", plain},
+			{"inter.broker.listener.name", "PLAINTEXT"},
+			{"controller.listener.names", "CONTROLLER"},
+			{"listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"},
+		}
+	}
+	secure := fmt.Sprintf("SASL_SSL://127.0.0.1:%d", c.port)
+	internal := fmt.Sprintf("INTERNAL://127.0.0.1:%d", c.internal)
+	mech := strings.ToLower(c.secure.mechanism)
+	return [][2]string{
+		{"listeners", secure + "," + internal + "," + controller},
+		{"advertised.listeners", secure + "," + internal},
+		{"inter.broker.listener.name", "INTERNAL"},
+		{"controller.listener.names", "CONTROLLER"},
+		{"listener.security.protocol.map", "SASL_SSL:SASL_SSL,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT"},
+		{"listener.name.sasl_ssl.sasl.enabled.mechanisms", c.secure.mechanism},
+		{"listener.name.sasl_ssl." + mech + ".sasl.jaas.config", "org.apache.kafka.common.security.scram.ScramLoginModule required;"},
+		{"listener.name.sasl_ssl.ssl.keystore.type", "PEM"},
+		{"listener.name.sasl_ssl.ssl.keystore.location", c.secure.keystore},
+	}
 }
 
 // log4j2Config logs to stdout at level; used by Kafka 4.x.
@@ -117,20 +150,24 @@ func newClusterID() (string, error) {
 	}
 }
 
-// pickPorts returns the PLAINTEXT port (want, or a free one when want is 0)
-// and a distinct free CONTROLLER port, both on 127.0.0.1.
-func pickPorts(want int) (port, controller int, err error) {
-	plain, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", want))
+// pickPorts returns n distinct ports on 127.0.0.1: the clients' port (want,
+// or a free one when want is 0), then n-1 free ones.
+func pickPorts(want, n int) ([]int, error) {
+	client, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", want))
 	if err != nil {
-		return 0, 0, fmt.Errorf("realkafka: port %d not free: %w", want, err)
+		return nil, fmt.Errorf("realkafka: port %d not free: %w", want, err)
 	}
-	defer plain.Close()
-	ctrl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, 0, err
+	defer client.Close()
+	ports := []int{listenerPort(client)}
+	for len(ports) < n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer l.Close()
+		ports = append(ports, listenerPort(l))
 	}
-	defer ctrl.Close()
-	return listenerPort(plain), listenerPort(ctrl), nil
+	return ports, nil
 }
 
 // listenerPort is the TCP port l listens on.

@@ -25,6 +25,12 @@
 // killed. The package targets Linux; on other Unix systems the parent-death
 // signal is not available.
 //
+// With Options.SASLSSL the clients' listener is SASL_SSL instead: Start
+// makes a CA and a certificate for 127.0.0.1 in the broker's directory
+// ([Broker.CAFile]) and creates a SCRAM user ([Broker.SASLSSL]) while
+// formatting the storage; the brokers and the controller talk over
+// PLAINTEXT listeners of their own ([Broker.InternalAddr]).
+//
 // For manual use, "go run ./testkit/realkafka/cmd/kafka" runs a broker in the
 // foreground until interrupted.
 package realkafka

@@ -24,8 +24,16 @@ type Options struct {
 	CacheDir string
 	// HeapMB is the broker's maximum Java heap in MiB. Zero means 512.
 	HeapMB int
-	// Port is the PLAINTEXT listener port on 127.0.0.1. Zero picks a free port.
+	// Port is the clients' listener port on 127.0.0.1 (PLAINTEXT, or
+	// SASL_SSL with SASLSSL). Zero picks a free port.
 	Port int
+	// SASLSSL, if set, makes the clients' listener SASL_SSL: Start makes a
+	// CA and a certificate for 127.0.0.1 and localhost ([Broker.CAFile])
+	// and creates one SCRAM user ([Broker.SASLSSL]). Brokers and the
+	// controller keep PLAINTEXT listeners of their own on loopback
+	// ([Broker.InternalAddr]). Needs Kafka 3.5 or later (creating users
+	// with StorageTool, KIP-900).
+	SASLSSL *SecureOptions
 	// Log receives the broker's stdout and stderr and progress lines. Nil
 	// discards them; the last lines are still kept for error messages.
 	Log io.Writer

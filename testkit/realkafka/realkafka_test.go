@@ -142,13 +142,14 @@ func consumeOne(t *testing.T, addr string, cfg *sarama.Config, topic string, off
 	return ""
 }
 
-// checkOffsetTool asks Kafka's GetOffsetShell for the topic's end offset.
+// checkOffsetTool asks Kafka's GetOffsetShell for the topic's end offset,
+// on the broker's PLAINTEXT listener.
 func checkOffsetTool(t *testing.T, b *realkafka.Broker, topic string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	out, err := b.RunTool(ctx, "org.apache.kafka.tools.GetOffsetShell",
-		"--bootstrap-server", b.Addr(), "--topic", topic)
+		"--bootstrap-server", b.InternalAddr(), "--topic", topic)
 	if err != nil {
 		t.Fatalf("GetOffsetShell: %v", err)
 	}
