@@ -60,7 +60,7 @@ func (ls layers) names() []string {
 //     after its outputs are acked.
 func chain(s *stage) layers {
 	ls := layers{
-		{"settle", settleMiddleware(settleConfig{records: s.recs, log: s.log, bigStack: s.results != nil})},
+		{"settle", settleMiddleware(settleConfig{records: s.recs, log: s.log, bigStack: s.results != nil || s.plan.Filter.DeepStack})},
 		{"recoverer", middleware.Recoverer},
 	}
 	if s.observe != nil {

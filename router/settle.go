@@ -14,7 +14,8 @@ type settleConfig struct {
 	records *records
 	log     *slog.Logger
 	// bigStack grows the handler's stack to 8 KiB at once: a stage that
-	// emits job events needs more than 4 (see growStackMore).
+	// emits job events needs more than 4 (see growStackMore), as does one
+	// whose filter says so (filters.Spec.DeepStack).
 	bigStack bool
 }
 

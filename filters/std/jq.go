@@ -88,7 +88,8 @@ func jqSpec() filters.Spec {
   | {order: $key, sku, total: (.qty * .price)}
 key: .sku
 `,
-		New: newJQ,
+		New:       newJQ,
+		DeepStack: true, // parsing and encoding JSON, running the program
 	}
 }
 
