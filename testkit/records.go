@@ -80,10 +80,22 @@ func (b Backend) CreateTopic(t testing.TB, topic string, partitions int) {
 	}
 }
 
-// Produce sends records to topic, waiting for the broker's acks.
+// Produce sends records to topic, waiting for the broker's acks. The
+// producer is idempotent, as millrace's are (transport.NewProducerConfig):
+// a send retried after a timeout under load once wrote a record twice and
+// failed a test that counts them.
 func (b Backend) Produce(t testing.TB, topic string, records []Record) {
 	t.Helper()
-	p, err := sarama.NewSyncProducerFromClient(b.Client(t))
+	cfg := transport.NewProducerConfig("testkit")
+	if err := b.Security.Apply(cfg); err != nil {
+		t.Fatalf("producer config for %s: %v", b.Name, err)
+	}
+	client, err := transport.ConnectTimeout(context.Background(), b.Brokers, cfg, 30*time.Second)
+	if err != nil {
+		t.Fatalf("connect to %s: %v", b.Name, err)
+	}
+	defer client.Close()
+	p, err := sarama.NewSyncProducerFromClient(client)
 	if err != nil {
 		t.Fatalf("open producer: %v", err)
 	}
