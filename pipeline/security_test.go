@@ -3,21 +3,15 @@ package pipeline_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"log/slog"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/millrace/millrace/testkit/testca"
 
 	"github.com/millrace/millrace/filters"
 	_ "github.com/millrace/millrace/filters/std"
@@ -26,33 +20,20 @@ import (
 	"github.com/millrace/millrace/transport"
 )
 
-// writeCA writes a self-signed CA certificate and its key as PEM files in
-// dir, returning their paths.
-func writeCA(t *testing.T, dir string) (certFile, keyFile string) {
+// writeCA writes a CA certificate and a certificate it signed, with that
+// one's key, as PEM files in dir (testkit/testca), returning the CA's path
+// and the key's.
+func writeCA(t *testing.T, dir string) (caFile, keyFile string) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := testca.New(dir, "ca")
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	cert, err := ca.Issue(dir, "client", "127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	pk, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pk}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certFile, keyFile
+	return ca.CertFile, cert.KeyFile
 }
 
 const securityPipelines = "pipelines: [{name: p, input: p.in, stages: [{name: a, filter: log}]}]\n"
