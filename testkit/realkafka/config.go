@@ -4,9 +4,11 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -153,14 +155,20 @@ func newClusterID() (string, error) {
 // pickPorts returns n distinct ports on 127.0.0.1: the clients' port (want,
 // or a free one when want is 0), then n-1 free ones.
 func pickPorts(want, n int) ([]int, error) {
-	client, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", want))
+	var client net.Listener
+	var err error
+	if want != 0 {
+		client, err = net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", want))
+	} else {
+		client, err = listenBelowEphemeral()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("realkafka: port %d not free: %w", want, err)
 	}
 	defer client.Close()
 	ports := []int{listenerPort(client)}
 	for len(ports) < n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		l, err := listenBelowEphemeral()
 		if err != nil {
 			return nil, err
 		}
@@ -168,6 +176,34 @@ func pickPorts(want, n int) ([]int, error) {
 		ports = append(ports, listenerPort(l))
 	}
 	return ports, nil
+}
+
+// listenBelowEphemeral listens on a free loopback port below the kernel's
+// ephemeral range (net.ipv4.ip_local_port_range), falling back to any
+// free port. A port bind(0) picks comes from that range, from which
+// outgoing connections take their local ports too: between a Restart's
+// stop and start a client's connection once took the controller's port,
+// and the broker did not start (BindException in
+// TestDedup_exactly_once_across_a_broker_restart).
+func listenBelowEphemeral() (net.Listener, error) {
+	low := 32768 // Linux's default start of the range
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if v, err := strconv.Atoi(f[0]); err == nil {
+				low = v
+			}
+		}
+	}
+	const first = 10000
+	for range 100 {
+		if low <= first {
+			break
+		}
+		if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", first+mrand.IntN(low-first))); err == nil {
+			return l, nil
+		}
+	}
+	return net.Listen("tcp", "127.0.0.1:0")
 }
 
 // listenerPort is the TCP port l listens on.
