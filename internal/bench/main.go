@@ -81,13 +81,15 @@ const (
 	caseNoMetric = "noop-nometrics"
 	caseJQ       = "jq"
 	casePipeline = "pipeline"
+	casePipeJQ   = "pipeline-jq"
 	casePipeRes  = "pipeline-results"
+	caseIO       = "io"
 	caseLatency  = "latency"
 	caseAPI      = "api"
 	caseRSS      = "rss"
 )
 
-var allCases = []string{caseRaw, caseStock, caseNoop, caseNoMetric, caseJQ, casePipeline, casePipeRes, caseLatency, caseAPI, caseRSS}
+var allCases = []string{caseRaw, caseStock, caseNoop, caseNoMetric, caseJQ, casePipeline, casePipeJQ, casePipeRes, caseIO, caseLatency, caseAPI, caseRSS}
 
 // options are the command-line flags.
 type options struct {
@@ -106,6 +108,7 @@ type options struct {
 	rate        int
 	duration    time.Duration
 	rssRecords  int
+	ioSeconds   int
 	apiRequests int
 	apiClients  int
 	bin         string
@@ -153,7 +156,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Minute, "time limit of each case")
 	fs.IntVar(&o.rate, "rate", 1000, "offered load of the latency case, records/s")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long the latency case offers its load (after a warm-up)")
-	fs.IntVar(&o.rssRecords, "rss-records", 1_000_000, "backlog the rss case drains through bin/millrace (0 skips it)")
+	fs.IntVar(&o.rssRecords, "rss-records", 1_000_000, "backlog the rss case drains through bin/millrace, once produced uncompressed and once snappy-compressed (0 skips it)")
+	fs.IntVar(&o.ioSeconds, "io-seconds", 6, "how long each run of the io case should last if it kept up: its backlog is concurrency × 100 × this (at least 600 records)")
 	fs.IntVar(&o.apiRequests, "api-requests", 20_000, "jobs each throughput run of the api case submits")
 	fs.IntVar(&o.apiClients, "api-clients", 64, "concurrent keep-alive HTTP clients (and direct senders) of the api case")
 	fs.StringVar(&o.bin, "bin", "bin/millrace", "the millrace binary the rss and api cases run")
@@ -189,6 +193,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("-partitions must be positive")
 	case o.keys < 0 || o.concurrency < 0 || o.rssRecords < 0:
 		return o, errors.New("-keys, -concurrency and -rss-records must not be negative")
+	case o.ioSeconds <= 0:
+		return o, errors.New("-io-seconds must be positive")
 	case o.timeout <= 0:
 		return o, errors.New("-timeout must be positive")
 	case o.rate <= 0 || o.duration <= 0:
@@ -277,11 +283,24 @@ func runBackend(ctx context.Context, b *backend, o options) (*report, error) {
 	// Rounds over the cases, so that a slow spell of the machine hits
 	// every case alike; each case reports its median run.
 	runs := map[string][]drainResult{}
-	throughput := []string{caseRaw, caseStock, caseNoop, caseNoMetric, caseJQ, casePipeline, casePipeRes}
+	var throughput []string
+	backlog := map[string]int{}
+	for _, name := range []string{caseRaw, caseStock, caseNoop, caseNoMetric, caseJQ, casePipeline, casePipeJQ, casePipeRes} {
+		if o.cases[name] {
+			throughput = append(throughput, name)
+			backlog[name] = o.records
+		}
+	}
+	if o.cases[caseIO] {
+		for _, c := range ioConcurrencies {
+			throughput = append(throughput, ioName(c))
+			backlog[ioName(c)] = ioRecords(c, o.ioSeconds)
+		}
+	}
 	for round := 0; round < o.repeat; round++ {
 		for _, name := range throughput {
-			if o.cases[name] && ctx.Err() == nil {
-				runs[name] = append(runs[name], runDrain(ctx, e, systems[name], o.records))
+			if ctx.Err() == nil {
+				runs[name] = append(runs[name], runDrain(ctx, e, systems[name], backlog[name]))
 			}
 		}
 	}
@@ -301,9 +320,12 @@ func runBackend(ctx context.Context, b *backend, o options) (*report, error) {
 		res := runAPI(ctx, e)
 		r.api = &res
 	}
-	if o.cases[caseRSS] && o.rssRecords > 0 && ctx.Err() == nil {
-		res := runRSS(ctx, e)
-		r.rss = &res
+	if o.cases[caseRSS] && o.rssRecords > 0 {
+		for _, snappy := range []bool{false, true} {
+			if ctx.Err() == nil {
+				r.rss = append(r.rss, runRSS(ctx, e, snappy))
+			}
+		}
 	}
 	return r, nil
 }
