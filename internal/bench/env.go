@@ -218,3 +218,30 @@ func (e *env) logEnd(topic string) (int64, error) {
 	}
 	return n, nil
 }
+
+// topicBytes is the size of topic's logs on the brokers (DescribeLogDirs):
+// what the records take as stored, compressed or not.
+func (e *env) topicBytes(topic string) (int64, error) {
+	var ids []int32
+	for _, b := range e.client.Brokers() {
+		ids = append(ids, b.ID())
+	}
+	dirs, err := e.admin.DescribeLogDirs(ids)
+	if err != nil {
+		return 0, fmt.Errorf("describe log dirs: %w", err)
+	}
+	var n int64
+	for _, ds := range dirs {
+		for _, d := range ds {
+			for _, t := range d.Topics {
+				if t.Topic != topic {
+					continue
+				}
+				for _, p := range t.Partitions {
+					n += p.Size
+				}
+			}
+		}
+	}
+	return n, nil
+}

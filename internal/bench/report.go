@@ -757,8 +757,11 @@ func (r *report) extraLines(o options) []string {
 	for _, x := range r.rss {
 		input := "uncompressed"
 		if x.snappy {
-			input = fmt.Sprintf("produced snappy-compressed in batches of up to %d KiB per partition, linger %s (a Java producer's defaults)",
+			input = fmt.Sprintf("produced snappy-compressed in batches of up to %d KiB per partition, linger %s, a Java producer's defaults",
 				javaBatchBytes>>10, javaLinger)
+		}
+		if x.inputBytes > 0 {
+			input += fmt.Sprintf("; %.1f MB on the broker, %.0f B per record", float64(x.inputBytes)/1e6, float64(x.inputBytes)/float64(x.n))
 		}
 		if x.complete() {
 			ls = append(ls, fmt.Sprintf("peak RSS of `bin/millrace run` draining %s records (%s) through one jq '.' stage: %.1f MB (VmHWM; VmRSS at the end %.1f MB; drained at %s records/s)",

@@ -25,7 +25,10 @@ type rssResult struct {
 	n, delivered, duplicates int
 	// peakMB is the child's VmHWM (peak resident set) once the output held
 	// every record; rssMB its VmRSS then.
-	peakMB, rssMB    float64
+	peakMB, rssMB float64
+	// inputBytes is the size of the backlog's logs on the broker; 0 if
+	// not known.
+	inputBytes       int64
 	startup, elapsed time.Duration
 	timedOut         bool
 	err              error
@@ -73,6 +76,12 @@ func runRSS(ctx context.Context, e *env, snappy bool) (res rssResult) {
 	if err := e.produceBacklogWith(ctx, in, res.n, e.opts.keys, tune); err != nil {
 		res.err = err
 		return res
+	}
+	if b, err := e.topicBytes(in); err == nil {
+		res.inputBytes = b
+		e.logf("  the backlog takes %.1f MB on the broker (%.0f B per record)", float64(b)/1e6, float64(b)/float64(res.n))
+	} else {
+		e.logf("  size of the backlog on the broker: %v", err)
 	}
 	dir, err := os.MkdirTemp("", "millrace-bench-")
 	if err != nil {
