@@ -4,9 +4,9 @@
 // to millrace's performance targets.
 //
 //	go run ./internal/bench [-records 200000] [-repeat 3] [-size 256] [-partitions 8]
-//	    [-cases raw,stock,noop,noop-nometrics,jq,pipeline,pipeline-results,latency,api,rss]
+//	    [-cases raw,stock,noop,noop-nometrics,jq,pipeline,pipeline-jq,pipeline-results,io,latency,api,rss]
 //	    [-kafka | -brokers H:P] [-api-requests 20000] [-api-clients 64]
-//	    [-rss-records 1000000] [-timeout 5m] [-out FILE]
+//	    [-rss-records 1000000] [-io-seconds 6] [-timeout 5m] [-out FILE]
 //
 // Every case runs alone, one after another, on fresh topics and fresh
 // consumer groups of one broker: an in-memory embedded broker started for
@@ -34,6 +34,27 @@
 //     counts only once the output was read back and held every id. Each
 //     throughput case runs -repeat times, in rounds over the cases (raw,
 //     stock, …, raw, stock, …), and reports its median run and the range.
+//   - Per record, over each drain (sampled when the system starts and at
+//     the poll that saw the last output record): the bench process's CPU
+//     time; its heap allocations, objects and bytes (runtime/metrics
+//     /gc/heap/allocs:objects and :bytes); with the embedded broker both
+//     include the broker's work, which runs in the process. The Kafka
+//     requests the system's clients sent, by API key: millrace's and the
+//     raw loop's as transport.KafkaRequests counts them (clients made with
+//     transport.NewSaramaConfig), the stock stage's through its sarama
+//     registries (countingRegistry); the bench's own clients (backlog
+//     producer, log-end poller, output counter) have a registry that
+//     counts nothing (helperConfig). On real Kafka started with -kafka,
+//     the broker JVM's CPU time (/proc/<pid>/stat, 10 ms ticks).
+//   - pipeline-jq is the 3-stage pipeline with the jq case's stage three
+//     times. io is one stage whose filter waits 10 ms per record on a
+//     timer (bench-wait), at stage concurrency 1, 16 and 256 (and
+//     max_in_flight the same, per partition), each draining concurrency ×
+//     100 × -io-seconds records (at least 600; keyed over -keys keys, or a
+//     tenth of the records if fewer): records/s is held against
+//     concurrency × 100. Its output is read back and, per partition, each
+//     key's ids must rise (they were produced in order, and a key lives in
+//     one partition); a violation fails the run.
 //   - Latency: warm-up records at -rate until they come out for 1 s, then
 //     -rate × -duration records, each stamped just before it is handed to
 //     the producer and timed when a reader (sarama partition consumers,
@@ -54,7 +75,10 @@
 //     the job's accepted event; a run without it is shown beside.
 //   - RSS: bin/millrace run drains -rss-records records through one jq '.'
 //     stage as a child process; VmHWM is read from /proc once the output
-//     holds them all.
+//     holds them all. It runs twice: on a backlog produced uncompressed,
+//     then on one produced snappy-compressed in batches as a Java producer
+//     fills them (batch.size 16 KiB per partition, linger.ms 5); the size
+//     of each backlog on the broker is reported beside.
 //   - Topics of each case are deleted after it, so the in-memory broker does
 //     not carry one case's data into the next.
 package main
@@ -147,6 +171,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&cases, "cases", strings.Join(allCases, ","),
 		"cases to run: "+strings.Join(allCases, ",")+
 			"; noop-nometrics is noop with metrics off and pipeline-results is pipeline with job results on (results: {}), each compared with its pair"+
+			"; pipeline-jq is 3 jq stages (compared with jq); io is a stage whose filter waits 10 ms per record, at concurrency 1, 16 and 256, with per-key order checked"+
+			"; rss drains -rss-records through bin/millrace run, uncompressed and snappy-compressed"+
 			"; latency measures each of raw, stock, noop and pipeline that is also listed (all four when none is)"+
 			"; api submits jobs over HTTP to bin/millrace serve and, to compare, produces them directly")
 	fs.BoolVar(&o.kafka, "kafka", false, "also run on a real Apache Kafka broker started with testkit/realkafka (needs java)")
