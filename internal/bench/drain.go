@@ -286,6 +286,16 @@ func (r drainResult) coresBusy() float64 {
 	return (r.cpu + r.use.broker).Seconds() / r.elapsed.Seconds()
 }
 
+// machineBusy is the busy time of every core of the machine over the
+// drain's time (the bench, a broker, and whatever else ran), in cores; 0
+// if not measured.
+func (r drainResult) machineBusy() float64 {
+	if r.use.machine == 0 || r.elapsed <= 0 {
+		return 0
+	}
+	return r.use.machine.Seconds() / r.elapsed.Seconds()
+}
+
 // fmtBytes formats a byte count per record.
 func fmtBytes(v float64) string {
 	if v >= 10_000 {

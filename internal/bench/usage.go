@@ -35,6 +35,10 @@ type usage struct {
 	// (real Kafka's JVM), to 10 ms.
 	broker   time.Duration
 	brokerOK bool
+	// machine is the busy time of every core of the machine, whoever
+	// used it.
+	machine   time.Duration
+	machineOK bool
 }
 
 // allocMetrics are the runtime/metrics samples of usage.
@@ -58,6 +62,7 @@ func (e *env) sampleUsage(sys *system, prefix string) usage {
 	if e.backend.pid > 0 {
 		u.broker, u.brokerOK = childCPU(e.backend.pid)
 	}
+	u.machine, u.machineOK = machineCPU()
 	return u
 }
 
@@ -71,6 +76,7 @@ type used struct {
 	counted        bool
 	broker         time.Duration
 	brokerMeasured bool
+	machine        time.Duration // 0 if not measured
 }
 
 // since is what was used from u0 to u.
@@ -87,6 +93,9 @@ func (u usage) since(u0 usage) used {
 	}
 	if u.brokerOK && u0.brokerOK && u.broker >= u0.broker {
 		d.broker, d.brokerMeasured = u.broker-u0.broker, true
+	}
+	if u.machineOK && u0.machineOK && u.machine > u0.machine {
+		d.machine = u.machine - u0.machine
 	}
 	return d
 }
