@@ -164,10 +164,10 @@ func (r *report) cpuRatio(name string) float64 {
 
 // usageRow is one line of the table of what each drain used per record.
 type usageRow struct {
-	label, cpu, broker, total, allocs, bytes string
-	requests                                 string
-	apis                                     []string // per record, for mainAPIs
-	other                                    string
+	label, cpu, broker, total, busy, allocs, bytes string
+	requests                                       string
+	apis                                           []string // per record, for mainAPIs
+	other                                          string
 }
 
 // usageRows are what each throughput case's drain (its median run) used
@@ -175,7 +175,7 @@ type usageRow struct {
 func (r *report) usageRows() []usageRow {
 	var rows []usageRow
 	for _, d := range r.drains {
-		w := usageRow{label: d.sys.label, cpu: "-", broker: "-", total: "-", allocs: "-", bytes: "-", requests: "-", other: "-"}
+		w := usageRow{label: d.sys.label, cpu: "-", broker: "-", total: "-", busy: "-", allocs: "-", bytes: "-", requests: "-", other: "-"}
 		for range mainAPIs {
 			w.apis = append(w.apis, "-")
 		}
@@ -195,6 +195,12 @@ func (r *report) usageRows() []usageRow {
 			}
 			if d.cpu > 0 {
 				w.total = fmtCPU((d.cpu + d.use.broker) / time.Duration(d.n))
+			}
+		}
+		if b := d.coresBusy(); b > 0 {
+			w.busy = fmt.Sprintf("%.2f", b)
+			if m := d.machineBusy(); m > 0 {
+				w.busy += fmt.Sprintf(" / %.2f", m)
 			}
 		}
 		if u := d.use; u.allocs {
@@ -218,7 +224,7 @@ func (r *report) usageRows() []usageRow {
 
 // usageHeader are the usage table's column names.
 func usageHeader() []string {
-	h := []string{"case", "CPU/record", "broker CPU/record", "stage+broker", "allocs/record", "allocated/record", "requests/record"}
+	h := []string{"case", "CPU/record", "broker CPU/record", "stage+broker", "cores busy", "allocs/record", "allocated/record", "requests/record"}
 	for _, k := range mainAPIs {
 		h = append(h, apiName(k))
 	}
@@ -227,7 +233,7 @@ func usageHeader() []string {
 
 // cells are the row's columns in usageHeader's order.
 func (w usageRow) cells() []string {
-	c := []string{w.label, w.cpu, w.broker, w.total, w.allocs, w.bytes, w.requests}
+	c := []string{w.label, w.cpu, w.broker, w.total, w.busy, w.allocs, w.bytes, w.requests}
 	c = append(c, w.apis...)
 	return append(c, w.other)
 }
@@ -822,6 +828,8 @@ func (r *report) extraTables(o options) []table {
 		if r.backend.inProcess {
 			t.lines = append(t.lines, "CPU, allocations: the bench process, which holds the embedded broker, so both include the broker's work (as the broker CPU says, in process).")
 		}
+		t.lines = append(t.lines, fmt.Sprintf("cores busy: the bench's (and a real broker's) CPU time over the drain's time / every core's busy time in /proc/stat, whoever used it, of %d cores:", runtime.NumCPU()),
+			"  a case whose machine figure is well above its own ran beside other work on a shared machine, and its records/s is low by as much.")
 		if l := r.otherRequestsLine(); l != "" {
 			t.lines = append(t.lines, l)
 		}
