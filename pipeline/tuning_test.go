@@ -6,6 +6,7 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/millrace/millrace/pipeline"
+	"github.com/millrace/millrace/transport"
 )
 
 const tuningPipelines = `
@@ -48,7 +49,7 @@ func TestBroker_tuning_reaches_the_client_configs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c, _ := f.Plan().SaramaConfig(); c.Consumer.Fetch.Min != 1 || c.Consumer.Fetch.Default != 1<<20 {
+	if c, _ := f.Plan().SaramaConfig(); c.Consumer.Fetch.Min != 1 || c.Consumer.Fetch.Default != transport.DefaultMaxPartitionFetchBytes {
 		t.Errorf("default fetch min %d, partition bytes %d", c.Consumer.Fetch.Min, c.Consumer.Fetch.Default)
 	}
 }

@@ -23,7 +23,8 @@ type Tuning struct {
 	// MaxPartitionFetchBytes is how many bytes of one partition a fetch
 	// returns at most (max.partition.fetch.bytes; a larger record batch
 	// still comes whole). It bounds what a consumer holds per partition,
-	// decompressed several times over for compressed batches.
+	// decompressed several times over for compressed batches; see
+	// [DefaultMaxPartitionFetchBytes].
 	MaxPartitionFetchBytes int32
 }
 

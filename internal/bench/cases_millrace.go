@@ -98,7 +98,11 @@ type millraceSetup struct {
 // with job results when results is set.
 func pipelinesYAML(o options, name, in, out string, results bool, stages ...stageYAML) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "version: 1\ndefaults:\n  partitions: %d\n", o.partitions)
+	b.WriteString("version: 1\n")
+	if o.broker != "" {
+		fmt.Fprintf(&b, "broker: {%s}\n", o.broker)
+	}
+	fmt.Fprintf(&b, "defaults:\n  partitions: %d\n", o.partitions)
 	if o.concurrency > 0 {
 		fmt.Fprintf(&b, "  concurrency: %d\n", o.concurrency)
 	}
