@@ -6,13 +6,23 @@ import (
 	"github.com/millrace/millrace/transport"
 )
 
-// Bounds of the broker block's client tuning.
+// Bounds of the broker block's client tuning:
+//
+//   - linger delays every record a producer sends, the HTTP API's too,
+//     whose produce_timeout (at least 1s) counts from the hand-over.
+//   - A fetch the broker holds for fetch_max_wait holds the heartbeats and
+//     commits behind it on the connection (Kafka answers one request per
+//     connection at a time), so it must stay well under the session
+//     timeout (at least 6s, heartbeats every third of it).
+//   - A fetch waits for fetch_min_bytes across its partitions, each giving
+//     at most max_partition_fetch_bytes.
 const (
-	maxLinger              = 10 * time.Second
+	maxLinger              = 100 * time.Millisecond
 	minFetchMaxWait        = time.Millisecond
-	maxFetchMaxWait        = 10 * time.Second
-	maxFetchBytes          = 256 << 20
+	maxFetchMaxWait        = time.Second
+	maxFetchMinBytes       = 1 << 20
 	minPartitionFetchBytes = 1 << 10
+	maxPartitionFetchBytes = 64 << 20
 )
 
 // validateTuning checks the client tuning of the broker block.
@@ -21,13 +31,18 @@ func (b *Broker) validateTuning(p *problems) {
 		checkDuration(p, b.Positions, "linger", b.Linger, 0, maxLinger, " (send at once)", "")
 	}
 	if b.Set("fetch_max_wait") {
-		checkDuration(p, b.Positions, "fetch_max_wait", b.FetchMaxWait, minFetchMaxWait, maxFetchMaxWait, "", "")
+		checkDuration(p, b.Positions, "fetch_max_wait", b.FetchMaxWait, minFetchMaxWait, maxFetchMaxWait, "",
+			" (the broker holds heartbeats behind a waiting fetch)")
+		if b.FetchMaxWait%time.Millisecond != 0 {
+			at := b.Of("fetch_max_wait")
+			p.add(at, "fetch_max_wait must be whole milliseconds (Kafka's unit), got %s", p.shown(at, formatDuration(b.FetchMaxWait)))
+		}
 	}
 	if b.Set("fetch_min_bytes") {
-		checkRange(p, b.Positions, "fetch_min_bytes", b.FetchMinBytes, 1, maxFetchBytes)
+		checkRange(p, b.Positions, "fetch_min_bytes", b.FetchMinBytes, 1, maxFetchMinBytes)
 	}
 	if b.Set("max_partition_fetch_bytes") {
-		checkRange(p, b.Positions, "max_partition_fetch_bytes", b.MaxPartitionFetchBytes, minPartitionFetchBytes, maxFetchBytes)
+		checkRange(p, b.Positions, "max_partition_fetch_bytes", b.MaxPartitionFetchBytes, minPartitionFetchBytes, maxPartitionFetchBytes)
 	}
 }
 

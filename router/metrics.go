@@ -129,7 +129,7 @@ func (kafkaRequestsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- kafka
 func (kafkaRequestsCollector) Collect(ch chan<- prometheus.Metric) {
 	for key, n := range transport.KafkaRequests() {
 		name := kmsg.NameForKey(key)
-		if name == "" {
+		if name == "" || name == "Unknown" { // two unknown keys must not share a series
 			name = "ApiKey" + strconv.Itoa(int(key))
 		}
 		ch <- prometheus.MustNewConstMetric(kafkaRequestsDesc, prometheus.CounterValue, float64(n), name)

@@ -71,7 +71,8 @@ const DefaultMaxPartitionFetchBytes = 256 << 10
 // (only marked offsets, which the subscriber marks after an ack), group
 // timeouts are the defaults set together by [SetGroupTimeouts], producers
 // wait for all in-sync replicas and partition keys the way Java clients do.
-// Sarama's go-metrics are off (millrace exports its own, to Prometheus).
+// Sarama's go-metrics are off but for the count of requests by API
+// ([KafkaRequests]); millrace exports its own metrics, to Prometheus.
 func NewSaramaConfig(clientID string) *sarama.Config {
 	c := sarama.NewConfig()
 	c.Version = KafkaVersion

@@ -21,8 +21,10 @@ var requests [maxAPIKey]atomic.Int64
 // started, by API key (0 Produce, 1 Fetch, 3 Metadata, 8 OffsetCommit, 12
 // Heartbeat, … as numbered in Kafka's protocol guide), leaving out keys
 // with none. The counts come from sarama's per-request hook
-// ("protocol-requests-rate-<key>"), so a request is counted when it is
-// written to the connection, whether or not it is answered.
+// ("protocol-requests-rate-<key>"), so a request is counted when sarama
+// sends it, whether or not it is answered; sarama sends ApiVersions and
+// SaslHandshake (one each per connection) without that hook, so they are
+// not counted.
 func KafkaRequests() map[int16]int64 {
 	out := map[int16]int64{}
 	for k := range requests {

@@ -6,7 +6,7 @@
 //	go run ./internal/bench [-records 200000] [-repeat 3] [-size 256] [-partitions 8]
 //	    [-cases raw,stock,noop,noop-nometrics,jq,pipeline,pipeline-jq,pipeline-results,io,latency,api,rss]
 //	    [-kafka | -brokers H:P] [-api-requests 20000] [-api-clients 64]
-//	    [-rss-records 1000000] [-io-seconds 6] [-timeout 5m] [-out FILE]
+//	    [-rss-records 1000000] [-io-seconds 6] [-broker TUNING] [-timeout 5m] [-out FILE]
 //
 // Every case runs alone, one after another, on fresh topics and fresh
 // consumer groups of one broker: an in-memory embedded broker started for
@@ -188,7 +188,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.apiRequests, "api-requests", 20_000, "jobs each throughput run of the api case submits")
 	fs.IntVar(&o.apiClients, "api-clients", 64, "concurrent keep-alive HTTP clients (and direct senders) of the api case")
 	fs.StringVar(&o.bin, "bin", "bin/millrace", "the millrace binary the rss and api cases run")
-	fs.StringVar(&o.broker, "broker", "", "client tuning for millrace's pipelines files, as the broker block's flow mapping without braces, e.g. 'linger: 1ms, fetch_max_wait: 100ms'")
+	fs.StringVar(&o.broker, "broker", "", "client tuning for millrace's pipelines files, as the broker block's flow mapping without braces, e.g. 'linger: 1ms, fetch_max_wait: 100ms' (millrace cases only: the raw loop keeps its config)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile-prefix", "", "write a CPU profile of each throughput case's drain (from starting the system to its last output record) to PREFIX-BACKEND-CASE.prof (go tool pprof)"+
 		"; in the api case, of the bench process over each run's measured jobs to PREFIX-BACKEND-api-TARGET-RUN.prof and, with perf installed, of the serve process to PREFIX-BACKEND-api-TARGET-RUN.perf.data (perf report)")
 	if err := fs.Parse(args); err != nil {

@@ -43,6 +43,10 @@ func (e *Encoder) Put() {
 	if cap(e.buf) > 64<<10 {
 		e.buf = nil
 	}
+	clear(e.members[:cap(e.members)]) // a panic may have left some
+	if e.members = e.members[:0]; cap(e.members) > 1024 {
+		e.members = nil
+	}
 	encoderPool.Put(e)
 }
 

@@ -112,6 +112,9 @@ func syntaxError(data []byte) error {
 	if errors.As(err, &syntax) {
 		return fmt.Errorf("%w (at byte %d)", err, syntax.Offset)
 	}
+	if err == nil { // the parser refused what encoding/json reads: a bug
+		return errors.New("refused by exactjson's parser, though encoding/json reads it")
+	}
 	return err
 }
 
