@@ -23,7 +23,8 @@ const (
 	targetNoopCPU     = 2.5    // no-op stage CPU/record ≤ 2.5× the raw loop's
 	targetBrokerJQ    = 6 * time.Microsecond
 	targetIO          = 0.80 // io stage ≥ 80% of concurrency × 100 records/s
-	targetP99         = 25 * time.Millisecond
+	targetP99         = 10 * time.Millisecond // embedded broker (issue 19: "stays < 10 ms")
+	targetP99Kafka    = 15 * time.Millisecond // a real Kafka broker (issue 19)
 	targetRSSMB       = 300.0
 	targetRSSRecords  = 1_000_000
 	targetLatencyRate = 1000
@@ -438,9 +439,13 @@ func (r *report) targets(o options) []target {
 			note = fmt.Sprintf(" (at %d records/s)", o.rate)
 		}
 	}
-	add("p99 through 3 stages < 25 ms at 1,000 records/s", p99,
+	want := targetP99
+	if r.backend.name != "embedded" {
+		want = targetP99Kafka
+	}
+	add(fmt.Sprintf("p99 through 3 stages < %s at 1,000 records/s", fmtMs(want)), p99,
 		func(v float64) string { return fmtMs(time.Duration(v * float64(time.Second))) },
-		func(v float64) bool { return v < targetP99.Seconds() }, note)
+		func(v float64) bool { return v < want.Seconds() }, note)
 	for _, c := range ioConcurrencies {
 		var share float64
 		note = ""
