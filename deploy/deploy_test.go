@@ -46,11 +46,12 @@ var metrics = []string{
 	"millrace_stage_ready",
 	"millrace_consumer_lag_records",
 	"millrace_producer_errors_total",
+	"millrace_kafka_requests_total",
 	"millrace_build_info",
 }
 
 // unscoped are the metrics without pipeline and stage labels.
-var unscoped = []string{"millrace_producer_errors_total", "millrace_build_info"}
+var unscoped = []string{"millrace_producer_errors_total", "millrace_kafka_requests_total", "millrace_build_info"}
 
 func TestAlerts_pass_promtool_check_rules_and_their_unit_tests(t *testing.T) {
 	if err := prometheus.CheckRules(t, alertsFile); err != nil {

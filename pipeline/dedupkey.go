@@ -85,12 +85,12 @@ func jqKey(src string) (KeyFunc, error) {
 	// gojq's compiled code holds no state of a run, so concurrent calls
 	// share it.
 	return func(msg *filters.Message) (string, bool, error) {
-		input, err := exactjson.Parse(msg.Payload)
+		input, err := exactjson.ParseText(msg.Payload)
+		if _, ok := errors.AsType[*exactjson.TextError](err); ok {
+			return "", false, filters.Permanent(fmt.Errorf("payload is not UTF-8: %w", err))
+		}
 		if err != nil {
 			return "", false, filters.Permanent(fmt.Errorf("payload is not JSON: %w", err))
-		}
-		if err := exactjson.CheckText(msg.Payload); err != nil {
-			return "", false, filters.Permanent(fmt.Errorf("payload is not UTF-8: %w", err))
 		}
 		var key any // null when the record has no key
 		if msg.Key != nil {

@@ -55,6 +55,12 @@ type Broker struct {
 	// SASL authenticates millrace to the brokers (SASL_PLAINTEXT, or
 	// SASL_SSL with TLS).
 	SASL *BrokerSASL `yaml:"sasl"`
+	// Linger, FetchMinBytes, FetchMaxWait and MaxPartitionFetchBytes tune
+	// the clients: see transport.Tuning.
+	Linger                 time.Duration `yaml:"linger"`
+	FetchMinBytes          int           `yaml:"fetch_min_bytes"`
+	FetchMaxWait           time.Duration `yaml:"fetch_max_wait"`
+	MaxPartitionFetchBytes int           `yaml:"max_partition_fetch_bytes"`
 }
 
 // BrokerTLS is the broker block's tls: Kafka's ssl.* client settings.

@@ -28,6 +28,9 @@ type Plan struct {
 	// Security is how every client reaches the brokers (TLS, SASL): the
 	// file's broker.tls and broker.sasl; nil is PLAINTEXT.
 	Security *transport.Security
+	// Tuning is the file's broker.linger, fetch_min_bytes, fetch_max_wait
+	// and max_partition_fetch_bytes; zero fields keep the defaults.
+	Tuning transport.Tuning
 	// ReplicationFactor of created topics (-1: the broker's default).
 	ReplicationFactor int
 	Pipelines         []PipelinePlan
@@ -135,6 +138,7 @@ func (f *File) Plan() *Plan {
 		pl.Brokers = f.Broker.Brokers
 		pl.ClientID = f.Broker.ClientID
 		pl.Compression = f.Broker.Compression
+		pl.Tuning = f.Broker.tuning()
 		pl.Security = f.Broker.security()
 	}
 	for pi := range f.Pipelines {

@@ -98,11 +98,12 @@ func (b *Broker) security() *transport.Security {
 }
 
 // SaramaConfig is [transport.NewSaramaConfig] of the plan's client id with
-// its Security applied: the config of every consuming and admin client
+// its fetch Tuning and Security applied: the config of every consuming and admin client
 // made for a plan. The error is Security's: a TLS file that cannot be read
 // (since the file was loaded) or holds no certificate.
 func (pl *Plan) SaramaConfig() (*sarama.Config, error) {
 	c := transport.NewSaramaConfig(pl.ClientID)
+	pl.Tuning.ApplyConsumer(c)
 	if err := pl.Security.Apply(c); err != nil {
 		return nil, err
 	}
@@ -110,10 +111,11 @@ func (pl *Plan) SaramaConfig() (*sarama.Config, error) {
 }
 
 // ProducerConfig is [transport.NewProducerConfig] of the plan's client id
-// with its compression and Security applied: the config of every producer
+// with its linger, compression and Security applied: the config of every producer
 // made for a plan. Errors as [Plan.SaramaConfig]'s.
 func (pl *Plan) ProducerConfig() (*sarama.Config, error) {
 	c := transport.NewProducerConfig(pl.ClientID)
+	pl.Tuning.ApplyProducer(c)
 	if err := transport.SetCompression(c, pl.Compression); err != nil {
 		return nil, err
 	}

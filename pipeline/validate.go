@@ -41,6 +41,7 @@ func (f *File) validate(p *problems, reg *filters.Registry) {
 			}
 		}
 		f.Broker.validateSecurity(p)
+		f.Broker.validateTuning(p)
 	}
 	if a := f.Admin; a != nil && a.Addr != "" && a.Addr != "off" {
 		if _, port, err := net.SplitHostPort(a.Addr); err != nil || !validPort(port) {

@@ -11,7 +11,9 @@ import (
 	"github.com/millrace/millrace/filters"
 	"github.com/millrace/millrace/internal/scheduler"
 	"github.com/millrace/millrace/jobs"
+	"github.com/millrace/millrace/transport"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // Metrics are the Prometheus metrics of the stages an engine runs, and of
@@ -76,7 +78,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Records the producer could not publish (each is retried or quarantined, never dropped)."}),
 	}
 	for _, c := range []prometheus.Collector{m.consumed, m.produced, m.dropped, m.quarantined, m.skipped, m.filterErrors, m.retries,
-		m.filterDuration, m.latency, inFlightCollector{m}, m.ready, m.lag, m.producerErrors} {
+		m.filterDuration, m.latency, inFlightCollector{m}, m.ready, m.lag, m.producerErrors, kafkaRequestsCollector{}} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -110,6 +112,28 @@ func (c inFlightCollector) Collect(ch chan<- prometheus.Metric) {
 		return true
 	})
 	c.m.inFlight.Collect(ch)
+}
+
+// kafkaRequestsDesc describes millrace_kafka_requests_total.
+var kafkaRequestsDesc = prometheus.NewDesc("millrace_kafka_requests_total",
+	"Kafka requests this process's clients sent (stages, producer, admin, lag exporter, job results), by API name as in Kafka's protocol guide "+
+		"(Produce, Fetch, OffsetCommit, Heartbeat, …): divided by records, what the process costs the brokers in requests.",
+	[]string{"api"}, nil)
+
+// kafkaRequestsCollector collects millrace_kafka_requests_total from
+// transport's counts when scraped.
+type kafkaRequestsCollector struct{}
+
+func (kafkaRequestsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- kafkaRequestsDesc }
+
+func (kafkaRequestsCollector) Collect(ch chan<- prometheus.Metric) {
+	for key, n := range transport.KafkaRequests() {
+		name := kmsg.NameForKey(key)
+		if name == "" || name == "Unknown" { // two unknown keys must not share a series
+			name = "ApiKey" + strconv.Itoa(int(key))
+		}
+		ch <- prometheus.MustNewConstMetric(kafkaRequestsDesc, prometheus.CounterValue, float64(n), name)
+	}
 }
 
 // stageMetrics are the metrics of one stage, their labels bound once. The

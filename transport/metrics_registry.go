@@ -2,8 +2,9 @@ package transport
 
 import metrics "github.com/rcrowley/go-metrics"
 
-// noMetrics is a go-metrics registry that keeps nothing: every metric
-// sarama asks it for is the no-op kind. Sarama's own metrics (rates and
+// noMetrics is a go-metrics registry that keeps nothing but the count of
+// requests by API key ([KafkaRequests]): every other metric sarama asks it
+// for is the no-op kind. Sarama's own metrics (rates and
 // histograms kept per request, per broker and per topic) are not exported
 // anywhere by millrace, which has its Prometheus metrics; keeping them cost
 // a no-op stage 1–2% of its CPU (pprof: go-metrics' sample updates and
@@ -16,9 +17,12 @@ type noMetrics struct{}
 // or a constructor, as go-metrics passes it) would have made, without
 // calling a constructor: a StandardMeter would join go-metrics' global
 // ticker for good.
-func (noMetrics) GetOrRegister(_ string, metric any) any {
+func (noMetrics) GetOrRegister(name string, metric any) any {
 	switch metric.(type) {
 	case func() metrics.Meter, metrics.Meter:
+		if m := requestMeter(name); m != nil {
+			return m
+		}
 		return metrics.NilMeter{}
 	case func() metrics.Counter, metrics.Counter:
 		return metrics.NilCounter{}

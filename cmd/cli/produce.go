@@ -278,14 +278,14 @@ func keyFunc(key, keyJQ string) (func([]byte) ([]byte, error), error) {
 	return func(line []byte) ([]byte, error) {
 		// Numbers keep their text: as float64, ids past 2^53 would share
 		// keys.
-		v, err := exactjson.Parse(line)
+		// Decoding would make invalid UTF-8 and lone surrogates U+FFFD:
+		// different bytes would share a key.
+		v, err := exactjson.ParseText(line)
+		if _, ok := errors.AsType[*exactjson.TextError](err); ok {
+			return nil, fmt.Errorf("--key-jq: line is not UTF-8: %w", err)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("--key-jq needs JSON lines: %w", err)
-		}
-		// Decoding made invalid UTF-8 and lone surrogates U+FFFD: different
-		// bytes would share a key.
-		if err := exactjson.CheckText(line); err != nil {
-			return nil, fmt.Errorf("--key-jq: line is not UTF-8: %w", err)
 		}
 		res, ok, err := jqkey.First(code.Run(v))
 		if err != nil {

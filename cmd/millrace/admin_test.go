@@ -238,6 +238,13 @@ func TestAdmin_metrics_count_records_through_a_pipeline(t *testing.T) {
 				t.Errorf("%s%v = %v, want %v", c.metric, c.labels, got, c.want)
 			}
 		}
+		// The stages fetched and produced: the requests they sent to do it
+		// are counted by API.
+		for _, api := range []string{"Produce", "Fetch", "JoinGroup"} {
+			if got := sumOf(fams, "millrace_kafka_requests_total", map[string]string{"api": api}); got < 1 {
+				t.Errorf("millrace_kafka_requests_total{api=%q} = %v, want at least 1", api, got)
+			}
+		}
 		for _, h := range []string{"millrace_filter_duration_seconds", "millrace_record_latency_seconds"} {
 			f := fams[h]
 			if f == nil || len(f.GetMetric()) == 0 || f.GetMetric()[0].GetHistogram().GetSampleCount() == 0 {

@@ -27,9 +27,6 @@ const (
 	jqVarHeaders = "$headers"
 )
 
-// escapedFFFD is how gojq writes a byte of a string that is not UTF-8.
-var escapedFFFD = []byte(`\ufffd`)
-
 // jqMaxResults caps the results of one record, so that a program such as
 // `repeat(.)` fails the record instead of exhausting memory.
 const jqMaxResults = 100_000
@@ -176,16 +173,18 @@ type jqFilter struct {
 
 // Process implements [filters.Filter].
 func (f *jqFilter) Process(ctx context.Context, msg *filters.Message) ([]*filters.Message, error) {
-	input, err := exactjson.Parse(msg.Payload)
+	// Invalid UTF-8 and lone surrogates would be parsed as U+FFFD: refuse
+	// rather than rewrite the bytes.
+	input, err := exactjson.ParseText(msg.Payload)
 	if err != nil {
+		if _, ok := errors.AsType[*exactjson.TextError](err); ok {
+			return nil, filters.Permanent(fmt.Errorf("payload is not UTF-8: %w", err))
+		}
 		return nil, filters.Permanent(fmt.Errorf("payload is not JSON: %w", err))
 	}
-	// Parsing made invalid UTF-8 and lone surrogates U+FFFD: refuse
-	// rather than rewrite the bytes.
-	if err := exactjson.CheckText(msg.Payload); err != nil {
-		return nil, filters.Permanent(fmt.Errorf("payload is not UTF-8: %w", err))
-	}
 	vars := f.variables(msg)
+	enc := exactjson.GetEncoder()
+	defer enc.Put()
 	// msg is changed only on success, so that a failed record is retried
 	// as it came: out[0] stands for msg until the end.
 	var (
@@ -210,15 +209,14 @@ func (f *jqFilter) Process(ctx context.Context, msg *filters.Message) ([]*filter
 		if len(out) == jqMaxResults {
 			return nil, filters.Permanent(fmt.Errorf("jq program returned more than %d results", jqMaxResults))
 		}
-		p, _ := gojq.Marshal(v) // it never fails on values gojq made
-		// gojq writes each invalid byte of a string as the escape \ufffd
-		// (a real U+FFFD as itself): only then can a string be invalid,
-		// from $key, $headers or @base64d.
-		if bytes.Contains(p, escapedFFFD) {
+		text, replaced := enc.Encode(v) // as gojq.Marshal would
+		// A string can be invalid only from $key, $headers or @base64d.
+		if replaced {
 			if err := exactjson.CheckValue(v); err != nil {
 				return nil, filters.Permanent(fmt.Errorf("jq program result: %w; JSON text cannot hold it", err))
 			}
 		}
+		p := bytes.Clone(text)
 		var k []byte
 		if f.key != nil {
 			if k, err = f.newKey(ctx, v, vars); err != nil {

@@ -30,7 +30,14 @@ type backend struct {
 	// describe says what the broker is, for the report.
 	describe string
 	brokers  []string
-	close    func()
+	// pid is the broker's process when it runs as a child of the bench
+	// (real Kafka's JVM), whose CPU time the drains sample; 0 when the
+	// broker runs in the bench process (embedded) or elsewhere.
+	pid int
+	// inProcess says the broker runs in the bench process (embedded): its
+	// CPU and allocations are in the bench's, not separable.
+	inProcess bool
+	close     func()
 }
 
 // startBackend starts (or, for -brokers, just names) a broker of kind.
@@ -44,7 +51,7 @@ func startBackend(ctx context.Context, kind string, o options) (*backend, error)
 		return &backend{
 			name:     "embedded",
 			describe: "embedded broker (franz-go kfake, in memory, in the bench process) on " + b.Addr(),
-			brokers:  []string{b.Addr()}, close: b.Close,
+			brokers:  []string{b.Addr()}, inProcess: true, close: b.Close,
 		}, nil
 	case backendRealKafka:
 		fmt.Fprintln(os.Stderr, "bench: starting real Kafka (testkit/realkafka; the first run downloads the jars)…")
@@ -62,6 +69,7 @@ func startBackend(ctx context.Context, kind string, o options) (*backend, error)
 			name:     "kafka " + b.Version(),
 			describe: fmt.Sprintf("Apache Kafka %s, single-node KRaft on loopback (testkit/realkafka, 512 MiB heap) on %s", b.Version(), b.Addr()),
 			brokers:  []string{b.Addr()},
+			pid:      b.PID(),
 			close: func() {
 				if err := b.Stop(); err != nil {
 					fmt.Fprintf(os.Stderr, "bench: stop real Kafka: %v\n", err)

@@ -17,6 +17,14 @@ import (
 // noopFilter is the name of the filter that passes records on unchanged.
 const noopFilter = "bench-noop"
 
+// waitFilter is the name of the filter that waits ioWait per record (an
+// I/O-bound filter: a call to a slow service), then passes it on.
+const waitFilter = "bench-wait"
+
+// ioWait is how long waitFilter waits per record: a stage of concurrency c
+// can move at most c/ioWait = c × 100 records/s.
+const ioWait = 10 * time.Millisecond
+
 func init() {
 	filters.MustRegister(filters.Spec{
 		Name:        noopFilter,
@@ -28,18 +36,50 @@ func init() {
 			}), nil
 		},
 	})
+	filters.MustRegister(filters.Spec{
+		Name:        waitFilter,
+		Summary:     "Waits 10 ms per record, then passes it on unchanged (benchmarks only).",
+		Description: "Stands for an I/O-bound filter (a call to a service that answers in 10 ms): it holds its record on a timer that gives up when the call's context ends, using no CPU while it waits.",
+		New: func(filters.Config) (filters.Filter, error) {
+			return filters.Func(func(ctx context.Context, m *filters.Message) ([]*filters.Message, error) {
+				t := time.NewTimer(ioWait)
+				defer t.Stop()
+				select {
+				case <-t.C:
+					return []*filters.Message{m}, nil
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				}
+			}), nil
+		},
+	})
 }
 
 // stageYAML is the filter and config lines of one stage in pipelines.yaml.
 type stageYAML struct {
 	filter string
 	config string // a YAML flow mapping, or ""
+	// concurrency and maxInFlight are the stage's own `concurrency` and
+	// `max_in_flight` when positive (else the defaults').
+	concurrency, maxInFlight int
 }
 
 var (
 	noopStage = stageYAML{filter: noopFilter}
 	jqStage   = stageYAML{filter: "jq", config: `{program: '.n = (.n + 1)'}`}
 )
+
+// ioStage is the stage of the io case of concurrency c: waitFilter with
+// `concurrency: c` and `max_in_flight: c`. Concurrency bounds the records
+// the stage's filter works on at once in the process, over every partition
+// it holds (router: one slot pool per stage); max_in_flight bounds the
+// records handed out per partition (transport/window.go), 256 by default.
+// c per partition lets one partition alone fill every slot, and is what
+// the README advises for slow filters (a rebalance waits for the records
+// handed out).
+func ioStage(c int) stageYAML {
+	return stageYAML{filter: waitFilter, concurrency: c, maxInFlight: c}
+}
 
 // millraceSetup is what varies between the millrace cases besides their
 // stages.
@@ -58,7 +98,11 @@ type millraceSetup struct {
 // with job results when results is set.
 func pipelinesYAML(o options, name, in, out string, results bool, stages ...stageYAML) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "version: 1\ndefaults:\n  partitions: %d\n", o.partitions)
+	b.WriteString("version: 1\n")
+	if o.broker != "" {
+		fmt.Fprintf(&b, "broker: {%s}\n", o.broker)
+	}
+	fmt.Fprintf(&b, "defaults:\n  partitions: %d\n", o.partitions)
 	if o.concurrency > 0 {
 		fmt.Fprintf(&b, "  concurrency: %d\n", o.concurrency)
 	}
@@ -71,6 +115,12 @@ func pipelinesYAML(o options, name, in, out string, results bool, stages ...stag
 		fmt.Fprintf(&b, "      - name: s%d\n        filter: %s\n", i+1, s.filter)
 		if s.config != "" {
 			fmt.Fprintf(&b, "        config: %s\n", s.config)
+		}
+		if s.concurrency > 0 {
+			fmt.Fprintf(&b, "        concurrency: %d\n", s.concurrency)
+		}
+		if s.maxInFlight > 0 {
+			fmt.Fprintf(&b, "        max_in_flight: %d\n", s.maxInFlight)
 		}
 	}
 	return b.String()

@@ -14,12 +14,13 @@ import (
 // to out; a record's offset is marked only when the broker acknowledged its
 // copy, so it is at least once like millrace. The client config is
 // millrace's own (transport.NewSaramaConfig: acks=all, murmur2 partitioner,
-// auto-commit of marked offsets every second, sarama's default batching).
+// auto-commit of marked offsets every second, sarama's default batching),
+// whose requests transport.KafkaRequests counts, as it counts millrace's.
 // With the same partitioner and partition count a record lands in the
 // output partition numbered like its input partition, so acks, and so
 // marks, come in offset order per partition.
 func runRaw(ctx context.Context, e *env, prefix, in, out string) error {
-	cfg := e.config(prefix + "-raw")
+	cfg := e.countedConfig(prefix + "-raw")
 	producer, err := sarama.NewAsyncProducer(e.brokers, cfg)
 	if err != nil {
 		return fmt.Errorf("raw: open producer: %w", err)

@@ -17,12 +17,16 @@ import (
 // V2_8_0_0 (kfake and Kafka 4 need it) and Consumer.Offsets.Initial =
 // OffsetOldest (to read the backlog), under a Watermill router whose one
 // handler republishes each message unchanged (a copy with the same UUID,
-// metadata and payload) to out.
+// metadata and payload) to out. Each config keeps sarama's default metrics
+// registry (metrics.NewRegistry), which also counts the requests sent into
+// the case's tally (countingRegistry).
 func runStock(ctx context.Context, e *env, prefix, in, out string) error {
+	defer tallies.Delete(prefix)
 	logger := watermill.NopLogger{}
 	subCfg := wkafka.DefaultSaramaSubscriberConfig()
 	subCfg.Version = sarama.V2_8_0_0
 	subCfg.Consumer.Offsets.Initial = sarama.OffsetOldest
+	subCfg.MetricRegistry = newCountingRegistry(tallyOf(prefix))
 	sub, err := wkafka.NewSubscriber(wkafka.SubscriberConfig{
 		Brokers: e.brokers, Unmarshaler: wkafka.DefaultMarshaler{},
 		OverwriteSaramaConfig: subCfg, ConsumerGroup: prefix + ".group",
@@ -32,6 +36,7 @@ func runStock(ctx context.Context, e *env, prefix, in, out string) error {
 	}
 	pubCfg := wkafka.DefaultSaramaSyncPublisherConfig()
 	pubCfg.Version = sarama.V2_8_0_0
+	pubCfg.MetricRegistry = newCountingRegistry(tallyOf(prefix))
 	pub, err := wkafka.NewPublisher(wkafka.PublisherConfig{
 		Brokers: e.brokers, Marshaler: wkafka.DefaultMarshaler{}, OverwriteSaramaConfig: pubCfg,
 	}, logger)

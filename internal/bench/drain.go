@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -22,13 +24,18 @@ type drainResult struct {
 	// n is the backlog; delivered and duplicates count the distinct
 	// records of the backlog found in the output and the extra copies.
 	n, delivered, duplicates int
+	// keys is how many keys the backlog's records were keyed over.
+	keys int
 	// startup is from starting the system to the first output record;
 	// elapsed to the last one (to the n-th distinct record).
 	startup, elapsed time.Duration
 	// cpu is the CPU time the bench process used from starting the system
 	// to the last output record (all its threads: with the embedded broker
-	// that includes the broker); 0 if not measured.
+	// that includes the broker); 0 if not measured. use holds it and the
+	// other figures sampled at the same two points: allocations, Kafka
+	// requests, a broker process's CPU.
 	cpu      time.Duration
+	use      used
 	timedOut bool
 	err      error
 	// check is what the system's check found (nil without one); settled
@@ -38,6 +45,9 @@ type drainResult struct {
 	// rates are the records/s of every run of the case, sorted, when it
 	// ran more than once (see median).
 	rates []float64
+	// order is what the per-key order check found (systems with
+	// keyOrder), nil if it did not run.
+	order *keyOrder
 }
 
 // median is the run of rs with the median rate (the lower of the two
@@ -133,7 +143,11 @@ func runDrain(ctx context.Context, e *env, sys *system, n int) drainResult {
 		res.err = err
 		return res
 	}
-	if err := e.produceBacklog(ctx, in, res.n); err != nil {
+	res.keys = e.opts.keys
+	if sys.concurrency > 0 {
+		res.keys = ioKeys(res.n, e.opts.keys)
+	}
+	if err := e.produceBacklogWith(ctx, in, res.n, res.keys, nil); err != nil {
 		res.err = err
 		return res
 	}
@@ -142,7 +156,7 @@ func runDrain(ctx context.Context, e *env, sys *system, n int) drainResult {
 	defer cancel()
 	stopProfile := e.startProfile(sys.name)
 	began := time.Now()
-	cpu0, cpuOK := processCPU()
+	u0 := e.sampleUsage(sys, prefix)
 	var checks chan checked
 	checkCtx, cancelCheck := context.WithCancel(cctx)
 	defer cancelCheck()
@@ -151,9 +165,10 @@ func runDrain(ctx context.Context, e *env, sys *system, n int) drainResult {
 		go func() { checks <- sys.check(checkCtx, e, prefix, res.n) }()
 	}
 	inst := sys.start(ctx, e, prefix, in, out)
-	first, last, cpuLast, t, err := e.waitDelivered(cctx, inst, out, res.n)
-	if cpuOK && cpuLast > cpu0 {
-		res.cpu = cpuLast - cpu0
+	first, last, uLast, t, err := e.waitDelivered(cctx, inst, out, res.n, func() usage { return e.sampleUsage(sys, prefix) })
+	if !last.IsZero() {
+		res.use = uLast.since(u0)
+		res.cpu = res.use.cpu
 	}
 	stopProfile()
 	res.delivered, res.duplicates = t.distinct, t.duplicates
@@ -180,6 +195,18 @@ func runDrain(ctx context.Context, e *env, sys *system, n int) drainResult {
 		}
 	}
 	stopErr := inst.stop()
+	if sys.keyOrder && e.opts.keys > 0 && err == nil && !res.timedOut {
+		k, kerr := e.checkKeyOrder(ctx, out)
+		switch {
+		case kerr != nil:
+			err = kerr
+		case !k.ok():
+			err = fmt.Errorf("per-key order: %s", k)
+			fallthrough
+		default:
+			res.order = &k
+		}
+	}
 	res.err = errors.Join(err, stopErr)
 	if res.timedOut {
 		// Count what arrived, for the report.
@@ -214,10 +241,76 @@ func (r drainResult) summary() string {
 	}
 	s := fmt.Sprintf("%s: %d records in %s (startup %s): %s records/s, %s records/s after the first output, %s CPU per record",
 		r.status(), r.n, fmtDur(r.elapsed), fmtDur(r.startup), fmtRate(r.rate()), fmtRate(r.steadyRate()), fmtCPU(r.cpuPerRecord()))
+	if u := r.use; u.allocs {
+		s += fmt.Sprintf(", %.1f allocations and %s allocated per record", r.perRecord(float64(u.objects)), fmtBytes(r.perRecord(float64(u.bytes))))
+	}
+	if u := r.use; u.counted {
+		s += fmt.Sprintf(", %s Kafka requests per record", fmtPer(r.perRecord(float64(totalRequests(u.requests)))))
+	}
+	if u := r.use; u.brokerMeasured {
+		s += fmt.Sprintf(", broker CPU %s per record", fmtCPU(r.brokerPerRecord()))
+	}
+	if r.order != nil {
+		s += "; per-key order: " + r.order.String()
+	}
 	if c := r.checkNote(); c != "" {
 		s += "; " + c
 	}
 	return s
+}
+
+// perRecord is v over the drain's records.
+func (r drainResult) perRecord(v float64) float64 {
+	if r.n == 0 {
+		return 0
+	}
+	return v / float64(r.n)
+}
+
+// brokerPerRecord is the broker process's CPU time per record of the
+// drain; 0 if not measured (or under its 10 ms resolution).
+func (r drainResult) brokerPerRecord() time.Duration {
+	if !r.use.brokerMeasured || r.n == 0 {
+		return 0
+	}
+	return r.use.broker / time.Duration(r.n)
+}
+
+// coresBusy is the CPU time of the bench process and of a broker process
+// over the drain's time: how many cores the case kept busy; 0 if not
+// measured.
+func (r drainResult) coresBusy() float64 {
+	if r.cpu == 0 || r.elapsed <= 0 {
+		return 0
+	}
+	return (r.cpu + r.use.broker).Seconds() / r.elapsed.Seconds()
+}
+
+// machineBusy is the busy time of every core of the machine over the
+// drain's time (the bench, a broker, and whatever else ran), in cores; 0
+// if not measured.
+func (r drainResult) machineBusy() float64 {
+	if r.use.machine == 0 || r.elapsed <= 0 {
+		return 0
+	}
+	return r.use.machine.Seconds() / r.elapsed.Seconds()
+}
+
+// fmtBytes formats a byte count per record.
+func fmtBytes(v float64) string {
+	if v >= 10_000 {
+		return fmt.Sprintf("%.1f KB", v/1000)
+	}
+	return fmt.Sprintf("%.0f B", v)
+}
+
+// fmtPer formats a small count per record to 3 significant digits.
+func fmtPer(v float64) string {
+	if v <= 0 {
+		return "0"
+	}
+	digits := 2 - int(math.Floor(math.Log10(v)))
+	return strconv.FormatFloat(v, 'f', max(digits, 0), 64)
 }
 
 // checkNote is what the system's check found and how long after the last
@@ -233,31 +326,34 @@ func (r drainResult) checkNote() string {
 // reads it and counts the distinct records of the backlog; while some are
 // missing (the end held duplicates) it waits for more. It returns when the
 // first output record was seen and when the n-th distinct one was (the
-// poll that saw the log end reach it), the bench process's CPU time at
-// that poll, and the last count.
-func (e *env) waitDelivered(ctx context.Context, inst *instance, out string, n int) (first, last time.Time, cpu time.Duration, t tally, err error) {
+// poll that saw the log end reach it), what sample (if not nil) gave at
+// that poll (it samples at each poll that finds the end grown), and the
+// last count.
+func (e *env) waitDelivered(ctx context.Context, inst *instance, out string, n int, sample func() usage) (first, last time.Time, at usage, t tally, err error) {
 	tick := time.NewTicker(pollInterval)
 	defer tick.Stop()
 	var end, checkedAt int64
 	for {
 		select {
 		case <-ctx.Done():
-			return first, last, cpu, t, ctx.Err()
+			return first, last, at, t, ctx.Err()
 		case <-inst.done:
-			return first, last, cpu, t, fmt.Errorf("the system stopped on its own: %w", inst.err)
+			return first, last, at, t, fmt.Errorf("the system stopped on its own: %w", inst.err)
 		case <-tick.C:
 		}
 		now := time.Now()
 		got, err := e.logEnd(out)
 		if err != nil {
-			return first, last, cpu, t, err
+			return first, last, at, t, err
 		}
 		if got > 0 && first.IsZero() {
 			first = now
 		}
 		if got > end {
 			end, last = got, now
-			cpu, _ = processCPU()
+			if sample != nil {
+				at = sample()
+			}
 		}
 		if end < int64(n) || end == checkedAt {
 			continue
@@ -265,10 +361,10 @@ func (e *env) waitDelivered(ctx context.Context, inst *instance, out string, n i
 		checkedAt = end
 		t, err = e.countOutput(ctx, out, n)
 		if err != nil {
-			return first, last, cpu, t, err
+			return first, last, at, t, err
 		}
 		if t.distinct == n {
-			return first, last, cpu, t, nil
+			return first, last, at, t, nil
 		}
 	}
 }

@@ -38,7 +38,7 @@ func newEnv(ctx context.Context, o options, b *backend) (*env, error) {
 	if _, err := rand.Read(id); err != nil {
 		return nil, fmt.Errorf("random run id: %w", err)
 	}
-	cfg := transport.NewSaramaConfig("millrace-bench")
+	cfg := helperConfig("millrace-bench")
 	var client sarama.Client
 	var err error
 	// The broker may still be starting: retry for a while.
@@ -81,10 +81,28 @@ func (e *env) logf(format string, args ...any) {
 // "<run id>-<name>". It is a valid millrace pipeline name.
 func (e *env) prefix(name string) string { return e.runID + "-" + name }
 
-// config is the sarama config of the bench's own clients: millrace's, so
-// that producers partition keys the way millrace does.
+// config is the sarama config of the bench's own clients (the backlog
+// and load producers, the output counter and readers): millrace's, so that
+// producers partition keys the way millrace does, but with a metrics
+// registry of its own (see helperConfig), so that their requests are not
+// counted in transport.KafkaRequests, which the drains report per record.
 func (e *env) config(clientID string) *sarama.Config {
+	return helperConfig(clientID)
+}
+
+// countedConfig is transport.NewSaramaConfig itself: the config of a
+// measured system's clients (the raw loop), whose requests
+// transport.KafkaRequests counts as it counts the millrace engine's.
+func (e *env) countedConfig(clientID string) *sarama.Config {
 	return transport.NewSaramaConfig(clientID)
+}
+
+// helperConfig is transport.NewSaramaConfig with the no-op metrics
+// registry nilRegistry instead of transport's, which counts requests.
+func helperConfig(clientID string) *sarama.Config {
+	c := transport.NewSaramaConfig(clientID)
+	c.MetricRegistry = nilRegistry{}
+	return c
 }
 
 // createTopics creates topics with -partitions partitions each and waits
@@ -197,6 +215,33 @@ func (e *env) logEnd(topic string) (int64, error) {
 	var n int64
 	for _, o := range ends {
 		n += o
+	}
+	return n, nil
+}
+
+// topicBytes is the size of topic's logs on the brokers (DescribeLogDirs):
+// what the records take as stored, compressed or not.
+func (e *env) topicBytes(topic string) (int64, error) {
+	var ids []int32
+	for _, b := range e.client.Brokers() {
+		ids = append(ids, b.ID())
+	}
+	dirs, err := e.admin.DescribeLogDirs(ids)
+	if err != nil {
+		return 0, fmt.Errorf("describe log dirs: %w", err)
+	}
+	var n int64
+	for _, ds := range dirs {
+		for _, d := range ds {
+			for _, t := range d.Topics {
+				if t.Topic != topic {
+					continue
+				}
+				for _, p := range t.Partitions {
+					n += p.Size
+				}
+			}
+		}
 	}
 	return n, nil
 }

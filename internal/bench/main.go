@@ -4,9 +4,9 @@
 // to millrace's performance targets.
 //
 //	go run ./internal/bench [-records 200000] [-repeat 3] [-size 256] [-partitions 8]
-//	    [-cases raw,stock,noop,noop-nometrics,jq,pipeline,pipeline-results,latency,api,rss]
+//	    [-cases raw,stock,noop,noop-nometrics,jq,pipeline,pipeline-jq,pipeline-results,io,latency,api,rss]
 //	    [-kafka | -brokers H:P] [-api-requests 20000] [-api-clients 64]
-//	    [-rss-records 1000000] [-timeout 5m] [-out FILE]
+//	    [-rss-records 1000000] [-io-seconds 6] [-broker TUNING] [-timeout 5m] [-out FILE]
 //
 // Every case runs alone, one after another, on fresh topics and fresh
 // consumer groups of one broker: an in-memory embedded broker started for
@@ -34,6 +34,27 @@
 //     counts only once the output was read back and held every id. Each
 //     throughput case runs -repeat times, in rounds over the cases (raw,
 //     stock, …, raw, stock, …), and reports its median run and the range.
+//   - Per record, over each drain (sampled when the system starts and at
+//     the poll that saw the last output record): the bench process's CPU
+//     time; its heap allocations, objects and bytes (runtime/metrics
+//     /gc/heap/allocs:objects and :bytes); with the embedded broker both
+//     include the broker's work, which runs in the process. The Kafka
+//     requests the system's clients sent, by API key: millrace's and the
+//     raw loop's as transport.KafkaRequests counts them (clients made with
+//     transport.NewSaramaConfig), the stock stage's through its sarama
+//     registries (countingRegistry); the bench's own clients (backlog
+//     producer, log-end poller, output counter) have a registry that
+//     counts nothing (helperConfig). On real Kafka started with -kafka,
+//     the broker JVM's CPU time (/proc/<pid>/stat, 10 ms ticks).
+//   - pipeline-jq is the 3-stage pipeline with the jq case's stage three
+//     times. io is one stage whose filter waits 10 ms per record on a
+//     timer (bench-wait), at stage concurrency 1, 16 and 256 (and
+//     max_in_flight the same, per partition), each draining concurrency ×
+//     100 × -io-seconds records (at least 600; keyed over -keys keys, or a
+//     tenth of the records if fewer): records/s is held against
+//     concurrency × 100. Its output is read back and, per partition, each
+//     key's ids must rise (they were produced in order, and a key lives in
+//     one partition); a violation fails the run.
 //   - Latency: warm-up records at -rate until they come out for 1 s, then
 //     -rate × -duration records, each stamped just before it is handed to
 //     the producer and timed when a reader (sarama partition consumers,
@@ -54,7 +75,10 @@
 //     the job's accepted event; a run without it is shown beside.
 //   - RSS: bin/millrace run drains -rss-records records through one jq '.'
 //     stage as a child process; VmHWM is read from /proc once the output
-//     holds them all.
+//     holds them all. It runs twice: on a backlog produced uncompressed,
+//     then on one produced snappy-compressed in batches as a Java producer
+//     fills them (batch.size 16 KiB per partition, linger.ms 5); the size
+//     of each backlog on the broker is reported beside.
 //   - Topics of each case are deleted after it, so the in-memory broker does
 //     not carry one case's data into the next.
 package main
@@ -81,13 +105,15 @@ const (
 	caseNoMetric = "noop-nometrics"
 	caseJQ       = "jq"
 	casePipeline = "pipeline"
+	casePipeJQ   = "pipeline-jq"
 	casePipeRes  = "pipeline-results"
+	caseIO       = "io"
 	caseLatency  = "latency"
 	caseAPI      = "api"
 	caseRSS      = "rss"
 )
 
-var allCases = []string{caseRaw, caseStock, caseNoop, caseNoMetric, caseJQ, casePipeline, casePipeRes, caseLatency, caseAPI, caseRSS}
+var allCases = []string{caseRaw, caseStock, caseNoop, caseNoMetric, caseJQ, casePipeline, casePipeJQ, casePipeRes, caseIO, caseLatency, caseAPI, caseRSS}
 
 // options are the command-line flags.
 type options struct {
@@ -106,10 +132,12 @@ type options struct {
 	rate        int
 	duration    time.Duration
 	rssRecords  int
+	ioSeconds   int
 	apiRequests int
 	apiClients  int
 	bin         string
 	cpuProfile  string
+	broker      string
 }
 
 func main() {
@@ -144,6 +172,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&cases, "cases", strings.Join(allCases, ","),
 		"cases to run: "+strings.Join(allCases, ",")+
 			"; noop-nometrics is noop with metrics off and pipeline-results is pipeline with job results on (results: {}), each compared with its pair"+
+			"; pipeline-jq is 3 jq stages (compared with jq); io is a stage whose filter waits 10 ms per record, at concurrency 1, 16 and 256, with per-key order checked"+
+			"; rss drains -rss-records through bin/millrace run, uncompressed and snappy-compressed"+
 			"; latency measures each of raw, stock, noop and pipeline that is also listed (all four when none is)"+
 			"; api submits jobs over HTTP to bin/millrace serve and, to compare, produces them directly")
 	fs.BoolVar(&o.kafka, "kafka", false, "also run on a real Apache Kafka broker started with testkit/realkafka (needs java)")
@@ -153,10 +183,12 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Minute, "time limit of each case")
 	fs.IntVar(&o.rate, "rate", 1000, "offered load of the latency case, records/s")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long the latency case offers its load (after a warm-up)")
-	fs.IntVar(&o.rssRecords, "rss-records", 1_000_000, "backlog the rss case drains through bin/millrace (0 skips it)")
+	fs.IntVar(&o.rssRecords, "rss-records", 1_000_000, "backlog the rss case drains through bin/millrace, once produced uncompressed and once snappy-compressed (0 skips it)")
+	fs.IntVar(&o.ioSeconds, "io-seconds", 6, "how long each run of the io case should last if it kept up: its backlog is concurrency × 100 × this (at least 600 records)")
 	fs.IntVar(&o.apiRequests, "api-requests", 20_000, "jobs each throughput run of the api case submits")
 	fs.IntVar(&o.apiClients, "api-clients", 64, "concurrent keep-alive HTTP clients (and direct senders) of the api case")
 	fs.StringVar(&o.bin, "bin", "bin/millrace", "the millrace binary the rss and api cases run")
+	fs.StringVar(&o.broker, "broker", "", "client tuning for millrace's pipelines files, as the broker block's flow mapping without braces, e.g. 'linger: 1ms, fetch_max_wait: 100ms' (millrace cases only: the raw loop keeps its config)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile-prefix", "", "write a CPU profile of each throughput case's drain (from starting the system to its last output record) to PREFIX-BACKEND-CASE.prof (go tool pprof)"+
 		"; in the api case, of the bench process over each run's measured jobs to PREFIX-BACKEND-api-TARGET-RUN.prof and, with perf installed, of the serve process to PREFIX-BACKEND-api-TARGET-RUN.perf.data (perf report)")
 	if err := fs.Parse(args); err != nil {
@@ -189,6 +221,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("-partitions must be positive")
 	case o.keys < 0 || o.concurrency < 0 || o.rssRecords < 0:
 		return o, errors.New("-keys, -concurrency and -rss-records must not be negative")
+	case o.ioSeconds <= 0:
+		return o, errors.New("-io-seconds must be positive")
 	case o.timeout <= 0:
 		return o, errors.New("-timeout must be positive")
 	case o.rate <= 0 || o.duration <= 0:
@@ -277,11 +311,24 @@ func runBackend(ctx context.Context, b *backend, o options) (*report, error) {
 	// Rounds over the cases, so that a slow spell of the machine hits
 	// every case alike; each case reports its median run.
 	runs := map[string][]drainResult{}
-	throughput := []string{caseRaw, caseStock, caseNoop, caseNoMetric, caseJQ, casePipeline, casePipeRes}
+	var throughput []string
+	backlog := map[string]int{}
+	for _, name := range []string{caseRaw, caseStock, caseNoop, caseNoMetric, caseJQ, casePipeline, casePipeJQ, casePipeRes} {
+		if o.cases[name] {
+			throughput = append(throughput, name)
+			backlog[name] = o.records
+		}
+	}
+	if o.cases[caseIO] {
+		for _, c := range ioConcurrencies {
+			throughput = append(throughput, ioName(c))
+			backlog[ioName(c)] = ioRecords(c, o.ioSeconds)
+		}
+	}
 	for round := 0; round < o.repeat; round++ {
 		for _, name := range throughput {
-			if o.cases[name] && ctx.Err() == nil {
-				runs[name] = append(runs[name], runDrain(ctx, e, systems[name], o.records))
+			if ctx.Err() == nil {
+				runs[name] = append(runs[name], runDrain(ctx, e, systems[name], backlog[name]))
 			}
 		}
 	}
@@ -301,9 +348,12 @@ func runBackend(ctx context.Context, b *backend, o options) (*report, error) {
 		res := runAPI(ctx, e)
 		r.api = &res
 	}
-	if o.cases[caseRSS] && o.rssRecords > 0 && ctx.Err() == nil {
-		res := runRSS(ctx, e)
-		r.rss = &res
+	if o.cases[caseRSS] && o.rssRecords > 0 {
+		for _, snappy := range []bool{false, true} {
+			if ctx.Err() == nil {
+				r.rss = append(r.rss, runRSS(ctx, e, snappy))
+			}
+		}
 	}
 	return r, nil
 }

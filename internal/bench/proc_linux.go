@@ -51,3 +51,35 @@ func childCPU(pid int) (cpu time.Duration, ok bool) {
 	}
 	return time.Duration(user+sys) * (time.Second / userHZ), true
 }
+
+// machineCPU is the CPU time every core of the machine has spent busy so
+// far (every process's, not only the bench's: others may share it), to
+// 10 ms: the first line of /proc/stat less idle and iowait; ok is false if
+// it cannot be read.
+func machineCPU() (busy time.Duration, ok bool) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, false
+	}
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	f := strings.Fields(string(line))
+	if len(f) < 6 || f[0] != "cpu" {
+		return 0, false
+	}
+	var total, idle int64
+	for i, v := range f[1:] {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, false
+		}
+		// guest and guest_nice (fields 9 and 10) are already in user and nice.
+		if i >= 8 {
+			break
+		}
+		total += n
+		if i == 3 || i == 4 { // idle, iowait
+			idle += n
+		}
+	}
+	return time.Duration(total-idle) * (time.Second / userHZ), true
+}

@@ -15,3 +15,6 @@ func processCPU() (time.Duration, bool) { return 0, false }
 
 // childCPU is not measured here.
 func childCPU(int) (time.Duration, bool) { return 0, false }
+
+// machineCPU is not measured here.
+func machineCPU() (time.Duration, bool) { return 0, false }

@@ -56,20 +56,55 @@ func intField(p []byte, name string) (int64, bool) {
 
 // record is the producer message of the record with id, stamped now.
 func (e *env) record(topic string, id int64) *sarama.ProducerMessage {
+	return e.recordKeyed(topic, id, e.opts.keys)
+}
+
+// recordKeyed is record with the key of id among keys keys ("k<id mod
+// keys>"; none if keys is 0).
+func (e *env) recordKeyed(topic string, id int64, keys int) *sarama.ProducerMessage {
 	m := &sarama.ProducerMessage{
 		Topic: topic,
 		Value: sarama.ByteEncoder(encodePayload(id, time.Now().UnixNano(), e.opts.size)),
 	}
-	if e.opts.keys > 0 {
-		m.Key = sarama.StringEncoder("k" + strconv.FormatInt(id%int64(e.opts.keys), 10))
+	if keys > 0 {
+		m.Key = sarama.StringEncoder("k" + strconv.FormatInt(id%int64(keys), 10))
 	}
 	return m
+}
+
+// javaBatchBytes and javaLinger are a Java producer's defaults
+// (batch.size 16 KiB per partition, linger.ms 5 since Kafka 4.0): what
+// snappyBatches sets, so that compressed batches hold as many records as a
+// Java producer's would.
+const (
+	javaBatchBytes = 16 << 10
+	javaLinger     = 5 * time.Millisecond
+)
+
+// snappyBatches has the backlog producer compress its batches with snappy
+// and fill them as a Java producer does: sarama's Flush.Bytes counts a
+// request to a broker (every partition of it), so it is batch.size per
+// partition; Flush.Frequency is linger.ms.
+func (e *env) snappyBatches(c *sarama.Config) {
+	c.Producer.Compression = sarama.CompressionSnappy
+	c.Producer.Flush.Bytes = javaBatchBytes * e.opts.partitions
+	c.Producer.Flush.Frequency = javaLinger
 }
 
 // produce writes the records first…first+n-1 to topic as fast as a sarama
 // AsyncProducer can and returns once the broker acknowledged every one.
 func (e *env) produce(ctx context.Context, topic string, first, n int64) error {
-	p, err := sarama.NewAsyncProducer(e.brokers, e.config("millrace-bench-producer"))
+	return e.produceWith(ctx, topic, first, n, e.opts.keys, nil)
+}
+
+// produceWith is produce with the records keyed over keys keys and a
+// producer config that tune (if not nil) changes.
+func (e *env) produceWith(ctx context.Context, topic string, first, n int64, keys int, tune func(*sarama.Config)) error {
+	cfg := e.config("millrace-bench-producer")
+	if tune != nil {
+		tune(cfg)
+	}
+	p, err := sarama.NewAsyncProducer(e.brokers, cfg)
 	if err != nil {
 		return fmt.Errorf("open producer: %w", err)
 	}
@@ -80,7 +115,7 @@ func (e *env) produce(ctx context.Context, topic string, first, n int64) error {
 		defer close(fed)
 		for id := first; id < first+n; id++ {
 			select {
-			case p.Input() <- e.record(topic, id):
+			case p.Input() <- e.recordKeyed(topic, id, keys):
 			case <-ctx.Done():
 				return
 			}
@@ -118,8 +153,14 @@ func (e *env) produce(ctx context.Context, topic string, first, n int64) error {
 // produceBacklog fills a fresh input topic with n records (ids 0…n-1) and
 // checks that it holds exactly n.
 func (e *env) produceBacklog(ctx context.Context, topic string, n int) error {
+	return e.produceBacklogWith(ctx, topic, n, e.opts.keys, nil)
+}
+
+// produceBacklogWith is produceBacklog with the records keyed over keys
+// keys and a producer config that tune (if not nil) changes.
+func (e *env) produceBacklogWith(ctx context.Context, topic string, n, keys int, tune func(*sarama.Config)) error {
 	began := time.Now()
-	if err := e.produce(ctx, topic, 0, int64(n)); err != nil {
+	if err := e.produceWith(ctx, topic, 0, int64(n), keys, tune); err != nil {
 		return err
 	}
 	got, err := e.logEnd(topic)

@@ -13,14 +13,22 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/IBM/sarama"
 )
 
 // rssResult is the outcome of the rss case.
 type rssResult struct {
+	// snappy says the backlog was produced snappy-compressed, in batches
+	// as a Java producer fills them (snappyBatches).
+	snappy                   bool
 	n, delivered, duplicates int
 	// peakMB is the child's VmHWM (peak resident set) once the output held
 	// every record; rssMB its VmRSS then.
-	peakMB, rssMB    float64
+	peakMB, rssMB float64
+	// inputBytes is the size of the backlog's logs on the broker; 0 if
+	// not known.
+	inputBytes       int64
 	startup, elapsed time.Duration
 	timedOut         bool
 	err              error
@@ -36,32 +44,44 @@ func (r rssResult) status() string {
 }
 
 // runRSS measures the peak memory of the real binary: it fills a fresh
-// topic with -rss-records records, runs `bin/millrace run --brokers …` as a
-// child process on a one-stage pipeline (jq with program `.`: the binary
-// has only the built-in filters) and reads VmHWM from /proc/<pid>/status
-// once the output topic holds every record.
-func runRSS(ctx context.Context, e *env) (res rssResult) {
-	res.n = e.opts.rssRecords
-	prefix := e.prefix("rss")
+// topic with -rss-records records (snappy-compressed if snappy), runs
+// `bin/millrace run --brokers …` as a child process on a one-stage
+// pipeline (jq with program `.`: the binary has only the built-in filters)
+// and reads VmHWM from /proc/<pid>/status once the output topic holds
+// every record.
+func runRSS(ctx context.Context, e *env, snappy bool) (res rssResult) {
+	res.n, res.snappy = e.opts.rssRecords, snappy
+	name := "rss"
+	var tune func(*sarama.Config)
+	if snappy {
+		name, tune = "rss-snappy", e.snappyBatches
+	}
+	prefix := e.prefix(name)
 	in, out := prefix+".in", prefix+".out"
 	defer e.cleanup(prefix)
-	e.logf("[rss] %s run draining %d records through one jq stage", e.opts.bin, res.n)
+	e.logf("[%s] %s run draining %d %s records through one jq stage", name, e.opts.bin, res.n, res.input())
 	bin, err := filepath.Abs(e.opts.bin)
 	if err == nil {
 		_, err = os.Stat(bin)
 	}
 	if err != nil {
 		res.err = fmt.Errorf("the millrace binary: %w (build it with `go build -o bin/millrace ./cmd/millrace`)", err)
-		e.logf("[rss] %s", res.status())
+		e.logf("[%s] %s", name, res.status())
 		return res
 	}
 	if err := e.createTopics(in, out); err != nil {
 		res.err = err
 		return res
 	}
-	if err := e.produceBacklog(ctx, in, res.n); err != nil {
+	if err := e.produceBacklogWith(ctx, in, res.n, e.opts.keys, tune); err != nil {
 		res.err = err
 		return res
+	}
+	if b, err := e.topicBytes(in); err == nil {
+		res.inputBytes = b
+		e.logf("  the backlog takes %.1f MB on the broker (%.0f B per record)", float64(b)/1e6, float64(b)/float64(res.n))
+	} else {
+		e.logf("  size of the backlog on the broker: %v", err)
 	}
 	dir, err := os.MkdirTemp("", "millrace-bench-")
 	if err != nil {
@@ -85,7 +105,7 @@ func runRSS(ctx context.Context, e *env) (res rssResult) {
 		res.err = err
 		return res
 	}
-	first, last, _, t, err := e.waitDelivered(cctx, child.inst, out, res.n)
+	first, last, _, t, err := e.waitDelivered(cctx, child.inst, out, res.n, nil)
 	res.delivered, res.duplicates = t.distinct, t.duplicates
 	res.elapsed = last.Sub(began)
 	if !first.IsZero() {
@@ -104,12 +124,20 @@ func runRSS(ctx context.Context, e *env) (res rssResult) {
 		}
 	}
 	if res.complete() {
-		e.logf("[rss] ok: peak RSS %.1f MB (RSS at the end %.1f MB); drained %d records in %s, %s records/s",
-			res.peakMB, res.rssMB, res.n, fmtDur(res.elapsed), fmtRate(float64(res.n)/res.elapsed.Seconds()))
+		e.logf("[%s] ok: peak RSS %.1f MB (RSS at the end %.1f MB); drained %d records in %s, %s records/s",
+			name, res.peakMB, res.rssMB, res.n, fmtDur(res.elapsed), fmtRate(float64(res.n)/res.elapsed.Seconds()))
 	} else {
-		e.logf("[rss] %s", res.status())
+		e.logf("[%s] %s", name, res.status())
 	}
 	return res
+}
+
+// input says how the backlog was produced: "uncompressed" or "snappy input".
+func (r rssResult) input() string {
+	if r.snappy {
+		return "snappy input"
+	}
+	return "uncompressed"
 }
 
 // child is the millrace process of the rss case.

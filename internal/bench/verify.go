@@ -20,23 +20,55 @@ type tally struct {
 // countOutput reads topic from its start to its current log end, outside
 // any consumer group, and counts the records of a backlog of n.
 func (e *env) countOutput(ctx context.Context, topic string, n int) (tally, error) {
-	ends, err := e.logEnds(topic)
+	parts, total, err := readTopic(ctx, e, topic, func(m *sarama.ConsumerMessage) (int64, bool) {
+		id, _, ok := parsePayload(m.Value)
+		return id, ok
+	})
 	if err != nil {
 		return tally{}, err
 	}
+	seen := make([]bool, n)
+	t := tally{total: total}
+	for _, ids := range parts {
+		for _, id := range ids {
+			if id < 0 || id >= int64(n) {
+				t.foreign++
+				continue
+			}
+			if seen[id] {
+				t.duplicates++
+			} else {
+				seen[id] = true
+				t.distinct++
+			}
+		}
+	}
+	t.foreign += total - t.distinct - t.duplicates - t.foreign
+	return t, nil
+}
+
+// readTopic reads topic from its start to its current log end, outside
+// any consumer group, one goroutine per partition, and returns what pick
+// took from each record (in offset order, by partition; records pick
+// refuses are left out) and how many records it read.
+func readTopic[T any](ctx context.Context, e *env, topic string, pick func(*sarama.ConsumerMessage) (T, bool)) (map[int32][]T, int, error) {
+	ends, err := e.logEnds(topic)
+	if err != nil {
+		return nil, 0, err
+	}
 	c, err := sarama.NewConsumer(e.brokers, e.config("millrace-bench-counter"))
 	if err != nil {
-		return tally{}, fmt.Errorf("count %s: open consumer: %w", topic, err)
+		return nil, 0, fmt.Errorf("read %s: open consumer: %w", topic, err)
 	}
 	defer c.Close()
 	readCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
-		mu   sync.Mutex
-		seen = make([]bool, n)
-		t    tally
-		errs []error
-		wg   sync.WaitGroup
+		mu    sync.Mutex
+		parts = map[int32][]T{}
+		total int
+		errs  []error
+		wg    sync.WaitGroup
 	)
 	for p, end := range ends {
 		if end == 0 {
@@ -44,63 +76,56 @@ func (e *env) countOutput(ctx context.Context, topic string, n int) (tally, erro
 		}
 		pc, err := c.ConsumePartition(topic, p, sarama.OffsetOldest)
 		if err != nil {
-			return tally{}, fmt.Errorf("count %s/%d: %w", topic, p, err)
+			cancel()
+			wg.Wait()
+			return nil, 0, fmt.Errorf("read %s/%d: %w", topic, p, err)
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ids, total, err := readPartition(readCtx, pc, end)
+			var got []T
+			n, err := readPartition(readCtx, pc, end, func(m *sarama.ConsumerMessage) {
+				if v, ok := pick(m); ok {
+					got = append(got, v)
+				}
+			})
 			_ = pc.Close() // its errors were read by readPartition
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
-				errs = append(errs, fmt.Errorf("count %s/%d: %w", topic, p, err))
+				errs = append(errs, fmt.Errorf("read %s/%d: %w", topic, p, err))
 				cancel()
 			}
-			t.total += total
-			t.foreign += total - len(ids)
-			for _, id := range ids {
-				if id < 0 || id >= int64(n) {
-					t.foreign++
-					continue
-				}
-				if seen[id] {
-					t.duplicates++
-				} else {
-					seen[id] = true
-					t.distinct++
-				}
-			}
+			total += n
+			parts[p] = got
 		}()
 	}
 	wg.Wait()
-	return t, errors.Join(errs...)
+	return parts, total, errors.Join(errs...)
 }
 
-// readPartition reads pc up to the record before offset end and returns
-// the ids of the records that have one, and how many records it read.
-func readPartition(ctx context.Context, pc sarama.PartitionConsumer, end int64) (ids []int64, total int, err error) {
+// readPartition reads pc up to the record before offset end, handing each
+// record to visit, and returns how many records it read.
+func readPartition(ctx context.Context, pc sarama.PartitionConsumer, end int64, visit func(*sarama.ConsumerMessage)) (total int, err error) {
 	for {
 		select {
 		case <-ctx.Done():
-			return ids, total, ctx.Err()
+			return total, ctx.Err()
 		case m, ok := <-pc.Messages():
 			if !ok {
-				return ids, total, errors.New("partition consumer closed early")
+				return total, errors.New("partition consumer closed early")
 			}
 			if m.Offset >= end {
-				return ids, total, nil
+				return total, nil
 			}
 			total++
-			if id, _, ok := parsePayload(m.Value); ok {
-				ids = append(ids, id)
-			}
+			visit(m)
 			if m.Offset == end-1 {
-				return ids, total, nil
+				return total, nil
 			}
 		case cerr := <-pc.Errors():
 			if cerr != nil {
-				return ids, total, cerr.Err
+				return total, cerr.Err
 			}
 		}
 	}

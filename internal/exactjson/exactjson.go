@@ -1,64 +1,12 @@
 package exactjson
 
 import (
-	"bytes"
 	"fmt"
 	"maps"
 	"slices"
 	"strconv"
 	"unicode/utf8"
 )
-
-// CheckText returns an error saying where data cannot be decoded exactly:
-// the first byte that is not UTF-8, or the first \u escape of a lone
-// surrogate, which has no UTF-8 form. Offsets count bytes from 0. It does
-// not check JSON syntax: a backslash is taken for the start of an escape,
-// as it is wherever valid JSON text holds one.
-func CheckText(data []byte) error {
-	if !utf8.Valid(data) {
-		for i := 0; i < len(data); {
-			r, n := utf8.DecodeRune(data[i:])
-			if r == utf8.RuneError && n == 1 {
-				return fmt.Errorf("invalid UTF-8 at byte %d", i)
-			}
-			i += n
-		}
-	}
-	for i := 0; i < len(data); i++ {
-		j := bytes.IndexByte(data[i:], '\\')
-		if j < 0 {
-			break
-		}
-		i += j
-		if i+1 < len(data) && data[i+1] == 'u' {
-			r, ok := hex4(data, i+2)
-			switch {
-			case !ok || !utf16IsSurrogate(r):
-			case r < 0xdc00: // high: a low one must follow
-				if lo, ok := hex4(data, i+8); ok && data[i+6] == '\\' && data[i+7] == 'u' && 0xdc00 <= lo && lo <= 0xdfff {
-					i += 6
-					break
-				}
-				fallthrough
-			default:
-				return fmt.Errorf("lone surrogate %s at byte %d has no UTF-8 form", data[i:i+6], i)
-			}
-		}
-		i++ // the escaped character
-	}
-	return nil
-}
-
-// hex4 reads the four hex digits at data[i:].
-func hex4(data []byte, i int) (rune, bool) {
-	if i+4 > len(data) {
-		return 0, false
-	}
-	n, err := strconv.ParseUint(string(data[i:i+4]), 16, 16)
-	return rune(n), err == nil
-}
-
-func utf16IsSurrogate(r rune) bool { return 0xd800 <= r && r <= 0xdfff }
 
 // CheckValue returns an error naming the first string or object key in v
 // (object keys in order) that is not valid UTF-8, as a path from v such as

@@ -3,6 +3,7 @@ package exactjson_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"reflect"
 	"strconv"
@@ -60,6 +61,12 @@ var jsonSamples = []string{
 	"{\"k\xfe\":\"v\"}",
 	`"\ud800"`,
 	"\t\r\n[1 ,\n2 ]\n",
+	`"\udc00\ud800x"`, `"\ud83d\u0041"`, `"\ud83d\ude00\ud83d"`, "\"ok\" ", `[1e5,-0.5E-3,0e0]`,
+}
+
+// invalidSamples are fuzz seeds that are not JSON.
+var invalidSamples = []string{
+	"01", "-", "1.", "1e", "1e+", ".5", "+1", "\"\x01\"", `"\x"`, `"\u12"`, "\xef\xbb\xbf1", "tru", "nulll", `{"a" 1}`, `{1:2}`, `[1 2]`,
 }
 
 func TestParse_matches_encoding_json(t *testing.T) {
@@ -73,6 +80,37 @@ func TestParse_matches_encoding_json(t *testing.T) {
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("Parse(%q) = %#v, want %#v", s, got, want)
 		}
+	}
+}
+
+// Nesting is refused past json.Valid's depth, 10000.
+func TestParse_nests_as_deep_as_encoding_json(t *testing.T) {
+	for _, n := range []int{10000, 10001} {
+		for _, open := range []string{"[", `{"a":`} {
+			close := map[string]string{"[": "]", `{"a":`: "}"}[open]
+			data := []byte(strings.Repeat(open, n) + "1" + strings.Repeat(close, n))
+			_, err := exactjson.Parse(data)
+			if want := json.Valid(data); (err == nil) != want {
+				t.Errorf("%d times %s: Parse error %v, json.Valid %v", n, open, err, want)
+			}
+		}
+	}
+}
+
+func TestParseText_says_where_the_text_is_not_exact(t *testing.T) {
+	tests := []struct{ text, want string }{
+		{"{\"a\":\"x\xffy\",\"b\":\"\\ud800\"}", "invalid UTF-8 at byte 7"},
+		{`{"a":"\ud83d\ude00","b":"\udc00"}`, `lone surrogate \udc00 at byte 25 has no UTF-8 form`},
+		{`[1,]`, "invalid character ']' looking for beginning of value (at byte 4)"},
+	}
+	for _, tt := range tests {
+		_, err := exactjson.ParseText([]byte(tt.text))
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("ParseText(%q): %v, want %q", tt.text, err, tt.want)
+		}
+	}
+	if v, err := exactjson.ParseText([]byte(`{"a":"é\u00e9\ud83d\ude00"}`)); err != nil || v.(map[string]any)["a"] != "éé😀" {
+		t.Errorf("ParseText of exact text = %#v, %v", v, err)
 	}
 }
 
@@ -135,7 +173,7 @@ func BenchmarkParse_encoding_json(b *testing.B) {
 }
 
 func FuzzParse(f *testing.F) {
-	for _, s := range jsonSamples {
+	for _, s := range append(jsonSamples, invalidSamples...) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -146,6 +184,21 @@ func FuzzParse(f *testing.F) {
 		}
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("Parse(%q) = %#v, want %#v", data, got, want)
+		}
+		// ParseText is Parse, then CheckText.
+		v, textErr := exactjson.ParseText(data)
+		switch check := exactjson.CheckText(data); {
+		case err != nil:
+			if textErr == nil || textErr.Error() != err.Error() {
+				t.Fatalf("ParseText(%q): %v, want Parse's %v", data, textErr, err)
+			}
+		case check != nil:
+			var te *exactjson.TextError
+			if !errors.As(textErr, &te) || te.Error() != check.Error() {
+				t.Fatalf("ParseText(%q): %v, want CheckText's %v", data, textErr, check)
+			}
+		case textErr != nil || !reflect.DeepEqual(v, want):
+			t.Fatalf("ParseText(%q) = %#v, %v; want %#v", data, v, textErr, want)
 		}
 	})
 }
