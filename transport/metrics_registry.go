@@ -11,16 +11,25 @@ import metrics "github.com/rcrowley/go-metrics"
 // meter marks on every produce request). It is the per-client form of
 // go-metrics' process-wide UseNilMetrics, which would also silence metrics
 // of other clients in a user's binary.
-type noMetrics struct{}
+type noMetrics struct {
+	// uncounted leaves the requests out of KafkaRequests too.
+	uncounted bool
+}
+
+// UncountedMetrics returns a go-metrics registry that keeps nothing, not
+// even the request counts of [KafkaRequests]: for a client whose requests
+// are not the process's work, such as a benchmark's own (set it as the
+// config's MetricRegistry after [NewSaramaConfig]).
+func UncountedMetrics() metrics.Registry { return noMetrics{uncounted: true} }
 
 // GetOrRegister returns the no-op metric of the kind that metric (a metric
 // or a constructor, as go-metrics passes it) would have made, without
 // calling a constructor: a StandardMeter would join go-metrics' global
 // ticker for good.
-func (noMetrics) GetOrRegister(name string, metric any) any {
+func (r noMetrics) GetOrRegister(name string, metric any) any {
 	switch metric.(type) {
 	case func() metrics.Meter, metrics.Meter:
-		if m := requestMeter(name); m != nil {
+		if m := requestMeter(name); m != nil && !r.uncounted {
 			return m
 		}
 		return metrics.NilMeter{}

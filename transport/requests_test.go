@@ -6,7 +6,20 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/millrace/millrace/testkit"
 	"github.com/millrace/millrace/transport"
+	metrics "github.com/rcrowley/go-metrics"
 )
+
+// UncountedMetrics hands out no counting meter.
+func TestUncountedMetrics_counts_nothing(t *testing.T) {
+	m := transport.UncountedMetrics().GetOrRegister("protocol-requests-rate-0", metrics.NewMeter)
+	if _, ok := m.(metrics.NilMeter); !ok {
+		t.Errorf("UncountedMetrics gave a %T for Produce requests, want a metrics.NilMeter", m)
+	}
+	c := transport.NewSaramaConfig("x").MetricRegistry.GetOrRegister("protocol-requests-rate-0", metrics.NewMeter)
+	if _, ok := c.(metrics.NilMeter); ok {
+		t.Error("NewSaramaConfig's registry does not count Produce requests")
+	}
+}
 
 // TestKafkaRequests_counts_what_clients_send: a producer made with
 // NewProducerConfig counts its Metadata and Produce requests.

@@ -22,7 +22,7 @@ const (
 	targetJQCPU       = 4.0    // jq stage CPU/record ≤ 4× the raw loop's
 	targetNoopCPU     = 2.5    // no-op stage CPU/record ≤ 2.5× the raw loop's
 	targetBrokerJQ    = 6 * time.Microsecond
-	targetIO          = 0.80 // io stage ≥ 80% of concurrency × 100 records/s
+	targetIO          = 0.80                  // io stage ≥ 80% of concurrency × 100 records/s
 	targetP99         = 10 * time.Millisecond // embedded broker (issue 19: "stays < 10 ms")
 	targetP99Kafka    = 15 * time.Millisecond // a real Kafka broker (issue 19)
 	targetRSSMB       = 300.0
