@@ -39,7 +39,7 @@ func TestUsageSince(t *testing.T) {
 		t.Errorf("since = %+v", d)
 	}
 	if d.brokerMeasured {
-		t.Errorf("broker measured at one end only counts as measured: %+v", d)
+		t.Errorf("a broker measured at one end only counts as measured, want not measured: %+v", d)
 	}
 }
 
