@@ -60,7 +60,7 @@ func (ls layers) names() []string {
 //     after its outputs are acked.
 func chain(s *stage) layers {
 	ls := layers{
-		{"settle", settleMiddleware(settleConfig{records: s.recs, log: s.log, bigStack: s.results != nil || s.plan.Filter.DeepStack})},
+		{"settle", settleMiddleware(settleConfig{records: s.recs, log: s.log, bigStack: s.bigStack()})},
 		{"recoverer", middleware.Recoverer},
 	}
 	if s.observe != nil {
@@ -82,3 +82,8 @@ func chain(s *stage) layers {
 	}
 	return ls
 }
+
+// bigStack says whether the stage's record goroutines grow to 8 KiB at
+// once (settleConfig.bigStack): with job results (the events), or when its
+// filter says it needs more than 4 KiB (filters.Spec.DeepStack).
+func (s *stage) bigStack() bool { return s.results != nil || s.plan.Filter.DeepStack }

@@ -432,6 +432,23 @@ func TestTimeout_and_recover_around_the_filter_call(t *testing.T) {
 	}
 }
 
+// A stage grows its record goroutines to 8 KiB at once when it emits job
+// events or its filter asks for it (filters.Spec.DeepStack, as jq does).
+func TestStage_bigStack(t *testing.T) {
+	s := &stage{}
+	if s.bigStack() {
+		t.Error("a no-op stage without results grows its stack to 8 KiB")
+	}
+	s.plan.Filter.DeepStack = true
+	if !s.bigStack() {
+		t.Error("a filter with DeepStack does not get the 8 KiB stack")
+	}
+	s = &stage{results: &emitter{}}
+	if !s.bigStack() {
+		t.Error("a stage with job results does not get the 8 KiB stack")
+	}
+}
+
 // The chain is built in one place, in DESIGN.md's order.
 func TestChain_order(t *testing.T) {
 	s := &stage{plan: pipeline.StagePlan{Pipeline: "p", Name: "s"}, recs: &records{now: time.Now}, log: quiet}

@@ -363,6 +363,14 @@ var benchPayload = []byte(`{"id":"ord-20240611-000042","customer_id":"cust-7f3a9
 	`"currency":"EUR","status":"paid","created_at":"2024-06-11T09:42:17Z","tags":["priority","gift"],` +
 	`"shipping":{"method":"express","country":"DE","zip":"10115"},"note":"leave at the door"}`)
 
+// jq parses and encodes JSON and runs a program: its stage must grow each
+// record's stack at once (see filters.Spec.DeepStack).
+func TestJQ_asks_for_a_deep_stack(t *testing.T) {
+	if spec, ok := filters.Lookup("jq"); !ok || !spec.DeepStack {
+		t.Error("the jq filter does not set DeepStack")
+	}
+}
+
 func BenchmarkJQ(b *testing.B) {
 	f := build(b, "jq", "program: '{id: .id, total: (.qty * .price)}'")
 	ctx := context.Background()
