@@ -605,6 +605,8 @@ var notes = []string{
 	"runs: the lowest and highest records/s of the case's runs; records/s, steady/s, drain, CPU/record and the ratios are those of the median run.",
 	"CPU/record: user+system CPU time of the bench process from starting the system to its last output record, per record; it includes the",
 	"  embedded broker (in the process) but not a real Kafka broker. Over 1/(records/s) it says how many cores the case kept busy.",
+	"  millrace's cases run with the garbage collector as millrace run sets it (GOGC=200, internal/gctune; unless GOGC is set);",
+	"  the raw and stock loops with Go's default (GOGC=100).",
 	"broker CPU/record: a real Kafka broker's JVM (/proc, 10 ms ticks) over the same span, less its JIT compiler threads (C1/C2 CompilerThread),",
 	"  which are shown apart (+ JIT): a fresh JVM compiles for minutes, and what it spends so depends on what it has compiled before,",
 	"  not on the records (a long-running broker has done it); stage+broker adds the rest to CPU/record. It includes serving the",

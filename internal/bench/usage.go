@@ -86,7 +86,7 @@ type used struct {
 	// record served; jitMeasured is false if it was not told apart.
 	jit         time.Duration
 	jitMeasured bool
-	machine        time.Duration // 0 if not measured
+	machine     time.Duration // 0 if not measured
 }
 
 // since is what was used from u0 to u.
