@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
 	"github.com/millrace/millrace/filters"
 	_ "github.com/millrace/millrace/filters/std" // jq
 	"github.com/millrace/millrace/internal/admin"
+	"github.com/millrace/millrace/internal/gctune"
 	"github.com/millrace/millrace/pipeline"
 	"github.com/millrace/millrace/router"
 )
@@ -143,6 +145,11 @@ func millraceRunner(setup millraceSetup, stages ...stageYAML) func(ctx context.C
 			if m, err = router.NewMetrics(admin.NewRegistry()); err != nil {
 				return fmt.Errorf("millrace: %w", err)
 			}
+		}
+		// The GC as millrace run sets it (internal/gctune), for this
+		// case only: the raw loop keeps Go's default.
+		if _, ok := os.LookupEnv("GOGC"); !ok {
+			defer debug.SetGCPercent(debug.SetGCPercent(gctune.Percent))
 		}
 		eng, err := router.NewEngine(router.EngineConfig{
 			Plan: f.Plan(), Brokers: e.brokers, StopTimeout: 15 * time.Second, Logger: e.log, Metrics: m,

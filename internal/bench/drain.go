@@ -156,6 +156,9 @@ func runDrain(ctx context.Context, e *env, sys *system, n int) drainResult {
 	defer cancel()
 	stopProfile := e.startProfile(sys.name)
 	began := time.Now()
+	if e.backend.pid > 0 {
+		e.jit = jitThreads(e.backend.pid)
+	}
 	u0 := e.sampleUsage(sys, prefix)
 	var checks chan checked
 	checkCtx, cancelCheck := context.WithCancel(cctx)
@@ -248,7 +251,7 @@ func (r drainResult) summary() string {
 		s += fmt.Sprintf(", %s Kafka requests per record", fmtPer(r.perRecord(float64(totalRequests(u.requests)))))
 	}
 	if u := r.use; u.brokerMeasured {
-		s += fmt.Sprintf(", broker CPU %s per record", fmtCPU(r.brokerPerRecord()))
+		s += fmt.Sprintf(", broker CPU %s per record%s", fmtCPU(r.brokerPerRecord()), r.jitNote())
 	}
 	if r.order != nil {
 		s += "; per-key order: " + r.order.String()
@@ -268,12 +271,31 @@ func (r drainResult) perRecord(v float64) float64 {
 }
 
 // brokerPerRecord is the broker process's CPU time per record of the
-// drain; 0 if not measured (or under its 10 ms resolution).
+// drain, less what its JVM spent compiling (brokerJITPerRecord); 0 if not
+// measured (or under its 10 ms resolution).
 func (r drainResult) brokerPerRecord() time.Duration {
 	if !r.use.brokerMeasured || r.n == 0 {
 		return 0
 	}
-	return r.use.broker / time.Duration(r.n)
+	return (r.use.broker - r.use.jit) / time.Duration(r.n)
+}
+
+// jitNote is " (+ JIT x µs)", what the broker's JVM spent compiling over
+// the drain per record, or "" if that was not measured.
+func (r drainResult) jitNote() string {
+	if !r.use.jitMeasured {
+		return ""
+	}
+	return " (+ JIT " + fmtCPU(r.brokerJITPerRecord()) + ")"
+}
+
+// brokerJITPerRecord is the CPU time the broker's JVM spent compiling (its
+// JIT compiler threads) over the drain, per record; 0 if not measured.
+func (r drainResult) brokerJITPerRecord() time.Duration {
+	if !r.use.jitMeasured || r.n == 0 {
+		return 0
+	}
+	return r.use.jit / time.Duration(r.n)
 }
 
 // coresBusy is the CPU time of the bench process and of a broker process

@@ -30,6 +30,9 @@ type env struct {
 	runID   string
 	// log receives the warnings of the systems under test.
 	log *slog.Logger
+	// jit are the JIT compiler threads of a broker process (see
+	// jitThreads), looked up when a drain starts.
+	jit []int
 }
 
 // newEnv connects to the backend's brokers.

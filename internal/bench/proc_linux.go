@@ -34,7 +34,13 @@ const userHZ = 100
 // childCPU is the CPU time (user and system) process pid has used so far,
 // every thread included, to 10 ms; ok is false if it cannot be read.
 func childCPU(pid int) (cpu time.Duration, ok bool) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	return statCPU(fmt.Sprintf("/proc/%d/stat", pid))
+}
+
+// statCPU is utime + stime of a /proc stat file (a process's or a
+// thread's), to 10 ms.
+func statCPU(path string) (cpu time.Duration, ok bool) {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return 0, false
 	}
@@ -50,6 +56,44 @@ func childCPU(pid int) (cpu time.Duration, ok bool) {
 		return 0, false
 	}
 	return time.Duration(user+sys) * (time.Second / userHZ), true
+}
+
+// jitThreads are the threads of process pid that run HotSpot's JIT
+// compilers (named "C1 CompilerThreadN" and "C2 CompilerThreadN", which
+// /proc cuts to 15 bytes), by thread id; none if it cannot be read.
+// HotSpot starts them with the JVM (with one compiler of each kind, as on
+// a 2-core machine, they never change), so a drain looks them up once.
+func jitThreads(pid int) []int {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var tids []int
+	for _, ent := range ents {
+		comm, err := os.ReadFile(dir + "/" + ent.Name() + "/comm")
+		if err != nil {
+			continue
+		}
+		if c := string(comm); strings.HasPrefix(c, "C1 CompilerThre") || strings.HasPrefix(c, "C2 CompilerThre") {
+			if tid, err := strconv.Atoi(ent.Name()); err == nil {
+				tids = append(tids, tid)
+			}
+		}
+	}
+	return tids
+}
+
+// threadsCPU is the CPU time (user and system) threads tids of process
+// pid have used so far, to 10 ms; a thread that has ended counts 0. ok is
+// false if tids is empty.
+func threadsCPU(pid int, tids []int) (cpu time.Duration, ok bool) {
+	for _, tid := range tids {
+		if c, ok := statCPU(fmt.Sprintf("/proc/%d/task/%d/stat", pid, tid)); ok {
+			cpu += c
+		}
+	}
+	return cpu, len(tids) > 0
 }
 
 // machineCPU is the CPU time every core of the machine has spent busy so

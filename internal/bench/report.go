@@ -190,12 +190,12 @@ func (r *report) usageRows() []usageRow {
 			w.broker = "in process"
 			w.total = w.cpu
 		case d.use.brokerMeasured:
-			w.broker = fmtCPU(d.brokerPerRecord())
+			w.broker = fmtCPU(d.brokerPerRecord()) + d.jitNote()
 			if d.use.broker == 0 {
 				w.broker = "< 10 ms in all"
 			}
 			if d.cpu > 0 {
-				w.total = fmtCPU((d.cpu + d.use.broker) / time.Duration(d.n))
+				w.total = fmtCPU(d.cpuPerRecord() + d.brokerPerRecord())
 			}
 		}
 		if b := d.coresBusy(); b > 0 {
@@ -422,11 +422,11 @@ func (r *report) targets(o options) []target {
 		case r.backend.inProcess:
 			broker.measured = "in process (not separable)"
 		case d.use.brokerMeasured:
-			broker.measured = fmtCPU(d.brokerPerRecord())
+			broker.measured = fmtCPU(d.brokerPerRecord()) + d.jitNote()
 			if d.use.broker == 0 {
 				broker.measured = "< 10 ms in all"
 			}
-			broker.measured += fmt.Sprintf(" (stage+broker %s)", fmtCPU((d.cpu+d.use.broker)/time.Duration(d.n)))
+			broker.measured += fmt.Sprintf(" (stage+broker %s)", fmtCPU(d.cpuPerRecord()+d.brokerPerRecord()))
 			broker.verdict = verdict(d.brokerPerRecord() <= targetBrokerJQ)
 		}
 	}
@@ -605,8 +605,12 @@ var notes = []string{
 	"runs: the lowest and highest records/s of the case's runs; records/s, steady/s, drain, CPU/record and the ratios are those of the median run.",
 	"CPU/record: user+system CPU time of the bench process from starting the system to its last output record, per record; it includes the",
 	"  embedded broker (in the process) but not a real Kafka broker. Over 1/(records/s) it says how many cores the case kept busy.",
-	"broker CPU/record: a real Kafka broker's JVM (/proc, 10 ms ticks) over the same span; stage+broker adds it to CPU/record. It includes",
-	"  serving the bench's log-end poll (a ListOffsets every 5 ms) and the broker's own background work, which weigh more in a short drain.",
+	"  millrace's cases run with the garbage collector as millrace run sets it (GOGC=200, internal/gctune; unless GOGC is set);",
+	"  the raw and stock loops with Go's default (GOGC=100).",
+	"broker CPU/record: a real Kafka broker's JVM (/proc, 10 ms ticks) over the same span, less its JIT compiler threads (C1/C2 CompilerThread),",
+	"  which are shown apart (+ JIT): a fresh JVM compiles for minutes, and what it spends so depends on what it has compiled before,",
+	"  not on the records (a long-running broker has done it); stage+broker adds the rest to CPU/record. It includes serving the",
+	"  bench's log-end poll (a ListOffsets every 5 ms) and the broker's own background work, which weigh more in a short drain.",
 	"  With the embedded broker it is in process: in CPU/record, not separable.",
 	"allocs/record, allocated/record: heap allocations of the bench process over the same span (runtime/metrics /gc/heap/allocs:objects,",
 	"  :bytes), per record; with the embedded broker they include the broker's, as CPU does.",

@@ -35,6 +35,10 @@ type usage struct {
 	// (real Kafka's JVM), to 10 ms.
 	broker   time.Duration
 	brokerOK bool
+	// jit is the part of broker its JIT compiler threads used (see
+	// jitThreads).
+	jit   time.Duration
+	jitOK bool
 	// machine is the busy time of every core of the machine, whoever
 	// used it.
 	machine   time.Duration
@@ -61,6 +65,7 @@ func (e *env) sampleUsage(sys *system, prefix string) usage {
 	}
 	if e.backend.pid > 0 {
 		u.broker, u.brokerOK = childCPU(e.backend.pid)
+		u.jit, u.jitOK = threadsCPU(e.backend.pid, e.jit)
 	}
 	u.machine, u.machineOK = machineCPU()
 	return u
@@ -76,7 +81,12 @@ type used struct {
 	counted        bool
 	broker         time.Duration
 	brokerMeasured bool
-	machine        time.Duration // 0 if not measured
+	// jit is the part of broker the JVM spent compiling (its JIT
+	// compiler threads): work a broker does while it warms up, not per
+	// record served; jitMeasured is false if it was not told apart.
+	jit         time.Duration
+	jitMeasured bool
+	machine     time.Duration // 0 if not measured
 }
 
 // since is what was used from u0 to u.
@@ -93,6 +103,9 @@ func (u usage) since(u0 usage) used {
 	}
 	if u.brokerOK && u0.brokerOK && u.broker >= u0.broker {
 		d.broker, d.brokerMeasured = u.broker-u0.broker, true
+		if u.jitOK && u0.jitOK && u.jit >= u0.jit {
+			d.jit, d.jitMeasured = min(u.jit-u0.jit, d.broker), true
+		}
 	}
 	if u.machineOK && u0.machineOK && u.machine > u0.machine {
 		d.machine = u.machine - u0.machine

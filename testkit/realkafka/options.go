@@ -24,6 +24,11 @@ type Options struct {
 	CacheDir string
 	// HeapMB is the broker's maximum Java heap in MiB. Zero means 512.
 	HeapMB int
+	// JVMFlags are the broker JVM's flags besides the heap. Nil means the
+	// serial collector, which starts fastest for tests; ServerJVMFlags are
+	// those kafka-server-start.sh runs a broker with (G1 with a 20 ms
+	// pause goal), for measuring latency as a deployed broker has it.
+	JVMFlags []string
 	// Port is the clients' listener port on 127.0.0.1 (PLAINTEXT, or
 	// SASL_SSL with SASLSSL). Zero picks a free port.
 	Port int
@@ -49,6 +54,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.HeapMB <= 0 {
 		o.HeapMB = 512
+	}
+	if o.JVMFlags == nil {
+		o.JVMFlags = brokerJVMFlags
 	}
 	if o.Log == nil {
 		o.Log = io.Discard
