@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -239,6 +240,17 @@ func (e *Engine) Run(ctx context.Context) error {
 		return err
 	}
 	defer pub.Close()
+	var subs atomic.Pointer[[]*transport.Subscriber] // set once the stages are made
+	pub.Coalesce(coalesceMax, coalesceWait, func() bool {
+		if ss := subs.Load(); ss != nil {
+			for _, sub := range *ss {
+				if sub.Ready() > 0 {
+					return true
+				}
+			}
+		}
+		return false
+	})
 	// The job folders, the scheduler and the lag exporter run until Run
 	// returns, also when it fails early: they end (stop) and are waited
 	// for before the publisher and the client close.
@@ -306,6 +318,11 @@ func (e *Engine) Run(ctx context.Context) error {
 		}
 		stages = append(stages, s)
 	}
+	ss := make([]*transport.Subscriber, len(stages))
+	for i, s := range stages {
+		ss[i] = s.sub
+	}
+	subs.Store(&ss)
 	e.mu.Lock()
 	e.stages, e.started = stages, true
 	e.mu.Unlock()
@@ -370,6 +387,7 @@ func (e *Engine) addStage(r *message.Router, client sarama.Client, pub *transpor
 		s.close()
 		return nil, err
 	}
+	s.sub = sub
 	s.m = e.cfg.Metrics.forStage(sp.Pipeline, sp.Name, sub.InFlight)
 	h := r.AddConsumerHandler(sp.ID(), strings.Join(s.topics(), ","), sub, func(m *message.Message) error {
 		_, err := s.handle(m)

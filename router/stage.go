@@ -23,7 +23,8 @@ import (
 // stage runs one filter as a Watermill handler.
 type stage struct {
 	plan   pipeline.StagePlan
-	out    *transport.Publisher // outputs, quarantine, retry tiers (shared by the engine's stages)
+	out    *transport.Publisher  // outputs, quarantine, retry tiers (shared by the engine's stages)
+	sub    *transport.Subscriber // its input's consumer group (nil outside an engine)
 	filter filters.Filter
 	slots  *slots
 	lanes  map[string]int // input topic → lane of slots
@@ -106,6 +107,8 @@ func (s *stage) topics() []string {
 // handler's goroutine ends at once instead of sleeping through the produce
 // round trip.
 func (s *stage) handle(msg *message.Message) ([]*message.Message, error) {
+	s.out.Begin()
+	defer s.out.End()
 	outs, err := s.process(msg)
 	if err != nil {
 		return nil, err
@@ -175,6 +178,16 @@ func (s *stage) publishNow(msg *message.Message, d *transport.Delivery, outs []*
 	}
 	return nil
 }
+
+// The engine's publisher holds back the outputs of records handled while
+// others are (transport.Publisher.Coalesce) for at most coalesceWait, or
+// until coalesceMax records are held: produce requests then carry more
+// records, and a stage at rest (no other record in its handler) sends at
+// once.
+const (
+	coalesceMax  = 512
+	coalesceWait = time.Millisecond
+)
 
 // publishThenSettle publishes outs (and the record's job event) and
 // settles the hand-out when the broker acked them; a failure hands the

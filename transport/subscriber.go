@@ -113,6 +113,7 @@ func (c SubscriberConfig) Validate() error {
 type Subscriber struct {
 	cfg      SubscriberConfig
 	inFlight atomic.Int64 // records handed out and not settled, over all windows
+	ready    atomic.Int64 // records ready to hand out, not handed out yet, over all windows
 	closing  chan struct{}
 	once     sync.Once
 	wg       sync.WaitGroup
@@ -230,6 +231,12 @@ func (s *Subscriber) SubscribeInitialize(topic string) error {
 // InFlight is how many records the subscriber has handed out and not had
 // settled yet, over all its partitions.
 func (s *Subscriber) InFlight() int64 { return s.inFlight.Load() }
+
+// Ready is the number of records fetched and ready to hand out, not
+// handed out yet, over all the subscriber's windows: records on their way
+// to a handler (records queued behind their key or not due yet are not
+// counted).
+func (s *Subscriber) Ready() int64 { return s.ready.Load() }
 
 // Close stops every subscription gracefully; see [Subscriber].
 func (s *Subscriber) Close() error {

@@ -201,6 +201,7 @@ func (w *window) handOutNow() {
 
 // handedOut takes ready[i], just sent to the handlers, out of ready.
 func (w *window) handedOut(i int) {
+	w.h.s.ready.Add(-1)
 	w.dispatched(w.ready[i])
 	if i == 0 {
 		w.ready[0] = nil
@@ -312,6 +313,7 @@ func (w *window) dispatched(e *entry) {
 func (w *window) abandon() {
 	close(w.exit)
 	w.h.s.inFlight.Add(-int64(w.inFlight)) // their outcomes will not be read
+	w.h.s.ready.Add(-int64(len(w.ready)))
 	if w.timer != nil {
 		w.timer.Stop()
 	}

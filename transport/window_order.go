@@ -59,6 +59,7 @@ func (w *window) makeReady(e *entry) {
 		e.n++
 	}
 	w.ready = append(w.ready, e)
+	w.h.s.ready.Add(1)
 }
 
 // schedule makes a record ready to hand out, or queues it behind the
