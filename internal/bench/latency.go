@@ -33,6 +33,9 @@ type latencyResult struct {
 	elapsed               time.Duration
 	timedOut              bool
 	err                   error
+	// pauses are the broker's GC pauses while the measured records were
+	// offered and came out (a JVM broker the bench started; else none).
+	pauses []gcPause
 }
 
 func (r latencyResult) complete() bool {
@@ -70,10 +73,11 @@ func runLatency(ctx context.Context, e *env, sys *system) latencyResult {
 		return res
 	}
 	inst := sys.start(ctx, e, prefix, in, out)
-	offered, err := e.offerLoad(cctx, in, rd, inst, want)
+	offered, from, err := e.offerLoad(cctx, in, rd, inst, want)
 	if err == nil {
 		select {
 		case <-rd.allIn:
+			res.pauses, err = brokerPauses(e.backend.gcLog, from, time.Now())
 		case <-cctx.Done():
 			err = cctx.Err()
 		case <-inst.done:
@@ -93,8 +97,8 @@ func runLatency(ctx context.Context, e *env, sys *system) latencyResult {
 		res.p50, res.p99, res.max = percentile(lats, 50), percentile(lats, 99), lats[len(lats)-1]
 	}
 	if res.complete() {
-		e.logf("[%s latency] ok: p50 %s, p99 %s, max %s (offered %s records/s)",
-			sys.name, fmtMs(res.p50), fmtMs(res.p99), fmtMs(res.max), fmtRate(res.offered))
+		e.logf("[%s latency] ok: p50 %s, p99 %s, max %s (offered %s records/s) %s",
+			sys.name, fmtMs(res.p50), fmtMs(res.p99), fmtMs(res.max), fmtRate(res.offered), pausesNote(res.pauses))
 	} else {
 		e.logf("[%s latency] %s", sys.name, res.status())
 	}
@@ -109,11 +113,12 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 
 // offerLoad produces warm-up records at -rate until the reader has seen
 // them for warmFor, then want measured records at the same pace, and waits
-// for their acks. It returns the offered rate of the measured records.
-func (e *env) offerLoad(ctx context.Context, in string, rd *latencyReader, inst *instance, want int) (float64, error) {
+// for their acks. It returns the offered rate of the measured records and
+// when the first was offered.
+func (e *env) offerLoad(ctx context.Context, in string, rd *latencyReader, inst *instance, want int) (float64, time.Time, error) {
 	p, err := sarama.NewAsyncProducer(e.brokers, e.config("millrace-bench-load"))
 	if err != nil {
-		return 0, fmt.Errorf("open producer: %w", err)
+		return 0, time.Time{}, fmt.Errorf("open producer: %w", err)
 	}
 	var wg sync.WaitGroup
 	var produceErr error
@@ -148,13 +153,14 @@ func (e *env) offerLoad(ctx context.Context, in string, rd *latencyReader, inst 
 		}
 	}
 	var offered float64
+	var start time.Time
 	err = func() error {
 		for id := warmBase; !rd.warm(warmFor); id++ {
 			if err := send(id); err != nil {
 				return fmt.Errorf("warm-up: %w", err)
 			}
 		}
-		start := time.Now()
+		start = time.Now()
 		for id := range int64(want) {
 			if err := send(id); err != nil {
 				return err
@@ -168,7 +174,7 @@ func (e *env) offerLoad(ctx context.Context, in string, rd *latencyReader, inst 
 	if err == nil && produceErr != nil {
 		err = fmt.Errorf("produce: %w", produceErr)
 	}
-	return offered, err
+	return offered, start, err
 }
 
 // latencyReader reads an output topic outside any consumer group and
