@@ -56,16 +56,3 @@ func brokerPauses(path string, from, to time.Time) ([]gcPause, error) {
 	}
 	return out, sc.Err()
 }
-
-// pausesNote sums up pauses for the report: "broker GC paused 3 times
-// (longest 21.2 ms, 48.0 ms in all)", or "" for none.
-func pausesNote(ps []gcPause) string {
-	if len(ps) == 0 {
-		return ""
-	}
-	var longest, total time.Duration
-	for _, p := range ps {
-		longest, total = max(longest, p.d), total+p.d
-	}
-	return fmt.Sprintf("broker GC paused %d times (longest %s, %s in all)", len(ps), fmtMs(longest), fmtMs(total))
-}

@@ -44,13 +44,32 @@ func TestBrokerPauses(t *testing.T) {
 	if !got[0].end.Equal(at("2026-11-30T17:45:38.111Z")) {
 		t.Errorf("first pause ended %s, want 17:45:38.111 UTC", got[0].end)
 	}
-	if n := pausesNote(got); n != "broker GC paused 3 times (longest 22.4 ms, 34.9 ms in all)" {
-		t.Errorf("note %q", n)
-	}
 	if ps, err := brokerPauses("", time.Time{}, time.Now()); ps != nil || err != nil {
 		t.Errorf("no log: %v, %v; want none", ps, err)
 	}
-	if pausesNote(nil) != "" {
-		t.Error("a note for no pauses")
+
+	// A trip meets a pause when they overlap, even by a millisecond.
+	gc25 := got[0] // 17:45:38.0886 to .111
+	for _, c := range []struct {
+		sent, arrived string
+		met           bool
+	}{
+		{"17:45:38.080", "17:45:38.085", false}, // before
+		{"17:45:38.080", "17:45:38.089", true},  // into its start
+		{"17:45:38.090", "17:45:38.100", true},  // inside
+		{"17:45:38.110", "17:45:38.130", true},  // over its end
+		{"17:45:38.112", "17:45:38.130", false}, // after
+	} {
+		tr := trip{sent: at("2026-11-30T" + c.sent + "Z"), arrived: at("2026-11-30T" + c.arrived + "Z")}
+		if tr.metPause([]gcPause{gc25}) != c.met {
+			t.Errorf("trip %s–%s met the pause: %v, want %v", c.sent, c.arrived, !c.met, c.met)
+		}
+	}
+	r := latencyResult{pauses: got, got: 10000, paused: 120, clearP99: 9100 * time.Microsecond}
+	if n := r.pausesNote(); n != "broker GC paused 3 times (longest 22.4 ms, 34.9 ms in all); 120 records were in flight during one, p99 of the others 9.1 ms" {
+		t.Errorf("note %q", n)
+	}
+	if n := (latencyResult{got: 10}).pausesNote(); n != "" {
+		t.Errorf("a note for no pauses: %q", n)
 	}
 }

@@ -438,7 +438,7 @@ func (r *report) targets(o options) []target {
 		if o.rate != targetLatencyRate {
 			note = fmt.Sprintf(" (at %d records/s)", o.rate)
 		}
-		if n := pausesNote(l.pauses); n != "" {
+		if n := l.pausesNote(); n != "" {
 			note += " (" + n + ")"
 		}
 	}
@@ -796,7 +796,7 @@ func (r *report) extraLines(o options) []string {
 		if l.complete() {
 			line := fmt.Sprintf("p99 through 3 stages at %s records/s (offered %s): %s (p50 %s, max %s, %s records)",
 				fmtCount(o.rate), fmtRate(l.offered), fmtMs(l.p99), fmtMs(l.p50), fmtMs(l.max), fmtCount(l.want))
-			if n := pausesNote(l.pauses); n != "" {
+			if n := l.pausesNote(); n != "" {
 				line += "; meanwhile the " + n
 			}
 			ls = append(ls, line)
