@@ -22,7 +22,11 @@ func newConsumerGroup(brokers []string, group string, cfg *sarama.Config) (g sar
 	if err != nil {
 		return nil, nil, err
 	}
-	coord, err := sarama.NewClient(brokers, cfg)
+	// The coordinator's client needs no topic's metadata (sarama's default
+	// is every topic's, refreshed every MetadataRefresh).
+	cc := *cfg
+	cc.Metadata.Full = false
+	coord, err := sarama.NewClient(brokers, &cc)
 	if err != nil {
 		fetch.Close()
 		return nil, nil, err
