@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -235,22 +234,13 @@ func (e *Engine) Run(ctx context.Context) error {
 			return err
 		}
 	}
+	// The scheduler and the job folders share this producer; each stage
+	// has its own (below).
 	pub, err := transport.NewPublisher(e.cfg.Brokers, e.cfg.Producer)
 	if err != nil {
 		return err
 	}
 	defer pub.Close()
-	var subs atomic.Pointer[[]*transport.Subscriber] // set once the stages are made
-	pub.Coalesce(coalesceMax, coalesceWait, func() bool {
-		if ss := subs.Load(); ss != nil {
-			for _, sub := range *ss {
-				if sub.Ready() > 0 {
-					return true
-				}
-			}
-		}
-		return false
-	})
 	// The job folders, the scheduler and the lag exporter run until Run
 	// returns, also when it fails early: they end (stop) and are waited
 	// for before the publisher and the client close.
@@ -306,23 +296,34 @@ func (e *Engine) Run(ctx context.Context) error {
 		return fmt.Errorf("create router: %w", err)
 	}
 	var stages []*stage
+	var pubs []*transport.Publisher
 	defer func() {
 		for _, s := range stages {
 			s.close()
 		}
+		for _, p := range pubs {
+			if err := p.Close(); err != nil {
+				log.Warn("closing a stage's producer", "err", err)
+			}
+		}
 	}()
 	for _, sp := range e.cfg.Stages {
-		s, err := e.addStage(r, client, pub, sp)
+		// A producer per stage: an idempotent producer has one produce
+		// request in flight per broker (sarama), so stages sharing one
+		// wait for each other's round trips.
+		spub, err := transport.NewPublisher(e.cfg.Brokers, e.cfg.Producer)
+		if err != nil {
+			return fmt.Errorf("stage %s: %w", sp.ID(), err)
+		}
+		pubs = append(pubs, spub)
+		s, err := e.addStage(r, client, spub, sp)
 		if err != nil {
 			return err
 		}
+		sub := s.sub
+		spub.Coalesce(coalesceMax, coalesceWait, func() bool { return sub.Ready() > 0 })
 		stages = append(stages, s)
 	}
-	ss := make([]*transport.Subscriber, len(stages))
-	for i, s := range stages {
-		ss[i] = s.sub
-	}
-	subs.Store(&ss)
 	e.mu.Lock()
 	e.stages, e.started = stages, true
 	e.mu.Unlock()

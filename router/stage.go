@@ -179,8 +179,9 @@ func (s *stage) publishNow(msg *message.Message, d *transport.Delivery, outs []*
 	return nil
 }
 
-// The engine's publisher holds back the outputs of records handled while
-// others are (transport.Publisher.Coalesce) for at most coalesceWait, or
+// A stage's publisher (its own producer) holds back the outputs of its
+// records handled while others of the stage are in its handler or ready in
+// its windows (transport.Publisher.Coalesce), for at most coalesceWait, or
 // until coalesceMax records are held: produce requests then carry more
 // records, and a stage at rest (no other record in its handler) sends at
 // once.

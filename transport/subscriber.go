@@ -140,7 +140,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		return nil, errors.New("subscriber is closed")
 	default:
 	}
-	group, err := sarama.NewConsumerGroup(s.cfg.Brokers, s.cfg.Group, s.cfg.Sarama)
+	group, closeClients, err := newConsumerGroup(s.cfg.Brokers, s.cfg.Group, s.cfg.Sarama)
 	if err != nil {
 		return nil, fmt.Errorf("join consumer group %s: %w", s.cfg.Group, err)
 	}
@@ -166,6 +166,9 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		s.consume(runCtx, group, strings.Split(topic, ","), h, log)
 		if err := group.Close(); err != nil {
 			log.Warn("closing consumer group", "err", err)
+		}
+		if err := closeClients(); err != nil {
+			log.Warn("closing consumer group's clients", "err", err)
 		}
 	}()
 	go func() {

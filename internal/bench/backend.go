@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -37,7 +38,10 @@ type backend struct {
 	// inProcess says the broker runs in the bench process (embedded): its
 	// CPU and allocations are in the bench's, not separable.
 	inProcess bool
-	close     func()
+	// gcLog is the file the broker's JVM logs its collector pauses to
+	// (jvmGCLogFlag), when the bench started it; else "".
+	gcLog string
+	close func()
 }
 
 // startBackend starts (or, for -brokers, just names) a broker of kind.
@@ -60,8 +64,17 @@ func startBackend(ctx context.Context, kind string, o options) (*backend, error)
 		// The broker as kafka-server-start.sh runs it (1 GiB heap, G1),
 		// not testkit's fast-starting serial collector, whose pauses are
 		// in the latency case's tail.
-		b, err := realkafka.Start(sctx, realkafka.Options{HeapMB: 1024,
-			JVMFlags: append([]string{"-Xms1024m"}, realkafka.ServerJVMFlags...)})
+		// Its GC pauses are logged, for the latency case's report.
+		gcDir, err := os.MkdirTemp("", "millrace-bench-gc-")
+		if err != nil {
+			return nil, err
+		}
+		gcLog := filepath.Join(gcDir, "gc.log")
+		flags := append([]string{"-Xms1024m"}, realkafka.ServerJVMFlags...)
+		b, err := realkafka.Start(sctx, realkafka.Options{HeapMB: 1024, JVMFlags: append(flags, jvmGCLogFlag(gcLog))})
+		if err != nil {
+			os.RemoveAll(gcDir)
+		}
 		if errors.Is(err, realkafka.ErrNoJava) || errors.Is(err, realkafka.ErrNoMaven) {
 			return nil, fmt.Errorf("%w: %w", errSkipBackend, err)
 		}
@@ -74,10 +87,12 @@ func startBackend(ctx context.Context, kind string, o options) (*backend, error)
 			describe: fmt.Sprintf("Apache Kafka %s, single-node KRaft on loopback (testkit/realkafka; 1 GiB heap and G1, as kafka-server-start.sh runs it) on %s", b.Version(), b.Addr()),
 			brokers:  []string{b.Addr()},
 			pid:      b.PID(),
+			gcLog:    gcLog,
 			close: func() {
 				if err := b.Stop(); err != nil {
 					fmt.Fprintf(os.Stderr, "bench: stop real Kafka: %v\n", err)
 				}
+				os.RemoveAll(gcDir)
 			},
 		}, nil
 	case backendExternal:

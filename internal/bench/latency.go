@@ -33,6 +33,13 @@ type latencyResult struct {
 	elapsed               time.Duration
 	timedOut              bool
 	err                   error
+	// pauses are the broker's GC pauses while the measured records were
+	// offered and came out (a JVM broker the bench started; else none);
+	// paused of the records were in flight during one, and the others'
+	// p99 is clearP99.
+	pauses   []gcPause
+	paused   int
+	clearP99 time.Duration
 }
 
 func (r latencyResult) complete() bool {
@@ -70,10 +77,11 @@ func runLatency(ctx context.Context, e *env, sys *system) latencyResult {
 		return res
 	}
 	inst := sys.start(ctx, e, prefix, in, out)
-	offered, err := e.offerLoad(cctx, in, rd, inst, want)
+	offered, from, err := e.offerLoad(cctx, in, rd, inst, want)
 	if err == nil {
 		select {
 		case <-rd.allIn:
+			res.pauses, err = brokerPauses(e.backend.gcLog, from, time.Now())
 		case <-cctx.Done():
 			err = cctx.Err()
 		case <-inst.done:
@@ -85,16 +93,29 @@ func runLatency(ctx context.Context, e *env, sys *system) latencyResult {
 		res.timedOut, err = true, nil
 	}
 	res.err = errors.Join(err, inst.stop())
-	lats := rd.stop()
+	trips := rd.stop()
 	res.offered = offered
-	res.got, res.duplicates = len(lats), rd.dups
-	if len(lats) > 0 {
+	res.got, res.duplicates = len(trips), rd.dups
+	if len(trips) > 0 {
+		lats, clear := make([]time.Duration, len(trips)), make([]time.Duration, 0, len(trips))
+		for i, t := range trips {
+			lats[i] = t.arrived.Sub(t.sent)
+			if t.metPause(res.pauses) {
+				res.paused++
+			} else {
+				clear = append(clear, lats[i])
+			}
+		}
 		slices.Sort(lats)
 		res.p50, res.p99, res.max = percentile(lats, 50), percentile(lats, 99), lats[len(lats)-1]
+		if len(clear) > 0 {
+			slices.Sort(clear)
+			res.clearP99 = percentile(clear, 99)
+		}
 	}
 	if res.complete() {
-		e.logf("[%s latency] ok: p50 %s, p99 %s, max %s (offered %s records/s)",
-			sys.name, fmtMs(res.p50), fmtMs(res.p99), fmtMs(res.max), fmtRate(res.offered))
+		e.logf("[%s latency] ok: p50 %s, p99 %s, max %s (offered %s records/s) %s",
+			sys.name, fmtMs(res.p50), fmtMs(res.p99), fmtMs(res.max), fmtRate(res.offered), res.pausesNote())
 	} else {
 		e.logf("[%s latency] %s", sys.name, res.status())
 	}
@@ -109,11 +130,12 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 
 // offerLoad produces warm-up records at -rate until the reader has seen
 // them for warmFor, then want measured records at the same pace, and waits
-// for their acks. It returns the offered rate of the measured records.
-func (e *env) offerLoad(ctx context.Context, in string, rd *latencyReader, inst *instance, want int) (float64, error) {
+// for their acks. It returns the offered rate of the measured records and
+// when the first was offered.
+func (e *env) offerLoad(ctx context.Context, in string, rd *latencyReader, inst *instance, want int) (float64, time.Time, error) {
 	p, err := sarama.NewAsyncProducer(e.brokers, e.config("millrace-bench-load"))
 	if err != nil {
-		return 0, fmt.Errorf("open producer: %w", err)
+		return 0, time.Time{}, fmt.Errorf("open producer: %w", err)
 	}
 	var wg sync.WaitGroup
 	var produceErr error
@@ -148,13 +170,14 @@ func (e *env) offerLoad(ctx context.Context, in string, rd *latencyReader, inst 
 		}
 	}
 	var offered float64
+	var start time.Time
 	err = func() error {
 		for id := warmBase; !rd.warm(warmFor); id++ {
 			if err := send(id); err != nil {
 				return fmt.Errorf("warm-up: %w", err)
 			}
 		}
-		start := time.Now()
+		start = time.Now()
 		for id := range int64(want) {
 			if err := send(id); err != nil {
 				return err
@@ -168,7 +191,7 @@ func (e *env) offerLoad(ctx context.Context, in string, rd *latencyReader, inst 
 	if err == nil && produceErr != nil {
 		err = fmt.Errorf("produce: %w", produceErr)
 	}
-	return offered, err
+	return offered, start, err
 }
 
 // latencyReader reads an output topic outside any consumer group and
@@ -181,7 +204,7 @@ type latencyReader struct {
 	allIn    chan struct{} // closed when every measured record arrived
 
 	mu        sync.Mutex
-	lat       []time.Duration
+	trips     []trip
 	seen      []bool
 	dups      int
 	firstWarm time.Time
@@ -202,7 +225,7 @@ func (e *env) startLatencyReader(topic string, want int) (*latencyReader, error)
 		return nil, fmt.Errorf("latency reader: partitions of %s: %w", topic, err)
 	}
 	rd := &latencyReader{consumer: c, allIn: make(chan struct{}), seen: make([]bool, want),
-		lat: make([]time.Duration, 0, want)}
+		trips: make([]trip, 0, want)}
 	for _, part := range parts {
 		pc, err := c.ConsumePartition(topic, part, sarama.OffsetOldest)
 		if err != nil {
@@ -239,8 +262,8 @@ func (rd *latencyReader) arrived(now time.Time, payload []byte) {
 		rd.dups++
 	default:
 		rd.seen[id] = true
-		rd.lat = append(rd.lat, now.Sub(time.Unix(0, ts)))
-		if len(rd.lat) == len(rd.seen) {
+		rd.trips = append(rd.trips, trip{sent: time.Unix(0, ts), arrived: now})
+		if len(rd.trips) == len(rd.seen) {
 			close(rd.allIn)
 		}
 	}
@@ -253,9 +276,9 @@ func (rd *latencyReader) warm(d time.Duration) bool {
 	return !rd.firstWarm.IsZero() && time.Since(rd.firstWarm) >= d
 }
 
-// stop stops reading and returns the latencies of the measured records
+// stop stops reading and returns the trips of the measured records
 // that arrived.
-func (rd *latencyReader) stop() []time.Duration {
+func (rd *latencyReader) stop() []trip {
 	for _, pc := range rd.pcs {
 		pc.AsyncClose()
 	}
@@ -265,5 +288,40 @@ func (rd *latencyReader) stop() []time.Duration {
 	}
 	rd.mu.Lock()
 	defer rd.mu.Unlock()
-	return rd.lat
+	return rd.trips
+}
+
+// trip is when a measured record was stamped by the producer and when the
+// reader received it.
+type trip struct{ sent, arrived time.Time }
+
+// metPause says whether one of the broker's pauses overlapped the trip.
+func (t trip) metPause(ps []gcPause) bool {
+	for _, p := range ps {
+		if p.end.After(t.sent) && p.end.Add(-p.d).Before(t.arrived) {
+			return true
+		}
+	}
+	return false
+}
+
+// pausesNote sums up the broker's GC pauses for the report: "broker GC
+// paused 3 times (longest 21.2 ms, 48.0 ms in all); 120 records were in
+// flight during one, p99 of the others 9.1 ms", or "" for none.
+func (r latencyResult) pausesNote() string {
+	if len(r.pauses) == 0 {
+		return ""
+	}
+	var longest, total time.Duration
+	for _, p := range r.pauses {
+		longest, total = max(longest, p.d), total+p.d
+	}
+	n := fmt.Sprintf("broker GC paused %d times (longest %s, %s in all)", len(r.pauses), fmtMs(longest), fmtMs(total))
+	if r.got > 0 {
+		n += fmt.Sprintf("; %s records were in flight during one", fmtCount(r.paused))
+		if r.paused < r.got {
+			n += ", p99 of the others " + fmtMs(r.clearP99)
+		}
+	}
+	return n
 }

@@ -438,6 +438,9 @@ func (r *report) targets(o options) []target {
 		if o.rate != targetLatencyRate {
 			note = fmt.Sprintf(" (at %d records/s)", o.rate)
 		}
+		if n := l.pausesNote(); n != "" {
+			note += " (" + n + ")"
+		}
 	}
 	want := targetP99
 	if r.backend.name != "embedded" {
@@ -791,8 +794,12 @@ func (r *report) extraLines(o options) []string {
 	}
 	if l := r.latency(casePipeline); l != nil {
 		if l.complete() {
-			ls = append(ls, fmt.Sprintf("p99 through 3 stages at %s records/s (offered %s): %s (p50 %s, max %s, %s records)",
-				fmtCount(o.rate), fmtRate(l.offered), fmtMs(l.p99), fmtMs(l.p50), fmtMs(l.max), fmtCount(l.want)))
+			line := fmt.Sprintf("p99 through 3 stages at %s records/s (offered %s): %s (p50 %s, max %s, %s records)",
+				fmtCount(o.rate), fmtRate(l.offered), fmtMs(l.p99), fmtMs(l.p50), fmtMs(l.max), fmtCount(l.want))
+			if n := l.pausesNote(); n != "" {
+				line += "; meanwhile the " + n
+			}
+			ls = append(ls, line)
 		} else {
 			ls = append(ls, "p99 through 3 stages: "+l.status())
 		}
