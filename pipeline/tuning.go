@@ -10,10 +10,11 @@ import (
 //
 //   - linger delays every record a producer sends, the HTTP API's too,
 //     whose produce_timeout (at least 1s) counts from the hand-over.
-//   - A fetch the broker holds for fetch_max_wait holds the heartbeats and
-//     commits behind it on the connection (Kafka answers one request per
-//     connection at a time), so it must stay well under the session
-//     timeout (at least 6s, heartbeats every third of it).
+//   - A fetch the broker holds for fetch_max_wait holds up a stop or a
+//     rebalance: sarama lets a partition go only once the fetch in flight
+//     returned. (Heartbeats and commits no longer wait behind it: they go
+//     to the coordinator over connections of their own,
+//     transport/coordinator.go.)
 //   - A fetch waits for fetch_min_bytes across its partitions, each giving
 //     at most max_partition_fetch_bytes.
 const (
@@ -32,7 +33,7 @@ func (b *Broker) validateTuning(p *problems) {
 	}
 	if b.Set("fetch_max_wait") {
 		checkDuration(p, b.Positions, "fetch_max_wait", b.FetchMaxWait, minFetchMaxWait, maxFetchMaxWait, "",
-			" (the broker holds heartbeats behind a waiting fetch)")
+			" (a stop or a rebalance waits for the fetch in flight)")
 		if b.FetchMaxWait%time.Millisecond != 0 {
 			at := b.Of("fetch_max_wait")
 			p.add(at, "fetch_max_wait must be whole milliseconds (Kafka's unit), got %s", p.shown(at, formatDuration(b.FetchMaxWait)))

@@ -58,7 +58,7 @@ func TestBroker_tuning_out_of_range_is_a_problem_at_its_place(t *testing.T) {
 	checkProblems(t, "version: 1\nbroker:\n  linger: -1s\n  fetch_min_bytes: 0\n  fetch_max_wait: 0s\n  max_partition_fetch_bytes: 12\n"+tuningPipelines, noEnv, []string{
 		"3:11: linger must be between 0s (send at once) and 100ms, got -1s",
 		"4:20: fetch_min_bytes must be between 1 and 1048576, got 0",
-		"5:19: fetch_max_wait must be between 1ms and 1s (the broker holds heartbeats behind a waiting fetch), got 0s",
+		"5:19: fetch_max_wait must be between 1ms and 1s (a stop or a rebalance waits for the fetch in flight), got 0s",
 		"6:30: max_partition_fetch_bytes must be between 1024 and 67108864, got 12",
 	})
 	checkProblems(t, "version: 1\nbroker: {fetch_max_wait: 1500us}\n"+tuningPipelines, noEnv, []string{

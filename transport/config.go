@@ -110,9 +110,12 @@ func NewSaramaConfig(clientID string) *sarama.Config {
 // per broker as idempotence requires, and records compressed with codec
 // ("none", "gzip", "snappy", "lz4" or "zstd"; empty means none). It joins
 // no group, so its read timeout stays sarama's (and Java's request
-// timeout) 30 s.
+// timeout) 30 s. It keeps the metadata of the topics it produces to, as
+// Java's producer does, not of every topic (sarama's Metadata.Full): a
+// process has a producer per stage (router.Engine).
 func NewProducerConfig(clientID string) *sarama.Config {
 	c := NewSaramaConfig(clientID)
+	c.Metadata.Full = false
 	c.Net.ReadTimeout = sarama.NewConfig().Net.ReadTimeout
 	c.Producer.Idempotent = true
 	c.Net.MaxOpenRequests = 1

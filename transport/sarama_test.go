@@ -56,4 +56,7 @@ func TestNewSaramaConfig_waits_out_a_rebalance_timeout_for_a_join(t *testing.T) 
 	if p := transport.NewProducerConfig("x"); p.Net.ReadTimeout != 30*time.Second {
 		t.Fatalf("producer read timeout %s, want 30s", p.Net.ReadTimeout)
 	}
+	if p := transport.NewProducerConfig("x"); p.Metadata.Full {
+		t.Fatal("a producer keeps every topic's metadata: want only the topics it produces to")
+	}
 }

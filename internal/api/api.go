@@ -120,13 +120,18 @@ func New(cfg Config) (*Server, error) {
 	s.metrics = m
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.draining, s.drain = context.WithCancel(context.Background())
+	var results []*pipeline.PipelinePlan
 	for i := range cfg.Plan.Pipelines {
 		pl := &cfg.Plan.Pipelines[i]
 		s.pipelines[pl.Name] = pl
 		if pl.Results != nil {
 			s.opening[pl.Name] = errors.New("reading its job events")
-			s.wg.Go(func() { s.openView(pl) })
+			results = append(results, pl)
 		}
+	}
+	// Only once the maps are filled: openView writes opening (under mu).
+	for _, pl := range results {
+		s.wg.Go(func() { s.openView(pl) })
 	}
 	s.handler = s.routes()
 	return s, nil
