@@ -1,12 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -40,10 +42,47 @@ type latencyResult struct {
 	pauses   []gcPause
 	paused   int
 	clearP99 time.Duration
+	// p99s are the p99 of every run of the case, sorted, when it ran
+	// more than once (see medianLatency).
+	p99s []time.Duration
 }
 
 func (r latencyResult) complete() bool {
 	return r.err == nil && !r.timedOut && r.got == r.want
+}
+
+// medianLatency is the run of rs with the median p99 (the higher of the
+// two middle ones), carrying every run's p99; a run that did not complete
+// stands for them instead, so that no failure is hidden.
+func medianLatency(rs []latencyResult) latencyResult {
+	for _, r := range rs {
+		if !r.complete() {
+			return r
+		}
+	}
+	sorted := slices.Clone(rs)
+	slices.SortFunc(sorted, func(a, b latencyResult) int { return cmp.Compare(a.p99, b.p99) })
+	m := sorted[len(sorted)/2]
+	if len(rs) > 1 {
+		m.p99s = make([]time.Duration, len(sorted))
+		for i, r := range sorted {
+			m.p99s[i] = r.p99
+		}
+	}
+	return m
+}
+
+// runsNote lists every run's p99 when there was more than one: "median of
+// 3 runs, their p99 9.8, 12.0, 17.2 ms", or "".
+func (r latencyResult) runsNote() string {
+	if len(r.p99s) < 2 {
+		return ""
+	}
+	parts := make([]string, len(r.p99s))
+	for i, d := range r.p99s {
+		parts[i] = fmt.Sprintf("%.1f", float64(d)/float64(time.Millisecond))
+	}
+	return fmt.Sprintf("median of %d runs, their p99 %s ms", len(r.p99s), strings.Join(parts, ", "))
 }
 
 // status is "ok" or what went wrong.
