@@ -2,9 +2,13 @@ package main
 
 import (
 	"errors"
+	"fmt"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // The latency case reports the run with the median p99 and lists every
@@ -46,5 +50,22 @@ func TestMedianLatency(t *testing.T) {
 	m := medianLatency([]latencyResult{run(9), failed, run(11)})
 	if m.err == nil || m.p99s != nil {
 		t.Errorf("a failed run must stand for the case: got %+v", m)
+	}
+}
+
+// The latency case says how busy the cores were over its measured records
+// and how many requests the system sent per record.
+func TestLatencyBusyNote(t *testing.T) {
+	r := latencyResult{want: 10_000, window: 10 * time.Second, use: used{
+		cpu: 7400 * time.Millisecond, broker: 10200 * time.Millisecond, brokerMeasured: true,
+		jit: 500 * time.Millisecond, jitMeasured: true, machine: 18600 * time.Millisecond,
+		requests: map[int16]int64{int16(kmsg.Produce): 28_000, int16(kmsg.Fetch): 26_000, int16(kmsg.OffsetCommit): 100}, counted: true,
+	}}
+	want := fmt.Sprintf("cores busy: bench 0.74, broker 0.97 (+ JIT 0.05), machine 1.86 of %d; 5.4 Kafka requests per record (Produce 2.8, Fetch 2.6)", runtime.NumCPU())
+	if got := r.busyNote(); got != want {
+		t.Errorf("busyNote:\n got %q\nwant %q", got, want)
+	}
+	if got := (latencyResult{want: 10}).busyNote(); got != "" {
+		t.Errorf("not measured: got %q, want \"\"", got)
 	}
 }

@@ -61,7 +61,11 @@
 //     outside any group) receives it from the output topic. Each system
 //     runs -repeat times, in rounds after the throughput cases, on fresh
 //     topics, and reports the run with the median p99 (the higher of the
-//     two middle ones) and every run's p99.
+//     two middle ones) and every run's p99; and, over that run's measured
+//     records, the cores the bench process, a broker process and the
+//     machine kept busy and the Kafka requests the system sent per record
+//     (at a low load each record is its own produce request and fetch
+//     response at every hop).
 //   - HTTP jobs API (api): bin/millrace serve runs as a child process for a
 //     pipeline whose stages do not run, and -api-clients concurrent
 //     keep-alive HTTP clients (one http.Client) submit -api-requests jobs of

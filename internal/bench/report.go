@@ -810,6 +810,11 @@ func (r *report) extraLines(o options) []string {
 			ls = append(ls, "p99 through 3 stages: "+l.status())
 		}
 	}
+	for _, l := range r.latencies {
+		if n := l.busyNote(); n != "" && l.complete() {
+			ls = append(ls, fmt.Sprintf("latency case, %s, over its measured records (median run): %s", l.sys.label, n))
+		}
+	}
 	for _, x := range r.rss {
 		input := "uncompressed"
 		if x.snappy {
