@@ -194,8 +194,9 @@ func runLatency(ctx context.Context, e *env, sys *system) latencyResult {
 		}
 	}
 	if res.complete() {
-		e.logf("[%s latency] ok: p50 %s, p99 %s, max %s (offered %s records/s) %s; %s",
-			sys.name, fmtMs(res.p50), fmtMs(res.p99), fmtMs(res.max), fmtRate(res.offered), res.pausesNote(), res.busyNote())
+		notes := slices.DeleteFunc([]string{res.pausesNote(), res.busyNote()}, func(s string) bool { return s == "" })
+		e.logf("[%s latency] ok: p50 %s, p99 %s, max %s (offered %s records/s) %s",
+			sys.name, fmtMs(res.p50), fmtMs(res.p99), fmtMs(res.max), fmtRate(res.offered), strings.Join(notes, "; "))
 	} else {
 		e.logf("[%s latency] %s", sys.name, res.status())
 	}
