@@ -1,16 +1,20 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math"
 	"os"
+	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // Latency case ids: measured records are 0…want-1, warm-up records start
@@ -40,10 +44,84 @@ type latencyResult struct {
 	pauses   []gcPause
 	paused   int
 	clearP99 time.Duration
+	// p99s are the p99 of every run of the case, sorted, when it ran
+	// more than once (see medianLatency).
+	p99s []time.Duration
+	// use is what the bench process (the system, the load's producer and
+	// the reader; with the embedded broker, the broker too), a broker
+	// process and the machine used from the first measured record offered
+	// to the last one read, window long; requests are the system's own.
+	use    used
+	window time.Duration
 }
 
 func (r latencyResult) complete() bool {
 	return r.err == nil && !r.timedOut && r.got == r.want
+}
+
+// medianLatency is the run of rs with the median p99 (the higher of the
+// two middle ones), carrying every run's p99; a run that did not complete
+// stands for them instead, so that no failure is hidden.
+func medianLatency(rs []latencyResult) latencyResult {
+	for _, r := range rs {
+		if !r.complete() {
+			return r
+		}
+	}
+	sorted := slices.Clone(rs)
+	slices.SortFunc(sorted, func(a, b latencyResult) int { return cmp.Compare(a.p99, b.p99) })
+	m := sorted[len(sorted)/2]
+	if len(rs) > 1 {
+		m.p99s = make([]time.Duration, len(sorted))
+		for i, r := range sorted {
+			m.p99s[i] = r.p99
+		}
+	}
+	return m
+}
+
+// runsNote lists every run's p99 when there was more than one: "median of
+// 3 runs, their p99 9.8, 12.0, 17.2 ms", or "".
+func (r latencyResult) runsNote() string {
+	if len(r.p99s) < 2 {
+		return ""
+	}
+	parts := make([]string, len(r.p99s))
+	for i, d := range r.p99s {
+		parts[i] = fmt.Sprintf("%.1f", float64(d)/float64(time.Millisecond))
+	}
+	return fmt.Sprintf("median of %d runs, their p99 %s ms", len(r.p99s), strings.Join(parts, ", "))
+}
+
+// busyNote says how many cores were busy over the measured window and
+// how many Kafka requests the system sent per record: "cores busy: bench
+// 0.74, broker 1.02 (+ JIT 0.05), machine 1.86 of 2; 5.1 Kafka requests
+// per record (Produce 2.0, Fetch 3.0)", or "" if not measured.
+func (r latencyResult) busyNote() string {
+	if r.window <= 0 || r.use.cpu == 0 {
+		return ""
+	}
+	cores := func(d time.Duration) float64 { return d.Seconds() / r.window.Seconds() }
+	n := fmt.Sprintf("cores busy: bench %.2f", cores(r.use.cpu))
+	if r.use.brokerMeasured {
+		n += fmt.Sprintf(", broker %.2f", cores(r.use.broker-r.use.jit))
+		if r.use.jitMeasured {
+			n += fmt.Sprintf(" (+ JIT %.2f)", cores(r.use.jit))
+		}
+	}
+	if r.use.machine > 0 {
+		n += fmt.Sprintf(", machine %.2f of %d", cores(r.use.machine), runtime.NumCPU())
+	}
+	if r.use.counted && r.want > 0 {
+		var all int64
+		for _, c := range r.use.requests {
+			all += c
+		}
+		per := func(k kmsg.Key) float64 { return float64(r.use.requests[int16(k)]) / float64(r.want) }
+		n += fmt.Sprintf("; %.1f Kafka requests per record (Produce %.1f, Fetch %.1f)",
+			float64(all)/float64(r.want), per(kmsg.Produce), per(kmsg.Fetch))
+	}
+	return n
 }
 
 // status is "ok" or what went wrong.
@@ -77,10 +155,12 @@ func runLatency(ctx context.Context, e *env, sys *system) latencyResult {
 		return res
 	}
 	inst := sys.start(ctx, e, prefix, in, out)
-	offered, from, err := e.offerLoad(cctx, in, rd, inst, want)
+	var u0 usage
+	offered, from, err := e.offerLoad(cctx, in, rd, inst, want, func() { u0 = e.sampleUsage(sys, prefix) })
 	if err == nil {
 		select {
 		case <-rd.allIn:
+			res.use, res.window = e.sampleUsage(sys, prefix).since(u0), time.Since(from)
 			res.pauses, err = brokerPauses(e.backend.gcLog, from, time.Now())
 		case <-cctx.Done():
 			err = cctx.Err()
@@ -114,8 +194,9 @@ func runLatency(ctx context.Context, e *env, sys *system) latencyResult {
 		}
 	}
 	if res.complete() {
+		notes := slices.DeleteFunc([]string{res.pausesNote(), res.busyNote()}, func(s string) bool { return s == "" })
 		e.logf("[%s latency] ok: p50 %s, p99 %s, max %s (offered %s records/s) %s",
-			sys.name, fmtMs(res.p50), fmtMs(res.p99), fmtMs(res.max), fmtRate(res.offered), res.pausesNote())
+			sys.name, fmtMs(res.p50), fmtMs(res.p99), fmtMs(res.max), fmtRate(res.offered), strings.Join(notes, "; "))
 	} else {
 		e.logf("[%s latency] %s", sys.name, res.status())
 	}
@@ -129,10 +210,10 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 }
 
 // offerLoad produces warm-up records at -rate until the reader has seen
-// them for warmFor, then want measured records at the same pace, and waits
-// for their acks. It returns the offered rate of the measured records and
-// when the first was offered.
-func (e *env) offerLoad(ctx context.Context, in string, rd *latencyReader, inst *instance, want int) (float64, time.Time, error) {
+// them for warmFor, then calls measuring and offers want measured records
+// at the same pace, and waits for their acks. It returns the offered rate
+// of the measured records and when the first was offered.
+func (e *env) offerLoad(ctx context.Context, in string, rd *latencyReader, inst *instance, want int, measuring func()) (float64, time.Time, error) {
 	p, err := sarama.NewAsyncProducer(e.brokers, e.config("millrace-bench-load"))
 	if err != nil {
 		return 0, time.Time{}, fmt.Errorf("open producer: %w", err)
@@ -177,6 +258,7 @@ func (e *env) offerLoad(ctx context.Context, in string, rd *latencyReader, inst 
 				return fmt.Errorf("warm-up: %w", err)
 			}
 		}
+		measuring()
 		start = time.Now()
 		for id := range int64(want) {
 			if err := send(id); err != nil {

@@ -438,6 +438,9 @@ func (r *report) targets(o options) []target {
 		if o.rate != targetLatencyRate {
 			note = fmt.Sprintf(" (at %d records/s)", o.rate)
 		}
+		if n := l.runsNote(); n != "" {
+			note += " (" + n + ")"
+		}
 		if n := l.pausesNote(); n != "" {
 			note += " (" + n + ")"
 		}
@@ -591,7 +594,7 @@ func runsText(o options) string {
 	if o.repeat <= 1 {
 		return "one run per case"
 	}
-	return fmt.Sprintf("%d interleaved runs per throughput case (median shown)", o.repeat)
+	return fmt.Sprintf("%d interleaved runs per throughput and latency case (median shown)", o.repeat)
 }
 
 func keysText(o options) string {
@@ -619,7 +622,7 @@ var notes = []string{
 	"  :bytes), per record; with the embedded broker they include the broker's, as CPU does.",
 	"requests/record: Kafka requests the system's own clients sent over the same span (millrace and the raw loop: transport.KafkaRequests;",
 	"  stock: its sarama registries), per record, in all and for Produce, Fetch and OffsetCommit; the bench's helpers are not counted.",
-	"p50/p99/max: producer stamp in the payload → read by a consumer of the output topic, at a fixed offered load, after a warm-up.",
+	"p50/p99/max: producer stamp in the payload → read by a consumer of the output topic, at a fixed offered load, after a warm-up; of several runs, the one with the median p99.",
 	"Every figure is printed only after the output topic was read back and held every record (distinct ids); else INCOMPLETE.",
 }
 
@@ -796,12 +799,20 @@ func (r *report) extraLines(o options) []string {
 		if l.complete() {
 			line := fmt.Sprintf("p99 through 3 stages at %s records/s (offered %s): %s (p50 %s, max %s, %s records)",
 				fmtCount(o.rate), fmtRate(l.offered), fmtMs(l.p99), fmtMs(l.p50), fmtMs(l.max), fmtCount(l.want))
+			if n := l.runsNote(); n != "" {
+				line += "; " + n
+			}
 			if n := l.pausesNote(); n != "" {
 				line += "; meanwhile the " + n
 			}
 			ls = append(ls, line)
 		} else {
 			ls = append(ls, "p99 through 3 stages: "+l.status())
+		}
+	}
+	for _, l := range r.latencies {
+		if n := l.busyNote(); n != "" && l.complete() {
+			ls = append(ls, fmt.Sprintf("latency case, %s, over its measured records (median run): %s", l.sys.label, n))
 		}
 	}
 	for _, x := range r.rss {
