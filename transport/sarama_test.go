@@ -56,6 +56,11 @@ func TestNewSaramaConfig_waits_out_a_rebalance_timeout_for_a_join(t *testing.T) 
 	if p := transport.NewProducerConfig("x"); p.Net.ReadTimeout != 30*time.Second {
 		t.Fatalf("producer read timeout %s, want 30s", p.Net.ReadTimeout)
 	}
+}
+
+// A process has a producer per stage: each keeps the metadata of the
+// topics it produces to, as Java's producer does, not of every topic.
+func TestNewProducerConfig_keeps_only_its_topics_metadata(t *testing.T) {
 	if p := transport.NewProducerConfig("x"); p.Metadata.Full {
 		t.Fatal("a producer keeps every topic's metadata: want only the topics it produces to")
 	}

@@ -59,27 +59,38 @@ func median(rs []drainResult) drainResult {
 	return m
 }
 
-// medianRun is the run of rs with the median rate (the lower of the two
-// middle ones) and, when there is more than one, every run's rate,
-// sorted; a run that did not complete stands for them instead.
-func medianRun[R interface {
-	complete() bool
-	rate() float64
-}](rs []R) (R, []float64) {
+// medianBy is the run of rs with the median score, the lower of the two
+// middle ones (a better run scores higher, so the report shows the less
+// flattering one), and, when there is more than one run, every run
+// sorted by score; a run that did not complete stands for them instead,
+// so that no failure is hidden.
+func medianBy[R interface{ complete() bool }](rs []R, score func(R) float64) (R, []R) {
 	for _, r := range rs {
 		if !r.complete() {
 			return r, nil
 		}
 	}
 	sorted := slices.Clone(rs)
-	slices.SortFunc(sorted, func(a, b R) int { return cmp.Compare(a.rate(), b.rate()) })
-	var rates []float64
-	if len(rs) > 1 {
-		for _, r := range sorted {
-			rates = append(rates, r.rate())
-		}
+	slices.SortFunc(sorted, func(a, b R) int { return cmp.Compare(score(a), score(b)) })
+	m := sorted[(len(sorted)-1)/2]
+	if len(rs) < 2 {
+		return m, nil
 	}
-	return sorted[(len(sorted)-1)/2], rates
+	return m, sorted
+}
+
+// medianRun is the run of rs with the median rate (see medianBy) and,
+// when there is more than one, every run's rate, sorted.
+func medianRun[R interface {
+	complete() bool
+	rate() float64
+}](rs []R) (R, []float64) {
+	m, sorted := medianBy(rs, func(r R) float64 { return r.rate() })
+	var rates []float64
+	for _, r := range sorted {
+		rates = append(rates, r.rate())
+	}
+	return m, rates
 }
 
 // complete says whether every record of the backlog reached the output.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -60,22 +59,12 @@ func (r latencyResult) complete() bool {
 }
 
 // medianLatency is the run of rs with the median p99 (the higher of the
-// two middle ones), carrying every run's p99; a run that did not complete
-// stands for them instead, so that no failure is hidden.
+// two middle ones: medianBy), carrying every run's p99, sorted; a run that
+// did not complete stands for them instead.
 func medianLatency(rs []latencyResult) latencyResult {
-	for _, r := range rs {
-		if !r.complete() {
-			return r
-		}
-	}
-	sorted := slices.Clone(rs)
-	slices.SortFunc(sorted, func(a, b latencyResult) int { return cmp.Compare(a.p99, b.p99) })
-	m := sorted[len(sorted)/2]
-	if len(rs) > 1 {
-		m.p99s = make([]time.Duration, len(sorted))
-		for i, r := range sorted {
-			m.p99s[i] = r.p99
-		}
+	m, sorted := medianBy(rs, func(r latencyResult) float64 { return -r.p99.Seconds() })
+	for _, r := range slices.Backward(sorted) {
+		m.p99s = append(m.p99s, r.p99)
 	}
 	return m
 }
