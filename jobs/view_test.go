@@ -212,7 +212,7 @@ func TestView_of_one_job_reads_only_its_partition(t *testing.T) {
 		name := newPipeline(t, b, 4)
 		topic := jobs.EventsTopic(name)
 		b.Produce(t, topic, records(succeeding("one", 0)...))
-		cfg := transport.NewSaramaConfig("test")
+		cfg := transport.NewProducerConfig("test")
 		cfg.Producer.Partitioner = sarama.NewManualPartitioner
 		p, err := sarama.NewSyncProducer(b.Brokers, cfg)
 		if err != nil {

@@ -18,7 +18,7 @@ import (
 // timestamp base + i seconds.
 func produceAt(t *testing.T, b testkit.Backend, topic string, parts int32, n int, base time.Time) {
 	t.Helper()
-	cfg := transport.NewSaramaConfig("offsets-test")
+	cfg := transport.NewProducerConfig("offsets-test")
 	cfg.Producer.Partitioner = sarama.NewManualPartitioner
 	p, err := sarama.NewSyncProducer(b.Brokers, cfg)
 	if err != nil {

@@ -77,7 +77,9 @@ type ProduceResult struct {
 // Produce sends each line of opts.Lines as a record to opts.Topic, with a
 // new millrace-job id (a random UUID) as its first header, in batches of
 // 500 that each wait for the broker's acks (acks from all in-sync
-// replicas), each after its announcements (see [Announce]). It stops at
+// replicas), each after its announcements (see [Announce]). Its producer
+// is idempotent, as the stages' are: a batch the client retries (the
+// broker applied it but its answer timed out) is not written twice. It stops at
 // the first batch the broker refuses; the result is valid (counting what
 // was sent) also then.
 func Produce(ctx context.Context, opts ProduceOptions) (ProduceResult, error) {
@@ -98,9 +100,9 @@ func Produce(ctx context.Context, opts ProduceOptions) (ProduceResult, error) {
 	if err := EnsureTopics(client, topics, opts.ReplicationFactor, log); err != nil {
 		return res, err
 	}
-	producer, err := sarama.NewSyncProducerFromClient(client)
+	producer, err := opts.syncProducer()
 	if err != nil {
-		return res, fmt.Errorf("open producer: %w", err)
+		return res, err
 	}
 	defer producer.Close()
 	p := &producing{opts: opts, producer: producer, res: &res}

@@ -188,7 +188,7 @@ pipelines:
 // message.max.bytes), past sarama's default producer limit.
 func produceLarge(t *testing.T, b testkit.Backend, topic string, records []testkit.Record) {
 	t.Helper()
-	cfg := transport.NewSaramaConfig("testkit")
+	cfg := transport.NewProducerConfig("testkit")
 	cfg.Producer.MaxMessageBytes = 1048588
 	cfg.Producer.Return.Successes = true
 	p, err := sarama.NewSyncProducer(b.Brokers, cfg)

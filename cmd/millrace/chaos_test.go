@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -60,8 +61,15 @@ func bounceMidStream(t *testing.T, b *ownBroker, sig string) {
 			return fmt.Sprintf("the dedup stage published %d records (want %d before bounce %d); %d of %d fed",
 				sum(before), at, i+1, f.sent.Load(), faultRecords)
 		})
+		if f.sent.Load()-sum(before) < minBacklog {
+			// The stages caught up with the feeder (after a SIGKILL the
+			// broker's log recovery can stall the feeder for 15 s while
+			// the stages drain): the process pauses, for well under a
+			// session timeout, until the feeder is ahead again.
+			before = pauseForBacklog(t, run, f, b.backend, name+".c")
+		}
 		fed := f.sent.Load()
-		if backlog := fed - sum(before); backlog < 1000 {
+		if backlog := fed - sum(before); backlog < minBacklog {
 			t.Fatalf("%d records fed, %d through the dedup stage when the broker went down: a backlog of %d is too small to prove anything",
 				fed, sum(before), backlog)
 		}
@@ -79,6 +87,36 @@ func bounceMidStream(t *testing.T, b *ownBroker, sig string) {
 	checkDelivery(t, b, name, faultRecords, logs, marks)
 	run.stop(30 * time.Second)
 	t.Logf("took %s", time.Since(began).Round(time.Second))
+}
+
+// minBacklog is how many records fed and not yet out of the dedup stage
+// make a backlog worth bouncing the broker under.
+const minBacklog = 1000
+
+// pauseForBacklog stops run (SIGSTOP) until the feeder has fed minBacklog
+// records more than topic (the dedup stage's output) holds, for up to 5 s,
+// then lets it go on (SIGCONT) and returns topic's end offsets.
+func pauseForBacklog(t *testing.T, run *proc, f *feeder, b testkit.Backend, topic string) map[int32]int64 {
+	t.Helper()
+	if err := run.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatalf("pause %s: %v", run.name, err)
+	}
+	defer func() {
+		if err := run.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+			t.Fatalf("resume %s: %v", run.name, err)
+		}
+	}()
+	paused := time.Now()
+	var ends map[int32]int64
+	poll(t, 5*time.Second, func() bool {
+		ends = endOffsets(b, topic)
+		return f.sent.Load()-sum(ends) >= minBacklog
+	}, func() string {
+		return fmt.Sprintf("with %s paused, %d records fed and %d in %s: the feeder is not getting ahead", run.name, f.sent.Load(), sum(ends), topic)
+	})
+	t.Logf("paused %s for %s, until %d records were fed and %d were out of the dedup stage",
+		run.name, time.Since(paused).Round(time.Millisecond), f.sent.Load(), sum(ends))
+	return ends
 }
 
 // For a minute, a random stage process (one per stage, the dedup stage in

@@ -24,7 +24,7 @@ import (
 // k<i%7>, record i stamped base + i seconds.
 func produceTimed(t *testing.T, b testkit.Backend, topic string, from, to int, base time.Time) {
 	t.Helper()
-	p, err := sarama.NewSyncProducer(b.Brokers, transport.NewSaramaConfig("replay-test"))
+	p, err := sarama.NewSyncProducer(b.Brokers, transport.NewProducerConfig("replay-test"))
 	if err != nil {
 		t.Fatal(err)
 	}
