@@ -165,11 +165,17 @@ func (p *producing) flush(batch []*sarama.ProducerMessage) error {
 	if err != nil {
 		return err
 	}
-	if err := p.producer.SendMessages(batch); err != nil {
-		return fmt.Errorf("send to %s (after %d sent): %w", p.opts.Topic.Name, p.res.Sent, err)
+	err = p.producer.SendMessages(batch)
+	sent := acked(batch, err)
+	p.res.Sent += len(sent)
+	if ids != nil {
+		for _, m := range sent {
+			p.res.Jobs = append(p.res.Jobs, string(m.Headers[0].Value))
+		}
 	}
-	p.res.Sent += len(batch)
-	p.res.Jobs = append(p.res.Jobs, ids...)
+	if err != nil {
+		return fmt.Errorf("send to %s (%d sent): %w", p.opts.Topic.Name, p.res.Sent, err)
+	}
 	return nil
 }
 
