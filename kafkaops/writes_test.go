@@ -15,38 +15,54 @@ import (
 	"github.com/millrace/millrace/pipeline"
 )
 
+// fakeKafka is a one-broker kfake cluster, seeded with topics of the
+// given partitions, and the Cluster that reaches it.
+type fakeKafka struct {
+	*kfake.Cluster
+	cl  Cluster
+	ctx context.Context
+}
+
+func newFakeKafka(t *testing.T, partitions int32, topics ...string) *fakeKafka {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, topics...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return &fakeKafka{Cluster: c, cl: Cluster{Brokers: c.ListenAddrs(), ConnectTimeout: 10 * time.Second}, ctx: ctx}
+}
+
+// values reads the values of topic's records, one partition after the other.
+func (k *fakeKafka) values(t *testing.T, topic string) []string {
+	t.Helper()
+	client, err := k.cl.Connect(k.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	var got []string
+	if err := scan(k.ctx, client, topic, nil, func(r *Record) (bool, error) {
+		got = append(got, string(r.Value))
+		return true, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
 // A produce request the broker applies and then answers REQUEST_TIMED_OUT
 // (a slow replica, a loaded broker) is retried by the client; the
 // operations that write records (produce, copy) must not write them twice.
 // Their producers are idempotent: the broker drops the retried batch by
 // its producer id and sequence (KIP-98).
 func TestWrites_are_not_doubled_by_a_retried_produce(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "src", "dst"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	cl := Cluster{Brokers: c.ListenAddrs(), ConnectTimeout: 10 * time.Second}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	k := newFakeKafka(t, 2, "src", "dst")
+	cl, ctx := k.cl, k.ctx
 	timedOut := func(topic string) *kfake.FaultHandle {
-		return c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: topic, Err: kerr.RequestTimedOut})
-	}
-	values := func(topic string) []string {
-		t.Helper()
-		client, err := cl.Connect(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer client.Close()
-		var got []string
-		if err := scan(ctx, client, topic, nil, func(r *Record) (bool, error) {
-			got = append(got, string(r.Value))
-			return true, nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-		return got
+		return k.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: topic, Err: kerr.RequestTimedOut})
 	}
 
 	f := timedOut("src")
@@ -58,7 +74,7 @@ func TestWrites_are_not_doubled_by_a_retried_produce(t *testing.T) {
 	if f.Hits() != 1 {
 		t.Fatalf("the fault answered %d produce requests, want 1", f.Hits())
 	}
-	if got := values("src"); len(got) != 3 {
+	if got := k.values(t, "src"); len(got) != 3 {
 		t.Fatalf("produce wrote %q, want a, b and c once each", got)
 	}
 
@@ -69,7 +85,7 @@ func TestWrites_are_not_doubled_by_a_retried_produce(t *testing.T) {
 	if f.Hits() != 1 {
 		t.Fatalf("the fault answered %d produce requests, want 1", f.Hits())
 	}
-	if got := values("dst"); len(got) != 3 {
+	if got := k.values(t, "dst"); len(got) != 3 {
 		t.Fatalf("copy wrote %q, want a, b and c once each", got)
 	}
 }
@@ -78,29 +94,10 @@ func TestWrites_are_not_doubled_by_a_retried_produce(t *testing.T) {
 // partition for good) is counted as what it took: a user who runs the
 // command again for the rest must not send the records already written.
 func TestWrites_a_batch_taken_in_part_counts_what_was_written(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "src", "dst"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	cl := Cluster{Brokers: c.ListenAddrs(), ConnectTimeout: 10 * time.Second}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	count := func(topic string) int {
-		t.Helper()
-		client, err := cl.Connect(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer client.Close()
-		n := 0
-		if err := scan(ctx, client, topic, nil, func(*Record) (bool, error) { n++; return true, nil }); err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
+	k := newFakeKafka(t, 2, "src", "dst")
+	cl, ctx := k.cl, k.ctx
 	refuse := func(topic string) *kfake.FaultHandle {
-		return c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: topic, Partitions: []int32{1}, Err: kerr.MessageTooLarge, Count: -1})
+		return k.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: topic, Partitions: []int32{1}, Err: kerr.MessageTooLarge, Count: -1})
 	}
 	lines := strings.Repeat("x\n", 20)
 
@@ -112,7 +109,7 @@ func TestWrites_a_batch_taken_in_part_counts_what_was_written(t *testing.T) {
 		t.Fatalf("Produce = %+v, %v with partition 1 refusing; want an error", res, err)
 	}
 	f.Remove()
-	if n := count("src"); n == 0 || n == 20 || res.Sent != n || len(res.Jobs) != n {
+	if n := len(k.values(t, "src")); n == 0 || n == 20 || res.Sent != n || len(res.Jobs) != n {
 		t.Fatalf("Produce counted %d sent (%d job ids) of a batch of 20 whose partition 0 took %d records", res.Sent, len(res.Jobs), n)
 	}
 
@@ -128,7 +125,7 @@ func TestWrites_a_batch_taken_in_part_counts_what_was_written(t *testing.T) {
 		t.Fatalf("CopyRange = %+v, %v with partition 1 refusing; want an error", cres, err)
 	}
 	f.Remove()
-	if n := count("dst"); n == 0 || cres.Copied != n {
+	if n := len(k.values(t, "dst")); n == 0 || cres.Copied != n {
 		t.Fatalf("CopyRange counted %d copied (%v); dst holds %d", cres.Copied, cres.PerPartition, n)
 	}
 }
@@ -151,14 +148,8 @@ pipelines:
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, pp.Quarantine, pp.Input))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	cl := Cluster{Brokers: c.ListenAddrs(), ConnectTimeout: 10 * time.Second}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	k := newFakeKafka(t, 1, pp.Quarantine, pp.Input)
+	cl, ctx := k.cl, k.ctx
 	p, err := cl.syncProducer()
 	if err != nil {
 		t.Fatal(err)
@@ -168,7 +159,7 @@ pipelines:
 		Headers: []sarama.RecordHeader{{Key: []byte(filters.HeaderStage), Value: []byte("pass")}}}); err != nil {
 		t.Fatal(err)
 	}
-	fault := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: pipeline.ReplayedTopic("p"), Err: kerr.MessageTooLarge, Count: -1})
+	fault := k.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: pipeline.ReplayedTopic("p"), Err: kerr.MessageTooLarge, Count: -1})
 	res, err := ReplayQuarantine(ctx, ReplayQuarantineOptions{Cluster: cl, Pipeline: pp, ReplicationFactor: -1})
 	if err == nil || fault.Hits() == 0 || !strings.Contains(err.Error(), "it was sent to "+pp.Input) {
 		t.Fatalf("ReplayQuarantine = %+v, %v; want the error of the refused mark", res, err)
