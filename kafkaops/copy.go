@@ -164,18 +164,45 @@ func (c *topicCopy) startOffsets(ctx context.Context, client sarama.Client) (map
 	return start, nil
 }
 
-// flush sends the batch and counts it as copied.
+// flush sends the batch and counts what the broker acked as copied (all
+// of it, or when the send fails all but the records it failed on).
 func (c *topicCopy) flush() error {
 	if len(c.batch) == 0 {
 		return nil
 	}
-	if err := c.producer.SendMessages(c.batch); err != nil {
-		return fmt.Errorf("copy to %s: %w", c.opts.To, err)
-	}
-	for _, m := range c.batch {
+	err := c.producer.SendMessages(c.batch)
+	for _, m := range acked(c.batch, err) {
 		c.res.Copied++
 		c.res.PerPartition[m.Metadata.(int32)]++
 	}
 	c.batch = c.batch[:0]
+	if err != nil {
+		return fmt.Errorf("copy to %s: %w", c.opts.To, err)
+	}
 	return nil
+}
+
+// acked returns the records of batch the broker acked, given what
+// SyncProducer.SendMessages returned for it: all of them on success, none
+// on an error that is not sarama.ProducerErrors (nothing was sent), else
+// all but the records it lists.
+func acked(batch []*sarama.ProducerMessage, err error) []*sarama.ProducerMessage {
+	if err == nil {
+		return batch
+	}
+	var perrs sarama.ProducerErrors
+	if !errors.As(err, &perrs) {
+		return nil
+	}
+	failed := make(map[*sarama.ProducerMessage]bool, len(perrs))
+	for _, pe := range perrs {
+		failed[pe.Msg] = true
+	}
+	var out []*sarama.ProducerMessage
+	for _, m := range batch {
+		if !failed[m] {
+			out = append(out, m)
+		}
+	}
+	return out
 }

@@ -79,9 +79,9 @@ type ProduceResult struct {
 // 500 that each wait for the broker's acks (acks from all in-sync
 // replicas), each after its announcements (see [Announce]). Its producer
 // is idempotent, as the stages' are: a batch the client retries (the
-// broker applied it but its answer timed out) is not written twice. It stops at
-// the first batch the broker refuses; the result is valid (counting what
-// was sent) also then.
+// broker applied it but its answer timed out) is not written twice. It
+// stops at the first batch the broker refuses; the result then counts
+// what the broker took, of that batch too.
 func Produce(ctx context.Context, opts ProduceOptions) (ProduceResult, error) {
 	var res ProduceResult
 	client, err := opts.Connect(ctx)
@@ -165,11 +165,17 @@ func (p *producing) flush(batch []*sarama.ProducerMessage) error {
 	if err != nil {
 		return err
 	}
-	if err := p.producer.SendMessages(batch); err != nil {
-		return fmt.Errorf("send to %s (after %d sent): %w", p.opts.Topic.Name, p.res.Sent, err)
+	err = p.producer.SendMessages(batch)
+	sent := acked(batch, err)
+	p.res.Sent += len(sent)
+	if ids != nil {
+		for _, m := range sent {
+			p.res.Jobs = append(p.res.Jobs, string(m.Headers[0].Value))
+		}
 	}
-	p.res.Sent += len(batch)
-	p.res.Jobs = append(p.res.Jobs, ids...)
+	if err != nil {
+		return fmt.Errorf("send to %s (%d sent): %w", p.opts.Topic.Name, p.res.Sent, err)
+	}
 	return nil
 }
 

@@ -200,13 +200,14 @@ func (r *quarantineReplay) one(ctx context.Context, m *Record) (bool, error) {
 		r.res.Skipped[SkipLimit]++
 		return true, nil
 	}
-	if !r.opts.DryRun {
-		if err := r.send(ctx, m, id, input, n+1); err != nil {
-			return false, err
-		}
+	if r.opts.DryRun {
+		r.res.Sent++
+		r.res.SentTo[input]++
+		return true, nil
 	}
-	r.res.Sent++
-	r.res.SentTo[input]++
+	if err := r.send(ctx, m, id, input, n+1); err != nil {
+		return false, err
+	}
 	return true, nil
 }
 
@@ -220,7 +221,8 @@ func (r *quarantineReplay) stageInput(name string) (string, bool) {
 	return "", false
 }
 
-// send sends m to input, then records it as replayed.
+// send sends m to input, counts it as sent, then records it as replayed
+// (a record sent whose mark fails is counted: the error says so).
 func (r *quarantineReplay) send(ctx context.Context, m *Record, id, input string, replays int) error {
 	if err := r.pace.wait(ctx); err != nil {
 		return err
@@ -232,6 +234,8 @@ func (r *quarantineReplay) send(ctx context.Context, m *Record, id, input string
 	if _, _, err := r.producer.SendMessage(out); err != nil {
 		return fmt.Errorf("send %s/%s to %s: %w", m.Topic, id, input, err)
 	}
+	r.res.Sent++
+	r.res.SentTo[input]++
 	mark := &sarama.ProducerMessage{Topic: r.done, Key: sarama.StringEncoder(id),
 		Value: sarama.StringEncoder(fmt.Sprintf("%s/%d/%d", input, out.Partition, out.Offset))}
 	if _, _, err := r.producer.SendMessage(mark); err != nil {

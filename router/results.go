@@ -1,6 +1,8 @@
 package router
 
 import (
+	"cmp"
+	"context"
 	"fmt"
 	"strconv"
 	"sync"
@@ -133,7 +135,32 @@ func (em *emitter) afterAck(e jobs.Event, outs []*sarama.ProducerMessage, d *tra
 // eventRetry is how long the emitter waits to write an event again that
 // the broker refused (an outage): the record stays unsettled meanwhile,
 // so it is not committed, and its outputs are not published again.
-const eventRetry = time.Second
+var eventRetry = time.Second
+
+// sendAfterAck writes e, the event of a record whose outputs are acked,
+// and returns once the broker acked it, trying again every eventRetry
+// while the broker refuses it, as the emitter does for a stage that does
+// not wait: handing the record out again would publish its outputs again.
+// It returns an error at once for an event the broker can never take
+// (transport.RecordFault), else when ctx ends (the hand-out is cancelled:
+// the stage stops or loses the partition), with the broker's last refusal.
+func (em *emitter) sendAfterAck(ctx context.Context, e jobs.Event) error {
+	for {
+		err := em.pub.Send(em.topic, []*sarama.ProducerMessage{em.record(e)})
+		if err == nil {
+			return nil
+		}
+		err = fmt.Errorf("cannot write the job event to %s: %w", em.topic, err)
+		if transport.RecordFault(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w; gave up: %w", err, cmp.Or(transport.Cause(ctx), ctx.Err()))
+		case <-time.After(eventRetry):
+		}
+	}
+}
 
 // enqueue queues q for the emitter's goroutine; on a closed emitter the
 // record is handed out again instead.

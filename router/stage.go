@@ -172,8 +172,13 @@ func (s *stage) publishNow(msg *message.Message, d *transport.Delivery, outs []*
 	}
 	if after {
 		s.results.located(&ev, outs)
-		if err := s.out.Send(s.results.topic, []*sarama.ProducerMessage{s.results.record(ev)}); err != nil {
-			return &transient{err: fmt.Errorf("cannot write the job event to %s: %w", s.results.topic, err)}
+		if err := s.results.sendAfterAck(msg.Context(), ev); err != nil {
+			// The outputs are in the output topic: a dedup stage looks
+			// for them before it runs the record again.
+			if d != nil {
+				d.SetUncertain(time.Now())
+			}
+			return &transient{err: err}
 		}
 	}
 	return nil

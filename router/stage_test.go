@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -77,5 +79,67 @@ func TestStage_outputs_published_without_waiting_settle_on_the_broker_ack(t *tes
 		case <-time.After(10 * time.Second):
 			t.Fatalf("hand-out %d: never settled", i+1)
 		}
+	}
+}
+
+// A stage that waits for its outputs' acks (it deduplicates) and writes
+// the pipeline's output topic sends the record's job event after the
+// outputs' acks. A refused event is sent again, alone: handing the record
+// out again would publish its outputs twice. If the hand-out ends first
+// (the stage stops), the record is marked uncertain, so that the dedupe
+// middleware looks for its outputs before running it again.
+func TestStage_a_refused_job_event_is_sent_again_without_the_outputs(t *testing.T) {
+	defer func(d time.Duration) { eventRetry = d }(eventRetry)
+	eventRetry = time.Millisecond
+	down := errors.New("broker down")
+	newStage := func(outcomes ...error) (*stage, *sent) {
+		pub, got := mockPublisher(t, 0, outcomes...)
+		return &stage{
+			plan: pipeline.StagePlan{Pipeline: "p", Name: "s", Output: "p.out"},
+			out:  pub, log: quiet, recs: &records{stage: "s", tiers: map[string]int{}, now: time.Now},
+			results: &emitter{topic: "p.jobs", stage: "s", n: 1, output: true, pub: pub, now: time.Now},
+		}, got
+	}
+	topics := func(msgs []*sarama.ProducerMessage) (ts []string) {
+		for _, m := range msgs {
+			ts = append(ts, m.Topic)
+		}
+		return ts
+	}
+	outs := func() []*sarama.ProducerMessage {
+		return []*sarama.ProducerMessage{{Topic: "p.out", Value: sarama.StringEncoder("out")}}
+	}
+
+	s, got := newStage(nil, down, down, nil)
+	msg, d, _ := handOutOf(&sarama.ConsumerMessage{Topic: "p.in", Offset: 7, Value: []byte("in")}, 1)
+	if err := s.publishNow(msg, d, outs()); err != nil {
+		t.Fatalf("publishNow = %v, want the event written on its third try", err)
+	}
+	if ts := topics(got.take()); slices.Compare(ts, []string{"p.out", "p.jobs", "p.jobs", "p.jobs"}) != 0 {
+		t.Fatalf("sent to %v, want the output once, then the event three times", ts)
+	}
+	if !d.Uncertain().IsZero() {
+		t.Error("a record whose event was written is marked uncertain")
+	}
+
+	eventRetry = time.Hour
+	s, got = newStage(nil, down)
+	msg, d, _ = handOutOf(&sarama.ConsumerMessage{Topic: "p.in", Offset: 8, Value: []byte("in")}, 1)
+	go func() {
+		for len(got.take()) < 2 {
+			time.Sleep(time.Millisecond)
+		}
+		d.Cancel(errors.New("the stage stops"))
+	}()
+	err := s.publishNow(msg, d, outs())
+	var tr *transient
+	if !errors.As(err, &tr) || !strings.Contains(err.Error(), "broker down") || !strings.Contains(err.Error(), "the stage stops") {
+		t.Fatalf("publishNow = %v, want a transient error naming the refusal and the stop", err)
+	}
+	if d.Uncertain().IsZero() {
+		t.Error("a record whose outputs are published and event is not is not marked uncertain")
+	}
+	if ts := topics(got.take()); slices.Compare(ts, []string{"p.out", "p.jobs"}) != 0 {
+		t.Fatalf("sent to %v, want the output, then the event", ts)
 	}
 }

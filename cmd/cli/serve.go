@@ -29,9 +29,10 @@ their status, long-poll for their result (docs/api.yaml is the contract).
   GET  /v1/pipelines                        the pipelines and their stages
 
 A submission is answered 202 only once Kafka acknowledged the job's record,
-and 503 (with Retry-After) when Kafka did not take it within
-api.produce_timeout: then nothing was submitted. Idempotency-Key makes the
-job id a function of the key, so a retried request gets the same job.
+and 503 (with Retry-After) when Kafka did not confirm it within
+api.produce_timeout: Kafka may still have written a record it could not
+confirm, so retry with the same Idempotency-Key, which makes the job id a
+function of the key: a retried request gets the same job.
 
 serve runs no stages, so it scales on its own behind a load balancer; every
 serve process answers the same for the same job (each reads the jobs' events

@@ -416,8 +416,8 @@ func TestAPI_a_record_the_broker_refuses_is_503_and_no_job(t *testing.T) {
 	c := newChecked(t, serve(t, b, p, transport.NewPublisherWith(producer, cfg)).Handler(), seen)
 	code, h, body := c.do("POST", "/v1/pipelines/"+name+"-plain/jobs", `{}`)
 	pr := c.problem(503, "broker-unavailable")(code, h, body)
-	if h.Get("Retry-After") == "" || !strings.Contains(pr.Detail, "nothing was submitted") || strings.Contains(string(body), "job_id") {
-		t.Fatalf("503 %v %s: want Retry-After, 'nothing was submitted' and no job id", h, body)
+	if h.Get("Retry-After") == "" || !strings.Contains(pr.Detail, "same Idempotency-Key") || strings.Contains(string(body), "job_id") {
+		t.Fatalf("503 %v %s: want Retry-After, the advice to retry with the same Idempotency-Key and no job id", h, body)
 	}
 	code, h, body = c.do("POST", "/v1/pipelines/"+name+"-plain/jobs:batch", "{}\n{}\n")
 	var batch api.Batch

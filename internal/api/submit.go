@@ -385,7 +385,8 @@ func produceProblem(pl *pipeline.PipelinePlan, err error) *Problem {
 		return problem(http.StatusBadRequest, typeBadRequest, "Kafka refused the record: %v", err)
 	}
 	p := problem(http.StatusServiceUnavailable, typeUnavailable,
-		"Kafka did not take the job's record for pipeline %s; nothing was submitted, try again: %v", pl.Name, err)
+		"Kafka did not confirm the job's record for pipeline %s, so no job id was given (Kafka may still have written it: "+
+			"retry with the same Idempotency-Key to be sure of one job): %v", pl.Name, err)
 	p.RetryAfter = retryAfterUnavailable
 	return p
 }

@@ -83,7 +83,9 @@ type Config struct {
 	// (copied; nil: the plan's, pipeline.Plan.SaramaConfig).
 	Sarama *sarama.Config
 	// Client reads the schedule topic and the inputs' offsets; Publisher
-	// sends the records. The caller closes both after Run returned.
+	// sends the records and the schedules' states, with an idempotent
+	// producer (transport.NewProducerConfig), which the fencing of the
+	// leader relies on. The caller closes both after Run returned.
 	Client    sarama.Client
 	Publisher *transport.Publisher
 	// Clock decides when ticks are due (nil: the real clock). Records and
@@ -104,9 +106,6 @@ type Scheduler struct {
 	cfg       Config
 	schedules []pipeline.SchedulePlan // enabled and disabled: a disabled one is recorded as such
 
-	// states is the schedule topic's producer: it returns the offsets of
-	// its records, which fence the leader (see [Scheduler.writeState]).
-	states sarama.SyncProducer
 	// fence is the end offset the schedule topic had after this leader's
 	// last read or write; -1 before.
 	fence int64
@@ -195,12 +194,6 @@ func (s *Scheduler) groupConfig() *sarama.Config {
 // the error that kept it from joining the group.
 func (s *Scheduler) Run(ctx context.Context) error {
 	defer s.closeViews()
-	states, err := sarama.NewSyncProducerFromClient(s.cfg.Client)
-	if err != nil {
-		return fmt.Errorf("scheduler: producer: %w", err)
-	}
-	s.states = states
-	defer states.Close()
 	group, err := sarama.NewConsumerGroup(s.cfg.Brokers, s.cfg.Plan.Scheduler.Group, s.groupConfig())
 	if err != nil {
 		return fmt.Errorf("scheduler: join group %s: %w", s.cfg.Plan.Scheduler.Group, err)
@@ -716,12 +709,16 @@ func (s *Scheduler) write(ctx context.Context, key string, st State) error {
 		return fmt.Errorf("%w (its end is %d, this leader left it at %d)", errFenced, end, s.fence)
 	}
 	st.Tick, st.At, st.By, st.Run, st.Generation = st.Tick.UTC(), time.Now().UTC(), s.cfg.Process, s.run, s.gen
-	_, off, err := s.states.SendMessage(&sarama.ProducerMessage{Topic: topic,
-		Key: transport.Pin(sarama.StringEncoder(key), 0), Value: sarama.ByteEncoder(st.marshal())})
-	if err != nil {
+	// The publisher's producer is idempotent: a write the client retries
+	// (the broker applied it, its answer was lost) is in the topic once,
+	// at the offset returned, so the fence is the end. A second copy would
+	// move the fence past another leader's write made in between.
+	m := &sarama.ProducerMessage{Topic: topic,
+		Key: transport.Pin(sarama.StringEncoder(key), 0), Value: sarama.ByteEncoder(st.marshal())}
+	if err := s.cfg.Publisher.Send(topic, []*sarama.ProducerMessage{m}); err != nil {
 		return fmt.Errorf("record its state in %s: %w", topic, err)
 	}
-	s.fence = off + 1
+	s.fence = m.Offset + 1
 	return nil
 }
 
