@@ -57,9 +57,10 @@ stage's resources: from the file. Containers run as a non-root user on a
 read-only root filesystem (with a writable /tmp); the image's entrypoint must
 be the millrace binary (or your own, built on cmd/cli).
 
-The brokers are --brokers, else the file's broker.brokers (resolved now, in
-this environment; $MILLRACE_BROKERS is not read): pods cannot use the embedded
-broker. The render holds no secret: the pods take their environment from the
+The brokers are --brokers, else $MILLRACE_BROKERS (render then says so on
+stderr: they go into the objects), else the file's broker.brokers, resolved
+now, in this environment: pods cannot use the embedded broker. The render
+holds no secret: the pods take their environment from the
 Secret 'millrace', which you create, holding MILLRACE_ADMIN_TOKEN (an admin
 address other hosts can reach needs a token; /metrics then wants it, so a
 Prometheus scraping the pods must send it) and every variable the file reads
@@ -83,6 +84,10 @@ type deployRenderOptions struct {
 	source []byte
 	opts   deploy.Options
 	out    string // "" prints to stdout
+	// brokersEnv: the brokers are $MILLRACE_BROKERS's, which render
+	// notes, so that a variable left in the shell does not go into the
+	// objects unseen.
+	brokersEnv bool
 }
 
 func newDeployRenderCmd(g *globals) *cobra.Command {
@@ -101,11 +106,16 @@ func newDeployRenderCmd(g *globals) *cobra.Command {
 			return o, usagef("--stop-timeout %s: want more than 0", o.opts.StopTimeout)
 		}
 		o.opts.Brokers = g.brokers
+		o.brokersEnv = false
 		if len(o.opts.Brokers) == 0 && os.Getenv("MILLRACE_BROKERS") != "" {
 			o.opts.Brokers = strings.Split(os.Getenv("MILLRACE_BROKERS"), ",")
+			o.brokersEnv = true
 		}
 		var oe *deploy.OptionError
 		if err := o.opts.Validate(); errors.As(err, &oe) {
+			if oe.Option == "brokers" && o.brokersEnv {
+				return o, usagef("$MILLRACE_BROKERS %q: %s", oe.Value, oe.Reason)
+			}
 			return o, usagef("--%s %q: %s", oe.Option, oe.Value, oe.Reason)
 		} else if err != nil {
 			return o, usagef("%v", err)
@@ -129,6 +139,14 @@ func newDeployRenderCmd(g *globals) *cobra.Command {
 		m, err := deploy.Render(o.file, o.source, o.opts)
 		if err != nil {
 			return err
+		}
+		if o.brokersEnv {
+			instead := ""
+			if len(o.file.Plan().Brokers) > 0 {
+				instead = ", in place of the file's broker.brokers"
+			}
+			fmt.Fprintf(g.stderr, "note: the brokers are $MILLRACE_BROKERS's, %s, and the objects hold them%s "+
+				"(--brokers picks others)\n", strings.Join(o.opts.Brokers, ","), instead)
 		}
 		if exec := execStages(o.file.Plan()); len(exec) > 0 {
 			fmt.Fprintf(g.stderr, "note: %s %s run programs (filter exec): the image must hold them and what runs them "+
