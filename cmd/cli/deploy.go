@@ -125,7 +125,8 @@ func newDeployRenderCmd(g *globals) *cobra.Command {
 			return o, err
 		}
 		if len(o.file.LiteralSecrets) > 0 {
-			return o, usagef("%s: %s written in the file would be in the ConfigMap for anyone who may read it: "+
+			// A problem of the file, not of the command line: exit 1.
+			return o, fmt.Errorf("%s: %s written in the file would be in the ConfigMap for anyone who may read it: "+
 				"read it from the environment (${NAME}) and put NAME in the Secret %s", g.file,
 				strings.Join(o.file.LiteralSecrets, ", "), deploy.SecretName)
 		}
