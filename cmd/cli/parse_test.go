@@ -52,9 +52,15 @@ type parsed struct {
 // call, in a directory holding that file.
 func parseArgs(t *testing.T, stdin string, args ...string) parsed {
 	t.Helper()
+	return parseArgsOf(t, testPipelines, stdin, args...)
+}
+
+// parseArgsOf is parseArgs with source as the pipelines file.
+func parseArgsOf(t *testing.T, source, stdin string, args ...string) parsed {
+	t.Helper()
 	dir := t.TempDir()
 	file := filepath.Join(dir, "pipelines.yaml")
-	if err := os.WriteFile(file, []byte(testPipelines), 0o644); err != nil {
+	if err := os.WriteFile(file, []byte(source), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	var out, errb bytes.Buffer
