@@ -36,9 +36,6 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 func (g *globals) execute(ctx context.Context, args []string) (int, string) {
 	root := newRoot(g)
 	root.SetArgs(args)
-	root.SetIn(g.stdin)
-	root.SetOut(g.stdout)
-	root.SetErr(g.stderr)
 	cmd, err := root.ExecuteContextC(ctx)
 	path := root.Name()
 	if cmd != nil {
@@ -102,7 +99,36 @@ Exit codes: 0 success, 1 failure, 2 bad usage.`,
 	root.AddCommand(newRunCmd(g), newBrokerCmd(g), newValidateCmd(g), newProduceCmd(g),
 		newTailCmd(g), newFiltersCmd(g), newQuarantineCmd(g), newReplayCmd(g), newJobsCmd(g), newServeCmd(g),
 		newSchedulesCmd(g), newSchedulerCmd(g), newDeployCmd(g))
+	root.SetIn(g.stdin)
+	root.SetOut(g.stdout)
+	root.SetErr(g.stderr)
+	// After SetOut: cobra's completion commands keep the writer they are
+	// made with.
+	completionUsage(root)
 	return root
+}
+
+// completionUsage makes `completion` without a shell it knows bad usage
+// naming the shells, where cobra's command printed its help and exited 0.
+func completionUsage(root *cobra.Command) {
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		if c.Name() != "completion" {
+			continue
+		}
+		var shells []string
+		for _, sub := range c.Commands() {
+			shells = append(shells, sub.Name())
+		}
+		known := strings.Join(shells[:len(shells)-1], ", ") + " or " + shells[len(shells)-1]
+		c.Args = cobra.ArbitraryArgs
+		c.RunE = func(_ *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usagef("completion needs a shell: %s", known)
+			}
+			return usagef("unknown shell %q: completion knows %s", args[0], known)
+		}
+	}
 }
 
 func version() string { return admin.Version() }

@@ -243,6 +243,8 @@ func TestParse_usage_errors_exit_2_naming_the_flag(t *testing.T) {
 		{[]string{"replay", "topic", "--from", "a"}, "--to is required"},
 		{[]string{"replay"}, "replay needs a subcommand"},
 		{[]string{"validate", "extra"}, `unknown command "extra"`},
+		{[]string{"completion", "nosh"}, `unknown shell "nosh": completion knows bash, fish, powershell or zsh`},
+		{[]string{"completion"}, "completion needs a shell: bash, fish, powershell or zsh"},
 		{[]string{"tial"}, `unknown command "tial" for "millrace"; did you mean tail?`},
 		{[]string{"tail", "t", "--bogus"}, "unknown flag: --bogus"},
 		{[]string{"tail", "t", "-n", "x"}, `invalid argument "x" for "-n, --limit" flag`},
@@ -258,5 +260,14 @@ func TestParse_usage_errors_exit_2_naming_the_flag(t *testing.T) {
 				t.Fatalf("bad usage reached the call with %+v", p.opts)
 			}
 		})
+	}
+}
+
+// completion with a shell it knows prints the script.
+func TestParse_completion_of_a_known_shell_prints_its_script(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"completion", "bash"}, strings.NewReader(""), &out, &errb)
+	if code != 0 || !strings.Contains(out.String(), "bash completion") || errb.Len() != 0 {
+		t.Errorf("completion bash: exit %d, stderr %q, stdout %.60q; want 0 and the script", code, errb.String(), out.String())
 	}
 }
