@@ -47,7 +47,7 @@ func (g *globals) resultsOf(pl *pipeline.PipelinePlan) (jobResults, bool) {
 func newJobsCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "jobs",
-		Short: "Show the status of jobs of pipelines with results:",
+		Short: "Show job status (pipelines with a `results:` block)",
 		Long: `Show the status of jobs, folded from the events the stages of a pipeline with
 results: write to <pipeline>.jobs (see docs/jobs.md).
 
