@@ -43,7 +43,7 @@ lag, and the broker runs all the same.`,
 		Example: `  millrace broker &
   millrace run --brokers 127.0.0.1:9092 --stage orders/validate &
   millrace run --brokers 127.0.0.1:9092 --stage orders/price`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 	}
 	parse := func([]string) (brokerOptions, error) {
 		if err := checkPort("--port", port); err != nil {

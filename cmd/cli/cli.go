@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -149,6 +151,36 @@ func (g *globals) begin(cmd *cobra.Command, _ []string) error {
 	return nil
 }
 
+// noArgs is cobra.NoArgs for the commands that read the pipelines file:
+// an argument that looks like one (it ends in .yaml or .yml, or is a file)
+// gets the hint to name it with -f, in place of cobra's `unknown command
+// "my.yaml"`. A command with subcommands keeps cobra's error: its argument
+// is more likely a mistyped subcommand.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 && !cmd.HasSubCommands() && looksLikeFile(args[0]) {
+		name := strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()+" ")
+		return usagef("%s takes no arguments; to read %s, use -f %s", name, args[0], args[0])
+	}
+	return cobra.NoArgs(cmd, args)
+}
+
+func looksLikeFile(arg string) bool {
+	if ext := strings.ToLower(filepath.Ext(arg)); ext == ".yaml" || ext == ".yml" {
+		return true
+	}
+	st, err := os.Stat(arg)
+	return err == nil && st.Mode().IsRegular()
+}
+
+// fileHint adds to the error of a pipelines file that is not there how to
+// name another.
+func fileHint(err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%w (-f FILE names the pipelines file; the default is %s)", err, pipeline.DefaultFile)
+	}
+	return err
+}
+
 // requiredAnnotation lists a command's required flags (comma-separated).
 const requiredAnnotation = "millrace/required"
 
@@ -214,6 +246,9 @@ func command[O any](g *globals, cmd *cobra.Command, parse func(args []string) (O
 // load reads and validates the pipelines file, printing every problem.
 func (g *globals) load() (*pipeline.File, error) {
 	f, err := pipeline.Load(g.file)
+	if err != nil {
+		err = fileHint(err)
+	}
 	var ps pipeline.Problems
 	if errors.As(err, &ps) {
 		if len(ps) == 0 {

@@ -24,7 +24,7 @@ func newDeployCmd(g *globals) *cobra.Command {
 
   deploy render   render the Kubernetes objects that run the pipelines file:
                   a Deployment per stage, autoscaled by KEDA on its consumer lag`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(*cobra.Command, []string) error {
 			return usagef("deploy needs a subcommand: render")
 		},
@@ -98,7 +98,7 @@ func newDeployRenderCmd(g *globals) *cobra.Command {
 		Long:  deployRenderHelp,
 		Example: `  millrace deploy render --image ghcr.io/millrace/millrace:1.0 --brokers kafka-0.kafka:9092,kafka-1.kafka:9092 --namespace millrace --out deploy/k8s
   millrace deploy render -f pipelines.yaml --image registry.example.com/jobs/millrace:1.0 --brokers kafka:9092 --stop-timeout 1m`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 	}
 	require(cmd, "image")
 	parse := func([]string) (deployRenderOptions, error) {
@@ -189,7 +189,7 @@ func newDeployRenderCmd(g *globals) *cobra.Command {
 func (g *globals) loadSource() (*pipeline.File, []byte, error) {
 	data, err := os.ReadFile(g.file)
 	if err != nil {
-		return nil, nil, fmt.Errorf("read pipelines file: %w", err)
+		return nil, nil, fileHint(fmt.Errorf("read pipelines file: %w", err))
 	}
 	f, err := pipeline.Parse(g.file, data, os.LookupEnv)
 	var ps pipeline.Problems

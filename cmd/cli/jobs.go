@@ -58,7 +58,7 @@ A job is accepted (produced; no stage has read it yet), running, succeeded or
 failed (finished, with a record quarantined); unknown when no event of it was
 seen, or it finished longer ago than results.keep. Both commands read outside
 any consumer group and change nothing.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(*cobra.Command, []string) error {
 			return usagef("jobs needs a subcommand: status or ls")
 		},
@@ -342,7 +342,7 @@ array of status documents (each as jobs status --json prints it).`,
 		Example: `  millrace jobs ls --pipeline orders
   millrace jobs ls --pipeline orders --status failed --since 1h
   millrace jobs ls --pipeline orders --since 2026-11-20T14:00:00Z --limit 10 --json | jq -r '.[].job'`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 	}
 	parse := func([]string) (jobsLsOptions, error) {
 		if o.Filter.Limit < 0 {

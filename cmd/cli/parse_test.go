@@ -243,6 +243,9 @@ func TestParse_usage_errors_exit_2_naming_the_flag(t *testing.T) {
 		{[]string{"replay", "topic", "--from", "a"}, "--to is required"},
 		{[]string{"replay"}, "replay needs a subcommand"},
 		{[]string{"validate", "extra"}, `unknown command "extra"`},
+		{[]string{"validate", "my.yaml"}, "validate takes no arguments; to read my.yaml, use -f my.yaml"},
+		{[]string{"replay", "quarantine", "--pipeline", "orders", "jobs.YML"}, "replay quarantine takes no arguments; to read jobs.YML, use -f jobs.YML"},
+		{[]string{"deploy", "my.yaml"}, `unknown command "my.yaml" for "millrace deploy"`},
 		{[]string{"completion", "nosh"}, `unknown shell "nosh": completion knows bash, fish, powershell or zsh`},
 		{[]string{"completion"}, "completion needs a shell: bash, fish, powershell or zsh"},
 		{[]string{"tial"}, `unknown command "tial" for "millrace"; did you mean tail?`},
@@ -269,5 +272,26 @@ func TestParse_completion_of_a_known_shell_prints_its_script(t *testing.T) {
 	code := run(context.Background(), []string{"completion", "bash"}, strings.NewReader(""), &out, &errb)
 	if code != 0 || !strings.Contains(out.String(), "bash completion") || errb.Len() != 0 {
 		t.Errorf("completion bash: exit %d, stderr %q, stdout %.60q; want 0 and the script", code, errb.String(), out.String())
+	}
+}
+
+// An argument that is a file, whatever its name, gets the hint to name it
+// with -f; a pipelines file that is not there hints at -f too (exit 1).
+func TestParse_the_pipelines_file_is_named_with_f(t *testing.T) {
+	t.Chdir(t.TempDir())
+	if err := os.WriteFile("jobs.conf", []byte(testPipelines), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"run", "jobs.conf"}, {"validate"}, {"deploy", "render", "--image", "m:1"}} {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), args, strings.NewReader(""), &out, &errb)
+		want, wantCode := "millrace: read pipelines file: open pipelines.yaml: no such file or directory "+
+			"(-f FILE names the pipelines file; the default is pipelines.yaml)\n", exitFailure
+		if args[0] == "run" {
+			want, wantCode = "millrace: run takes no arguments; to read jobs.conf, use -f jobs.conf (see 'millrace run --help')\n", exitUsage
+		}
+		if code != wantCode || errb.String() != want {
+			t.Errorf("%s: exit %d, stderr %q; want exit %d, %q", strings.Join(args, " "), code, errb.String(), wantCode, want)
+		}
 	}
 }

@@ -70,7 +70,7 @@ func newProduceCmd(g *globals) *cobra.Command {
   echo '{"image":"uploads/cat.png","width":64}' | millrace produce --pipeline thumbnails --key img-7 -H source=upload
   echo '{"day":"2026-11-20"}' | millrace produce --pipeline nightly-report
   echo '{"order_id":"o-2","customer":"c-7","qty":1,"price":4}' | millrace produce --pipeline orders --wait --wait-timeout 2m`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 	}
 	command(g, cmd, f.parse, f.do)
 	fl := cmd.Flags()

@@ -32,7 +32,7 @@ millrace-attempt, millrace-origin, millrace-first-failure, millrace-last-failure
 
 Both read outside any consumer group and change nothing. To send records
 back to their stage, see millrace replay quarantine.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(*cobra.Command, []string) error {
 			return usagef("quarantine needs a subcommand: ls or show")
 		},
@@ -125,7 +125,7 @@ func newQuarantineLsCmd(g *globals) *cobra.Command {
 failed them and their error, with the first and last failure times.`,
 		Example: `  millrace quarantine ls --pipeline orders
   millrace quarantine ls --pipeline orders --stage price --json`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 	}
 	do := func(ctx context.Context, o quarantineOptions) error {
 		counts, err := kafkaops.CountQuarantine(ctx, o.QuarantineOptions)
@@ -215,7 +215,7 @@ JSON object per record, as millrace tail --json does.
 		Example: `  millrace quarantine show --pipeline orders --stage price --limit 5
   millrace quarantine show --pipeline orders --match 'timeout' --json | jq .headers
   millrace quarantine show --pipeline orders --json | jq -r '.headers[] | select(.key == "millrace-error") | .value'`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 	}
 	do := func(ctx context.Context, o quarantineOptions) error {
 		shown, err := kafkaops.ShowQuarantine(ctx, o.QuarantineOptions, o.limit, func(m *kafkaops.Record) {

@@ -24,7 +24,7 @@ func newReplayCmd(g *globals) *cobra.Command {
 
 Each prints what it would do with --dry-run (replay offsets: without
 --execute), prints JSON with --json, and exits non-zero on any failure.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(*cobra.Command, []string) error {
 			return usagef("replay needs a subcommand: offsets, quarantine or topic")
 		},

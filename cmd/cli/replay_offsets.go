@@ -100,7 +100,7 @@ func newReplayOffsetsCmd(g *globals) *cobra.Command {
 		Example: `  millrace replay offsets --pipeline orders --stage price --to-time 2026-11-20T14:00:00
   millrace replay offsets --pipeline orders --stage price --to-time 2026-11-20T14:00:00 --execute
   millrace replay offsets --pipeline orders --stage confirm --shift-by -100 --json`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 	}
 	f.changed = cmd.Flags().Changed
 	command(g, cmd, f.parse, f.do)

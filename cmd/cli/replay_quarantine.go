@@ -61,7 +61,7 @@ func newReplayQuarantineCmd(g *globals) *cobra.Command {
 		Example: `  millrace replay quarantine --pipeline orders --dry-run
   millrace replay quarantine --pipeline orders --stage price --match 'connection refused'
   millrace replay quarantine --pipeline orders --since 2026-11-20T14:00:00 --rate 100/s --json`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 	}
 	command(g, cmd, f.parse, f.do)
 	fl := cmd.Flags()

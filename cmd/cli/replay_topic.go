@@ -50,7 +50,7 @@ func newReplayTopicCmd(g *globals) *cobra.Command {
 		Example: `  # resize again the images uploaded from 14:00 to 15:30 (UTC), say once thumbnail.sh is fixed:
   millrace replay topic --from images.uploaded --to thumbnails.resize --since 2026-11-20T14:00:00 --until 2026-11-20T15:30:00 --dry-run
   millrace replay topic --from images.uploaded --to thumbnails.resize --since 2026-11-20T14:00:00 --until 2026-11-20T15:30:00 --rate 50/s --json`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 	}
 	command(g, cmd, f.parse, f.do)
 	fl := cmd.Flags()

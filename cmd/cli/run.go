@@ -96,7 +96,7 @@ func newRunCmd(g *globals) *cobra.Command {
 		Example: `  millrace run
   millrace run -f pipelines.yaml --brokers kafka-1:9092,kafka-2:9092
   millrace run --brokers 127.0.0.1:9092 --stage orders/price --stage orders/confirm`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 	}
 	command(g, cmd, f.parse, f.do)
 	fl := cmd.Flags()
