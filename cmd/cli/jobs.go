@@ -336,8 +336,8 @@ func newJobsLsCmd(g *globals) *cobra.Command {
 their state and counts: every job of <pipeline>.jobs up to its end now, but
 those finished longer ago than results.keep. --status keeps one state
 (accepted, running, succeeded or failed); --since keeps the jobs started at or
-after a time, given as a duration ago (1h, 30m) or a time (RFC 3339, or UTC
-without a zone); --limit keeps the newest N (0: all). --json prints a JSON
+after a time, given as a duration ago (1h, 30m) or a time (RFC 3339, or
+without a zone, in UTC: 2026-11-20T14:00:00, or a date, 2026-11-20); --limit keeps the newest N (0: all). --json prints a JSON
 array of status documents (each as jobs status --json prints it).`,
 		Example: `  millrace jobs ls --pipeline orders
   millrace jobs ls --pipeline orders --status failed --since 1h
@@ -399,7 +399,7 @@ array of status documents (each as jobs status --json prints it).`,
 	fl := cmd.Flags()
 	fl.StringVar(&pipelineName, "pipeline", "", "pipeline whose jobs to list (required)")
 	fl.StringVar(&status, "status", "", "only jobs in this state: accepted, running, succeeded or failed")
-	fl.StringVar(&since, "since", "", "only jobs started at or after this time: a duration ago (1h) or a time (RFC 3339)")
+	fl.StringVar(&since, "since", "", "only jobs started at or after this time: "+agoForms)
 	fl.IntVarP(&o.Filter.Limit, "limit", "n", 0, "list at most this many jobs, the newest (0: all)")
 	fl.BoolVar(&o.json, "json", false, "print a JSON array of status documents")
 	cf.add(cmd)
@@ -407,23 +407,17 @@ array of status documents (each as jobs status --json prints it).`,
 	return cmd
 }
 
-// parseSince reads jobs ls --since: a duration ago, or a time (see
-// parseTime); "" is no bound.
+// parseSince reads jobs ls --since: a duration ago, which the command
+// counts back from when it runs, or a time (see parseAgo); "" is no bound.
 func parseSince(s string) (at time.Time, ago time.Duration, err error) {
 	if s == "" {
 		return at, 0, nil
 	}
-	if d, err := time.ParseDuration(s); err == nil {
-		if d <= 0 {
-			return at, 0, usagef("--since %s: want a duration ago more than 0, like 1h", s)
-		}
+	if d, err := time.ParseDuration(s); err == nil && d > 0 {
 		return at, d, nil
 	}
-	if at, err = parseTime("since", s); err != nil {
-		return at, 0, usagef("--since %q: want a duration ago, like 1h or 30m, or a time like 2026-11-20T14:00:00 (UTC) "+
-			"or 2026-11-20T14:00:00+01:00", s)
-	}
-	return at, 0, nil
+	at, err = parseAgo("since", s, time.Time{})
+	return at, 0, err
 }
 
 // printJobs prints jobs as a table, and how many there are.

@@ -239,6 +239,10 @@ func TestParse_usage_errors_exit_2_naming_the_flag(t *testing.T) {
 		{[]string{"replay", "quarantine", "--pipeline", "orders", "--rate", "fast"}, `--rate "fast"`},
 		{[]string{"replay", "quarantine", "--pipeline", "orders", "--max-replays", "0"}, "--max-replays 0"},
 		{[]string{"replay", "quarantine", "--pipeline", "orders", "--since", "2026-01-02", "--until", "2026-01-01"}, "--until must be after --since"},
+		{[]string{"replay", "quarantine", "--pipeline", "orders", "--since", "1h", "--until", "2h"}, "--until must be after --since"},
+		{[]string{"replay", "quarantine", "--pipeline", "orders", "--since", "-1h"}, "--since -1h: want a duration ago more than 0"},
+		{[]string{"replay", "quarantine", "--pipeline", "orders", "--until", "yesterday"}, `--until "yesterday": want a duration ago, like 1h or 30m, or a time`},
+		{[]string{"replay", "topic", "--from", "a", "--to", "b", "--since", "soon"}, `--since "soon": want a duration ago`},
 		{[]string{"replay", "topic", "--from", "a", "--to", "a"}, "--from and --to are the same topic"},
 		{[]string{"replay", "topic", "--from", "a"}, "--to is required"},
 		{[]string{"replay"}, "replay needs a subcommand"},
@@ -293,5 +297,25 @@ func TestParse_the_pipelines_file_is_named_with_f(t *testing.T) {
 		if code != wantCode || errb.String() != want {
 			t.Errorf("%s: exit %d, stderr %q; want exit %d, %q", strings.Join(args, " "), code, errb.String(), wantCode, want)
 		}
+	}
+}
+
+// replay quarantine and replay topic take --since and --until as a
+// duration ago, as jobs ls takes --since.
+func TestParse_replay_since_and_until_take_a_duration_ago(t *testing.T) {
+	t.Setenv("MILLRACE_BROKERS", "")
+	near := func(got time.Time, ago time.Duration) bool {
+		want := time.Now().Add(-ago)
+		return got.After(want.Add(-time.Minute)) && !got.After(want)
+	}
+	p := parseArgs(t, "", "replay", "quarantine", "--pipeline", "orders", "--since", "2h", "--until", "30m")
+	o, ok := p.opts.(replayQuarantineOptions)
+	if p.code != 0 || !ok || !near(o.Select.Since, 2*time.Hour) || !near(o.Select.Until, 30*time.Minute) {
+		t.Fatalf("replay quarantine --since 2h --until 30m: exit %d: %s: %+v; want 2h and 30m before now", p.code, p.msg, o.Select)
+	}
+	p = parseArgs(t, "", "replay", "topic", "--from", "a", "--to", "b", "--since", "90m")
+	c, ok := p.opts.(copyOptions)
+	if p.code != 0 || !ok || !near(c.Since, 90*time.Minute) || !c.Until.IsZero() {
+		t.Fatalf("replay topic --since 90m: exit %d: %s: since %s, until %s; want 90m before now, no end", p.code, p.msg, c.Since, c.Until)
 	}
 }

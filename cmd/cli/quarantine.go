@@ -51,8 +51,8 @@ func (s *selectionFlags) add(cmd *cobra.Command, times bool) {
 	f.StringVar(&s.stage, "stage", "", "only records quarantined by this stage")
 	f.StringVar(&s.match, "match", "", "only records whose error ("+filters.HeaderError+") matches this regular expression")
 	if times {
-		f.StringVar(&s.since, "since", "", "only records quarantined at or after this time (RFC 3339, or UTC without a zone)")
-		f.StringVar(&s.until, "until", "", "only records quarantined before this time")
+		f.StringVar(&s.since, "since", "", "only records quarantined at or after this time: "+agoForms)
+		f.StringVar(&s.until, "until", "", "only records quarantined before this time: "+agoForms)
 	}
 }
 
@@ -73,7 +73,7 @@ func (s *selectionFlags) selection(pl *pipeline.PipelinePlan) (kafkaops.Quaranti
 			return sel, usagef("--match %q: %v", s.match, err)
 		}
 	}
-	if sel.Since, sel.Until, err = parseRange(s.since, s.until); err != nil {
+	if sel.Since, sel.Until, err = parseRange(s.since, s.until, time.Now()); err != nil {
 		return sel, err
 	}
 	return sel, nil
