@@ -78,9 +78,20 @@ A job is a pipeline declared in pipelines.yaml: an input topic, then an ordered
 list of filter stages connected by Kafka topics. Each stage reads in its own
 consumer group, so every stage scales on its own. With no brokers configured,
 millrace runs an embedded Kafka-protocol broker on 127.0.0.1:9092. Brokers
-that need TLS or SASL: broker.tls and broker.sasl in the file, or
-$MILLRACE_TLS, $MILLRACE_TLS_CA_FILE, $MILLRACE_SASL_MECHANISM,
-$MILLRACE_SASL_USERNAME and $MILLRACE_SASL_PASSWORD (README: Security).
+that need TLS or SASL: broker.tls and broker.sasl in the file, or the
+environment (README: Security).
+
+Environment (a flag wins over its variable, the variable over the file):
+  MILLRACE_BROKERS      the brokers, host:port,... (--brokers)
+  MILLRACE_TLS, MILLRACE_TLS_CA_FILE, MILLRACE_TLS_CERT_FILE,
+  MILLRACE_TLS_KEY_FILE, MILLRACE_TLS_SERVER_NAME,
+  MILLRACE_TLS_INSECURE_SKIP_VERIFY
+                        TLS to the brokers (--tls, --tls-ca-file)
+  MILLRACE_SASL_MECHANISM, MILLRACE_SASL_USERNAME, MILLRACE_SASL_PASSWORD
+                        SASL to the brokers (--sasl-*; the password has no flag)
+  MILLRACE_ADMIN_TOKEN  the admin endpoints' token (--admin-token)
+  MILLRACE_INSTANCE_ID  run's static member id in its groups (--instance-id)
+and every variable the pipelines file reads as ${NAME}.
 
 Exit codes: 0 success, 1 failure, 2 bad usage.`,
 		Example: `  millrace validate                      # check pipelines.yaml

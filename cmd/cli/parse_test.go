@@ -319,3 +319,14 @@ func TestParse_replay_since_and_until_take_a_duration_ago(t *testing.T) {
 		t.Fatalf("replay topic --since 90m: exit %d: %s: since %s, until %s; want 90m before now, no end", p.code, p.msg, c.Since, c.Until)
 	}
 }
+
+// The root help lists every environment variable millrace reads.
+func TestRootHelp_lists_every_environment_variable(t *testing.T) {
+	long := newRoot(&globals{}).Long
+	for _, env := range []string{"MILLRACE_BROKERS", envTLS, envTLSCAFile, envTLSCertFile, envTLSKeyFile, envTLSServerName,
+		envTLSInsecure, envSASLMechanism, envSASLUsername, envSASLPassword, adminTokenEnv, "MILLRACE_INSTANCE_ID"} {
+		if !strings.Contains(long, env) {
+			t.Errorf("millrace --help does not name $%s", env)
+		}
+	}
+}

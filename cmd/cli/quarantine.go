@@ -23,8 +23,8 @@ func newQuarantineCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "quarantine",
 		Short: "Inspect the records a pipeline quarantined",
-		Long: `Inspect a pipeline's quarantine topic (<pipeline>.quarantine), where records go
-that failed for good, with headers saying why: millrace-error, millrace-stage,
+		Long: `Inspect a pipeline's quarantine topic (<pipeline>.quarantine, a dead-letter
+topic), where records go that failed for good, with headers saying why: millrace-error, millrace-stage,
 millrace-attempt, millrace-origin, millrace-first-failure, millrace-last-failure.
 
   quarantine ls    counts by stage and error, with first and last failure
