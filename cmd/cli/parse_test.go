@@ -221,7 +221,7 @@ func TestParse_usage_errors_exit_2_naming_the_flag(t *testing.T) {
 		{[]string{"run", "--api-addr", "0.0.0.0:8080"}, "--api-addr 0.0.0.0:8080: an API address other hosts can reach needs api.tokens"},
 		{[]string{"validate", "--log-level", "loud"}, `--log-level "loud"`},
 		{[]string{"filters", "list", "--log-format", "xml"}, `--log-format "xml"`},
-		{[]string{"filters", "docs", "teleport"}, `no filter "teleport"`},
+		{[]string{"filters", "docs", "teleport"}, `no filter "teleport" (known filters: exec, jq, log) (see 'millrace filters docs --help')`},
 		{[]string{"filters"}, "filters needs a subcommand"},
 		{[]string{"tail"}, "tail takes one TOPIC"},
 		{[]string{"tail", "t", "-n", "-1"}, "--limit -1"},
@@ -260,8 +260,8 @@ func TestParse_usage_errors_exit_2_naming_the_flag(t *testing.T) {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
 			p := parseArgs(t, "", tt.args...)
 			if p.code != exitUsage || strings.Count(p.msg, "\n") != 0 || !strings.HasPrefix(p.msg, "millrace: ") ||
-				!strings.Contains(p.msg, tt.want) || !strings.HasSuffix(p.msg, " --help')") {
-				t.Fatalf("exit %d, message %q; want exit 2 and one line holding %q and pointing at --help", p.code, p.msg, tt.want)
+				!strings.Contains(p.msg, tt.want) || !strings.HasSuffix(p.msg, " --help')") || strings.Count(p.msg, "(see ") != 1 {
+				t.Fatalf("exit %d, message %q; want exit 2 and one line holding %q and pointing at --help, once", p.code, p.msg, tt.want)
 			}
 			if p.opts != nil {
 				t.Fatalf("bad usage reached the call with %+v", p.opts)
