@@ -330,3 +330,16 @@ func TestRootHelp_lists_every_environment_variable(t *testing.T) {
 		}
 	}
 }
+
+// The connect timeout's error counts its attempts in words that agree.
+func TestParse_a_broker_that_never_answers_is_one_attempt_not_attempts(t *testing.T) {
+	t.Chdir(t.TempDir())
+	t.Setenv("MILLRACE_BROKERS", "")
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"tail", "t", "--brokers", "127.0.0.1:1", "--connect-timeout", "100ms"},
+		strings.NewReader(""), &out, &errb)
+	if code != exitFailure || !strings.Contains(errb.String(), "cannot reach Kafka at 127.0.0.1:1") ||
+		!strings.Contains(errb.String(), " (1 attempt): ") {
+		t.Errorf("exit %d, stderr %q; want exit 1 and (1 attempt)", code, errb.String())
+	}
+}
