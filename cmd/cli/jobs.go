@@ -109,7 +109,7 @@ func newJobsStatusCmd(g *globals) *cobra.Command {
 	}
 	parse := func(args []string) (jobStatusOptions, error) {
 		if o.Wait < 0 {
-			return o, usagef("--wait %s: want a duration, like 5m", o.Wait)
+			return o, usagef("--wait %s: want 0 (do not wait) or more, like 5m", o.Wait)
 		}
 		f, err := g.load()
 		if err != nil {
