@@ -61,7 +61,7 @@ type produceOptions struct {
 func newProduceCmd(g *globals) *cobra.Command {
 	f := &produceFlags{g: g}
 	cmd := &cobra.Command{
-		Use:   "produce --pipeline NAME [--priority NAME] [--wait [--wait-timeout D]]",
+		Use:   "produce --pipeline NAME [--priority NAME] [--key K | --key-jq EXPR] [-H name=value]... [--wait [--wait-timeout D]]",
 		Short: "Send stdin lines as records to a pipeline's input topic",
 		Long:  produceHelp,
 		Example: `  echo '{"order_id":"o-1","customer":"c-7","qty":2,"price":9.5}' | millrace produce --pipeline orders
