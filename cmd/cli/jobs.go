@@ -337,8 +337,9 @@ their state and counts: every job of <pipeline>.jobs up to its end now, but
 those finished longer ago than results.keep. --status keeps one state
 (accepted, running, succeeded or failed); --since keeps the jobs started at or
 after a time, given as a duration ago (1h, 30m) or a time (RFC 3339, or
-without a zone, in UTC: 2026-11-20T14:00:00, or a date, 2026-11-20); --limit keeps the newest N (0: all). --json prints a JSON
-array of status documents (each as jobs status --json prints it).`,
+without a zone, in UTC: 2026-11-20T14:00:00, or a date, 2026-11-20);
+--limit keeps the newest N (0: all). --json prints a JSON array of status
+documents (each as jobs status --json prints it).`,
 		Example: `  millrace jobs ls --pipeline orders
   millrace jobs ls --pipeline orders --status failed --since 1h
   millrace jobs ls --pipeline orders --since 2026-11-20T14:00:00Z --limit 10 --json | jq -r '.[].job'`,
