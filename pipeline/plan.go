@@ -18,6 +18,10 @@ type Plan struct {
 	// AdminAddr and AdminToken are the admin server's address and token
 	// from the file ("" if it sets none).
 	AdminAddr, AdminToken string
+	// AdminAddrAt is where the file sets AdminAddr, as file:line:col
+	// ("" if it sets none): a command that cannot serve there (an address
+	// other hosts can reach, and no token where it runs) names it.
+	AdminAddrAt string
 	// API is how the HTTP jobs API serves: the file's api block with its
 	// defaults.
 	API APIPlan
@@ -133,6 +137,10 @@ func (f *File) Plan() *Plan {
 			SessionTimeout: f.Defaults.SessionTimeout, RebalanceTimeout: f.Defaults.RebalanceTimeout}}
 	if f.Admin != nil {
 		pl.AdminAddr, pl.AdminToken = f.Admin.Addr, f.Admin.Token
+		if f.Admin.Set("addr") {
+			at := f.Admin.Of("addr")
+			pl.AdminAddrAt = fmt.Sprintf("%s:%d:%d", f.Path, at.Line, at.Column)
+		}
 	}
 	if f.Broker != nil {
 		pl.Brokers = f.Broker.Brokers

@@ -176,8 +176,12 @@ func connect(ctx context.Context, brokers []string, cfg *sarama.Config, log *slo
 		select {
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return nil, fmt.Errorf("cannot reach Kafka at %s (is the broker running?%s) (%d attempts): %w",
-					strings.Join(brokers, ","), protocolHint(err, cfg), attempt, err)
+				tries := "attempts"
+				if attempt == 1 {
+					tries = "attempt"
+				}
+				return nil, fmt.Errorf("cannot reach Kafka at %s (is the broker running?%s) (%d %s): %w",
+					strings.Join(brokers, ","), protocolHint(err, cfg), attempt, tries, err)
 			}
 			return nil, ctx.Err()
 		case <-time.After(backoff):

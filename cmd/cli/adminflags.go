@@ -1,8 +1,10 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"syscall"
 	"time"
@@ -40,15 +42,20 @@ type adminOptions struct {
 
 // options resolves the flags with the file's admin block (plan may be
 // nil): flags first, then the file, then the default. An address other
-// hosts can reach without a token is bad usage.
+// hosts can reach without a token is bad usage from --admin-addr, and a
+// failure (exit 1) from the file's admin.addr, named at its file:line:col.
+// Validation cannot refuse the latter: the token may come from
+// $MILLRACE_ADMIN_TOKEN, set where the command runs (a pod's Secret) and
+// not where the file is validated.
 func (a *adminFlags) options(plan *pipeline.Plan) (adminOptions, error) {
 	o := adminOptions{addr: a.addr, token: a.token}
 	if o.token == "" {
 		o.token = os.Getenv(adminTokenEnv)
 	}
+	fromFile := ""
 	if plan != nil {
-		if o.addr == "" {
-			o.addr = plan.AdminAddr
+		if o.addr == "" && plan.AdminAddr != "" {
+			o.addr, fromFile = plan.AdminAddr, cmp.Or(plan.AdminAddrAt, "the pipelines file")
 		}
 		if o.token == "" {
 			o.token = plan.AdminToken
@@ -62,8 +69,12 @@ func (a *adminFlags) options(plan *pipeline.Plan) (adminOptions, error) {
 	}
 	loop, err := admin.Loopback(o.addr)
 	switch {
+	case err != nil && fromFile != "":
+		return adminOptions{}, fmt.Errorf("%s: admin addr %s: %v", fromFile, o.addr, err)
 	case err != nil:
 		return adminOptions{}, usagef("--admin-addr: %v", err)
+	case !loop && o.token == "" && fromFile != "":
+		return adminOptions{}, fmt.Errorf("%s: admin addr %s: %v", fromFile, o.addr, admin.ErrNeedsToken)
 	case !loop && o.token == "":
 		return adminOptions{}, usagef("--admin-addr %s: %v", o.addr, admin.ErrNeedsToken)
 	}

@@ -35,12 +35,15 @@ func newBrokerCmd(g *globals) *cobra.Command {
 Its data lives in --data-dir and survives a restart.
 
 It serves /healthz, /readyz and /metrics on --admin-addr (see 'millrace run
---help'); with a pipelines file (-f) it also exports the consumer lag of its
-stages (millrace_consumer_lag_records), so lag is visible while no stage runs.`,
+--help'). It reads the pipelines file (-f, default pipelines.yaml) when there
+is one, and exports the consumer lag of its stages
+(millrace_consumer_lag_records), so lag is visible while no stage runs; a
+file that is not valid gets a warning ('millrace validate' says why) and no
+lag, and the broker runs all the same.`,
 		Example: `  millrace broker &
   millrace run --brokers 127.0.0.1:9092 --stage orders/validate &
   millrace run --brokers 127.0.0.1:9092 --stage orders/price`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 	}
 	parse := func([]string) (brokerOptions, error) {
 		if err := checkPort("--port", port); err != nil {

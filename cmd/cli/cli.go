@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -36,9 +38,6 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 func (g *globals) execute(ctx context.Context, args []string) (int, string) {
 	root := newRoot(g)
 	root.SetArgs(args)
-	root.SetIn(g.stdin)
-	root.SetOut(g.stdout)
-	root.SetErr(g.stderr)
 	cmd, err := root.ExecuteContextC(ctx)
 	path := root.Name()
 	if cmd != nil {
@@ -79,9 +78,20 @@ A job is a pipeline declared in pipelines.yaml: an input topic, then an ordered
 list of filter stages connected by Kafka topics. Each stage reads in its own
 consumer group, so every stage scales on its own. With no brokers configured,
 millrace runs an embedded Kafka-protocol broker on 127.0.0.1:9092. Brokers
-that need TLS or SASL: broker.tls and broker.sasl in the file, or
-$MILLRACE_TLS, $MILLRACE_TLS_CA_FILE, $MILLRACE_SASL_MECHANISM,
-$MILLRACE_SASL_USERNAME and $MILLRACE_SASL_PASSWORD (README: Security).
+that need TLS or SASL: broker.tls and broker.sasl in the file, or the
+environment (README: Security).
+
+Environment (a flag wins over its variable, the variable over the file):
+  MILLRACE_BROKERS      the brokers, host:port,... (--brokers)
+  MILLRACE_TLS, MILLRACE_TLS_CA_FILE, MILLRACE_TLS_CERT_FILE,
+  MILLRACE_TLS_KEY_FILE, MILLRACE_TLS_SERVER_NAME,
+  MILLRACE_TLS_INSECURE_SKIP_VERIFY
+                        TLS to the brokers (--tls, --tls-ca-file)
+  MILLRACE_SASL_MECHANISM, MILLRACE_SASL_USERNAME, MILLRACE_SASL_PASSWORD
+                        SASL to the brokers (--sasl-*; the password has no flag)
+  MILLRACE_ADMIN_TOKEN  the admin endpoints' token (--admin-token)
+  MILLRACE_INSTANCE_ID  run's static member id in its groups (--instance-id)
+and every variable the pipelines file reads as ${NAME}.
 
 Exit codes: 0 success, 1 failure, 2 bad usage.`,
 		Example: `  millrace validate                      # check pipelines.yaml
@@ -102,7 +112,36 @@ Exit codes: 0 success, 1 failure, 2 bad usage.`,
 	root.AddCommand(newRunCmd(g), newBrokerCmd(g), newValidateCmd(g), newProduceCmd(g),
 		newTailCmd(g), newFiltersCmd(g), newQuarantineCmd(g), newReplayCmd(g), newJobsCmd(g), newServeCmd(g),
 		newSchedulesCmd(g), newSchedulerCmd(g), newDeployCmd(g))
+	root.SetIn(g.stdin)
+	root.SetOut(g.stdout)
+	root.SetErr(g.stderr)
+	// After SetOut: cobra's completion commands keep the writer they are
+	// made with.
+	completionUsage(root)
 	return root
+}
+
+// completionUsage makes `completion` without a shell it knows bad usage
+// naming the shells, where cobra's command printed its help and exited 0.
+func completionUsage(root *cobra.Command) {
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		if c.Name() != "completion" {
+			continue
+		}
+		var shells []string
+		for _, sub := range c.Commands() {
+			shells = append(shells, sub.Name())
+		}
+		known := strings.Join(shells[:len(shells)-1], ", ") + " or " + shells[len(shells)-1]
+		c.Args = cobra.ArbitraryArgs
+		c.RunE = func(_ *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usagef("completion needs a shell: %s", known)
+			}
+			return usagef("unknown shell %q: completion knows %s", args[0], known)
+		}
+	}
 }
 
 func version() string { return admin.Version() }
@@ -121,6 +160,36 @@ func (g *globals) begin(cmd *cobra.Command, _ []string) error {
 	g.log = log
 	g.started = true
 	return nil
+}
+
+// noArgs is cobra.NoArgs for the commands that read the pipelines file:
+// an argument that looks like one (it ends in .yaml or .yml, or is a file)
+// gets the hint to name it with -f, in place of cobra's `unknown command
+// "my.yaml"`. A command with subcommands keeps cobra's error: its argument
+// is more likely a mistyped subcommand.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 && !cmd.HasSubCommands() && looksLikeFile(args[0]) {
+		name := strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()+" ")
+		return usagef("%s takes no arguments; to read %s, use -f %s", name, args[0], args[0])
+	}
+	return cobra.NoArgs(cmd, args)
+}
+
+func looksLikeFile(arg string) bool {
+	if ext := strings.ToLower(filepath.Ext(arg)); ext == ".yaml" || ext == ".yml" {
+		return true
+	}
+	st, err := os.Stat(arg)
+	return err == nil && st.Mode().IsRegular()
+}
+
+// fileHint adds to the error of a pipelines file that is not there how to
+// name another.
+func fileHint(err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%w (-f FILE names the pipelines file; the default is %s)", err, pipeline.DefaultFile)
+	}
+	return err
 }
 
 // requiredAnnotation lists a command's required flags (comma-separated).
@@ -188,6 +257,9 @@ func command[O any](g *globals, cmd *cobra.Command, parse func(args []string) (O
 // load reads and validates the pipelines file, printing every problem.
 func (g *globals) load() (*pipeline.File, error) {
 	f, err := pipeline.Load(g.file)
+	if err != nil {
+		err = fileHint(err)
+	}
 	var ps pipeline.Problems
 	if errors.As(err, &ps) {
 		if len(ps) == 0 {

@@ -24,7 +24,7 @@ func newDeployCmd(g *globals) *cobra.Command {
 
   deploy render   render the Kubernetes objects that run the pipelines file:
                   a Deployment per stage, autoscaled by KEDA on its consumer lag`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(*cobra.Command, []string) error {
 			return usagef("deploy needs a subcommand: render")
 		},
@@ -57,9 +57,10 @@ stage's resources: from the file. Containers run as a non-root user on a
 read-only root filesystem (with a writable /tmp); the image's entrypoint must
 be the millrace binary (or your own, built on cmd/cli).
 
-The brokers are --brokers, else the file's broker.brokers (resolved now, in
-this environment; $MILLRACE_BROKERS is not read): pods cannot use the embedded
-broker. The render holds no secret: the pods take their environment from the
+The brokers are --brokers, else $MILLRACE_BROKERS (render then says so on
+stderr: they go into the objects), else the file's broker.brokers, resolved
+now, in this environment: pods cannot use the embedded broker. The render
+holds no secret: the pods take their environment from the
 Secret 'millrace', which you create, holding MILLRACE_ADMIN_TOKEN (an admin
 address other hosts can reach needs a token; /metrics then wants it, so a
 Prometheus scraping the pods must send it) and every variable the file reads
@@ -83,6 +84,10 @@ type deployRenderOptions struct {
 	source []byte
 	opts   deploy.Options
 	out    string // "" prints to stdout
+	// brokersEnv: the brokers are $MILLRACE_BROKERS's, which render
+	// notes, so that a variable left in the shell does not go into the
+	// objects unseen.
+	brokersEnv bool
 }
 
 func newDeployRenderCmd(g *globals) *cobra.Command {
@@ -93,7 +98,7 @@ func newDeployRenderCmd(g *globals) *cobra.Command {
 		Long:  deployRenderHelp,
 		Example: `  millrace deploy render --image ghcr.io/millrace/millrace:1.0 --brokers kafka-0.kafka:9092,kafka-1.kafka:9092 --namespace millrace --out deploy/k8s
   millrace deploy render -f pipelines.yaml --image registry.example.com/jobs/millrace:1.0 --brokers kafka:9092 --stop-timeout 1m`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 	}
 	require(cmd, "image")
 	parse := func([]string) (deployRenderOptions, error) {
@@ -101,11 +106,16 @@ func newDeployRenderCmd(g *globals) *cobra.Command {
 			return o, usagef("--stop-timeout %s: want more than 0", o.opts.StopTimeout)
 		}
 		o.opts.Brokers = g.brokers
+		o.brokersEnv = false
 		if len(o.opts.Brokers) == 0 && os.Getenv("MILLRACE_BROKERS") != "" {
 			o.opts.Brokers = strings.Split(os.Getenv("MILLRACE_BROKERS"), ",")
+			o.brokersEnv = true
 		}
 		var oe *deploy.OptionError
 		if err := o.opts.Validate(); errors.As(err, &oe) {
+			if oe.Option == "brokers" && o.brokersEnv {
+				return o, usagef("$MILLRACE_BROKERS %q: %s", oe.Value, oe.Reason)
+			}
 			return o, usagef("--%s %q: %s", oe.Option, oe.Value, oe.Reason)
 		} else if err != nil {
 			return o, usagef("%v", err)
@@ -115,7 +125,8 @@ func newDeployRenderCmd(g *globals) *cobra.Command {
 			return o, err
 		}
 		if len(o.file.LiteralSecrets) > 0 {
-			return o, usagef("%s: %s written in the file would be in the ConfigMap for anyone who may read it: "+
+			// A problem of the file, not of the command line: exit 1.
+			return o, fmt.Errorf("%s: %s written in the file would be in the ConfigMap for anyone who may read it: "+
 				"read it from the environment (${NAME}) and put NAME in the Secret %s", g.file,
 				strings.Join(o.file.LiteralSecrets, ", "), deploy.SecretName)
 		}
@@ -129,6 +140,14 @@ func newDeployRenderCmd(g *globals) *cobra.Command {
 		m, err := deploy.Render(o.file, o.source, o.opts)
 		if err != nil {
 			return err
+		}
+		if o.brokersEnv {
+			instead := ""
+			if len(o.file.Plan().Brokers) > 0 {
+				instead = ", in place of the file's broker.brokers"
+			}
+			fmt.Fprintf(g.stderr, "note: the brokers are $MILLRACE_BROKERS's, %s, and the objects hold them%s "+
+				"(--brokers picks others)\n", strings.Join(o.opts.Brokers, ","), instead)
 		}
 		if exec := execStages(o.file.Plan()); len(exec) > 0 {
 			fmt.Fprintf(g.stderr, "note: %s %s run programs (filter exec): the image must hold them and what runs them "+
@@ -170,7 +189,7 @@ func newDeployRenderCmd(g *globals) *cobra.Command {
 func (g *globals) loadSource() (*pipeline.File, []byte, error) {
 	data, err := os.ReadFile(g.file)
 	if err != nil {
-		return nil, nil, fmt.Errorf("read pipelines file: %w", err)
+		return nil, nil, fileHint(fmt.Errorf("read pipelines file: %w", err))
 	}
 	f, err := pipeline.Parse(g.file, data, os.LookupEnv)
 	var ps pipeline.Problems

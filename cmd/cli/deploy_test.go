@@ -98,6 +98,7 @@ func TestDeployRender_failures_exit_1(t *testing.T) {
 
 func TestDeployRender_prints_every_object_or_writes_the_files(t *testing.T) {
 	t.Setenv("DEPLOY_TEST_TOKEN", "t0ken-never-printed")
+	t.Setenv("MILLRACE_BROKERS", "")
 	code, out, errb := runDeploy(t, deployPipelines, "deploy", "render", "--image", "ghcr.io/millrace/millrace:1.0")
 	if code != 0 || errb != "note: the pods read the file's secrets from the Secret millrace, which must hold DEPLOY_TEST_TOKEN\n" {
 		t.Fatalf("exit %d: %s; want 0 and a note naming the Secret's key", code, errb)
@@ -201,13 +202,56 @@ func TestDeployRender_of_the_repository_pipelines_is_deploy_examples(t *testing.
 	}
 }
 
-// A secret written in the file would be in the ConfigMap: render refuses.
+// A secret written in the file would be in the ConfigMap: render refuses,
+// with exit 1: it is a problem of the file, not of the command line.
 func TestDeployRender_refuses_a_secret_written_in_the_file(t *testing.T) {
 	literal := strings.Replace(deployPipelines, `tokens: [{token: "${DEPLOY_TEST_TOKEN}"}]`, `tokens: [{token: "t0ken-in-the-file"}]`, 1)
 	code, out, errb := runDeploy(t, literal, "deploy", "render", "--image", "m:1")
-	if code != exitUsage || out != "" || strings.Contains(errb+out, "t0ken-in-the-file") ||
+	if code != exitFailure || out != "" || strings.Contains(errb+out, "t0ken-in-the-file") ||
 		!strings.Contains(errb, "warning: an api token is written in the file") ||
-		!strings.Contains(errb, "an api token (line 4) written in the file would be in the ConfigMap") {
-		t.Fatalf("exit %d, stdout %q, stderr %q; want exit 2, the warning and the refusal, not the token", code, out, errb)
+		!strings.Contains(errb, "millrace: pipelines.yaml: an api token (line 4) written in the file would be in the ConfigMap") ||
+		strings.Contains(errb, "--help") {
+		t.Fatalf("exit %d, stdout %q, stderr %q; want exit 1, the warning and the refusal, not the token", code, out, errb)
+	}
+}
+
+// The brokers are --brokers, else $MILLRACE_BROKERS, else the file's; from
+// the environment render says so, so that a variable left in the shell
+// does not go into the objects unseen.
+func TestDeployRender_takes_MILLRACE_BROKERS_after_brokers_and_says_so(t *testing.T) {
+	t.Setenv("DEPLOY_TEST_TOKEN", "t0ken")
+	noBrokers := strings.Replace(deployPipelines, "broker: {brokers: [kafka-0.kafka:9092, kafka-1.kafka:9092]}\n", "", 1)
+	tests := []struct {
+		name, env, source string
+		flags             []string
+		want              string // the brokers in the Deployments
+		note              string // "" for none
+	}{
+		{"the file's", "", deployPipelines, nil, "kafka-0.kafka:9092,kafka-1.kafka:9092", ""},
+		{"the environment's over the file's", "env-kafka:9092", deployPipelines, nil, "env-kafka:9092",
+			"note: the brokers are $MILLRACE_BROKERS's, env-kafka:9092, and the objects hold them, in place of the file's broker.brokers (--brokers picks others)\n"},
+		{"the environment's without the file's", "env-kafka:9092,env-kafka-2:9092", noBrokers, nil, "env-kafka:9092,env-kafka-2:9092",
+			"note: the brokers are $MILLRACE_BROKERS's, env-kafka:9092,env-kafka-2:9092, and the objects hold them (--brokers picks others)\n"},
+		{"the flag's over the environment's", "env-kafka:9092", deployPipelines, []string{"--brokers", "flag-kafka:9092"}, "flag-kafka:9092", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("MILLRACE_BROKERS", tt.env)
+			code, out, errb := runDeploy(t, tt.source, append([]string{"deploy", "render", "--image", "m:1"}, tt.flags...)...)
+			note := strings.ReplaceAll(errb, "note: the pods read the file's secrets from the Secret millrace, which must hold DEPLOY_TEST_TOKEN\n", "")
+			if code != 0 || note != tt.note {
+				t.Fatalf("exit %d, stderr %q; want 0 and the note %q", code, errb, tt.note)
+			}
+			if !strings.Contains(out, "- name: MILLRACE_BROKERS\n          value: "+tt.want+"\n") {
+				t.Errorf("the pods do not get MILLRACE_BROKERS %s:\n%s", tt.want, out)
+			}
+		})
+	}
+
+	// A wrong broker in the environment is named as the environment's.
+	t.Setenv("MILLRACE_BROKERS", "127.0.0.1:9092")
+	code, _, errb := runDeploy(t, deployPipelines, "deploy", "render", "--image", "m:1")
+	if code != exitUsage || !strings.HasPrefix(errb, `millrace: $MILLRACE_BROKERS "127.0.0.1:9092": a loopback address`) {
+		t.Errorf("exit %d, stderr %q; want exit 2 naming $MILLRACE_BROKERS", code, errb)
 	}
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -60,7 +61,11 @@ func filterSpecs(names []string) ([]filters.Spec, error) {
 	for _, n := range names {
 		s, ok := filters.Lookup(n)
 		if !ok {
-			return nil, usagef("no filter %q (see 'millrace filters list')", n)
+			var known []string
+			for _, s := range filters.All() {
+				known = append(known, s.Name)
+			}
+			return nil, usagef("no filter %q (known filters: %s)", n, strings.Join(known, ", "))
 		}
 		specs = append(specs, s)
 	}

@@ -47,7 +47,7 @@ func (g *globals) resultsOf(pl *pipeline.PipelinePlan) (jobResults, bool) {
 func newJobsCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "jobs",
-		Short: "Show the status of jobs of pipelines with results:",
+		Short: "Show job status (pipelines with a `results:` block)",
 		Long: `Show the status of jobs, folded from the events the stages of a pipeline with
 results: write to <pipeline>.jobs (see docs/jobs.md).
 
@@ -58,7 +58,7 @@ A job is accepted (produced; no stage has read it yet), running, succeeded or
 failed (finished, with a record quarantined); unknown when no event of it was
 seen, or it finished longer ago than results.keep. Both commands read outside
 any consumer group and change nothing.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(*cobra.Command, []string) error {
 			return usagef("jobs needs a subcommand: status or ls")
 		},
@@ -109,7 +109,7 @@ func newJobsStatusCmd(g *globals) *cobra.Command {
 	}
 	parse := func(args []string) (jobStatusOptions, error) {
 		if o.Wait < 0 {
-			return o, usagef("--wait %s: want a duration, like 5m", o.Wait)
+			return o, usagef("--wait %s: want 0 (do not wait) or more, like 5m", o.Wait)
 		}
 		f, err := g.load()
 		if err != nil {
@@ -336,13 +336,14 @@ func newJobsLsCmd(g *globals) *cobra.Command {
 their state and counts: every job of <pipeline>.jobs up to its end now, but
 those finished longer ago than results.keep. --status keeps one state
 (accepted, running, succeeded or failed); --since keeps the jobs started at or
-after a time, given as a duration ago (1h, 30m) or a time (RFC 3339, or UTC
-without a zone); --limit keeps the newest N (0: all). --json prints a JSON
-array of status documents (each as jobs status --json prints it).`,
+after a time, given as a duration ago (1h, 30m) or a time (RFC 3339, or
+without a zone, in UTC: 2026-11-20T14:00:00, or a date, 2026-11-20);
+--limit keeps the newest N (0: all). --json prints a JSON array of status
+documents (each as jobs status --json prints it).`,
 		Example: `  millrace jobs ls --pipeline orders
   millrace jobs ls --pipeline orders --status failed --since 1h
   millrace jobs ls --pipeline orders --since 2026-11-20T14:00:00Z --limit 10 --json | jq -r '.[].job'`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 	}
 	parse := func([]string) (jobsLsOptions, error) {
 		if o.Filter.Limit < 0 {
@@ -399,7 +400,7 @@ array of status documents (each as jobs status --json prints it).`,
 	fl := cmd.Flags()
 	fl.StringVar(&pipelineName, "pipeline", "", "pipeline whose jobs to list (required)")
 	fl.StringVar(&status, "status", "", "only jobs in this state: accepted, running, succeeded or failed")
-	fl.StringVar(&since, "since", "", "only jobs started at or after this time: a duration ago (1h) or a time (RFC 3339)")
+	fl.StringVar(&since, "since", "", "only jobs started at or after this time: "+agoForms)
 	fl.IntVarP(&o.Filter.Limit, "limit", "n", 0, "list at most this many jobs, the newest (0: all)")
 	fl.BoolVar(&o.json, "json", false, "print a JSON array of status documents")
 	cf.add(cmd)
@@ -407,23 +408,17 @@ array of status documents (each as jobs status --json prints it).`,
 	return cmd
 }
 
-// parseSince reads jobs ls --since: a duration ago, or a time (see
-// parseTime); "" is no bound.
+// parseSince reads jobs ls --since: a duration ago, which the command
+// counts back from when it runs, or a time (see parseAgo); "" is no bound.
 func parseSince(s string) (at time.Time, ago time.Duration, err error) {
 	if s == "" {
 		return at, 0, nil
 	}
-	if d, err := time.ParseDuration(s); err == nil {
-		if d <= 0 {
-			return at, 0, usagef("--since %s: want a duration ago more than 0, like 1h", s)
-		}
+	if d, err := time.ParseDuration(s); err == nil && d > 0 {
 		return at, d, nil
 	}
-	if at, err = parseTime("since", s); err != nil {
-		return at, 0, usagef("--since %q: want a duration ago, like 1h or 30m, or a time like 2026-11-20T14:00:00 (UTC) "+
-			"or 2026-11-20T14:00:00+01:00", s)
-	}
-	return at, 0, nil
+	at, err = parseAgo("since", s, time.Time{})
+	return at, 0, err
 }
 
 // printJobs prints jobs as a table, and how many there are.

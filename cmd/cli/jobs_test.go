@@ -129,7 +129,7 @@ func TestParse_jobs_usage_errors_exit_2_naming_the_flag(t *testing.T) {
 		{nil, []string{"jobs"}, "jobs needs a subcommand"},
 		{nil, []string{"jobs", "status"}, "jobs status takes one job ID"},
 		{nil, []string{"jobs", "status", "a", "b"}, "jobs status takes one job ID"},
-		{nil, []string{"jobs", "status", "a", "--wait", "-1s"}, "--wait -1s"},
+		{nil, []string{"jobs", "status", "a", "--wait", "-1s"}, "--wait -1s: want 0 (do not wait) or more"},
 		{nil, []string{"jobs", "status", "a", "--wait"}, "flag needs an argument: --wait"},
 		{nil, []string{"jobs", "status", "a", "--pipeline", "nope"}, `--pipeline: no pipeline "nope"`},
 		{onlyOrders, []string{"jobs", "status", "a", "--pipeline", "other"}, `--pipeline "other" keeps no job results`},

@@ -52,9 +52,15 @@ type parsed struct {
 // call, in a directory holding that file.
 func parseArgs(t *testing.T, stdin string, args ...string) parsed {
 	t.Helper()
+	return parseArgsOf(t, testPipelines, stdin, args...)
+}
+
+// parseArgsOf is parseArgs with source as the pipelines file.
+func parseArgsOf(t *testing.T, source, stdin string, args ...string) parsed {
+	t.Helper()
 	dir := t.TempDir()
 	file := filepath.Join(dir, "pipelines.yaml")
-	if err := os.WriteFile(file, []byte(testPipelines), 0o644); err != nil {
+	if err := os.WriteFile(file, []byte(source), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	var out, errb bytes.Buffer
@@ -215,7 +221,7 @@ func TestParse_usage_errors_exit_2_naming_the_flag(t *testing.T) {
 		{[]string{"run", "--api-addr", "0.0.0.0:8080"}, "--api-addr 0.0.0.0:8080: an API address other hosts can reach needs api.tokens"},
 		{[]string{"validate", "--log-level", "loud"}, `--log-level "loud"`},
 		{[]string{"filters", "list", "--log-format", "xml"}, `--log-format "xml"`},
-		{[]string{"filters", "docs", "teleport"}, `no filter "teleport"`},
+		{[]string{"filters", "docs", "teleport"}, `no filter "teleport" (known filters: exec, jq, log) (see 'millrace filters docs --help')`},
 		{[]string{"filters"}, "filters needs a subcommand"},
 		{[]string{"tail"}, "tail takes one TOPIC"},
 		{[]string{"tail", "t", "-n", "-1"}, "--limit -1"},
@@ -233,10 +239,19 @@ func TestParse_usage_errors_exit_2_naming_the_flag(t *testing.T) {
 		{[]string{"replay", "quarantine", "--pipeline", "orders", "--rate", "fast"}, `--rate "fast"`},
 		{[]string{"replay", "quarantine", "--pipeline", "orders", "--max-replays", "0"}, "--max-replays 0"},
 		{[]string{"replay", "quarantine", "--pipeline", "orders", "--since", "2026-01-02", "--until", "2026-01-01"}, "--until must be after --since"},
+		{[]string{"replay", "quarantine", "--pipeline", "orders", "--since", "1h", "--until", "2h"}, "--until must be after --since"},
+		{[]string{"replay", "quarantine", "--pipeline", "orders", "--since", "-1h"}, "--since -1h: want a duration ago more than 0"},
+		{[]string{"replay", "quarantine", "--pipeline", "orders", "--until", "yesterday"}, `--until "yesterday": want a duration ago, like 1h or 30m, or a time`},
+		{[]string{"replay", "topic", "--from", "a", "--to", "b", "--since", "soon"}, `--since "soon": want a duration ago`},
 		{[]string{"replay", "topic", "--from", "a", "--to", "a"}, "--from and --to are the same topic"},
 		{[]string{"replay", "topic", "--from", "a"}, "--to is required"},
 		{[]string{"replay"}, "replay needs a subcommand"},
 		{[]string{"validate", "extra"}, `unknown command "extra"`},
+		{[]string{"validate", "my.yaml"}, "validate takes no arguments; to read my.yaml, use -f my.yaml"},
+		{[]string{"replay", "quarantine", "--pipeline", "orders", "jobs.YML"}, "replay quarantine takes no arguments; to read jobs.YML, use -f jobs.YML"},
+		{[]string{"deploy", "my.yaml"}, `unknown command "my.yaml" for "millrace deploy"`},
+		{[]string{"completion", "nosh"}, `unknown shell "nosh": completion knows bash, fish, powershell or zsh`},
+		{[]string{"completion"}, "completion needs a shell: bash, fish, powershell or zsh"},
 		{[]string{"tial"}, `unknown command "tial" for "millrace"; did you mean tail?`},
 		{[]string{"tail", "t", "--bogus"}, "unknown flag: --bogus"},
 		{[]string{"tail", "t", "-n", "x"}, `invalid argument "x" for "-n, --limit" flag`},
@@ -245,12 +260,86 @@ func TestParse_usage_errors_exit_2_naming_the_flag(t *testing.T) {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
 			p := parseArgs(t, "", tt.args...)
 			if p.code != exitUsage || strings.Count(p.msg, "\n") != 0 || !strings.HasPrefix(p.msg, "millrace: ") ||
-				!strings.Contains(p.msg, tt.want) || !strings.HasSuffix(p.msg, " --help')") {
-				t.Fatalf("exit %d, message %q; want exit 2 and one line holding %q and pointing at --help", p.code, p.msg, tt.want)
+				!strings.Contains(p.msg, tt.want) || !strings.HasSuffix(p.msg, " --help')") || strings.Count(p.msg, "(see ") != 1 {
+				t.Fatalf("exit %d, message %q; want exit 2 and one line holding %q and pointing at --help, once", p.code, p.msg, tt.want)
 			}
 			if p.opts != nil {
 				t.Fatalf("bad usage reached the call with %+v", p.opts)
 			}
 		})
+	}
+}
+
+// completion with a shell it knows prints the script.
+func TestParse_completion_of_a_known_shell_prints_its_script(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"completion", "bash"}, strings.NewReader(""), &out, &errb)
+	if code != 0 || !strings.Contains(out.String(), "bash completion") || errb.Len() != 0 {
+		t.Errorf("completion bash: exit %d, stderr %q, stdout %.60q; want 0 and the script", code, errb.String(), out.String())
+	}
+}
+
+// An argument that is a file, whatever its name, gets the hint to name it
+// with -f; a pipelines file that is not there hints at -f too (exit 1).
+func TestParse_the_pipelines_file_is_named_with_f(t *testing.T) {
+	t.Chdir(t.TempDir())
+	if err := os.WriteFile("jobs.conf", []byte(testPipelines), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"run", "jobs.conf"}, {"validate"}, {"deploy", "render", "--image", "m:1"}} {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), args, strings.NewReader(""), &out, &errb)
+		want, wantCode := "millrace: read pipelines file: open pipelines.yaml: no such file or directory "+
+			"(-f FILE names the pipelines file; the default is pipelines.yaml)\n", exitFailure
+		if args[0] == "run" {
+			want, wantCode = "millrace: run takes no arguments; to read jobs.conf, use -f jobs.conf (see 'millrace run --help')\n", exitUsage
+		}
+		if code != wantCode || errb.String() != want {
+			t.Errorf("%s: exit %d, stderr %q; want exit %d, %q", strings.Join(args, " "), code, errb.String(), wantCode, want)
+		}
+	}
+}
+
+// replay quarantine and replay topic take --since and --until as a
+// duration ago, as jobs ls takes --since.
+func TestParse_replay_since_and_until_take_a_duration_ago(t *testing.T) {
+	t.Setenv("MILLRACE_BROKERS", "")
+	near := func(got time.Time, ago time.Duration) bool {
+		want := time.Now().Add(-ago)
+		return got.After(want.Add(-time.Minute)) && !got.After(want)
+	}
+	p := parseArgs(t, "", "replay", "quarantine", "--pipeline", "orders", "--since", "2h", "--until", "30m")
+	o, ok := p.opts.(replayQuarantineOptions)
+	if p.code != 0 || !ok || !near(o.Select.Since, 2*time.Hour) || !near(o.Select.Until, 30*time.Minute) {
+		t.Fatalf("replay quarantine --since 2h --until 30m: exit %d: %s: %+v; want 2h and 30m before now", p.code, p.msg, o.Select)
+	}
+	p = parseArgs(t, "", "replay", "topic", "--from", "a", "--to", "b", "--since", "90m")
+	c, ok := p.opts.(copyOptions)
+	if p.code != 0 || !ok || !near(c.Since, 90*time.Minute) || !c.Until.IsZero() {
+		t.Fatalf("replay topic --since 90m: exit %d: %s: since %s, until %s; want 90m before now, no end", p.code, p.msg, c.Since, c.Until)
+	}
+}
+
+// The root help lists every environment variable millrace reads.
+func TestRootHelp_lists_every_environment_variable(t *testing.T) {
+	long := newRoot(&globals{}).Long
+	for _, env := range []string{"MILLRACE_BROKERS", envTLS, envTLSCAFile, envTLSCertFile, envTLSKeyFile, envTLSServerName,
+		envTLSInsecure, envSASLMechanism, envSASLUsername, envSASLPassword, adminTokenEnv, "MILLRACE_INSTANCE_ID"} {
+		if !strings.Contains(long, env) {
+			t.Errorf("millrace --help does not name $%s", env)
+		}
+	}
+}
+
+// The connect timeout's error counts its attempts in words that agree.
+func TestParse_a_broker_that_never_answers_is_one_attempt_not_attempts(t *testing.T) {
+	t.Chdir(t.TempDir())
+	t.Setenv("MILLRACE_BROKERS", "")
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"tail", "t", "--brokers", "127.0.0.1:1", "--connect-timeout", "100ms"},
+		strings.NewReader(""), &out, &errb)
+	if code != exitFailure || !strings.Contains(errb.String(), "cannot reach Kafka at 127.0.0.1:1") ||
+		!strings.Contains(errb.String(), " (1 attempt): ") {
+		t.Errorf("exit %d, stderr %q; want exit 1 and (1 attempt)", code, errb.String())
 	}
 }

@@ -61,7 +61,7 @@ type produceOptions struct {
 func newProduceCmd(g *globals) *cobra.Command {
 	f := &produceFlags{g: g}
 	cmd := &cobra.Command{
-		Use:   "produce --pipeline NAME [--priority NAME] [--wait [--wait-timeout D]]",
+		Use:   "produce --pipeline NAME [--priority NAME] [--key K | --key-jq EXPR] [-H name=value]... [--wait [--wait-timeout D]]",
 		Short: "Send stdin lines as records to a pipeline's input topic",
 		Long:  produceHelp,
 		Example: `  echo '{"order_id":"o-1","customer":"c-7","qty":2,"price":9.5}' | millrace produce --pipeline orders
@@ -70,7 +70,7 @@ func newProduceCmd(g *globals) *cobra.Command {
   echo '{"image":"uploads/cat.png","width":64}' | millrace produce --pipeline thumbnails --key img-7 -H source=upload
   echo '{"day":"2026-11-20"}' | millrace produce --pipeline nightly-report
   echo '{"order_id":"o-2","customer":"c-7","qty":1,"price":4}' | millrace produce --pipeline orders --wait --wait-timeout 2m`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 	}
 	command(g, cmd, f.parse, f.do)
 	fl := cmd.Flags()

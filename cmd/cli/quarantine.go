@@ -23,8 +23,8 @@ func newQuarantineCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "quarantine",
 		Short: "Inspect the records a pipeline quarantined",
-		Long: `Inspect a pipeline's quarantine topic (<pipeline>.quarantine), where records go
-that failed for good, with headers saying why: millrace-error, millrace-stage,
+		Long: `Inspect a pipeline's quarantine topic (<pipeline>.quarantine, a dead-letter
+topic), where records go that failed for good, with headers saying why: millrace-error, millrace-stage,
 millrace-attempt, millrace-origin, millrace-first-failure, millrace-last-failure.
 
   quarantine ls    counts by stage and error, with first and last failure
@@ -32,7 +32,7 @@ millrace-attempt, millrace-origin, millrace-first-failure, millrace-last-failure
 
 Both read outside any consumer group and change nothing. To send records
 back to their stage, see millrace replay quarantine.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(*cobra.Command, []string) error {
 			return usagef("quarantine needs a subcommand: ls or show")
 		},
@@ -51,8 +51,8 @@ func (s *selectionFlags) add(cmd *cobra.Command, times bool) {
 	f.StringVar(&s.stage, "stage", "", "only records quarantined by this stage")
 	f.StringVar(&s.match, "match", "", "only records whose error ("+filters.HeaderError+") matches this regular expression")
 	if times {
-		f.StringVar(&s.since, "since", "", "only records quarantined at or after this time (RFC 3339, or UTC without a zone)")
-		f.StringVar(&s.until, "until", "", "only records quarantined before this time")
+		f.StringVar(&s.since, "since", "", "only records quarantined at or after this time: "+agoForms)
+		f.StringVar(&s.until, "until", "", "only records quarantined before this time: "+agoForms)
 	}
 }
 
@@ -73,7 +73,7 @@ func (s *selectionFlags) selection(pl *pipeline.PipelinePlan) (kafkaops.Quaranti
 			return sel, usagef("--match %q: %v", s.match, err)
 		}
 	}
-	if sel.Since, sel.Until, err = parseRange(s.since, s.until); err != nil {
+	if sel.Since, sel.Until, err = parseRange(s.since, s.until, time.Now()); err != nil {
 		return sel, err
 	}
 	return sel, nil
@@ -125,7 +125,7 @@ func newQuarantineLsCmd(g *globals) *cobra.Command {
 failed them and their error, with the first and last failure times.`,
 		Example: `  millrace quarantine ls --pipeline orders
   millrace quarantine ls --pipeline orders --stage price --json`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 	}
 	do := func(ctx context.Context, o quarantineOptions) error {
 		counts, err := kafkaops.CountQuarantine(ctx, o.QuarantineOptions)
@@ -215,7 +215,7 @@ JSON object per record, as millrace tail --json does.
 		Example: `  millrace quarantine show --pipeline orders --stage price --limit 5
   millrace quarantine show --pipeline orders --match 'timeout' --json | jq .headers
   millrace quarantine show --pipeline orders --json | jq -r '.headers[] | select(.key == "millrace-error") | .value'`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 	}
 	do := func(ctx context.Context, o quarantineOptions) error {
 		shown, err := kafkaops.ShowQuarantine(ctx, o.QuarantineOptions, o.limit, func(m *kafkaops.Record) {

@@ -24,7 +24,7 @@ func newReplayCmd(g *globals) *cobra.Command {
 
 Each prints what it would do with --dry-run (replay offsets: without
 --execute), prints JSON with --json, and exits non-zero on any failure.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(*cobra.Command, []string) error {
 			return usagef("replay needs a subcommand: offsets, quarantine or topic")
 		},
@@ -38,6 +38,13 @@ Each prints what it would do with --dry-run (replay offsets: without
 // zone instead).
 var timeLayouts = []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02 15:04:05", "2006-01-02"}
 
+// timeForms are the forms of timeLayouts, for the help of time flags.
+const timeForms = "RFC 3339 (2026-11-20T14:00:00+01:00), or UTC without a zone (2026-11-20T14:00:00, 2026-11-20 14:00:00, 2026-11-20)"
+
+// agoForms are the forms of a time flag that also takes a duration ago
+// (parseAgo), for its help.
+const agoForms = "a duration ago (1h) or a time: " + timeForms
+
 // parseTime reads a time flag: RFC 3339 ("2026-11-20T14:00:00Z",
 // "…+01:00"), or "2006-01-02T15:04:05[.000]" or "2006-01-02" in UTC.
 func parseTime(flag, s string) (time.Time, error) {
@@ -50,16 +57,34 @@ func parseTime(flag, s string) (time.Time, error) {
 		"2026-11-20T14:00:00.000+01:00 or 2026-11-20", flag, s)
 }
 
-// parseRange reads --since and --until (either may be empty: unbounded);
-// --until must be after --since.
-func parseRange(since, until string) (from, to time.Time, err error) {
+// parseAgo reads a time flag that also takes a duration ago (1h: an hour
+// before now), or a time (see parseTime).
+func parseAgo(flag, s string, now time.Time) (time.Time, error) {
+	if d, err := time.ParseDuration(s); err == nil {
+		if d <= 0 {
+			return time.Time{}, usagef("--%s %s: want a duration ago more than 0, like 1h", flag, s)
+		}
+		return now.Add(-d), nil
+	}
+	t, err := parseTime(flag, s)
+	if err != nil {
+		return t, usagef("--%s %q: want a duration ago, like 1h or 30m, or a time like 2026-11-20T14:00:00 (UTC), "+
+			"2026-11-20T14:00:00+01:00 or 2026-11-20", flag, s)
+	}
+	return t, nil
+}
+
+// parseRange reads --since and --until, each a duration before now or a
+// time (see parseAgo; either may be empty: unbounded); --until must be
+// after --since.
+func parseRange(since, until string, now time.Time) (from, to time.Time, err error) {
 	if since != "" {
-		if from, err = parseTime("since", since); err != nil {
+		if from, err = parseAgo("since", since, now); err != nil {
 			return from, to, err
 		}
 	}
 	if until != "" {
-		if to, err = parseTime("until", until); err != nil {
+		if to, err = parseAgo("until", until, now); err != nil {
 			return from, to, err
 		}
 		if !from.IsZero() && !to.After(from) {

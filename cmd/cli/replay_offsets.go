@@ -62,8 +62,8 @@ kafka-consumer-groups --reset-offsets:
 
   --to-time T     the first record with a timestamp at or after T; where no
                   record is that recent, the log end. T is RFC 3339
-                  (2026-11-20T14:00:00Z, …+01:00) or 2026-11-20T14:00:00[.000],
-                  which is UTC.
+                  (2026-11-20T14:00:00Z, …+01:00), or without a zone, in
+                  UTC: 2026-11-20T14:00:00[.000], or a date, 2026-11-20.
   --to-earliest   the oldest record still in the log
   --to-latest     the log end: skip everything not yet processed
   --to-offset N   offset N, clamped to the log bounds
@@ -100,14 +100,14 @@ func newReplayOffsetsCmd(g *globals) *cobra.Command {
 		Example: `  millrace replay offsets --pipeline orders --stage price --to-time 2026-11-20T14:00:00
   millrace replay offsets --pipeline orders --stage price --to-time 2026-11-20T14:00:00 --execute
   millrace replay offsets --pipeline orders --stage confirm --shift-by -100 --json`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 	}
 	f.changed = cmd.Flags().Changed
 	command(g, cmd, f.parse, f.do)
 	fl := cmd.Flags()
 	fl.StringVar(&f.pipelineName, "pipeline", "", "pipeline of the stage (required)")
 	fl.StringVar(&f.stageName, "stage", "", "stage whose consumer group is moved (required)")
-	fl.StringVar(&f.rf.toTime, "to-time", "", "move to the first record at or after this time (UTC unless it has a zone)")
+	fl.StringVar(&f.rf.toTime, "to-time", "", "move to the first record at or after this time: "+timeForms)
 	fl.BoolVar(&f.rf.toEarliest, "to-earliest", false, "move to the oldest record")
 	fl.BoolVar(&f.rf.toLatest, "to-latest", false, "move to the log end")
 	fl.Int64Var(&f.rf.toOffset, "to-offset", 0, "move to this offset (clamped to the log bounds)")

@@ -35,7 +35,8 @@ them. Running the same command twice sends nothing the second time. (A crash
 between the send and the record can send one record twice.)
 
 --since and --until select by the time a record was quarantined (its Kafka
-timestamp). At the end it prints how many records were sent, per topic, and
+timestamp): each is a duration ago (1h, 30m) or a time: RFC 3339, or without
+a zone, in UTC (2026-11-20T14:00:00, or a date, 2026-11-20). At the end it prints how many records were sent, per topic, and
 how many were skipped and why. The exit code is 1 if any record could not be
 sent.`
 
@@ -61,7 +62,7 @@ func newReplayQuarantineCmd(g *globals) *cobra.Command {
 		Example: `  millrace replay quarantine --pipeline orders --dry-run
   millrace replay quarantine --pipeline orders --stage price --match 'connection refused'
   millrace replay quarantine --pipeline orders --since 2026-11-20T14:00:00 --rate 100/s --json`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 	}
 	command(g, cmd, f.parse, f.do)
 	fl := cmd.Flags()

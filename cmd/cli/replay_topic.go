@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -24,8 +25,9 @@ millrace and Java clients partition (murmur2). The copies get new timestamps
 
 Each partition of --from is read from its first record at or after --since
 (the start of the log without it) up to its end when the command started;
-records with a timestamp at or after --until are left out. Times without a
-zone are UTC. --to must exist and differ from --from (a topic copied into
+records with a timestamp at or after --until are left out. Each is a
+duration ago (1h, 30m) or a time: RFC 3339, or without a zone, in UTC
+(2026-11-20T14:00:00, or a date, 2026-11-20). --to must exist and differ from --from (a topic copied into
 itself would grow for ever). At the end it prints how many records were
 copied per partition; --dry-run only counts them. The exit code is 1 if any
 record could not be copied.`
@@ -50,14 +52,14 @@ func newReplayTopicCmd(g *globals) *cobra.Command {
 		Example: `  # resize again the images uploaded from 14:00 to 15:30 (UTC), say once thumbnail.sh is fixed:
   millrace replay topic --from images.uploaded --to thumbnails.resize --since 2026-11-20T14:00:00 --until 2026-11-20T15:30:00 --dry-run
   millrace replay topic --from images.uploaded --to thumbnails.resize --since 2026-11-20T14:00:00 --until 2026-11-20T15:30:00 --rate 50/s --json`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 	}
 	command(g, cmd, f.parse, f.do)
 	fl := cmd.Flags()
 	fl.StringVar(&f.from, "from", "", "topic to copy from (required)")
 	fl.StringVar(&f.to, "to", "", "topic to copy into (required; must exist)")
-	fl.StringVar(&f.since, "since", "", "copy records with a timestamp at or after this time (default: from the start)")
-	fl.StringVar(&f.until, "until", "", "copy records with a timestamp before this time (default: up to the end)")
+	fl.StringVar(&f.since, "since", "", "copy records with a timestamp at or after this time (default: from the start): "+agoForms)
+	fl.StringVar(&f.until, "until", "", "copy records with a timestamp before this time (default: up to the end): "+agoForms)
 	fl.StringVar(&f.rate, "rate", "", "copy at most this many records per second, e.g. 500/s (default: no limit)")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "count what would be copied; copy nothing")
 	fl.BoolVar(&f.asJSON, "json", false, "print the summary as JSON")
@@ -70,7 +72,7 @@ func (f *replayTopicFlags) parse([]string) (copyOptions, error) {
 	if f.from == f.to {
 		return copyOptions{}, usagef("--from and --to are the same topic %q: a topic copied into itself grows for ever", f.from)
 	}
-	lo, hi, err := parseRange(f.since, f.until)
+	lo, hi, err := parseRange(f.since, f.until, time.Now())
 	if err != nil {
 		return copyOptions{}, err
 	}

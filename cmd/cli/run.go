@@ -39,8 +39,9 @@ their results, commits and exits 0 (bounded by --stop-timeout).
 
 It serves /healthz, /readyz and /metrics (Prometheus) on --admin-addr
 (127.0.0.1:9464, or a free port when another process has it; off disables
-it). An address other hosts can reach needs --admin-token, which /metrics
-then requires as a bearer token.
+it). An address other hosts can reach needs a token (--admin-token, else
+$MILLRACE_ADMIN_TOKEN, else admin.token in the file), which /metrics then
+requires as a bearer token.
 
 With --instance-id (or $MILLRACE_INSTANCE_ID; a Kubernetes pod's name) each
 stage joins its consumer group as a static member (KIP-345): a process that
@@ -95,7 +96,7 @@ func newRunCmd(g *globals) *cobra.Command {
 		Example: `  millrace run
   millrace run -f pipelines.yaml --brokers kafka-1:9092,kafka-2:9092
   millrace run --brokers 127.0.0.1:9092 --stage orders/price --stage orders/confirm`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 	}
 	command(g, cmd, f.parse, f.do)
 	fl := cmd.Flags()

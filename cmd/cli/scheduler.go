@@ -31,7 +31,7 @@ func newSchedulerCmd(g *globals) *cobra.Command {
 		Long:  schedulerHelp,
 		Example: `  millrace scheduler --brokers kafka-1:9092,kafka-2:9092
   millrace scheduler -f pipelines.yaml --admin-addr 127.0.0.1:9465`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 	}
 	command(g, cmd, f.parse, f.do)
 	fl := cmd.Flags()

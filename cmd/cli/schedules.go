@@ -31,7 +31,7 @@ on demand.
 millrace.scheduler, and the one given partition 0 of topic millrace.schedules
 leads and is the only one that fires, so a schedule fires once per tick however
 many processes run (see README: Schedules).`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(*cobra.Command, []string) error {
 			return usagef("schedules needs a subcommand: ls or trigger")
 		},
@@ -68,7 +68,7 @@ func newSchedulesLsCmd(g *globals) *cobra.Command {
 		Long:  schedulesLsHelp,
 		Example: `  millrace schedules ls
   millrace schedules ls --json --next 10`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 	}
 	parse := func([]string) (schedulesLsOptions, error) {
 		if o.next < 0 || o.next > 1000 {

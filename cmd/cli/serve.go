@@ -75,7 +75,7 @@ func newServeCmd(g *globals) *cobra.Command {
 		Example: `  millrace serve
   millrace serve --brokers kafka-1:9092,kafka-2:9092 --addr 127.0.0.1:8081
   millrace run --api-addr 127.0.0.1:8080`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 	}
 	parse := func([]string) (serveOptions, error) {
 		if stopTimeout < 0 {

@@ -19,7 +19,7 @@ Every problem is printed as file:line:col: message; the exit code is 1 if there
 is any, 0 if the file is valid.`,
 		Example: `  millrace validate
   millrace validate -f pipelines.yaml`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 	}
 	parse := func([]string) (*pipeline.File, error) { return g.load() }
 	do := func(_ context.Context, f *pipeline.File) error {
