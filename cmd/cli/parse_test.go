@@ -343,3 +343,19 @@ func TestParse_a_broker_that_never_answers_is_one_attempt_not_attempts(t *testin
 		t.Errorf("exit %d, stderr %q; want exit 1 and (1 attempt)", code, errb.String())
 	}
 }
+
+// quarantine ls/show take a stage not in the file (a removed stage keeps
+// its records in quarantine), but say so: a typo would otherwise read as
+// nothing quarantined.
+func TestParse_quarantine_notes_a_stage_not_in_the_file(t *testing.T) {
+	t.Setenv("MILLRACE_BROKERS", "")
+	for _, cmd := range []string{"ls", "show"} {
+		p := parseArgs(t, "", "quarantine", cmd, "--pipeline", "orders", "--stage", "nope")
+		if p.code != 0 || !strings.Contains(p.msg, `note: pipeline "orders" has no stage "nope" (stages: `) {
+			t.Errorf("quarantine %s --stage nope: exit %d, %q; want exit 0 and a note naming the pipeline's stages", cmd, p.code, p.msg)
+		}
+		if p := parseArgs(t, "", "quarantine", cmd, "--pipeline", "orders", "--stage", "check"); strings.Contains(p.msg, "note:") {
+			t.Errorf("quarantine %s --stage check (in the file) notes %q", cmd, p.msg)
+		}
+	}
+}

@@ -108,6 +108,14 @@ func (q *quarantineFlags) options(g *globals) (quarantineOptions, error) {
 	if err != nil {
 		return quarantineOptions{}, err
 	}
+	if sel.Stage != "" {
+		// A stage removed from the file keeps its records in quarantine,
+		// so it is not refused; but a typo would read as none quarantined.
+		if _, err := stagePlan(pl, sel.Stage); err != nil {
+			fmt.Fprintf(g.stderr, "note: %s; showing the records of a stage %q no longer in %s, if it had any\n",
+				strings.TrimPrefix(err.Error(), "--stage: "), sel.Stage, g.file)
+		}
+	}
 	cluster, err := q.cf.cluster(g, plan)
 	if err != nil {
 		return quarantineOptions{}, err
