@@ -94,7 +94,7 @@ func TestParse_flags_become_the_options_of_the_one_call(t *testing.T) {
 			fmt.Sprintf("%+v", kafkaops.TailOptions{Cluster: cluster("a:1,b:2", "from-file", 0), Topic: "t", FromBeginning: true, Limit: 3, StopAtEnd: true})},
 		{"quarantine ls", []string{"quarantine", "ls", "--pipeline", "orders", "--stage", "gone", "--match", "time.?out"},
 			fmt.Sprintf("%+v", kafkaops.QuarantineOptions{Cluster: cluster("file-broker:9092", "from-file", 10*time.Second),
-				Topic: "orders.quarantine", Select: kafkaops.QuarantineSelection{Stage: "gone"}})},
+				Topic: "orders.quarantine", Select: kafkaops.QuarantineSelection{Stage: "gone"}, Replayed: "orders.quarantine.replayed"})},
 		{"replay offsets --shift-by", []string{"replay", "offsets", "--pipeline", "orders", "--stage", "check", "--shift-by", "-5", "--execute"},
 			fmt.Sprintf("%+v", kafkaops.ResetOptions{Cluster: cluster("file-broker:9092", "from-file", 10*time.Second),
 				Group: "millrace.orders.check", Topics: []string{"orders.high", "orders"},
