@@ -188,7 +188,7 @@ func TestFormat_records_as_json_keep_every_byte_but_the_message_id(t *testing.T)
 
 func TestFormat_produce_validate_and_progress_lines(t *testing.T) {
 	for _, tt := range []struct{ got, want string }{
-		{produceSummary(kafkaops.ProduceResult{Sent: 1}, "orders"), "sent 1 record to orders\n"},
+		{produceSummary(kafkaops.ProduceResult{Sent: 1, FirstJob: "j-1"}, "orders"), "sent 1 record to orders: job j-1\n"},
 		{produceSummary(kafkaops.ProduceResult{Sent: 500, Failed: 2}, "orders.high"), "sent 500 records to orders.high\n"},
 		{notSent(1), "1 line was not sent\n"},
 		{notSent(2), "2 lines were not sent\n"},
