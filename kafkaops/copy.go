@@ -65,9 +65,11 @@ func CopyRange(ctx context.Context, opts CopyOptions) (CopyResult, error) {
 		return c.res, notStarted(err)
 	}
 	defer client.Close()
-	for _, t := range []string{opts.From, opts.To} {
-		if _, err := client.Partitions(t); err != nil {
-			return c.res, notStarted(fmt.Errorf("topic %s: %w", t, err))
+	for _, t := range []struct{ name, role string }{{opts.From, "to copy from"}, {opts.To, "to copy into"}} {
+		if _, err := client.Partitions(t.name); errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
+			return c.res, notStarted(fmt.Errorf("the topic %s, %s, does not exist", t.role, t.name))
+		} else if err != nil {
+			return c.res, notStarted(topicError(t.name, err))
 		}
 	}
 	if !opts.DryRun {
@@ -146,7 +148,7 @@ func (c *topicCopy) startOffsets(ctx context.Context, client sarama.Client) (map
 	}
 	parts, err := client.Partitions(c.opts.From)
 	if err != nil {
-		return nil, fmt.Errorf("topic %s: %w", c.opts.From, err)
+		return nil, topicError(c.opts.From, err)
 	}
 	start := map[int32]int64{}
 	for _, p := range parts {

@@ -74,6 +74,11 @@ func TestCopyRange_keeps_keys_and_headers_and_refuses_bad_ranges(t *testing.T) {
 	if len(got) != 1 || string(got[0].Key) != "k1" || fmt.Sprint(got[0].HeaderList) != fmt.Sprint(filters.HeadersOf("h", "1", "h", "2")) {
 		t.Fatalf("copied %+v, want key k1 and headers h=1, h=2", got)
 	}
+	missing := "no-such-topic-" + testkit.Unique()
+	if _, err := kafkaops.CopyRange(ctx, kafkaops.CopyOptions{Cluster: cl, From: from, To: missing}); err == nil ||
+		err.Error() != "the topic to copy into, "+missing+", does not exist" {
+		t.Errorf("CopyRange into a missing topic = %v, want it named as the topic to copy into", err)
+	}
 	for _, opts := range []kafkaops.CopyOptions{
 		{Cluster: cl, From: from, To: from},
 		{Cluster: cl, From: from, To: to, Since: time.Now(), Until: time.Now().Add(-time.Hour)},

@@ -282,7 +282,7 @@ func committedOn(client sarama.Client, group string, topics []string) (map[strin
 	for _, t := range topics {
 		ps, err := client.Partitions(t)
 		if err != nil {
-			return nil, nil, fmt.Errorf("topic %s: %w", t, err)
+			return nil, nil, topicError(t, err)
 		}
 		parts[t] = ps
 	}

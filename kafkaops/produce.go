@@ -72,6 +72,9 @@ type ProduceResult struct {
 	// Jobs, with ProduceOptions.Announce, are the job ids of the records
 	// sent, in the order they were sent.
 	Jobs []string
+	// FirstJob is the job id of the first record sent ("" if none was):
+	// with one record, its job (`millrace jobs status ID`).
+	FirstJob string
 }
 
 // Produce sends each line of opts.Lines as a record to opts.Topic, with a
@@ -167,6 +170,9 @@ func (p *producing) flush(batch []*sarama.ProducerMessage) error {
 	}
 	err = p.producer.SendMessages(batch)
 	sent := acked(batch, err)
+	if p.res.FirstJob == "" && len(sent) > 0 {
+		p.res.FirstJob = string(sent[0].Headers[0].Value) // the millrace-job header run put first
+	}
 	p.res.Sent += len(sent)
 	if ids != nil {
 		for _, m := range sent {

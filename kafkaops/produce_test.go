@@ -34,7 +34,7 @@ func TestProduce_sends_each_line_with_a_job_id_and_its_key(t *testing.T) {
 			LineError: func(line int, err error) { lineErrs = append(lineErrs, fmt.Sprintf("%d: %v", line, err)) },
 		}
 		res, err := kafkaops.Produce(context.Background(), opts)
-		if err != nil || res.Sent != 3 || res.Failed != 1 || res.Jobs != nil {
+		if err != nil || res.Sent != 3 || res.Failed != 1 || res.Jobs != nil || res.FirstJob == "" {
 			t.Fatalf("Produce = %+v, %v; want 3 sent, 1 failed (no job ids without Announce)", res, err)
 		}
 		if fmt.Sprint(lineErrs) != "[4: no key]" {
@@ -52,6 +52,9 @@ func TestProduce_sends_each_line_with_a_job_id_and_its_key(t *testing.T) {
 			}
 			jobs[string(h[0].Value)] = true
 			values[string(r.Value)] = string(r.Key)
+			if string(r.Value) == "a" && string(h[0].Value) != res.FirstJob {
+				t.Errorf("FirstJob %s, but the first line's record has job %s", res.FirstJob, h[0].Value)
+			}
 		}
 		if fmt.Sprint(values) != "map[a:k-a b:k-b c:k-c]" || len(jobs) != 3 {
 			t.Fatalf("records %q with %d job ids; want a, b, c keyed k-<line>, each its own job id", values, len(jobs))

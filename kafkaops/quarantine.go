@@ -2,9 +2,12 @@ package kafkaops
 
 import (
 	"context"
+	"fmt"
 	"regexp"
 	"sort"
 	"time"
+
+	"github.com/IBM/sarama"
 
 	"github.com/millrace/millrace/filters"
 	"github.com/millrace/millrace/transport"
@@ -51,6 +54,10 @@ type QuarantineOptions struct {
 	// Topic is the quarantine topic ([pipeline.QuarantineTopic]).
 	Topic  string
 	Select QuarantineSelection
+	// Replayed is the progress topic of [ReplayQuarantine]
+	// ([pipeline.ReplayedTopic]): the records it lists are counted as
+	// replayed. Empty, or a topic that does not exist: none are.
+	Replayed string
 }
 
 // ErrorCount counts the quarantined records of one stage and error. Its
@@ -59,6 +66,9 @@ type QuarantineOptions struct {
 type ErrorCount struct {
 	Stage, Error string
 	Count        int
+	// Replayed is how many of them [ReplayQuarantine] sent back to their
+	// stage (they stay in the quarantine topic, which is a log).
+	Replayed int
 	// FirstFailure and LastFailure are the earliest millrace-first-failure
 	// and the latest millrace-last-failure (RFC 3339) of the records, each
 	// the record's timestamp where the header is missing.
@@ -67,8 +77,9 @@ type ErrorCount struct {
 
 // QuarantineCounts is what [CountQuarantine] found.
 type QuarantineCounts struct {
-	// Total is how many records were selected.
-	Total int
+	// Total is how many records were selected; Replayed how many of
+	// them [ReplayQuarantine] sent back.
+	Total, Replayed int
 	// Errors is sorted by stage, then by count (highest first), then by
 	// error.
 	Errors []ErrorCount
@@ -83,6 +94,10 @@ func CountQuarantine(ctx context.Context, opts QuarantineOptions) (QuarantineCou
 		return QuarantineCounts{}, err
 	}
 	defer client.Close()
+	replayed, err := readReplayed(ctx, client, opts.Replayed)
+	if err != nil {
+		return QuarantineCounts{}, err
+	}
 	counts := map[[2]string]*ErrorCount{}
 	var out QuarantineCounts
 	err = scan(ctx, client, opts.Topic, nil, func(m *Record) (bool, error) {
@@ -97,6 +112,10 @@ func CountQuarantine(ctx context.Context, opts QuarantineOptions) (QuarantineCou
 			counts[k] = c
 		}
 		c.Count++
+		if replayed[replayID(m)] {
+			c.Replayed++
+			out.Replayed++
+		}
 		stamp := m.Timestamp.UTC().Format(time.RFC3339Nano)
 		first, last := header(m, filters.HeaderFirstFailure), header(m, filters.HeaderLastFailure)
 		if first == "" {
@@ -131,6 +150,38 @@ func CountQuarantine(ctx context.Context, opts QuarantineOptions) (QuarantineCou
 		return a.Error < b.Error
 	})
 	return out, nil
+}
+
+// replayID is how the progress topic of [ReplayQuarantine] names a
+// quarantined record: "partition/offset" in the quarantine topic.
+func replayID(m *Record) string { return fmt.Sprintf("%d/%d", m.Partition, m.Offset) }
+
+// readReplayed reads the progress topic of [ReplayQuarantine]: the ids
+// (replayID) of the records it sent. A topic that does not exist (or
+// "") lists none.
+func readReplayed(ctx context.Context, client sarama.Client, topic string) (map[string]bool, error) {
+	if topic == "" {
+		return map[string]bool{}, nil
+	}
+	_, existing, err := listTopics(client)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := existing[topic]; !ok {
+		return map[string]bool{}, nil
+	}
+	return scanReplayed(ctx, client, topic)
+}
+
+// scanReplayed reads the progress topic of [ReplayQuarantine], which
+// exists.
+func scanReplayed(ctx context.Context, client sarama.Client, topic string) (map[string]bool, error) {
+	replayed := map[string]bool{}
+	err := scan(ctx, client, topic, nil, func(m *Record) (bool, error) {
+		replayed[string(m.Key)] = m.Value != nil
+		return true, nil
+	})
+	return replayed, err
 }
 
 // earlier compares two RFC 3339 times; unparsable ones compare as text.

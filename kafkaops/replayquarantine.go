@@ -165,15 +165,14 @@ func (r *quarantineReplay) readProgress(ctx context.Context, client sarama.Clien
 	if !ok {
 		return nil
 	}
-	return scan(ctx, client, r.done, nil, func(m *Record) (bool, error) {
-		r.replayed[string(m.Key)] = m.Value != nil
-		return true, nil
-	})
+	var err error
+	r.replayed, err = scanReplayed(ctx, client, r.done)
+	return err
 }
 
 // one replays quarantined record m, or counts why not.
 func (r *quarantineReplay) one(ctx context.Context, m *Record) (bool, error) {
-	id := fmt.Sprintf("%d/%d", m.Partition, m.Offset)
+	id := replayID(m)
 	switch {
 	case !r.opts.Select.Selects(m):
 		r.res.Skipped[SkipNotSelected]++

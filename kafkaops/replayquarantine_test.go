@@ -104,6 +104,18 @@ func TestReplayQuarantine_sends_each_record_back_once(t *testing.T) {
 		if n := len(b.ReadAll(t, pipeline.ReplayedTopic(name))); n != 3 {
 			t.Fatalf("the progress topic holds %d records, want 3", n)
 		}
+
+		// quarantine ls counts them as replayed: a, b and f.
+		counts, err := kafkaops.CountQuarantine(ctx, kafkaops.QuarantineOptions{Cluster: opts.Cluster, Topic: pl.Quarantine,
+			Replayed: pipeline.ReplayedTopic(name)})
+		replayed := map[string]int{}
+		for _, c := range counts.Errors {
+			replayed[c.Stage+"/"+c.Error] = c.Replayed
+		}
+		if err != nil || counts.Total != 6 || counts.Replayed != 3 ||
+			fmt.Sprint(replayed) != "map[first/boom:1 gone/boom:0 work/boom:1 work/other:1 work/too large:0]" {
+			t.Fatalf("CountQuarantine = %+v, %v; want 6 records, 3 replayed (first/boom, work/boom, work/other)", counts, err)
+		}
 	})
 }
 

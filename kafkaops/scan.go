@@ -3,9 +3,19 @@ package kafkaops
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/IBM/sarama"
 )
+
+// topicError is err about topic, the topic named once: sarama's client
+// names it in some of its errors ("t: kafka server: …").
+func topicError(topic string, err error) error {
+	if strings.HasPrefix(err.Error(), topic+": ") {
+		return fmt.Errorf("topic %w", err)
+	}
+	return fmt.Errorf("topic %s: %w", topic, err)
+}
 
 // logBounds returns the log start offset of topic/partition and its end
 // (the offset the next record will get), read with [GetOffset].
@@ -29,11 +39,11 @@ func logBounds(ctx context.Context, client sarama.Client, topic string, p int32)
 func scan(ctx context.Context, client sarama.Client, topic string, start map[int32]int64,
 	fn func(*Record) (bool, error)) error {
 	if err := client.RefreshMetadata(topic); err != nil {
-		return fmt.Errorf("topic %s: %w", topic, err)
+		return topicError(topic, err)
 	}
 	parts, err := client.Partitions(topic)
 	if err != nil {
-		return fmt.Errorf("topic %s: %w", topic, err)
+		return topicError(topic, err)
 	}
 	consumer, err := sarama.NewConsumerFromClient(client)
 	if err != nil {

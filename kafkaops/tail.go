@@ -39,7 +39,7 @@ func Tail(ctx context.Context, opts TailOptions) error {
 	defer client.Close()
 	parts, err := client.Partitions(opts.Topic)
 	if err != nil {
-		return fmt.Errorf("topic %s: %w", opts.Topic, err)
+		return topicError(opts.Topic, err)
 	}
 	consumer, err := sarama.NewConsumerFromClient(client)
 	if err != nil {

@@ -3,6 +3,7 @@ package kafkaops_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -107,7 +108,7 @@ func TestTail_follows_new_records_until_ctx_ends_and_returns_nil(t *testing.T) {
 func TestTail_of_a_missing_topic_fails(t *testing.T) {
 	b := testkit.Embedded(t)
 	_, _, err := tailAll(t, context.Background(), b, kafkaops.TailOptions{Topic: "no-such-topic", StopAtEnd: true})
-	if err == nil {
-		t.Fatal("Tail of a missing topic returned nil")
+	if err == nil || strings.Count(err.Error(), "no-such-topic") != 1 || !strings.HasPrefix(err.Error(), "topic no-such-topic: ") {
+		t.Fatalf("Tail of a missing topic = %v, want an error naming the topic once", err)
 	}
 }

@@ -117,7 +117,12 @@ func startBroker(cfg broker.Config, portFlag string) (*broker.Broker, error) {
 		return nil, fmt.Errorf("%w (is another `millrace broker` or Kafka running there? use it with --brokers 127.0.0.1:%d, "+
 			"or pick another port with %s)", err, cfg.Port, portFlag)
 	case errors.Is(err, broker.ErrDataDirInUse):
-		return nil, fmt.Errorf("%w (pick another directory with --data-dir)", err)
+		use := "--brokers and its address"
+		if cfg.Port > 0 {
+			use = fmt.Sprintf("--brokers 127.0.0.1:%d if it listens there", cfg.Port)
+		}
+		return nil, fmt.Errorf("%w (another `millrace broker` or `millrace run` has its broker there: use that broker "+
+			"with %s, or pick another directory with --data-dir)", err, use)
 	}
 	return b, err
 }

@@ -233,7 +233,7 @@ func writeRender(g *globals, dir string, files []deploy.File) error {
 			fmt.Fprintf(g.stdout, "removed %s: this render makes no such objects\n", p)
 		}
 	}
-	fmt.Fprintf(g.stdout, "apply with: kubectl apply -k %s\n", dir)
+	fmt.Fprintf(g.stdout, "apply with: kubectl apply -k %s (the pods need the Secret %s first: see deploy render --help)\n", dir, deploy.SecretName)
 	return nil
 }
 

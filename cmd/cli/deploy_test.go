@@ -145,7 +145,7 @@ func TestDeployRender_prints_every_object_or_writes_the_files(t *testing.T) {
 	}
 	wantOut := "wrote k8s/prod/configmap.yaml\nwrote k8s/prod/deployments.yaml\nwrote k8s/prod/kustomization.yaml\n" +
 		"wrote k8s/prod/poddisruptionbudgets.yaml\nwrote k8s/prod/scaledobjects.yaml\n" +
-		"removed k8s/prod/services.yaml: this render makes no such objects\napply with: kubectl apply -k k8s/prod\n"
+		"removed k8s/prod/services.yaml: this render makes no such objects\napply with: kubectl apply -k k8s/prod (the pods need the Secret millrace first: see deploy render --help)\n"
 	if o.String() != wantOut {
 		t.Errorf("stdout:\n%s\nwant:\n%s", o.String(), wantOut)
 	}

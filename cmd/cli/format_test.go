@@ -118,27 +118,27 @@ func TestFormat_replay_and_copy_summaries(t *testing.T) {
 
 func TestFormat_quarantine_counts_as_a_table_and_json(t *testing.T) {
 	rows := []errorCount{
-		{Stage: "price", Error: "boom\nat line 2", Count: 12, FirstFailure: "2026-01-01T10:00:00.123Z", LastFailure: "2026-01-02T10:00:00Z"},
+		{Stage: "price", Error: "boom\nat line 2", Count: 12, Replayed: 5, FirstFailure: "2026-01-01T10:00:00.123Z", LastFailure: "2026-01-02T10:00:00Z"},
 		{Stage: "work", Error: "exit 1: \xff" + strings.Repeat("a", 130), Count: 1, FirstFailure: "x", LastFailure: "y"},
 	}
 	var b bytes.Buffer
-	printCounts(&b, "orders.quarantine", 13, rows)
-	want := "orders.quarantine: 13 quarantined records\n" +
-		"STAGE  COUNT  FIRST FAILURE         LAST FAILURE          ERROR\n" +
-		"price  12     2026-01-01T10:00:00Z  2026-01-02T10:00:00Z  boom at line 2\n" +
-		"work   1      x                     y                     \"exit 1: \\xff" + strings.Repeat("a", 108) + "...\"\n"
+	printCounts(&b, "orders.quarantine", 13, 5, rows)
+	want := "orders.quarantine: 13 quarantined records, 5 replayed, 8 waiting\n" +
+		"STAGE  COUNT  REPLAYED  FIRST FAILURE         LAST FAILURE          ERROR\n" +
+		"price  12     5         2026-01-01T10:00:00Z  2026-01-02T10:00:00Z  boom at line 2\n" +
+		"work   1      0         x                     y                     \"exit 1: \\xff" + strings.Repeat("a", 108) + "...\"\n"
 	if b.String() != want {
 		t.Errorf("table:\n%s\nwant:\n%s", b.String(), want)
 	}
 	b.Reset()
-	printCounts(&b, "orders.quarantine", 0, nil)
+	printCounts(&b, "orders.quarantine", 0, 0, nil)
 	if b.String() != "orders.quarantine: 0 quarantined records\n" {
 		t.Errorf("empty table: %q", b.String())
 	}
 	b.Reset()
 	_ = writeJSON(&b, map[string]any{"pipeline": "orders", "topic": "orders.quarantine", "total": 13, "errors": rows[1:]})
 	wantJSON := "{\n  \"errors\": [\n    {\n      \"stage\": \"work\",\n      \"error_base64\": \"ZXhpdCAxOiD/" + strings.Repeat("YWFh", 43) + "YQ==\",\n" +
-		"      \"count\": 1,\n      \"first_failure\": \"x\",\n      \"last_failure\": \"y\"\n    }\n  ],\n" +
+		"      \"count\": 1,\n      \"replayed\": 0,\n      \"first_failure\": \"x\",\n      \"last_failure\": \"y\"\n    }\n  ],\n" +
 		"  \"pipeline\": \"orders\",\n  \"topic\": \"orders.quarantine\",\n  \"total\": 13\n}\n"
 	if b.String() != wantJSON {
 		t.Errorf("JSON:\n%s\nwant:\n%s", b.String(), wantJSON)
@@ -188,7 +188,7 @@ func TestFormat_records_as_json_keep_every_byte_but_the_message_id(t *testing.T)
 
 func TestFormat_produce_validate_and_progress_lines(t *testing.T) {
 	for _, tt := range []struct{ got, want string }{
-		{produceSummary(kafkaops.ProduceResult{Sent: 1}, "orders"), "sent 1 record to orders\n"},
+		{produceSummary(kafkaops.ProduceResult{Sent: 1, FirstJob: "j-1"}, "orders"), "sent 1 record to orders: job j-1\n"},
 		{produceSummary(kafkaops.ProduceResult{Sent: 500, Failed: 2}, "orders.high"), "sent 500 records to orders.high\n"},
 		{notSent(1), "1 line was not sent\n"},
 		{notSent(2), "2 lines were not sent\n"},

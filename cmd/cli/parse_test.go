@@ -94,7 +94,7 @@ func TestParse_flags_become_the_options_of_the_one_call(t *testing.T) {
 			fmt.Sprintf("%+v", kafkaops.TailOptions{Cluster: cluster("a:1,b:2", "from-file", 0), Topic: "t", FromBeginning: true, Limit: 3, StopAtEnd: true})},
 		{"quarantine ls", []string{"quarantine", "ls", "--pipeline", "orders", "--stage", "gone", "--match", "time.?out"},
 			fmt.Sprintf("%+v", kafkaops.QuarantineOptions{Cluster: cluster("file-broker:9092", "from-file", 10*time.Second),
-				Topic: "orders.quarantine", Select: kafkaops.QuarantineSelection{Stage: "gone"}})},
+				Topic: "orders.quarantine", Select: kafkaops.QuarantineSelection{Stage: "gone"}, Replayed: "orders.quarantine.replayed"})},
 		{"replay offsets --shift-by", []string{"replay", "offsets", "--pipeline", "orders", "--stage", "check", "--shift-by", "-5", "--execute"},
 			fmt.Sprintf("%+v", kafkaops.ResetOptions{Cluster: cluster("file-broker:9092", "from-file", 10*time.Second),
 				Group: "millrace.orders.check", Topics: []string{"orders.high", "orders"},
@@ -341,5 +341,21 @@ func TestParse_a_broker_that_never_answers_is_one_attempt_not_attempts(t *testin
 	if code != exitFailure || !strings.Contains(errb.String(), "cannot reach Kafka at 127.0.0.1:1") ||
 		!strings.Contains(errb.String(), " (1 attempt): ") {
 		t.Errorf("exit %d, stderr %q; want exit 1 and (1 attempt)", code, errb.String())
+	}
+}
+
+// quarantine ls/show take a stage not in the file (a removed stage keeps
+// its records in quarantine), but say so: a typo would otherwise read as
+// nothing quarantined.
+func TestParse_quarantine_notes_a_stage_not_in_the_file(t *testing.T) {
+	t.Setenv("MILLRACE_BROKERS", "")
+	for _, cmd := range []string{"ls", "show"} {
+		p := parseArgs(t, "", "quarantine", cmd, "--pipeline", "orders", "--stage", "nope")
+		if p.code != 0 || !strings.Contains(p.msg, `note: pipeline "orders" has no stage "nope" (stages: `) {
+			t.Errorf("quarantine %s --stage nope: exit %d, %q; want exit 0 and a note naming the pipeline's stages", cmd, p.code, p.msg)
+		}
+		if p := parseArgs(t, "", "quarantine", cmd, "--pipeline", "orders", "--stage", "check"); strings.Contains(p.msg, "note:") {
+			t.Errorf("quarantine %s --stage check (in the file) notes %q", cmd, p.msg)
+		}
 	}
 }

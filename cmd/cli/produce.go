@@ -214,6 +214,9 @@ func printOutcome(w io.Writer, s jobs.Status, stages []string) {
 
 // produceSummary is produce's line on stdout.
 func produceSummary(res kafkaops.ProduceResult, topic string) string {
+	if res.Sent == 1 {
+		return fmt.Sprintf("sent 1 record to %s: job %s\n", topic, res.FirstJob)
+	}
 	return fmt.Sprintf("sent %d %s to %s\n", res.Sent, plural(res.Sent, "record"), topic)
 }
 

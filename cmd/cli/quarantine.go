@@ -108,11 +108,20 @@ func (q *quarantineFlags) options(g *globals) (quarantineOptions, error) {
 	if err != nil {
 		return quarantineOptions{}, err
 	}
+	if sel.Stage != "" {
+		// A stage removed from the file keeps its records in quarantine,
+		// so it is not refused; but a typo would read as none quarantined.
+		if _, err := stagePlan(pl, sel.Stage); err != nil {
+			fmt.Fprintf(g.stderr, "note: %s; showing the records of a stage %q no longer in %s, if it had any\n",
+				strings.TrimPrefix(err.Error(), "--stage: "), sel.Stage, g.file)
+		}
+	}
 	cluster, err := q.cf.cluster(g, plan)
 	if err != nil {
 		return quarantineOptions{}, err
 	}
-	return quarantineOptions{QuarantineOptions: kafkaops.QuarantineOptions{Cluster: cluster, Topic: pl.Quarantine, Select: sel},
+	return quarantineOptions{QuarantineOptions: kafkaops.QuarantineOptions{Cluster: cluster, Topic: pl.Quarantine, Select: sel,
+		Replayed: pipeline.ReplayedTopic(pl.Name)},
 		pipeline: pl.Name, limit: q.limit, json: q.json}, nil
 }
 
@@ -122,7 +131,10 @@ func newQuarantineLsCmd(g *globals) *cobra.Command {
 		Use:   "ls --pipeline P [--stage S] [--match REGEX] [--json]",
 		Short: "Count quarantined records by stage and error",
 		Long: `Count the records in a pipeline's quarantine topic, grouped by the stage that
-failed them and their error, with the first and last failure times.`,
+failed them and their error, with the first and last failure times, and how
+many of them replay quarantine sent back already (REPLAYED; they stay in the
+topic, which is a log: COUNT minus REPLAYED are still waiting). A record
+replayed that fails again is quarantined again, as a new record.`,
 		Example: `  millrace quarantine ls --pipeline orders
   millrace quarantine ls --pipeline orders --stage price --json`,
 		Args: noArgs,
@@ -137,9 +149,10 @@ failed them and their error, with the first and last failure times.`,
 			rows[i] = errorCount(c)
 		}
 		if o.json {
-			return writeJSON(g.stdout, map[string]any{"pipeline": o.pipeline, "topic": o.Topic, "total": counts.Total, "errors": rows})
+			return writeJSON(g.stdout, map[string]any{"pipeline": o.pipeline, "topic": o.Topic, "total": counts.Total,
+				"replayed": counts.Replayed, "errors": rows})
 		}
-		printCounts(g.stdout, o.Topic, counts.Total, rows)
+		printCounts(g.stdout, o.Topic, counts.Total, counts.Replayed, rows)
 		return nil
 	}
 	command(g, cmd, func([]string) (quarantineOptions, error) { return q.options(g) }, do)
@@ -154,7 +167,7 @@ failed them and their error, with the first and last failure times.`,
 // errorCount is a row of quarantine ls.
 type errorCount kafkaops.ErrorCount
 
-// MarshalJSON writes the row as {"stage", "error", "count",
+// MarshalJSON writes the row as {"stage", "error", "count", "replayed",
 // "first_failure", "last_failure"}, each string as records print theirs
 // (recordJSONHelp): "error_base64" where it is not UTF-8.
 func (c errorCount) MarshalJSON() ([]byte, error) {
@@ -163,7 +176,7 @@ func (c errorCount) MarshalJSON() ([]byte, error) {
 	appendTextField(&b, "stage", c.Stage)
 	b.WriteByte(',')
 	appendTextField(&b, "error", c.Error)
-	b.WriteString(`,"count":` + strconv.Itoa(c.Count) + ",")
+	b.WriteString(`,"count":` + strconv.Itoa(c.Count) + `,"replayed":` + strconv.Itoa(c.Replayed) + ",")
 	appendTextField(&b, "first_failure", c.FirstFailure)
 	b.WriteByte(',')
 	appendTextField(&b, "last_failure", c.LastFailure)
@@ -171,13 +184,15 @@ func (c errorCount) MarshalJSON() ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-func printCounts(w io.Writer, topic string, total int, rows []errorCount) {
-	fmt.Fprintf(w, "%s: %d quarantined %s\n", topic, total, plural(total, "record"))
+func printCounts(w io.Writer, topic string, total, replayed int, rows []errorCount) {
+	fmt.Fprintf(w, "%s: %d quarantined %s", topic, total, plural(total, "record"))
 	if total == 0 {
+		fmt.Fprintln(w)
 		return
 	}
+	fmt.Fprintf(w, ", %d replayed, %d waiting\n", replayed, total-replayed)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "STAGE\tCOUNT\tFIRST FAILURE\tLAST FAILURE\tERROR")
+	fmt.Fprintln(tw, "STAGE\tCOUNT\tREPLAYED\tFIRST FAILURE\tLAST FAILURE\tERROR")
 	for _, r := range rows {
 		msg := strings.ReplaceAll(r.Error, "\n", " ")
 		if len(msg) > 120 {
@@ -187,7 +202,7 @@ func printCounts(w io.Writer, topic string, total int, rows []errorCount) {
 			}
 			msg = msg[:cut] + "..."
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", payloadText([]byte(r.Stage)), r.Count,
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\n", payloadText([]byte(r.Stage)), r.Count, r.Replayed,
 			shortTime(r.FirstFailure), shortTime(r.LastFailure), payloadText([]byte(msg)))
 	}
 	tw.Flush()

@@ -36,9 +36,9 @@ between the send and the record can send one record twice.)
 
 --since and --until select by the time a record was quarantined (its Kafka
 timestamp): each is a duration ago (1h, 30m) or a time: RFC 3339, or without
-a zone, in UTC (2026-11-20T14:00:00, or a date, 2026-11-20). At the end it prints how many records were sent, per topic, and
-how many were skipped and why. The exit code is 1 if any record could not be
-sent.`
+a zone, in UTC (2026-11-20T14:00:00, or a date, 2026-11-20). At the end it
+prints how many records were sent, per topic, and how many were skipped and
+why. The exit code is 1 if any record could not be sent.`
 
 // replayQuarantineFlags are the flags of `millrace replay quarantine`.
 type replayQuarantineFlags struct {

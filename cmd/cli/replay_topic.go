@@ -27,10 +27,10 @@ Each partition of --from is read from its first record at or after --since
 (the start of the log without it) up to its end when the command started;
 records with a timestamp at or after --until are left out. Each is a
 duration ago (1h, 30m) or a time: RFC 3339, or without a zone, in UTC
-(2026-11-20T14:00:00, or a date, 2026-11-20). --to must exist and differ from --from (a topic copied into
-itself would grow for ever). At the end it prints how many records were
-copied per partition; --dry-run only counts them. The exit code is 1 if any
-record could not be copied.`
+(2026-11-20T14:00:00, or a date, 2026-11-20). --to must exist and differ from
+--from (a topic copied into itself would grow for ever). At the end it
+prints how many records were copied per partition; --dry-run only counts
+them. The exit code is 1 if any record could not be copied.`
 
 // replayTopicFlags are the flags of `millrace replay topic`.
 type replayTopicFlags struct {

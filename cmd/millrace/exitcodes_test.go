@@ -101,6 +101,11 @@ pipelines:
 	if _, stderr, code := cli(t, dir, "", "broker", "--port", "0"); code != 1 || !strings.Contains(stderr, "pick another directory with --data-dir)") {
 		t.Fatalf("broker on a data directory in use: exit %d, want 1 naming --data-dir:\n%s", code, stderr)
 	}
+	// run, on the default port, is told first to use the broker there.
+	if _, stderr, code := cli(t, dir, "", "run", "--stage", "jobs/tag"); code != 1 ||
+		!strings.Contains(stderr, "use that broker with --brokers 127.0.0.1:9092 if it listens there") {
+		t.Fatalf("run with the embedded broker's data directory in use: exit %d, want 1 advising --brokers:\n%s", code, stderr)
+	}
 	successes := [][]string{
 		{"validate"},
 		{"filters", "list"},

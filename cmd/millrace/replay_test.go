@@ -386,6 +386,10 @@ func TestReplayQuarantine_after_fixing_the_config_sends_each_record_once(t *test
 		if again.Sent != 0 || again.Skipped["already replayed"] != n {
 			t.Fatalf("second replay: %+v, want 0 sent and %d already replayed", again, n)
 		}
+		out, stderr, code = cli(t, dir, "", "quarantine", "ls", "--brokers", brokers, "--pipeline", name)
+		if want := fmt.Sprintf("%s.quarantine: %d quarantined records, %d replayed, 0 waiting\n", name, n, n); code != 0 || !strings.HasPrefix(out, want) {
+			t.Fatalf("quarantine ls after the replay: exit %d\n%s%s\nwant it to start %q", code, out, stderr, want)
+		}
 
 		run2 := start(t, "run 2", dir, nil, "run", "--brokers", brokers)
 		run2.waitLog("stage ready", 2, 60*time.Second)

@@ -173,6 +173,9 @@ type jqFilter struct {
 
 // Process implements [filters.Filter].
 func (f *jqFilter) Process(ctx context.Context, msg *filters.Message) ([]*filters.Message, error) {
+	if msg.Payload == nil {
+		return nil, filters.Permanent(errors.New("payload is not JSON: the record is a tombstone (it has no value)"))
+	}
 	// Invalid UTF-8 and lone surrogates would be parsed as U+FFFD: refuse
 	// rather than rewrite the bytes.
 	input, err := exactjson.ParseText(msg.Payload)

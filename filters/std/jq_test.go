@@ -209,6 +209,15 @@ func TestJQ_fails_permanently_on_bad_records(t *testing.T) {
 	}
 }
 
+// A tombstone (a record with no value) is named as one, not as an empty
+// payload.
+func TestJQ_names_a_tombstone(t *testing.T) {
+	_, err := runJQ(t, "program: .", &filters.Message{Key: []byte("k")})
+	if !filters.IsPermanent(err) || !strings.Contains(err.Error(), "tombstone") {
+		t.Fatalf("Process of a tombstone = %v, want a permanent error naming it a tombstone", err)
+	}
+}
+
 func TestJQ_never_rewrites_bytes(t *testing.T) {
 	tests := []struct {
 		name, config string
