@@ -24,10 +24,12 @@ func newQuarantineCmd(g *globals) *cobra.Command {
 		Use:   "quarantine",
 		Short: "Inspect the records a pipeline quarantined",
 		Long: `Inspect a pipeline's quarantine topic (<pipeline>.quarantine, a dead-letter
-topic), where records go that failed for good, with headers saying why: millrace-error, millrace-stage,
-millrace-attempt, millrace-origin, millrace-first-failure, millrace-last-failure.
+topic), where records go that failed for good, with headers saying why:
+millrace-error, millrace-stage, millrace-attempt, millrace-origin,
+millrace-first-failure, millrace-last-failure.
 
-  quarantine ls    counts by stage and error, with first and last failure
+  quarantine ls    counts by stage and error, with first and last failure,
+                   and how many were replayed
   quarantine show  the records with their headers
 
 Both read outside any consumer group and change nothing. To send records
