@@ -135,6 +135,10 @@ func typeOf(v any) Type {
 type Problem struct {
 	Line, Column int
 	Message      string
+	// Extra is true of a key the filter does not take, or one set twice
+	// (the first value counts): the values of the other keys are sound,
+	// so that New can still report their problems.
+	Extra bool
 }
 
 // Parse checks a config block against the spec: unknown keys, missing
@@ -162,11 +166,15 @@ func (s Spec) Parse(node *yaml.Node) (Config, map[string]Problem, []Problem) {
 			k, v := node.Content[i], node.Content[i+1]
 			f, ok := s.field(k.Value)
 			if !ok {
-				problems = append(problems, at(k, "unknown config key %q for filter %q%s", k.Value, s.Name, knownFields(s.Fields)))
+				pr := at(k, "unknown config key %q for filter %q%s", k.Value, s.Name, knownFields(s.Fields))
+				pr.Extra = true
+				problems = append(problems, pr)
 				continue
 			}
 			if seen[f.Name] {
-				problems = append(problems, at(k, "config key %q is set twice", k.Value))
+				pr := at(k, "config key %q is set twice", k.Value)
+				pr.Extra = true
+				problems = append(problems, pr)
 				continue
 			}
 			seen[f.Name] = true
@@ -191,8 +199,8 @@ func (s Spec) Parse(node *yaml.Node) (Config, map[string]Problem, []Problem) {
 		switch {
 		case set[f.Name]:
 		case f.Required:
-			problems = append(problems, Problem{pos.Line, pos.Column,
-				fmt.Sprintf("filter %q needs config key %q (%s)", s.Name, f.Name, f.Description)})
+			problems = append(problems, Problem{Line: pos.Line, Column: pos.Column,
+				Message: fmt.Sprintf("filter %q needs config key %q (%s)", s.Name, f.Name, f.Description)})
 		case f.Default != nil:
 			cfg.values[f.Name] = f.Default
 		}

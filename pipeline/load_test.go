@@ -49,6 +49,8 @@ var badFixtures = map[string][]string{
 		`16:22: pipeline "p" stage "b": max_bytes: want a whole number, got "lots"`,
 		`18:17: pipeline "p" stage "c": filter "jq" needs config key "program"`,
 		`22:20: pipeline "p" stage "d": filter "jq": program:`,
+		`25:29: pipeline "p" stage "e": filter "log": max_bytes: max_bytes must not be negative, got -1`,
+		`25:33: pipeline "p" stage "e": unknown config key "colour" for filter "log"`,
 	},
 	"names.bad.yaml": {
 		`2:10: unsupported version 2`,

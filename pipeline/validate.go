@@ -150,14 +150,16 @@ func (st *Stage) validate(p *problems, reg *filters.Registry, pl *Pipeline, inde
 	// The filter's messages may quote values of its config.
 	secrets := p.sourcesIn(st.Config)
 	cfg, fieldPos, probs := spec.Parse(st.Config)
+	sound := true // every problem is an extra key: New can check the rest
 	for _, pr := range probs {
 		at := Pos{pr.Line, pr.Column}
 		if pr.Line == 0 {
 			at = st.Of("filter")
 		}
 		p.add(at, "%s: %s", where, scrubbed(pr.Message, secrets))
+		sound = sound && pr.Extra
 	}
-	if len(probs) > 0 {
+	if !sound {
 		return
 	}
 	cfg.Pipeline, cfg.Stage, cfg.SecretEnv = pl.Name, st.Name, p.secretEnv
@@ -174,6 +176,9 @@ func (st *Stage) validate(p *problems, reg *filters.Registry, pl *Pipeline, inde
 	}
 	if c, ok := flt.(filters.Closer); ok {
 		_ = c.Close()
+	}
+	if len(probs) > 0 {
+		return
 	}
 	st.filterSpec, st.filterConfig = spec, cfg
 }
