@@ -73,6 +73,10 @@ const DefaultMaxPartitionFetchBytes = 256 << 10
 // wait for all in-sync replicas and partition keys the way Java clients do.
 // Sarama's go-metrics are off but for the count of requests by API
 // ([KafkaRequests]); millrace exports its own metrics, to Prometheus.
+// It is the config of consuming and admin clients: a producer on it is
+// not idempotent, and a batch its retries send again after the broker
+// applied it (REQUEST_TIMED_OUT) is written twice. Producers use
+// [NewProducerConfig].
 func NewSaramaConfig(clientID string) *sarama.Config {
 	c := sarama.NewConfig()
 	c.Version = KafkaVersion
